@@ -1,0 +1,31 @@
+# Floodgate: the README's two commands are `make demo` (the main job) and `make test`.
+.PHONY: demo test bench lint fmt build clean kafka-start kafka-stop
+
+demo:          ## build, start Kafka + target + orchestrator + 2 drivers, run both test types
+	bash scripts/demo.sh
+
+test:          ## lint, build, start a real Kafka, run every test (what CI runs)
+	bash scripts/test.sh
+
+bench:         ## the load engine beside wrk on the same target; prints ratios
+	bash scripts/bench.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+build:
+	cargo build --workspace --release
+
+kafka-start:   ## a broker for manual use; prints its address
+	bash scripts/kafka.sh start
+
+kafka-stop:
+	bash scripts/kafka.sh stop
+
+clean:
+	bash scripts/kafka.sh stop || true
+	rm -rf build .run

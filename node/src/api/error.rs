@@ -1,0 +1,76 @@
+//! The API's one error type and its single mapping to status codes and JSON bodies.
+
+use crate::orchestrator::spec::FieldError;
+use crate::orchestrator::OrchestratorError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    field: Option<String>,
+}
+
+impl ApiError {
+    pub fn not_found(what: &str) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: what.to_string(),
+            field: None,
+        }
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: "method not allowed on this path".into(),
+            field: None,
+        }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: e.to_string(),
+            field: Some(e.field),
+        }
+    }
+}
+
+impl From<OrchestratorError> for ApiError {
+    fn from(e: OrchestratorError) -> Self {
+        match e {
+            OrchestratorError::Invalid(f) => f.into(),
+            OrchestratorError::NotFound(_) => Self {
+                status: StatusCode::NOT_FOUND,
+                message: e.to_string(),
+                field: None,
+            },
+            OrchestratorError::Conflict(_) => Self {
+                status: StatusCode::CONFLICT,
+                message: e.to_string(),
+                field: None,
+            },
+            OrchestratorError::Bus(_) => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: e.to_string(),
+                field: None,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match self.field {
+            Some(field) => json!({ "error": self.message, "field": field }),
+            None => json!({ "error": self.message }),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,91 @@
+//! The orchestrator's REST API (JSON, under `/api/v1`): view and control tests and drivers.
+//! Handlers are thin: they parse, call the [`Orchestrator`], and let [`ApiError`] map failures.
+
+mod error;
+
+pub use error::ApiError;
+
+use crate::orchestrator::spec::parse_input;
+use crate::orchestrator::Orchestrator;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+const OPENAPI: &str = include_str!("openapi.json");
+
+pub fn router(o: Orchestrator) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/drivers", get(drivers))
+        .route("/api/v1/tests", get(list_tests).post(create_test))
+        .route("/api/v1/tests/current", get(current_test))
+        .route("/api/v1/tests/{id}", get(get_test))
+        .route("/api/v1/tests/{id}/trigger", post(trigger_test))
+        .route("/api/v1/tests/{id}/stop", post(stop_test))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(o)
+}
+
+async fn healthz(State(o): State<Orchestrator>) -> impl IntoResponse {
+    Json(json!({ "status": "ok", "orchestrator_id": o.id(), "kafka": o.bus_stats().to_json() }))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn drivers(State(o): State<Orchestrator>) -> impl IntoResponse {
+    let drivers = o.drivers();
+    let alive = drivers.iter().filter(|d| d.alive).count();
+    Json(json!({ "alive": alive, "drivers": drivers }))
+}
+
+async fn list_tests(State(o): State<Orchestrator>) -> impl IntoResponse {
+    Json(json!({ "tests": o.list() }))
+}
+
+async fn create_test(
+    State(o): State<Orchestrator>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let input = parse_input(&body)?;
+    let view = o.create(input).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/v1/tests/{}", view.id))],
+        Json(view),
+    ))
+}
+
+async fn current_test(State(o): State<Orchestrator>) -> Result<impl IntoResponse, ApiError> {
+    o.current()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("no test has been created yet"))
+}
+
+async fn get_test(
+    State(o): State<Orchestrator>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(o.get(&id)?))
+}
+
+async fn trigger_test(
+    State(o): State<Orchestrator>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(o.trigger(&id).await?))
+}
+
+async fn stop_test(
+    State(o): State<Orchestrator>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(o.stop(&id).await?))
+}

@@ -1,0 +1,150 @@
+//! Wires each CLI role from its arguments: IDs, stores, listeners, shutdown. `main` stays thin.
+
+use crate::cli::{DriverArgs, LoadArgs, OrchestratorArgs};
+use crate::driver::{self, DriverConfig};
+use crate::engine::{self, Pacer, Plan, PreparedRequest};
+use crate::orchestrator::{Orchestrator, OrchestratorConfig};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn short_uuid() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+fn default_store(name: &str) -> PathBuf {
+    let dir = std::env::var_os("FLOODGATE_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".floodgate"));
+    dir.join(format!("{name}.sqlite"))
+}
+
+async fn bind(addr: &str, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({flag}): {e}"))
+}
+
+pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
+    let id = args
+        .id
+        .unwrap_or_else(|| format!("orchestrator-{}", short_uuid()));
+    let listener = bind(&args.listen, "--listen").await?;
+    let advertise = listener.local_addr()?.to_string();
+    let cfg = OrchestratorConfig {
+        id,
+        kafka: args.kafka.kafka.clone(),
+        advertise: advertise.clone(),
+        topics: args.kafka.topics(),
+        store: args.store.unwrap_or_else(|| default_store("orchestrator")),
+        heartbeat_timeout: Duration::from_millis(args.heartbeat_timeout_ms.max(1)),
+        start_delay: Duration::from_millis(args.start_delay_ms),
+    };
+    let o = Orchestrator::start(cfg).await?;
+    tracing::info!("REST API on http://{advertise}/api/v1");
+    // Printed plainly too, so scripts and tests can find a port chosen with :0.
+    println!("floodgate orchestrator listening on {advertise}");
+    axum::serve(listener, crate::api::router(o))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+pub async fn driver(args: DriverArgs) -> anyhow::Result<()> {
+    if args.report_ms == 0 || args.report_ms > 1000 {
+        anyhow::bail!("--report-ms must be between 1 and 1000 (the orchestrator must know counts at most 1 s old)");
+    }
+    if args.heartbeat_ms == 0 {
+        anyhow::bail!("--heartbeat-ms must be > 0");
+    }
+    let id = args
+        .id
+        .unwrap_or_else(|| format!("driver-{}", short_uuid()));
+    let listener = bind(&args.listen, "--listen").await?;
+    let bound = listener.local_addr()?.to_string();
+    let cfg = DriverConfig {
+        store: args
+            .store
+            .unwrap_or_else(|| default_store(&format!("driver-{id}"))),
+        id,
+        kafka: args.kafka.kafka.clone(),
+        orchestrator: args.orchestrator,
+        advertise: args.advertise.unwrap_or_else(|| bound.clone()),
+        topics: args.kafka.topics(),
+        heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
+        report_interval: Duration::from_millis(args.report_ms),
+        default_target: args.target,
+    };
+    println!("floodgate driver {} listening on {bound}", cfg.id);
+    driver::run(cfg, listener, shutdown_signal()).await
+}
+
+/// `floodgate load`: the engine alone, for one machine and for benchmarks.
+pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
+    let request = PreparedRequest::build(&args.url, "GET", &[], None)
+        .map_err(|e| anyhow::anyhow!("--url: {}", e.message))?;
+    if args.requests == 0 || args.concurrency == 0 {
+        anyhow::bail!("--requests and --concurrency must be > 0");
+    }
+    let plan = Plan {
+        request,
+        pacer: Pacer::new(
+            Duration::from_secs_f64(args.delay_ms.max(0.0) / 1000.0),
+            args.rate,
+        ),
+        requests: args.requests,
+        concurrency: usize::try_from(args.concurrency).unwrap_or(usize::MAX),
+        timeout: Duration::from_millis(args.timeout_ms.max(1)),
+        start_at: None,
+    };
+    let running = engine::start(plan)
+        .await
+        .map_err(|e| anyhow::anyhow!("--url: {}", e.message))?;
+    let s = tokio::select! {
+        s = running.finished() => s,
+        _ = shutdown_signal() => { running.stop(); running.finished().await }
+    };
+    let lat = s.recorder.latency.summary();
+    let svc = s.recorder.service.summary();
+    let result = serde_json::json!({
+        "requests": s.requests_total, "sent": s.sent, "ok": s.ok(), "responses": s.responses(),
+        "errors": s.recorder.errors, "elapsed_s": s.elapsed.as_secs_f64(), "achieved_rps": s.achieved_rps(),
+        "latency": lat, "service_time": svc, "first_error": s.recorder.first_error,
+    });
+    if args.json {
+        println!("{result}");
+    } else {
+        println!(
+            "{} requests in {:.3}s: {:.1} req/s, ok {}, errors {} | latency ms: min {:.3} mean {:.3} p50 {:.3} p99 {:.3} max {:.3}",
+            s.sent,
+            s.elapsed.as_secs_f64(),
+            s.achieved_rps(),
+            s.ok(),
+            s.recorder.errors.total(),
+            lat.min_ms,
+            lat.mean_ms,
+            lat.median_ms,
+            lat.p99_ms,
+            lat.max_ms
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! Command-line definitions. Every flag of a node can also come from a `FLOODGATE_*`
+//! environment variable, for containers.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "floodgate",
+    version,
+    about = "Distributed HTTP load testing over Kafka"
+)]
+pub struct Cli {
+    /// Log format on stdout.
+    #[arg(
+        long,
+        global = true,
+        env = "FLOODGATE_LOG_FORMAT",
+        default_value = "human"
+    )]
+    pub log_format: LogFormat,
+    /// Log filter (e.g. info, debug, floodgate=debug).
+    #[arg(long, global = true, env = "FLOODGATE_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the orchestrator node (REST API + runtime controller).
+    Orchestrator(OrchestratorArgs),
+    /// Run a driver node.
+    Driver(DriverArgs),
+    /// Create, run and inspect tests through an orchestrator's REST API.
+    #[command(subcommand)]
+    Test(TestCommand),
+    /// List the drivers an orchestrator knows, with liveness.
+    Nodes(ClientArgs),
+    /// Run the load engine locally against a URL, without Kafka (single-node use and benchmarks).
+    Load(LoadArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap address (HOST:PORT[,HOST:PORT…]).
+    #[arg(long, env = "FLOODGATE_KAFKA")]
+    pub kafka: String,
+    /// Prefix for all five topic names (lets several clusters share a broker).
+    #[arg(long, env = "FLOODGATE_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+    #[arg(long, env = "FLOODGATE_TOPIC_REGISTER")]
+    pub topic_register: Option<String>,
+    #[arg(long, env = "FLOODGATE_TOPIC_TEST_CONFIG")]
+    pub topic_test_config: Option<String>,
+    #[arg(long, env = "FLOODGATE_TOPIC_TRIGGER")]
+    pub topic_trigger: Option<String>,
+    #[arg(long, env = "FLOODGATE_TOPIC_METRICS")]
+    pub topic_metrics: Option<String>,
+    #[arg(long, env = "FLOODGATE_TOPIC_HEARTBEAT")]
+    pub topic_heartbeat: Option<String>,
+}
+
+impl KafkaArgs {
+    pub fn topics(&self) -> crate::protocol::Topics {
+        let mut t = crate::protocol::Topics::with_prefix(&self.topic_prefix);
+        let set = |slot: &mut String, v: &Option<String>| {
+            if let Some(v) = v {
+                slot.clone_from(v);
+            }
+        };
+        set(&mut t.register, &self.topic_register);
+        set(&mut t.test_config, &self.topic_test_config);
+        set(&mut t.trigger, &self.topic_trigger);
+        set(&mut t.metrics, &self.topic_metrics);
+        set(&mut t.heartbeat, &self.topic_heartbeat);
+        t
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct OrchestratorArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Address of the REST API (the orchestrator's own address).
+    #[arg(
+        long,
+        env = "FLOODGATE_LISTEN",
+        default_value = "127.0.0.1:8090",
+        alias = "orchestrator"
+    )]
+    pub listen: String,
+    /// Unique node ID (generated when absent).
+    #[arg(long, env = "FLOODGATE_ID")]
+    pub id: Option<String>,
+    /// SQLite metrics store (default: .floodgate/orchestrator.sqlite).
+    #[arg(long, env = "FLOODGATE_STORE")]
+    pub store: Option<PathBuf>,
+    /// A driver silent for this long is shown as lost (3 heartbeats by default).
+    #[arg(long, env = "FLOODGATE_HEARTBEAT_TIMEOUT_MS", default_value_t = 3000)]
+    pub heartbeat_timeout_ms: u64,
+    /// Drivers start together this long after a trigger.
+    #[arg(long, env = "FLOODGATE_START_DELAY_MS", default_value_t = 1000)]
+    pub start_delay_ms: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct DriverArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Address of the orchestrator (as the spec requires every node to be told).
+    #[arg(long, env = "FLOODGATE_ORCHESTRATOR")]
+    pub orchestrator: String,
+    /// Unique node ID (generated when absent).
+    #[arg(long, env = "FLOODGATE_ID")]
+    pub id: Option<String>,
+    /// Address of the driver's own HTTP endpoint (health; port 0 picks one).
+    #[arg(long, env = "FLOODGATE_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Address to report as node_IP (default: the bound listen address).
+    #[arg(long, env = "FLOODGATE_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// SQLite metrics store (default: .floodgate/driver-<id>.sqlite).
+    #[arg(long, env = "FLOODGATE_STORE")]
+    pub store: Option<PathBuf>,
+    #[arg(long, env = "FLOODGATE_HEARTBEAT_MS", default_value_t = 1000)]
+    pub heartbeat_ms: u64,
+    /// Interval of cumulative metrics reports during a test (at most 1000).
+    #[arg(long, env = "FLOODGATE_REPORT_MS", default_value_t = 500)]
+    pub report_ms: u64,
+    /// Target URL for tests whose config names none (orchestrators of other implementations).
+    #[arg(long, env = "FLOODGATE_TARGET")]
+    pub target: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// The orchestrator's REST address.
+    #[arg(long, env = "FLOODGATE_ORCHESTRATOR", default_value = "127.0.0.1:8090")]
+    pub orchestrator: String,
+    /// Output format.
+    #[arg(long, short = 'o', default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TestCommand {
+    /// Create and trigger a test, show progress, print the results.
+    Run(RunArgs),
+    /// List tests.
+    List(ClientArgs),
+    /// Show one test.
+    Show {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Stop a running test.
+    Stop {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TestKind {
+    Tsunami,
+    Avalanche,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Test type.
+    #[arg(long = "type", value_enum)]
+    pub kind: TestKind,
+    /// Target URL, e.g. http://127.0.0.1:8080/ping.
+    #[arg(long)]
+    pub url: String,
+    /// Requests per driver.
+    #[arg(long, short = 'n')]
+    pub requests: u64,
+    /// Tsunami: milliseconds between requests on each driver.
+    #[arg(long)]
+    pub delay_ms: Option<f64>,
+    /// Throughput cap per driver in requests/s (default: uncapped).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Connections per driver.
+    #[arg(long, short = 'c')]
+    pub concurrency: Option<u64>,
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Number of drivers (default: all alive, up to 8).
+    #[arg(long)]
+    pub drivers: Option<u64>,
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// Extra header, `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Create the test without triggering it.
+    #[arg(long)]
+    pub no_trigger: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Target URL.
+    #[arg(long)]
+    pub url: String,
+    /// Requests to send.
+    #[arg(long, short = 'n')]
+    pub requests: u64,
+    /// Connections.
+    #[arg(long, short = 'c', default_value_t = 50)]
+    pub concurrency: u64,
+    /// Throughput cap in requests/s.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Tsunami delay in milliseconds between requests.
+    #[arg(long, default_value_t = 0.0)]
+    pub delay_ms: f64,
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,315 @@
+//! The CLI's side of the REST API: `floodgate test run|list|show|stop` and `floodgate nodes`,
+//! with progress while a test runs and a table of the results.
+
+use crate::cli::{ClientArgs, Output, RunArgs, TestKind};
+use crate::orchestrator::run::{Stats, TestStatus, TestView};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::time::Duration;
+
+/// A failure the CLI reports in one line, with its exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CliError {
+    pub message: String,
+    pub code: i32,
+}
+
+fn fail(code: i32, message: impl Into<String>) -> CliError {
+    CliError {
+        message: message.into(),
+        code,
+    }
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    fn new(addr: &str) -> Result<Self, CliError> {
+        let base = if addr.starts_with("http://") {
+            addr.trim_end_matches('/').to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| fail(2, format!("cannot build an HTTP client: {e}")))?;
+        Ok(Self { http, base })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CliError> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            fail(
+                2,
+                format!(
+                    "cannot reach the orchestrator at {}: {e} (set --orchestrator)",
+                    self.base
+                ),
+            )
+        })?;
+        let status = resp.status();
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(value);
+        }
+        let msg = value["error"].as_str().unwrap_or("request failed");
+        Err(match value["field"].as_str() {
+            Some(field) => fail(2, format!("{msg} (fix --{})", cli_flag(field))),
+            None => fail(2, format!("{msg} (HTTP {status})")),
+        })
+    }
+
+    async fn test(&self, id: &str) -> Result<TestView, CliError> {
+        let v = self
+            .call(reqwest::Method::GET, &format!("/api/v1/tests/{id}"), None)
+            .await?;
+        serde_json::from_value(v)
+            .map_err(|e| fail(2, format!("unexpected answer from the orchestrator: {e}")))
+    }
+}
+
+/// The CLI flag that sets an API field, for error messages.
+fn cli_flag(field: &str) -> &str {
+    match field {
+        "test_type" => "type",
+        "target_url" => "url",
+        "requests_per_driver" => "requests",
+        "throughput_per_driver" => "rate",
+        "delay_ms" => "delay-ms",
+        "timeout_ms" => "timeout-ms",
+        "headers" => "header",
+        other => other,
+    }
+}
+
+pub async fn run(args: RunArgs) -> Result<(), CliError> {
+    let api = Api::new(&args.client.orchestrator)?;
+    let mut headers = serde_json::Map::new();
+    for h in &args.headers {
+        let (k, v) = h
+            .split_once(':')
+            .ok_or_else(|| fail(2, format!("--header {h:?} must look like 'Name: value'")))?;
+        headers.insert(k.trim().to_string(), json!(v.trim()));
+    }
+    let mut body = json!({
+        "test_type": match args.kind { TestKind::Tsunami => "tsunami", TestKind::Avalanche => "avalanche" },
+        "target_url": args.url,
+        "requests_per_driver": args.requests,
+        "method": args.method,
+        "trigger": !args.no_trigger,
+    });
+    let fields = [
+        ("delay_ms", args.delay_ms.map(|v| json!(v))),
+        ("throughput_per_driver", args.rate.map(|v| json!(v))),
+        ("concurrency", args.concurrency.map(|v| json!(v))),
+        ("timeout_ms", args.timeout_ms.map(|v| json!(v))),
+        ("drivers", args.drivers.map(|v| json!(v))),
+        ("body", args.body.map(|v| json!(v))),
+        (
+            "headers",
+            (!headers.is_empty()).then_some(Value::Object(headers)),
+        ),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            body[k] = v;
+        }
+    }
+    let created = api
+        .call(reqwest::Method::POST, "/api/v1/tests", Some(body))
+        .await?;
+    let id = created["id"]
+        .as_str()
+        .ok_or_else(|| fail(2, "the orchestrator returned no test id"))?
+        .to_string();
+    if args.no_trigger {
+        println!("{id}");
+        return Ok(());
+    }
+    eprintln!(
+        "test {id} started on {} drivers",
+        created["drivers"].as_array().map_or(0, Vec::len)
+    );
+    let view = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let v = api.test(&id).await?;
+        if v.status.is_finished() {
+            break v;
+        }
+        eprintln!("{}", progress_line(&v));
+    };
+    print_result(&view, args.client.output);
+    match view.status {
+        TestStatus::Completed => Ok(()),
+        s => Err(fail(
+            1,
+            format!(
+                "test {id} ended {s:?}: {}",
+                view.reason.as_deref().unwrap_or("stopped")
+            )
+            .to_lowercase(),
+        )),
+    }
+}
+
+fn progress_line(v: &TestView) -> String {
+    let a = &v.aggregate;
+    let mut line = format!(
+        "[{:>3.0}%] sent {}/{}  ok {}  errors {}  {:.0} req/s  p99 {:.2} ms |",
+        a.progress * 100.0,
+        a.sent,
+        a.requests_total,
+        a.ok,
+        a.error_total,
+        a.achieved_rps,
+        a.latency.p99_ms
+    );
+    for d in &v.per_driver {
+        line.push_str(&format!(" {} {}", short(&d.driver_id), d.stats.sent));
+    }
+    line
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+pub fn print_result(v: &TestView, output: Output) {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        return;
+    }
+    println!(
+        "test {}  {}  {}  drivers {}{}",
+        v.id,
+        v.spec.test_type,
+        format!("{:?}", v.status).to_lowercase(),
+        v.drivers.len(),
+        v.reason
+            .as_ref()
+            .map(|r| format!("  ({r})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "{:<14} {:>9} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "driver",
+        "sent",
+        "ok",
+        "errors",
+        "req/s",
+        "min",
+        "mean",
+        "median",
+        "mode",
+        "p90",
+        "p95",
+        "p99",
+        "max",
+        "(ms)"
+    );
+    println!("{}", row("all", &v.aggregate));
+    for d in &v.per_driver {
+        println!("{}", row(short(&d.driver_id), &d.stats));
+    }
+    let _ = std::io::stdout().flush();
+}
+
+fn row(name: &str, s: &Stats) -> String {
+    let l = &s.latency;
+    format!(
+        "{:<14} {:>9} {:>9} {:>7} {:>9.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+        name, s.sent, s.ok, s.error_total, s.achieved_rps, l.min_ms, l.mean_ms, l.median_ms, l.mode_ms, l.p90_ms, l.p95_ms, l.p99_ms, l.max_ms
+    )
+}
+
+pub async fn list(args: ClientArgs) -> Result<(), CliError> {
+    let api = Api::new(&args.orchestrator)?;
+    let v = api
+        .call(reqwest::Method::GET, "/api/v1/tests", None)
+        .await?;
+    if args.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    let tests: Vec<TestView> = serde_json::from_value(v["tests"].clone())
+        .map_err(|e| fail(2, format!("unexpected answer: {e}")))?;
+    println!(
+        "{:<38} {:<10} {:<10} {:>7} {:>10} {:>9} {:>9}",
+        "test", "type", "status", "drivers", "sent", "p50 ms", "p99 ms"
+    );
+    for t in tests {
+        let a = &t.aggregate;
+        println!(
+            "{:<38} {:<10} {:<10} {:>7} {:>10} {:>9.3} {:>9.3}",
+            t.id,
+            t.spec.test_type.to_string(),
+            format!("{:?}", t.status).to_lowercase(),
+            t.drivers.len(),
+            a.sent,
+            a.latency.median_ms,
+            a.latency.p99_ms
+        );
+    }
+    Ok(())
+}
+
+pub async fn show(id: &str, args: ClientArgs) -> Result<(), CliError> {
+    let api = Api::new(&args.orchestrator)?;
+    print_result(&api.test(id).await?, args.output);
+    Ok(())
+}
+
+pub async fn stop(id: &str, args: ClientArgs) -> Result<(), CliError> {
+    let api = Api::new(&args.orchestrator)?;
+    api.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/tests/{id}/stop"),
+        None,
+    )
+    .await?;
+    eprintln!("stop requested for test {id}");
+    Ok(())
+}
+
+pub async fn nodes(args: ClientArgs) -> Result<(), CliError> {
+    let api = Api::new(&args.orchestrator)?;
+    let v = api
+        .call(reqwest::Method::GET, "/api/v1/drivers", None)
+        .await?;
+    if args.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    println!(
+        "{:<40} {:<22} {:<6} {:>10}  test",
+        "driver", "address", "state", "beat age"
+    );
+    for d in v["drivers"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "{:<40} {:<22} {:<6} {:>8}ms  {}",
+            d["id"].as_str().unwrap_or(""),
+            d["address"].as_str().unwrap_or(""),
+            if d["alive"].as_bool().unwrap_or(false) {
+                "alive"
+            } else {
+                "lost"
+            },
+            d["heartbeat_age_ms"].as_u64().unwrap_or(0),
+            d["test_id"].as_str().unwrap_or("-")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! The driver's metrics store (SQLite): every test it ran, its progress reports, and its final
+//! report kept in an outbox until Kafka has acknowledged it, so a final report survives a Kafka
+//! outage or a driver restart.
+
+use crate::protocol::{MetricsReport, TestConfig};
+use crate::sqlite::Db;
+use rusqlite::{params, OptionalExtension};
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tests (
+    test_id     TEXT PRIMARY KEY,
+    config      TEXT NOT NULL,
+    started_ms  INTEGER NOT NULL,
+    finished_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS reports (
+    test_id    TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    is_final   INTEGER NOT NULL,
+    at_ms      INTEGER NOT NULL,
+    sent       INTEGER NOT NULL,
+    responses  INTEGER NOT NULL,
+    errors     INTEGER NOT NULL,
+    mean_ms    REAL NOT NULL,
+    median_ms  REAL NOT NULL,
+    p99_ms     REAL NOT NULL,
+    PRIMARY KEY (test_id, seq)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    test_id   TEXT PRIMARY KEY,
+    payload   BLOB NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0
+);
+";
+
+#[derive(Clone)]
+pub struct DriverStore {
+    db: Db,
+}
+
+impl DriverStore {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            db: Db::open(path, SCHEMA)?,
+        })
+    }
+
+    /// Records that a test started; false when it had already run here (never run a test twice).
+    pub async fn begin(&self, config: &TestConfig, now_ms: u64) -> anyhow::Result<bool> {
+        let id = config.test_id.clone();
+        let json = String::from_utf8_lossy(&crate::protocol::emit(config)).into_owned();
+        self.db
+            .call(move |c| {
+                let n = c.execute(
+                    "INSERT OR IGNORE INTO tests (test_id, config, started_ms) VALUES (?1, ?2, ?3)",
+                    params![id, json, now_ms as i64],
+                )?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    pub async fn has_run(&self, test_id: &str) -> anyhow::Result<bool> {
+        let id = test_id.to_string();
+        self.db
+            .call(move |c| {
+                c.query_row("SELECT 1 FROM tests WHERE test_id = ?1", [id], |_| Ok(()))
+                    .optional()
+                    .map(|r| r.is_some())
+            })
+            .await
+    }
+
+    /// Keeps a progress row (no histogram: the final report in the outbox carries that).
+    pub async fn record(&self, r: &MetricsReport, now_ms: u64) -> anyhow::Result<()> {
+        let row = (
+            r.test_id.clone(),
+            r.seq as i64,
+            r.is_final,
+            now_ms as i64,
+            r.requests_sent as i64,
+            r.responses_received as i64,
+            r.errors.total() as i64,
+            r.metrics.mean_latency,
+            r.metrics.median_latency,
+            r.metrics.p99_latency,
+        );
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO reports VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Stores the final report for delivery and marks the test finished.
+    pub async fn finish(&self, r: &MetricsReport, now_ms: u64) -> anyhow::Result<()> {
+        let id = r.test_id.clone();
+        let payload = crate::protocol::emit(r);
+        self.record(r, now_ms).await?;
+        self.db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO outbox (test_id, payload, delivered) VALUES (?1, ?2, 0)",
+                    params![id, payload],
+                )?;
+                tx.execute("UPDATE tests SET finished_ms = ?2 WHERE test_id = ?1", params![id, now_ms as i64])?;
+                tx.commit()
+            })
+            .await
+    }
+
+    /// Final reports Kafka has not acknowledged yet.
+    pub async fn undelivered(&self) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+        self.db
+            .call(|c| {
+                let mut st =
+                    c.prepare("SELECT test_id, payload FROM outbox WHERE delivered = 0")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect()
+            })
+            .await
+    }
+
+    pub async fn delivered(&self, test_id: &str) -> anyhow::Result<()> {
+        let id = test_id.to_string();
+        self.db
+            .call(move |c| {
+                c.execute("UPDATE outbox SET delivered = 1 WHERE test_id = ?1", [id])
+                    .map(|_| ())
+            })
+            .await
+    }
+
+    /// The final report of a test, if it finished here.
+    pub async fn final_report(&self, test_id: &str) -> anyhow::Result<Option<MetricsReport>> {
+        let id = test_id.to_string();
+        let payload: Option<Vec<u8>> = self
+            .db
+            .call(move |c| {
+                c.query_row("SELECT payload FROM outbox WHERE test_id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()
+            })
+            .await?;
+        Ok(payload.and_then(|p| crate::protocol::parse(&p).ok()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::TestType;
+
+    fn config(id: &str) -> TestConfig {
+        TestConfig {
+            test_id: id.into(),
+            test_type: TestType::Avalanche,
+            test_message_delay: 0.0,
+            message_count_per_driver: 3,
+            target: None,
+            throughput_per_driver: None,
+            concurrency: None,
+            timeout_ms: None,
+            drivers: vec![],
+            orchestrator_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_test_begins_once_and_its_final_report_waits_in_the_outbox() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("d.sqlite");
+        let store = DriverStore::open(&path).expect("open");
+        assert!(store.begin(&config("t1"), 1).await.expect("begin"));
+        assert!(!store.begin(&config("t1"), 2).await.expect("again"));
+        assert!(store.has_run("t1").await.expect("has"));
+        assert!(!store.has_run("t2").await.expect("has"));
+
+        let report: MetricsReport = crate::protocol::parse(
+            br#"{"node_id":"d","test_id":"t1","seq":4,"final":true,"requests_sent":3}"#,
+        )
+        .expect("report");
+        store.finish(&report, 5).await.expect("finish");
+        drop(store);
+
+        // A restarted driver still owes the report, and still knows the test ran.
+        let store = DriverStore::open(&path).expect("reopen");
+        assert!(store.has_run("t1").await.expect("has"));
+        let owed = store.undelivered().await.expect("owed");
+        assert_eq!(owed.len(), 1);
+        assert_eq!(store.final_report("t1").await.expect("final"), Some(report));
+        store.delivered("t1").await.expect("mark");
+        assert!(store.undelivered().await.expect("owed").is_empty());
+    }
+}

@@ -1,0 +1,406 @@
+//! One keep-alive HTTP/1.1 connection owned by one worker: writes the prebuilt request and
+//! reads one response (Content-Length, chunked or close-delimited) into a reused buffer.
+//!
+//! Hand-rolled on `httparse` (as wrk does in C) rather than a general client, so a request costs
+//! one write and usually one read, and allocates nothing once the buffer has grown to fit.
+
+use std::io;
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const INITIAL_BUF: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+/// A response head larger than this is refused rather than buffered without bound.
+const MAX_HEAD: usize = 1024 * 1024;
+
+/// How a request failed, counted separately in the metrics.
+#[derive(Debug)]
+pub enum SendError {
+    /// The connection could not be opened.
+    Connect(io::Error),
+    /// The connection broke, or closed before a whole response arrived.
+    Io(io::Error),
+    /// The bytes received were not an HTTP/1.x response.
+    Protocol(&'static str),
+    /// A reused keep-alive connection was found closed before any byte of the response came
+    /// back (the server timed it out while idle): safe to retry once on a new connection.
+    Stale,
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Connect(e) => write!(f, "connect: {e}"),
+            SendError::Io(e) => write!(f, "i/o: {e}"),
+            SendError::Protocol(what) => write!(f, "protocol: {what}"),
+            SendError::Stale => f.write_str("keep-alive connection closed by the server"),
+        }
+    }
+}
+
+/// A complete response: its status, and whether the connection can carry another request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub keep_alive: bool,
+}
+
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// Responses completed on this connection so far.
+    served: u64,
+}
+
+enum Framing {
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+impl Conn {
+    pub async fn connect(addr: SocketAddr) -> Result<Conn, SendError> {
+        let stream = TcpStream::connect(addr).await.map_err(SendError::Connect)?;
+        // Requests are small and latency-sensitive: never wait for Nagle.
+        stream.set_nodelay(true).map_err(SendError::Connect)?;
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(INITIAL_BUF),
+            served: 0,
+        })
+    }
+
+    /// Sends one request and reads its whole response.
+    pub async fn send(&mut self, request: &[u8], is_head: bool) -> Result<Response, SendError> {
+        self.buf.clear();
+        if let Err(e) = self.stream.write_all(request).await {
+            return Err(self.broken(e));
+        }
+        loop {
+            let (head_len, status, framing, keep_alive) = loop {
+                if let Some(parsed) = self.parse_head(is_head)? {
+                    break parsed;
+                }
+                if self.buf.len() >= MAX_HEAD {
+                    return Err(SendError::Protocol("response head too large"));
+                }
+                self.fill().await?;
+            };
+            // An interim 1xx response is followed by the real one on the same request.
+            if (100..200).contains(&status) && status != 101 {
+                self.buf.drain(..head_len);
+                continue;
+            }
+            let mut keep_alive = keep_alive;
+            match framing {
+                Framing::Length(n) => self.skip_length(head_len, n).await?,
+                Framing::Chunked => self.skip_chunked(head_len).await?,
+                Framing::UntilClose => {
+                    self.skip_until_close().await?;
+                    keep_alive = false;
+                }
+            }
+            self.served += 1;
+            return Ok(Response { status, keep_alive });
+        }
+    }
+
+    /// Reads more bytes into the buffer; EOF before a whole response is an error.
+    async fn fill(&mut self) -> Result<usize, SendError> {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(self.buf.capacity().max(INITIAL_BUF));
+        }
+        match self.stream.read_buf(&mut self.buf).await {
+            Ok(0) => Err(self.broken(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed mid-response",
+            ))),
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.broken(e)),
+        }
+    }
+
+    fn broken(&self, e: io::Error) -> SendError {
+        if self.served > 0 && self.buf.is_empty() {
+            SendError::Stale
+        } else {
+            SendError::Io(e)
+        }
+    }
+
+    fn parse_head(&self, is_head: bool) -> Result<Option<(usize, u16, Framing, bool)>, SendError> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        let head_len = match resp.parse(&self.buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(SendError::Protocol("malformed response head")),
+        };
+        let status = resp.code.ok_or(SendError::Protocol("no status code"))?;
+        let http10 = resp.version == Some(0);
+        let mut keep_alive = !http10;
+        let mut framing = Framing::UntilClose;
+        for h in resp.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                let n = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .ok_or(SendError::Protocol("bad content-length"))?;
+                if !matches!(framing, Framing::Chunked) {
+                    framing = Framing::Length(n);
+                }
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                if contains_token(h.value, b"chunked") {
+                    framing = Framing::Chunked;
+                }
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                if contains_token(h.value, b"close") {
+                    keep_alive = false;
+                } else if contains_token(h.value, b"keep-alive") {
+                    keep_alive = true;
+                }
+            }
+        }
+        if is_head || status == 204 || status == 304 || (100..200).contains(&status) {
+            framing = Framing::Length(0);
+        }
+        Ok(Some((head_len, status, framing, keep_alive)))
+    }
+
+    async fn skip_length(&mut self, head_len: usize, len: u64) -> Result<(), SendError> {
+        let have = (self.buf.len() - head_len) as u64;
+        let mut remaining = len.saturating_sub(have);
+        while remaining > 0 {
+            self.buf.clear();
+            remaining = remaining.saturating_sub(self.fill().await? as u64);
+        }
+        Ok(())
+    }
+
+    async fn skip_chunked(&mut self, head_len: usize) -> Result<(), SendError> {
+        self.buf.drain(..head_len);
+        let mut dec = ChunkDecoder::default();
+        loop {
+            let consumed = dec.feed(&self.buf)?;
+            self.buf.drain(..consumed);
+            if dec.is_done() {
+                return Ok(());
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn skip_until_close(&mut self) -> Result<(), SendError> {
+        loop {
+            self.buf.clear();
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(SendError::Io(e)),
+            }
+        }
+    }
+}
+
+fn contains_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|part| part.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// Streaming skipper of a chunked body: consumes what it can, says when the body has ended.
+#[derive(Debug, Default)]
+struct ChunkDecoder {
+    state: ChunkState,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+enum ChunkState {
+    #[default]
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+    Done,
+}
+
+impl ChunkDecoder {
+    fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// Consumes as much of `data` as forms whole protocol elements; returns the bytes consumed.
+    fn feed(&mut self, data: &[u8]) -> Result<usize, SendError> {
+        let mut pos = 0;
+        loop {
+            let rest = &data[pos..];
+            match self.state {
+                ChunkState::Size => match httparse::parse_chunk_size(rest) {
+                    Ok(httparse::Status::Complete((n, 0))) => {
+                        pos += n;
+                        self.state = ChunkState::Trailers;
+                    }
+                    Ok(httparse::Status::Complete((n, size))) => {
+                        pos += n;
+                        self.state = ChunkState::Data(size);
+                    }
+                    Ok(httparse::Status::Partial) => return Ok(pos),
+                    Err(_) => return Err(SendError::Protocol("bad chunk size")),
+                },
+                ChunkState::Data(left) => {
+                    let take = left.min(rest.len() as u64);
+                    pos += take as usize;
+                    if take == left {
+                        self.state = ChunkState::DataEnd;
+                    } else {
+                        self.state = ChunkState::Data(left - take);
+                        return Ok(pos);
+                    }
+                }
+                ChunkState::DataEnd => {
+                    if rest.len() < 2 {
+                        return Ok(pos);
+                    }
+                    if &rest[..2] != b"\r\n" {
+                        return Err(SendError::Protocol("chunk not followed by CRLF"));
+                    }
+                    pos += 2;
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::Trailers => match rest.windows(2).position(|w| w == b"\r\n") {
+                    Some(0) => {
+                        pos += 2;
+                        self.state = ChunkState::Done;
+                    }
+                    Some(i) => pos += i + 2,
+                    None => return Ok(pos),
+                },
+                ChunkState::Done => return Ok(pos),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A one-connection server that answers each request with the next canned response.
+    async fn serve(responses: Vec<&'static [u8]>) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            let mut buf = vec![0u8; 4096];
+            for r in responses {
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.expect("read");
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                // Dribble the response in small pieces to exercise partial parsing.
+                for piece in r.chunks(7) {
+                    s.write_all(piece).await.expect("write");
+                    s.flush().await.expect("flush");
+                }
+                if r.starts_with(b"HTTP/1.0") {
+                    return;
+                }
+            }
+        });
+        addr
+    }
+
+    const REQ: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    #[tokio::test]
+    async fn reads_length_chunked_and_close_delimited_bodies() {
+        let addr = serve(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nabcd\r\n2\r\nef\r\n0\r\nTrailer: 1\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\n\r\nuntil close",
+        ])
+        .await;
+        let mut c = Conn::connect(addr).await.expect("connect");
+        assert_eq!(
+            c.send(REQ, false).await.expect("1"),
+            Response {
+                status: 200,
+                keep_alive: true
+            }
+        );
+        assert_eq!(
+            c.send(REQ, false).await.expect("2"),
+            Response {
+                status: 503,
+                keep_alive: true
+            }
+        );
+        assert_eq!(
+            c.send(REQ, false).await.expect("3"),
+            Response {
+                status: 204,
+                keep_alive: true
+            }
+        );
+        assert_eq!(
+            c.send(REQ, false).await.expect("4"),
+            Response {
+                status: 200,
+                keep_alive: false
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn connection_close_and_errors() {
+        let addr = serve(vec![
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        ])
+        .await;
+        let mut c = Conn::connect(addr).await.expect("connect");
+        assert!(!c.send(REQ, false).await.expect("ok").keep_alive);
+
+        let addr = serve(vec![b"SSH-2.0-nope\r\n\r\n"]).await;
+        let mut c = Conn::connect(addr).await.expect("connect");
+        assert!(matches!(
+            c.send(REQ, false).await,
+            Err(SendError::Protocol(_))
+        ));
+
+        let addr = serve(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort"]).await;
+        let mut c = Conn::connect(addr).await.expect("connect");
+        // The server hangs up after a short body (it has no more responses to give).
+        assert!(matches!(c.send(REQ, false).await, Err(SendError::Io(_))));
+
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let closed = l.local_addr().expect("addr");
+        drop(l);
+        assert!(matches!(
+            Conn::connect(closed).await,
+            Err(SendError::Connect(_))
+        ));
+    }
+
+    #[test]
+    fn chunk_decoder_handles_every_split() {
+        let body = b"3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n";
+        for split in 0..body.len() {
+            let mut dec = ChunkDecoder::default();
+            let mut buf = body[..split].to_vec();
+            let n = dec.feed(&buf).expect("first");
+            buf.drain(..n);
+            buf.extend_from_slice(&body[split..]);
+            let n = dec.feed(&buf).expect("second");
+            assert!(dec.is_done(), "split {split}");
+            assert_eq!(n, buf.len());
+        }
+        assert!(ChunkDecoder::default().feed(b"zz\r\n").is_err());
+    }
+}

@@ -1,0 +1,150 @@
+//! The load engine: a plan goes in, snapshots come out. It knows nothing of Kafka or Kubernetes.
+//!
+//! `concurrency` workers each own one keep-alive connection and one recorder. They claim request
+//! indices from one shared counter (first come, first served) and, in a paced test, wait for the
+//! index's due instant from the pure [`Pacer`]. The caller reads merged [`Snapshot`]s whenever it
+//! likes (the driver's reporter does so on a timer) and awaits the end of the run.
+
+mod conn;
+pub mod pacer;
+mod recorder;
+pub mod request;
+mod worker;
+
+pub use pacer::Pacer;
+pub use recorder::{Recorder, Snapshot};
+pub use request::{PreparedRequest, TargetError};
+
+use recorder::WorkerStats;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+/// Everything one driver needs to run its share of a test.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub request: PreparedRequest,
+    pub pacer: Pacer,
+    /// Requests to send in all.
+    pub requests: u64,
+    /// Workers, and so connections, at most.
+    pub concurrency: usize,
+    /// Per request, from the actual send to the last byte of the response.
+    pub timeout: Duration,
+    /// Wall-clock instant of the first due request; `None` (or a past instant) starts now.
+    pub start_at: Option<SystemTime>,
+}
+
+/// The state every worker reads.
+pub(crate) struct Shared {
+    addr: SocketAddr,
+    request: PreparedRequest,
+    pacer: Pacer,
+    total: u64,
+    timeout: Duration,
+    start: Instant,
+    next: AtomicU64,
+    stopped: AtomicBool,
+    stop_notify: Notify,
+}
+
+/// A run in progress. Cheap to clone: every clone sees the same run.
+#[derive(Clone)]
+pub struct Running {
+    shared: Arc<Shared>,
+    workers: Arc<[Arc<WorkerStats>]>,
+    finished: watch::Receiver<Option<Instant>>,
+}
+
+/// Resolves the target once, then starts the workers.
+pub async fn start(plan: Plan) -> Result<Running, TargetError> {
+    let authority = plan.request.url.authority();
+    let addr = tokio::net::lookup_host(&authority)
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| TargetError {
+            field: "target_url",
+            message: format!("cannot resolve {authority}"),
+        })?;
+    Ok(start_at_addr(plan, addr))
+}
+
+/// Starts the workers against an already-resolved address.
+pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
+    let now_wall = SystemTime::now();
+    let start = match plan.start_at {
+        Some(at) => Instant::now() + at.duration_since(now_wall).unwrap_or(Duration::ZERO),
+        None => Instant::now(),
+    };
+    let shared = Arc::new(Shared {
+        addr,
+        request: plan.request,
+        pacer: plan.pacer,
+        total: plan.requests,
+        timeout: plan.timeout,
+        start,
+        next: AtomicU64::new(0),
+        stopped: AtomicBool::new(false),
+        stop_notify: Notify::new(),
+    });
+    let n = plan
+        .concurrency
+        .max(1)
+        .min(usize::try_from(plan.requests).unwrap_or(usize::MAX))
+        .max(1);
+    let workers: Arc<[Arc<WorkerStats>]> =
+        (0..n).map(|_| Arc::new(WorkerStats::default())).collect();
+    let (done_tx, finished) = watch::channel(None);
+    let mut tasks = tokio::task::JoinSet::new();
+    for stats in workers.iter() {
+        tasks.spawn(worker::run(shared.clone(), stats.clone()));
+    }
+    tokio::spawn(async move {
+        while tasks.join_next().await.is_some() {}
+        let _ = done_tx.send(Some(Instant::now()));
+    });
+    Running {
+        shared,
+        workers,
+        finished,
+    }
+}
+
+impl Running {
+    /// A merged, cumulative view of the run so far.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = Snapshot::merge_from(&self.workers);
+        s.requests_total = self.shared.total;
+        let finished_at = *self.finished.borrow();
+        let until = finished_at.unwrap_or_else(Instant::now);
+        s.elapsed = until.saturating_duration_since(self.shared.start);
+        s.done = finished_at.is_some();
+        s
+    }
+
+    /// Stops sending new requests; those in flight finish or time out.
+    pub fn stop(&self) {
+        self.shared.stopped.store(true, Ordering::Relaxed);
+        self.shared.stop_notify.notify_waiters();
+    }
+
+    /// Waits until every request has a response or an error, then returns the final snapshot.
+    pub async fn finished(&self) -> Snapshot {
+        let mut rx = self.finished.clone();
+        // The sender lives until every worker has ended, so waiting cannot miss the end.
+        let _ = rx.wait_for(|f| f.is_some()).await;
+        self.snapshot()
+    }
+
+    /// The instant the first request was due.
+    pub fn start(&self) -> Instant {
+        self.shared.start
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+//! The pacer: a pure function from a request's index to the instant it is due.
+//!
+//! Requests are scheduled at absolute offsets from the start (`i × gap`), never relative to the
+//! previous send, so a late request does not push every later one back and the schedule cannot
+//! drift. Latency in a paced test is measured from this due instant (coordinated omission).
+
+use std::time::Duration;
+
+/// When each request of a test is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pacer {
+    /// Gap between consecutive due instants; zero means "as soon as a connection is free".
+    gap: Duration,
+}
+
+impl Pacer {
+    /// No pacing: every request is due immediately (an uncapped Avalanche).
+    pub const UNPACED: Pacer = Pacer {
+        gap: Duration::ZERO,
+    };
+
+    /// The gap is the larger of the Tsunami delay and the throughput cap's `1 / rate`, so the cap
+    /// holds in either mode and a Tsunami never sends faster than its delay allows.
+    pub fn new(delay: Duration, rate_per_sec: Option<f64>) -> Self {
+        let cap_gap = match rate_per_sec {
+            Some(r) if r.is_finite() && r > 0.0 => Duration::from_secs_f64(1.0 / r),
+            _ => Duration::ZERO,
+        };
+        Pacer {
+            gap: delay.max(cap_gap),
+        }
+    }
+
+    pub fn gap(&self) -> Duration {
+        self.gap
+    }
+
+    pub fn is_paced(&self) -> bool {
+        !self.gap.is_zero()
+    }
+
+    /// Offset from the start at which request `index` (0-based) is due; `None` when unpaced.
+    pub fn due(&self, index: u64) -> Option<Duration> {
+        if self.gap.is_zero() {
+            return None;
+        }
+        // Nanosecond arithmetic in u128 so that long tests with tiny gaps cannot overflow.
+        let nanos = self.gap.as_nanos().saturating_mul(u128::from(index));
+        Some(Duration::from_nanos(
+            u64::try_from(nanos).unwrap_or(u64::MAX),
+        ))
+    }
+
+    /// How long after `elapsed` the next request is due, given `sent` requests already went out:
+    /// zero when it is already due (or unpaced).
+    pub fn wait(&self, elapsed: Duration, sent: u64) -> Duration {
+        self.due(sent)
+            .map_or(Duration::ZERO, |due| due.saturating_sub(elapsed))
+    }
+
+    /// The shortest time `count` requests can take from first to last due instant.
+    pub fn min_duration(&self, count: u64) -> Duration {
+        self.due(count.saturating_sub(1)).unwrap_or(Duration::ZERO)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn unpaced_sends_everything_now() {
+        let p = Pacer::new(Duration::ZERO, None);
+        assert_eq!(p, Pacer::UNPACED);
+        assert_eq!(p.due(1_000_000), None);
+        assert_eq!(p.wait(Duration::ZERO, 5), Duration::ZERO);
+    }
+
+    #[test]
+    fn cap_sets_the_gap() {
+        let p = Pacer::new(Duration::ZERO, Some(500.0));
+        assert_eq!(p.gap(), 2 * MS);
+        assert_eq!(p.due(0), Some(Duration::ZERO));
+        assert_eq!(p.due(1999), Some(3998 * MS));
+        assert_eq!(p.min_duration(2000), 3998 * MS);
+    }
+
+    #[test]
+    fn tsunami_uses_the_larger_of_delay_and_cap() {
+        assert_eq!(Pacer::new(10 * MS, Some(1000.0)).gap(), 10 * MS);
+        assert_eq!(Pacer::new(MS, Some(10.0)).gap(), 100 * MS);
+        assert_eq!(Pacer::new(10 * MS, None).gap(), 10 * MS);
+        // A zero or nonsense cap is no cap.
+        assert_eq!(Pacer::new(10 * MS, Some(0.0)).gap(), 10 * MS);
+        assert_eq!(Pacer::new(10 * MS, Some(f64::NAN)).gap(), 10 * MS);
+    }
+
+    #[test]
+    fn schedule_is_absolute_and_does_not_drift() {
+        let p = Pacer::new(Duration::from_micros(333), None);
+        // The millionth request is due at exactly 1e6 × gap, not at an accumulated sum.
+        assert_eq!(p.due(1_000_000), Some(Duration::from_micros(333_000_000)));
+        // Being late does not move the next due instant.
+        assert_eq!(p.wait(Duration::from_millis(50), 10), Duration::ZERO);
+        assert_eq!(
+            p.wait(Duration::from_micros(3_000), 10),
+            Duration::from_micros(330)
+        );
+    }
+
+    #[test]
+    fn huge_indices_saturate_instead_of_overflowing() {
+        let p = Pacer::new(Duration::from_secs(3600), None);
+        assert_eq!(p.due(u64::MAX), Some(Duration::from_nanos(u64::MAX)));
+    }
+}

@@ -1,0 +1,196 @@
+//! Engine tests against small real HTTP servers on loopback.
+
+use super::*;
+use std::sync::atomic::AtomicU64;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A keep-alive server answering every request with `response`, after `delay`; counts requests.
+async fn server(response: &'static [u8], delay: Duration) -> (SocketAddr, Arc<AtomicU64>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let count = Arc::new(AtomicU64::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut pending = Vec::new();
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        pending.drain(..i + 4);
+                        c.fetch_add(1, Ordering::Relaxed);
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
+                        if s.write_all(response).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+fn plan(addr: SocketAddr, requests: u64, concurrency: usize, pacer: Pacer) -> Plan {
+    Plan {
+        request: PreparedRequest::build(&format!("http://{addr}/ping"), "GET", &[], None)
+            .expect("request"),
+        pacer,
+        requests,
+        concurrency,
+        timeout: Duration::from_secs(5),
+        start_at: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_exactly_the_requested_count() {
+    let (addr, count) = server(OK, Duration::ZERO).await;
+    let run = start(plan(addr, 1_000, 16, Pacer::UNPACED))
+        .await
+        .expect("start");
+    let s = run.finished().await;
+    assert!(s.done);
+    assert_eq!(count.load(Ordering::Relaxed), 1_000);
+    assert_eq!(
+        (s.sent, s.ok(), s.responses(), s.completed()),
+        (1_000, 1_000, 1_000, 1_000)
+    );
+    assert_eq!(s.recorder.latency.count(), 1_000);
+    assert_eq!(s.recorder.service.count(), 1_000);
+    assert_eq!(s.recorder.errors.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_cap_holds_and_latency_counts_from_the_due_instant() {
+    let (addr, count) = server(OK, Duration::ZERO).await;
+    let run = start(plan(
+        addr,
+        200,
+        4,
+        Pacer::new(Duration::ZERO, Some(1_000.0)),
+    ))
+    .await
+    .expect("start");
+    let s = run.finished().await;
+    assert_eq!(count.load(Ordering::Relaxed), 200);
+    // 200 requests at 1,000/s: the last is due 199 ms after the first.
+    assert!(s.elapsed >= Duration::from_millis(199), "{:?}", s.elapsed);
+    assert!(s.recorder.latency.summary().min_ms >= s.recorder.service.summary().min_ms);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_server_shows_in_latency_not_in_the_schedule() {
+    // One connection, 20 ms per response, a request due every 5 ms: the backlog must show up as
+    // latency measured from the due instant (coordinated omission), far above the service time.
+    let (addr, _) = server(OK, Duration::from_millis(20)).await;
+    let s = start(plan(
+        addr,
+        20,
+        1,
+        Pacer::new(Duration::from_millis(5), None),
+    ))
+    .await
+    .expect("start")
+    .finished()
+    .await;
+    let lat = s.recorder.latency.summary();
+    let svc = s.recorder.service.summary();
+    assert!(svc.max_ms < 100.0, "service {svc:?}");
+    assert!(lat.max_ms > 250.0, "latency {lat:?}");
+}
+
+#[tokio::test]
+async fn counts_http_errors_by_class() {
+    let (addr, _) = server(
+        b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n",
+        Duration::ZERO,
+    )
+    .await;
+    let s = start(plan(addr, 50, 2, Pacer::UNPACED))
+        .await
+        .expect("start")
+        .finished()
+        .await;
+    assert_eq!(
+        (
+            s.recorder.status.c5,
+            s.recorder.errors.http,
+            s.ok(),
+            s.completed()
+        ),
+        (50, 50, 0, 50)
+    );
+}
+
+#[tokio::test]
+async fn refused_connections_are_connect_errors() {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    drop(l);
+    let s = start(plan(addr, 30, 3, Pacer::UNPACED))
+        .await
+        .expect("start")
+        .finished()
+        .await;
+    assert_eq!(
+        (s.recorder.errors.connect, s.completed(), s.responses()),
+        (30, 30, 0)
+    );
+}
+
+#[tokio::test]
+async fn timeouts_are_counted() {
+    let (addr, _) = server(OK, Duration::from_secs(30)).await;
+    let mut p = plan(addr, 3, 3, Pacer::UNPACED);
+    p.timeout = Duration::from_millis(100);
+    let s = start(p).await.expect("start").finished().await;
+    assert_eq!((s.recorder.errors.timeout, s.completed()), (3, 3));
+}
+
+#[tokio::test]
+async fn stop_ends_a_run_early() {
+    let (addr, count) = server(OK, Duration::ZERO).await;
+    let run = start(plan(
+        addr,
+        1_000_000,
+        2,
+        Pacer::new(Duration::from_millis(10), None),
+    ))
+    .await
+    .expect("start");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while run.snapshot().responses() < 3 {
+        assert!(Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    run.stop();
+    let s = tokio::time::timeout(Duration::from_secs(5), run.finished())
+        .await
+        .expect("stops promptly");
+    assert!(s.done && s.sent < 1_000_000);
+    assert_eq!(count.load(Ordering::Relaxed), s.sent);
+}
+
+#[tokio::test]
+async fn waits_for_the_start_instant() {
+    let (addr, count) = server(OK, Duration::ZERO).await;
+    let mut p = plan(addr, 5, 5, Pacer::UNPACED);
+    p.start_at = Some(SystemTime::now() + Duration::from_millis(300));
+    let run = start(p).await.expect("start");
+    assert_eq!(count.load(Ordering::Relaxed), 0);
+    let s = run.finished().await;
+    assert_eq!(s.ok(), 5);
+    assert!(run.start() <= Instant::now());
+}

@@ -1,0 +1,539 @@
+//! The orchestrator role and its runtime controller: tracks drivers through `register` and
+//! `heartbeat`, publishes `test_config` and `trigger`, folds `metrics` reports into each test,
+//! and decides when a test has ended. The REST API and the operator drive it through
+//! [`Orchestrator`]'s methods.
+
+pub mod registry;
+pub mod run;
+pub mod spec;
+pub mod store;
+
+use crate::bus::{Bus, Inbox};
+use crate::protocol::{
+    self, Heartbeat, MetricsReport, Register, Role, Topics, Trigger, TriggerAction,
+};
+use registry::{DriverView, Registry};
+use run::{Rejected, TestRun, TestStatus, TestView};
+use spec::{FieldError, TestSpecInput, MAX_DRIVERS, MIN_DRIVERS};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use store::OrchestratorStore;
+
+#[derive(Clone, Debug)]
+pub struct OrchestratorConfig {
+    pub id: String,
+    pub kafka: String,
+    /// The address shown as this node's `node_IP` (its REST API).
+    pub advertise: String,
+    pub topics: Topics,
+    pub store: PathBuf,
+    /// A driver unheard of for this long is lost.
+    pub heartbeat_timeout: Duration,
+    /// How far ahead of the trigger the common start instant is set.
+    pub start_delay: Duration,
+}
+
+/// Why an orchestrator operation failed; the API maps each kind to one status code.
+#[derive(Debug, thiserror::Error)]
+pub enum OrchestratorError {
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("no test with id {0:?}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("kafka is unavailable: {0}")]
+    Bus(String),
+}
+
+#[derive(Clone)]
+pub struct Orchestrator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: OrchestratorConfig,
+    bus: Bus,
+    store: OrchestratorStore,
+    state: Mutex<State>,
+}
+
+struct State {
+    registry: Registry,
+    tests: BTreeMap<String, TestRun>,
+    /// Test IDs in creation order.
+    order: Vec<String>,
+}
+
+impl Orchestrator {
+    /// Connects to Kafka, restores history from the store, and starts the controller's tasks.
+    pub async fn start(cfg: OrchestratorConfig) -> anyhow::Result<Orchestrator> {
+        let store = OrchestratorStore::open(&cfg.store)?;
+        let bus = Bus::new(
+            &cfg.kafka,
+            &format!("floodgate-orchestrator-{}", cfg.id),
+            cfg.topics.clone(),
+        )?;
+        bus.ensure_topics().await?;
+        let presence = bus
+            .consume_from_now(&[&cfg.topics.register, &cfg.topics.heartbeat])
+            .await?;
+        // Metrics resume from the position this orchestrator stored, so final reports sent
+        // while it was down are not lost; positions are explicit, so none is missed at start.
+        let metrics = bus
+            .consume_resuming(&[&cfg.topics.metrics], store.positions().await?)
+            .await?;
+        let mut state = State {
+            registry: Registry::new(cfg.heartbeat_timeout),
+            tests: BTreeMap::new(),
+            order: Vec::new(),
+        };
+        restore(&store, &mut state).await?;
+        let o = Orchestrator {
+            inner: Arc::new(Inner {
+                cfg,
+                bus,
+                store,
+                state: Mutex::new(state),
+            }),
+        };
+        o.announce().await;
+        tokio::spawn(o.clone().presence_loop(presence));
+        tokio::spawn(o.clone().metrics_loop(metrics));
+        tokio::spawn(o.clone().tick_loop());
+        tracing::info!(id = %o.inner.cfg.id, "orchestrator started");
+        Ok(o)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.inner.cfg.id
+    }
+
+    pub fn bus_stats(&self) -> &crate::bus::BusStats {
+        &self.inner.bus.stats
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers the orchestrator itself on the `register` topic (the spec: all nodes register).
+    async fn announce(&self) {
+        let me = Register {
+            node_id: self.inner.cfg.id.clone(),
+            node_ip: self.inner.cfg.advertise.clone(),
+            message_type: protocol::ORCHESTRATOR_REGISTER.to_string(),
+            role: Role::Orchestrator,
+            orchestrator: None,
+            version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        };
+        if let Err(e) = self
+            .inner
+            .bus
+            .publish(
+                &self.inner.cfg.topics.register,
+                &me.node_id,
+                &protocol::emit(&me),
+            )
+            .await
+        {
+            tracing::warn!("could not register the orchestrator: {e}");
+        }
+    }
+
+    pub fn drivers(&self) -> Vec<DriverView> {
+        self.state().registry.view(Instant::now())
+    }
+
+    pub fn list(&self) -> Vec<TestView> {
+        let now = Instant::now();
+        let st = self.state();
+        st.order
+            .iter()
+            .rev()
+            .filter_map(|id| st.tests.get(id))
+            .map(|t| t.view(now))
+            .collect()
+    }
+
+    pub fn get(&self, id: &str) -> Result<TestView, OrchestratorError> {
+        let st = self.state();
+        st.tests
+            .get(id)
+            .map(|t| t.view(Instant::now()))
+            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))
+    }
+
+    /// The running test, or else the most recent one.
+    pub fn current(&self) -> Option<TestView> {
+        let st = self.state();
+        let now = Instant::now();
+        st.tests
+            .values()
+            .find(|t| t.status == TestStatus::Running)
+            .or_else(|| st.order.last().and_then(|id| st.tests.get(id)))
+            .map(|t| t.view(now))
+    }
+
+    /// Validates a spec, picks its drivers and publishes its `test_config`; with `trigger: true`
+    /// starts it too.
+    pub async fn create(&self, input: TestSpecInput) -> Result<TestView, OrchestratorError> {
+        let trigger = input.trigger.unwrap_or(false);
+        let spec = input.validate()?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let view = {
+            let mut st = self.state();
+            let now = Instant::now();
+            let alive = st.registry.alive(now);
+            let drivers = match &spec.driver_ids {
+                Some(ids) => {
+                    let missing: Vec<&str> = ids
+                        .iter()
+                        .filter(|i| !alive.contains(i))
+                        .map(String::as_str)
+                        .collect();
+                    if !missing.is_empty() {
+                        return Err(OrchestratorError::Conflict(format!(
+                            "driver(s) not alive: {}",
+                            missing.join(", ")
+                        )));
+                    }
+                    ids.clone()
+                }
+                None => {
+                    let want = spec
+                        .drivers
+                        .map(|n| n as usize)
+                        .unwrap_or(alive.len().min(MAX_DRIVERS));
+                    if alive.len() < want.max(MIN_DRIVERS) {
+                        return Err(OrchestratorError::Conflict(format!(
+                            "a test needs {} to {MAX_DRIVERS} alive drivers; {} alive",
+                            want.max(MIN_DRIVERS),
+                            alive.len()
+                        )));
+                    }
+                    alive.into_iter().take(want).collect()
+                }
+            };
+            let run = TestRun::new(id.clone(), spec, drivers, protocol::now_unix_ms());
+            let view = run.view(now);
+            st.tests.insert(id.clone(), run);
+            st.order.push(id.clone());
+            view
+        };
+        self.save(&view).await;
+        if let Err(e) = self.publish_config(&view).await {
+            self.fail(&id, &format!("could not publish test_config: {e}"))
+                .await;
+            return Err(e);
+        }
+        tracing::info!(test_id = %id, drivers = view.drivers.len(), "test created");
+        if trigger {
+            return self.trigger(&id).await;
+        }
+        Ok(view)
+    }
+
+    async fn publish_config(&self, v: &TestView) -> Result<(), OrchestratorError> {
+        let config = v.spec.to_config(&v.id, &v.drivers, &self.inner.cfg.id);
+        self.inner
+            .bus
+            .publish(
+                &self.inner.cfg.topics.test_config,
+                &v.id,
+                &protocol::emit(&config),
+            )
+            .await
+            .map_err(|e| OrchestratorError::Bus(e.to_string()))
+    }
+
+    /// Starts a created test: every participant begins at the same instant.
+    pub async fn trigger(&self, id: &str) -> Result<TestView, OrchestratorError> {
+        let start_at_ms = protocol::now_unix_ms() + self.inner.cfg.start_delay.as_millis() as u64;
+        let view = {
+            let mut st = self.state();
+            let now = Instant::now();
+            if let Some(other) = st
+                .tests
+                .values()
+                .find(|t| t.status == TestStatus::Running && t.id != id)
+            {
+                return Err(OrchestratorError::Conflict(format!(
+                    "test {} is running; stop it or wait for it to end",
+                    other.id
+                )));
+            }
+            let lost: Vec<String> = {
+                let t = st
+                    .tests
+                    .get(id)
+                    .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
+                if t.status != TestStatus::Created {
+                    return Err(OrchestratorError::Conflict(
+                        format!(
+                            "test {id} is {:?}, not created; create a new test to run again",
+                            t.status
+                        )
+                        .to_lowercase(),
+                    ));
+                }
+                t.drivers
+                    .iter()
+                    .filter(|d| !st.registry.liveness(d, now).alive)
+                    .cloned()
+                    .collect()
+            };
+            if !lost.is_empty() {
+                return Err(OrchestratorError::Conflict(format!(
+                    "driver(s) lost since the test was created: {}; create a new test",
+                    lost.join(", ")
+                )));
+            }
+            let t = st
+                .tests
+                .get_mut(id)
+                .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
+            t.start(start_at_ms, now + self.inner.cfg.start_delay);
+            t.view(now)
+        };
+        // The config again first: a driver restarted since creation has not seen it.
+        let trigger = Trigger {
+            test_id: id.to_string(),
+            trigger: TriggerAction::Start,
+            start_at_ms: Some(start_at_ms),
+        };
+        let published = match self.publish_config(&view).await {
+            Ok(()) => self
+                .inner
+                .bus
+                .publish(
+                    &self.inner.cfg.topics.trigger,
+                    id,
+                    &protocol::emit(&trigger),
+                )
+                .await
+                .map_err(|e| OrchestratorError::Bus(e.to_string())),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = published {
+            self.fail(id, &format!("could not publish the trigger: {e}"))
+                .await;
+            return Err(e);
+        }
+        self.save(&view).await;
+        tracing::info!(test_id = %id, start_at_ms, "test triggered");
+        Ok(view)
+    }
+
+    /// Stops a running test early (drivers send their final reports), or cancels a created one.
+    pub async fn stop(&self, id: &str) -> Result<TestView, OrchestratorError> {
+        // Decide under the lock, act (store, Kafka) after it.
+        let (view, cancelled) = {
+            let mut st = self.state();
+            let t = st
+                .tests
+                .get_mut(id)
+                .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
+            let now = Instant::now();
+            match t.status {
+                TestStatus::Running => {
+                    t.stop_requested = true;
+                    (t.view(now), false)
+                }
+                TestStatus::Created => {
+                    t.status = TestStatus::Stopped;
+                    t.finished_at_ms = Some(protocol::now_unix_ms());
+                    (t.freeze(now), true)
+                }
+                s => {
+                    return Err(OrchestratorError::Conflict(
+                        format!("test {id} has already ended ({s:?})").to_lowercase(),
+                    ))
+                }
+            }
+        };
+        if cancelled {
+            self.save(&view).await;
+            return Ok(view);
+        }
+        let stop = Trigger {
+            test_id: id.to_string(),
+            trigger: TriggerAction::Stop,
+            start_at_ms: None,
+        };
+        self.inner
+            .bus
+            .publish(&self.inner.cfg.topics.trigger, id, &protocol::emit(&stop))
+            .await
+            .map_err(|e| OrchestratorError::Bus(e.to_string()))?;
+        Ok(view)
+    }
+
+    async fn fail(&self, id: &str, reason: &str) {
+        let v = {
+            let mut st = self.state();
+            let Some(t) = st.tests.get_mut(id) else {
+                return;
+            };
+            t.status = TestStatus::Failed;
+            t.reason = Some(reason.to_string());
+            t.finished_at_ms = Some(protocol::now_unix_ms());
+            t.freeze(Instant::now())
+        };
+        self.save(&v).await;
+    }
+
+    async fn save(&self, v: &TestView) {
+        if let Err(e) = self.inner.store.save_test(v).await {
+            tracing::error!(test_id = %v.id, "metrics store: {e}");
+        }
+    }
+
+    async fn presence_loop(self, inbox: Inbox) {
+        let topics = self.inner.cfg.topics.clone();
+        loop {
+            let msg = inbox.recv().await;
+            let now = Instant::now();
+            if msg.topic == topics.register {
+                match protocol::parse::<Register>(&msg.payload) {
+                    Ok(r) if r.is_driver() => {
+                        tracing::info!(driver = %r.node_id, address = %r.node_ip, "driver registered");
+                        self.state()
+                            .registry
+                            .seen(&r.node_id, Some(&r.node_ip), now);
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.inner.bus.stats.malformed(&msg.topic, &e),
+                }
+            } else if msg.topic == topics.heartbeat {
+                match protocol::parse::<Heartbeat>(&msg.payload) {
+                    Ok(h) if h.role == Role::Driver => {
+                        self.state().registry.heartbeat(
+                            &h.node_id,
+                            h.node_ip.as_deref(),
+                            h.test_id,
+                            now,
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.inner.bus.stats.malformed(&msg.topic, &e),
+                }
+            }
+        }
+    }
+
+    async fn metrics_loop(self, inbox: Inbox) {
+        loop {
+            let msg = inbox.recv().await;
+            self.on_metrics(&msg.topic, &msg.payload).await;
+            // Stored after handling: replaying a report is harmless, skipping one is not.
+            if let Err(e) = self
+                .inner
+                .store
+                .save_position(&msg.topic, msg.partition, msg.offset + 1)
+                .await
+            {
+                tracing::error!("metrics store: {e}");
+            }
+        }
+    }
+
+    async fn on_metrics(&self, topic: &str, payload: &[u8]) {
+        let stats = &self.inner.bus.stats;
+        let report = match protocol::parse::<MetricsReport>(payload) {
+            Ok(r) => r,
+            Err(e) => return stats.malformed(topic, &e),
+        };
+        let now = Instant::now();
+        let applied = {
+            let mut st = self.state();
+            match st.tests.get_mut(&report.test_id) {
+                None => Err(Rejected::NotParticipant),
+                Some(t) => t.apply(report.clone(), now),
+            }
+        };
+        match applied {
+            Ok(()) => {
+                if let Err(e) = self
+                    .inner
+                    .store
+                    .save_report(&report, protocol::now_unix_ms())
+                    .await
+                {
+                    tracing::error!("metrics store: {e}");
+                }
+                self.evaluate(Some(&report.test_id)).await;
+            }
+            Err(Rejected::Malformed(why)) => stats.malformed(topic, &why),
+            Err(Rejected::NotParticipant) => stats.malformed(
+                topic,
+                &format!(
+                    "report for unknown test {} or node {}",
+                    report.test_id, report.node_id
+                ),
+            ),
+            Err(Rejected::Stale | Rejected::Finished) => {}
+        }
+    }
+
+    /// Ends running tests whose drivers are all done or lost; `only` narrows it to one test.
+    async fn evaluate(&self, only: Option<&str>) {
+        let ended: Vec<TestView> = {
+            let mut guard = self.state();
+            let st = &mut *guard;
+            let now = Instant::now();
+            let now_ms = protocol::now_unix_ms();
+            let registry = &st.registry;
+            st.tests
+                .values_mut()
+                .filter(|t| t.status == TestStatus::Running && only.is_none_or(|id| id == t.id))
+                .filter_map(|t| {
+                    t.evaluate(now, now_ms, |d| registry.liveness(d, now))
+                        .then(|| t.freeze(now))
+                })
+                .collect()
+        };
+        for v in ended {
+            tracing::info!(test_id = %v.id, status = ?v.status, reason = v.reason.as_deref().unwrap_or(""), "test ended");
+            self.save(&v).await;
+        }
+    }
+
+    async fn tick_loop(self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut n: u64 = 0;
+        loop {
+            tick.tick().await;
+            self.evaluate(None).await;
+            n += 1;
+            if n.is_multiple_of(300) {
+                self.state().registry.prune(Instant::now());
+            }
+        }
+    }
+}
+
+/// Rebuilds tests from the store after a restart.
+async fn restore(store: &OrchestratorStore, st: &mut State) -> anyhow::Result<()> {
+    let now = Instant::now();
+    for t in store.load().await? {
+        let run = match t.view {
+            Some(view) => TestRun::finished(view),
+            None => {
+                let mut run = TestRun::new(t.id.clone(), t.spec, t.drivers, t.created_ms);
+                if t.status == "running" {
+                    run.start(t.started_ms.unwrap_or(t.created_ms), now);
+                }
+                for r in t.latest {
+                    let _ = run.apply(r, now);
+                }
+                run
+            }
+        };
+        st.order.push(t.id.clone());
+        st.tests.insert(t.id, run);
+    }
+    Ok(())
+}

@@ -1,0 +1,382 @@
+//! What a user asks for when creating a test, validated field by field.
+//!
+//! Strict where the wire protocol is liberal: this is user input, so an unknown field or a
+//! wrong type is an error that names the field, not something to guess around.
+
+use crate::engine::PreparedRequest;
+use crate::protocol::{HttpTarget, TestConfig, TestType};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const MIN_DRIVERS: usize = 2;
+pub const MAX_DRIVERS: usize = 8;
+const MAX_REQUESTS: u64 = 1_000_000_000;
+const MAX_DELAY_MS: f64 = 3_600_000.0;
+const MAX_RATE: f64 = 10_000_000.0;
+const MAX_CONCURRENCY: u64 = 10_000;
+const MAX_TIMEOUT_MS: u64 = 600_000;
+
+/// A validation failure naming the field to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The request body of `POST /api/v1/tests`, as typed by a user.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSpecInput {
+    pub test_type: Option<String>,
+    pub delay_ms: Option<f64>,
+    pub requests_per_driver: Option<u64>,
+    pub throughput_per_driver: Option<f64>,
+    pub target_url: Option<String>,
+    pub method: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub body: Option<String>,
+    pub concurrency: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    /// How many drivers take part (2–8); all alive ones (up to 8) when absent.
+    pub drivers: Option<u64>,
+    /// Exactly these drivers take part.
+    pub driver_ids: Option<Vec<String>>,
+    /// Create and trigger in one call.
+    pub trigger: Option<bool>,
+}
+
+/// A validated test specification.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestSpec {
+    pub test_type: TestType,
+    /// Milliseconds between two consecutive requests of one driver (Tsunami only).
+    pub delay_ms: f64,
+    pub requests_per_driver: u64,
+    /// Requests per second per driver; `None` is uncapped.
+    pub throughput_per_driver: Option<f64>,
+    pub target_url: String,
+    pub method: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub concurrency: u64,
+    pub timeout_ms: u64,
+    pub drivers: Option<u64>,
+    pub driver_ids: Option<Vec<String>>,
+}
+
+impl TestSpecInput {
+    pub fn validate(self) -> Result<TestSpec, FieldError> {
+        let test_type = match self.test_type.as_deref() {
+            None => {
+                return Err(FieldError::new(
+                    "test_type",
+                    "is required: tsunami or avalanche",
+                ))
+            }
+            Some(t) => TestType::parse(t).ok_or_else(|| {
+                FieldError::new("test_type", format!("{t:?} is not tsunami or avalanche"))
+            })?,
+        };
+        let delay_ms = self.delay_ms.unwrap_or(0.0);
+        if !delay_ms.is_finite() || !(0.0..=MAX_DELAY_MS).contains(&delay_ms) {
+            return Err(FieldError::new(
+                "delay_ms",
+                format!("must be between 0 and {MAX_DELAY_MS} ms"),
+            ));
+        }
+        match test_type {
+            TestType::Tsunami if delay_ms <= 0.0 => {
+                return Err(FieldError::new(
+                    "delay_ms",
+                    "a Tsunami test needs a delay > 0 ms between requests",
+                ))
+            }
+            TestType::Avalanche if delay_ms > 0.0 => {
+                return Err(FieldError::new(
+                    "delay_ms",
+                    "only Tsunami tests take a delay; cap an Avalanche with throughput_per_driver",
+                ))
+            }
+            _ => {}
+        }
+        let requests_per_driver = self
+            .requests_per_driver
+            .ok_or_else(|| FieldError::new("requests_per_driver", "is required"))?;
+        if !(1..=MAX_REQUESTS).contains(&requests_per_driver) {
+            return Err(FieldError::new(
+                "requests_per_driver",
+                format!("must be between 1 and {MAX_REQUESTS}"),
+            ));
+        }
+        if let Some(r) = self.throughput_per_driver {
+            if !r.is_finite() || r <= 0.0 || r > MAX_RATE {
+                return Err(FieldError::new(
+                    "throughput_per_driver",
+                    format!(
+                        "must be > 0 and at most {MAX_RATE} requests/s (leave it out for no cap)"
+                    ),
+                ));
+            }
+        }
+        let target_url = self.target_url.ok_or_else(|| {
+            FieldError::new("target_url", "is required, e.g. http://127.0.0.1:8080/ping")
+        })?;
+        let method = self
+            .method
+            .unwrap_or_else(|| "GET".to_string())
+            .to_ascii_uppercase();
+        let headers = self.headers.unwrap_or_default();
+        let header_list: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        PreparedRequest::build(&target_url, &method, &header_list, self.body.as_deref())
+            .map_err(|e| FieldError::new(e.field, e.message))?;
+        let concurrency = self
+            .concurrency
+            .unwrap_or(crate::driver::DEFAULT_CONCURRENCY);
+        if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+            return Err(FieldError::new(
+                "concurrency",
+                format!("must be between 1 and {MAX_CONCURRENCY}"),
+            ));
+        }
+        let timeout_ms = self.timeout_ms.unwrap_or(crate::driver::DEFAULT_TIMEOUT_MS);
+        if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+            return Err(FieldError::new(
+                "timeout_ms",
+                format!("must be between 1 and {MAX_TIMEOUT_MS}"),
+            ));
+        }
+        if let Some(n) = self.drivers {
+            if !(MIN_DRIVERS as u64..=MAX_DRIVERS as u64).contains(&n) {
+                return Err(FieldError::new(
+                    "drivers",
+                    format!("must be between {MIN_DRIVERS} and {MAX_DRIVERS}"),
+                ));
+            }
+        }
+        if let Some(ids) = &self.driver_ids {
+            let mut unique = ids.clone();
+            unique.sort();
+            unique.dedup();
+            if unique.len() != ids.len() || ids.iter().any(|i| i.trim().is_empty()) {
+                return Err(FieldError::new(
+                    "driver_ids",
+                    "must be distinct, non-empty driver IDs",
+                ));
+            }
+            if !(MIN_DRIVERS..=MAX_DRIVERS).contains(&ids.len()) {
+                return Err(FieldError::new(
+                    "driver_ids",
+                    format!("must name between {MIN_DRIVERS} and {MAX_DRIVERS} drivers"),
+                ));
+            }
+            if self.drivers.is_some_and(|n| n as usize != ids.len()) {
+                return Err(FieldError::new(
+                    "drivers",
+                    "disagrees with the number of driver_ids",
+                ));
+            }
+        }
+        Ok(TestSpec {
+            test_type,
+            delay_ms,
+            requests_per_driver,
+            throughput_per_driver: self.throughput_per_driver,
+            target_url,
+            method,
+            headers,
+            body: self.body,
+            concurrency,
+            timeout_ms,
+            drivers: self.drivers,
+            driver_ids: self.driver_ids,
+        })
+    }
+}
+
+impl TestSpec {
+    /// The `test_config` message for this spec.
+    pub fn to_config(
+        &self,
+        test_id: &str,
+        drivers: &[String],
+        orchestrator_id: &str,
+    ) -> TestConfig {
+        TestConfig {
+            test_id: test_id.to_string(),
+            test_type: self.test_type,
+            test_message_delay: self.delay_ms,
+            message_count_per_driver: self.requests_per_driver,
+            target: Some(HttpTarget {
+                url: self.target_url.clone(),
+                method: self.method.clone(),
+                headers: self
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                body: self.body.clone(),
+            }),
+            throughput_per_driver: self.throughput_per_driver,
+            concurrency: Some(self.concurrency),
+            timeout_ms: Some(self.timeout_ms),
+            drivers: drivers.to_vec(),
+            orchestrator_id: Some(orchestrator_id.to_string()),
+        }
+    }
+}
+
+/// Parses a JSON body into a spec input, naming the field of any type error.
+pub fn parse_input(body: &[u8]) -> Result<TestSpecInput, FieldError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(FieldError::new("body", "is empty; send a JSON object"));
+    }
+    // Through a Value first: serde would otherwise accept a JSON array as positional fields.
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| FieldError::new("body", format!("is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(FieldError::new("body", "must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.into_inner().to_string();
+        // serde names an unknown field in its message but not in the path.
+        if let Some(rest) = msg.strip_prefix("unknown field `") {
+            let name = rest.split('`').next().unwrap_or("");
+            return FieldError::new(name, format!("is not a known field ({msg})"));
+        }
+        if path == "." {
+            FieldError::new("body", msg)
+        } else {
+            FieldError::new(&path, msg)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(body: &str) -> Result<TestSpec, FieldError> {
+        parse_input(body.as_bytes())?.validate()
+    }
+
+    const OK: &str = r#"{"test_type":"tsunami","delay_ms":10,"requests_per_driver":100,"target_url":"http://127.0.0.1:1/ping"}"#;
+
+    #[test]
+    fn a_minimal_spec_gets_defaults() {
+        let s = check(OK).expect("valid");
+        assert_eq!(
+            (s.test_type, s.concurrency, s.timeout_ms, s.method.as_str()),
+            (TestType::Tsunami, 50, 10_000, "GET")
+        );
+        let c = s.to_config("t", &["a".into(), "b".into()], "o");
+        assert_eq!(c.drivers.len(), 2);
+        assert_eq!(c.test_message_delay, 10.0);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let cases = [
+            (r#"{}"#, "test_type"),
+            (r#"{"test_type":"blizzard"}"#, "test_type"),
+            (
+                r#"{"test_type":"tsunami","requests_per_driver":1,"target_url":"http://h/"}"#,
+                "delay_ms",
+            ),
+            (
+                r#"{"test_type":"avalanche","delay_ms":5,"requests_per_driver":1,"target_url":"http://h/"}"#,
+                "delay_ms",
+            ),
+            (
+                r#"{"test_type":"avalanche","delay_ms":-1,"requests_per_driver":1,"target_url":"http://h/"}"#,
+                "delay_ms",
+            ),
+            (
+                r#"{"test_type":"avalanche","target_url":"http://h/"}"#,
+                "requests_per_driver",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":0,"target_url":"http://h/"}"#,
+                "requests_per_driver",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":"ten","target_url":"http://h/"}"#,
+                "requests_per_driver",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":-5,"target_url":"http://h/"}"#,
+                "requests_per_driver",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5}"#,
+                "target_url",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"https://h/"}"#,
+                "target_url",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","throughput_per_driver":0}"#,
+                "throughput_per_driver",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","concurrency":0}"#,
+                "concurrency",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","timeout_ms":0}"#,
+                "timeout_ms",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","drivers":9}"#,
+                "drivers",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","drivers":1}"#,
+                "drivers",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","driver_ids":["a","a"]}"#,
+                "driver_ids",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","driver_ids":["a"]}"#,
+                "driver_ids",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","method":"G T"}"#,
+                "method",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","headers":{"X":"a\r\nb"}}"#,
+                "headers",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","requests":5}"#,
+                "requests",
+            ),
+            (r#"not json"#, "body"),
+            (r#"{not json"#, "body"),
+            (r#"{"test_type":"avalanche","#, "body"),
+            (r#""#, "body"),
+            (r#"[1]"#, "body"),
+        ];
+        for (body, field) in cases {
+            let e = check(body).expect_err(body);
+            assert_eq!(e.field, field, "{body}: {e}");
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The orchestrator's metrics store (SQLite): every test with its spec, status and final view,
+//! a time series of progress per driver, and each driver's latest full report, so history and
+//! a running test's state survive an orchestrator restart.
+
+use super::run::TestView;
+use super::spec::TestSpec;
+use crate::protocol::MetricsReport;
+use crate::sqlite::Db;
+use rusqlite::params;
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tests (
+    id          TEXT PRIMARY KEY,
+    spec        TEXT NOT NULL,
+    drivers     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    reason      TEXT,
+    created_ms  INTEGER NOT NULL,
+    started_ms  INTEGER,
+    finished_ms INTEGER,
+    view        TEXT
+);
+CREATE TABLE IF NOT EXISTS series (
+    test_id   TEXT NOT NULL,
+    node_id   TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    at_ms     INTEGER NOT NULL,
+    sent      INTEGER NOT NULL,
+    responses INTEGER NOT NULL,
+    errors    INTEGER NOT NULL,
+    p50_ms    REAL NOT NULL,
+    p95_ms    REAL NOT NULL,
+    p99_ms    REAL NOT NULL,
+    PRIMARY KEY (test_id, node_id, seq)
+);
+CREATE TABLE IF NOT EXISTS positions (
+    topic     TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next      INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS latest (
+    test_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    report  TEXT NOT NULL,
+    PRIMARY KEY (test_id, node_id)
+);
+";
+
+/// A `tests` row: id, spec, drivers, status, created, started, view.
+type TestRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
+
+/// A test as stored: enough to rebuild it after a restart.
+pub struct StoredTest {
+    pub id: String,
+    pub spec: TestSpec,
+    pub drivers: Vec<String>,
+    pub status: String,
+    pub created_ms: u64,
+    pub started_ms: Option<u64>,
+    pub view: Option<TestView>,
+    pub latest: Vec<MetricsReport>,
+}
+
+#[derive(Clone)]
+pub struct OrchestratorStore {
+    db: Db,
+}
+
+impl OrchestratorStore {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            db: Db::open(path, SCHEMA)?,
+        })
+    }
+
+    /// Inserts or updates a test's row from its current view.
+    pub async fn save_test(&self, v: &TestView) -> anyhow::Result<()> {
+        let spec = serde_json::to_string(&v.spec)?;
+        let drivers = serde_json::to_string(&v.drivers)?;
+        let status = serde_json::to_value(v.status)?
+            .as_str()
+            .unwrap_or("created")
+            .to_string();
+        let view = if v.status.is_finished() {
+            Some(serde_json::to_string(v)?)
+        } else {
+            None
+        };
+        let row = (
+            v.id.clone(),
+            v.reason.clone(),
+            v.created_at_ms as i64,
+            v.started_at_ms.map(|x| x as i64),
+            v.finished_at_ms.map(|x| x as i64),
+        );
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "INSERT INTO tests (id, spec, drivers, status, reason, created_ms, started_ms, finished_ms, view)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT(id) DO UPDATE SET status = ?4, reason = ?5, started_ms = ?7, finished_ms = ?8, view = ?9",
+                    params![row.0, spec, drivers, status, row.1, row.2, row.3, row.4, view],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Keeps one progress point and the report itself as its driver's latest.
+    pub async fn save_report(&self, r: &MetricsReport, at_ms: u64) -> anyhow::Result<()> {
+        let json = serde_json::to_string(r)?;
+        let m = &r.metrics;
+        let row = (
+            r.test_id.clone(),
+            r.node_id.clone(),
+            r.seq as i64,
+            at_ms as i64,
+            r.requests_sent as i64,
+            r.responses_received as i64,
+            r.errors.total() as i64,
+            m.median_latency,
+            m.p95_latency,
+            m.p99_latency,
+        );
+        self.db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO series VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9],
+                )?;
+                tx.execute(
+                    "INSERT INTO latest VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(test_id, node_id) DO UPDATE SET seq = ?3, report = ?4 WHERE seq < ?3",
+                    params![row.0, row.1, row.2, json],
+                )?;
+                tx.commit()
+            })
+            .await
+    }
+
+    /// Remembers the next offset to read on a metrics partition, to resume after a restart.
+    pub async fn save_position(
+        &self,
+        topic: &str,
+        partition: i32,
+        next: i64,
+    ) -> anyhow::Result<()> {
+        let topic = topic.to_string();
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "INSERT INTO positions VALUES (?1, ?2, ?3) ON CONFLICT(topic, partition) DO UPDATE SET next = ?3",
+                    params![topic, partition, next],
+                )
+                .map(|_| ())
+            })
+            .await
+    }
+
+    pub async fn positions(&self) -> anyhow::Result<Vec<(String, i32, i64)>> {
+        self.db
+            .call(|c| {
+                let mut st = c.prepare("SELECT topic, partition, next FROM positions")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                rows.collect()
+            })
+            .await
+    }
+
+    /// Every stored test, oldest first, with the latest reports of unfinished ones.
+    pub async fn load(&self) -> anyhow::Result<Vec<StoredTest>> {
+        let rows: Vec<TestRow> = self
+            .db
+            .call(|c| {
+                let mut st = c.prepare("SELECT id, spec, drivers, status, created_ms, started_ms, view FROM tests ORDER BY created_ms, id")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?;
+                rows.collect()
+            })
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, spec, drivers, status, created, started, view) in rows {
+            let latest = if view.is_none() {
+                self.latest(&id).await?
+            } else {
+                Vec::new()
+            };
+            out.push(StoredTest {
+                spec: serde_json::from_str(&spec)?,
+                drivers: serde_json::from_str(&drivers)?,
+                status,
+                created_ms: created as u64,
+                started_ms: started.map(|s| s as u64),
+                view: view.map(|v| serde_json::from_str(&v)).transpose()?,
+                latest,
+                id,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn latest(&self, test_id: &str) -> anyhow::Result<Vec<MetricsReport>> {
+        let id = test_id.to_string();
+        let rows: Vec<String> = self
+            .db
+            .call(move |c| {
+                let mut st = c.prepare("SELECT report FROM latest WHERE test_id = ?1")?;
+                let rows = st.query_map([id], |r| r.get(0))?;
+                rows.collect()
+            })
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| serde_json::from_str(r).ok())
+            .collect())
+    }
+}

@@ -1,0 +1,266 @@
+//! Latency statistics: HDR histograms in microseconds, their wire codec, and the summary
+//! (min, max, mean, median, mode, p90/p95/p99) computed from them.
+//!
+//! Exactness rules: min, max and mean come from exact counters kept beside the histogram
+//! (`Latency`), so they merge exactly; percentiles come from the merged histogram (3 significant
+//! digits, so within 0.1% of the true value); nothing is ever averaged across drivers.
+//!
+//! Mode is binned: latencies are grouped into bins of [`MODE_BIN_US`] (0.1 ms) and the mode is the
+//! midpoint of the fullest bin (the lowest such bin on a tie). Above ~130 ms the histogram's own
+//! resolution is coarser than 0.1 ms, so the mode there is as precise as the histogram.
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Width of a mode bin, in microseconds.
+pub const MODE_BIN_US: u64 = 100;
+/// Significant digits kept by every histogram.
+pub const SIGFIG: u8 = 3;
+/// Largest latency a histogram records exactly; longer ones are clamped to it (1 hour).
+pub const MAX_US: u64 = 3_600_000_000;
+
+/// A new, empty, auto-resizing latency histogram (memory grows with the largest value seen,
+/// not with the number of samples).
+pub fn new_histogram() -> Histogram<u64> {
+    // 3 significant digits is a valid precision, so this cannot fail; fall back defensively.
+    let mut h =
+        Histogram::new(SIGFIG).unwrap_or_else(|_| Histogram::new(2).expect("sigfig 2 is valid"));
+    h.auto(true);
+    h
+}
+
+/// Exact latency accounting beside the histogram: count, sum, min, max (microseconds).
+#[derive(Clone, Debug)]
+pub struct Latency {
+    pub histogram: Histogram<u64>,
+    pub sum_us: u64,
+    pub min_us: u64,
+    pub max_us: u64,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self {
+            histogram: new_histogram(),
+            sum_us: 0,
+            min_us: u64::MAX,
+            max_us: 0,
+        }
+    }
+}
+
+impl Latency {
+    /// Records one latency; allocation-free unless a new maximum grows the histogram.
+    #[inline]
+    pub fn record(&mut self, us: u64) {
+        let us = us.clamp(1, MAX_US);
+        // `record` grows an auto-resizing histogram; `saturating_record` would clamp instead.
+        if self.histogram.record(us).is_err() {
+            self.histogram.saturating_record(us);
+        }
+        self.sum_us += us;
+        self.min_us = self.min_us.min(us);
+        self.max_us = self.max_us.max(us);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.histogram.len()
+    }
+
+    /// Adds another recorder's samples to this one.
+    pub fn merge(&mut self, other: &Latency) {
+        // Both sides auto-resize, so adding cannot run out of range.
+        let _ = self.histogram.add(&other.histogram);
+        self.sum_us += other.sum_us;
+        self.min_us = self.min_us.min(other.min_us);
+        self.max_us = self.max_us.max(other.max_us);
+    }
+
+    /// The summary in milliseconds; all zero when nothing was recorded.
+    pub fn summary(&self) -> Summary {
+        let n = self.count();
+        if n == 0 {
+            return Summary::default();
+        }
+        let h = &self.histogram;
+        let ms = |us: u64| us as f64 / 1000.0;
+        Summary {
+            count: n,
+            min_ms: ms(self.min_us),
+            max_ms: ms(self.max_us),
+            mean_ms: self.sum_us as f64 / n as f64 / 1000.0,
+            median_ms: ms(h.value_at_quantile(0.5)),
+            mode_ms: mode_us(h) / 1000.0,
+            p90_ms: ms(h.value_at_quantile(0.90)),
+            p95_ms: ms(h.value_at_quantile(0.95)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+        }
+    }
+
+    /// Rebuilds a recorder from a report's histogram and exact fields.
+    pub fn from_parts(histogram: Histogram<u64>, sum_us: u64, min_ms: f64, max_ms: f64) -> Self {
+        let empty = histogram.is_empty();
+        let mut h = histogram;
+        h.auto(true);
+        let exact_or = |ms: f64, fallback: u64| {
+            if ms > 0.0 {
+                (ms * 1000.0).round() as u64
+            } else {
+                fallback
+            }
+        };
+        Self {
+            min_us: if empty {
+                u64::MAX
+            } else {
+                exact_or(min_ms, h.min())
+            },
+            max_us: if empty { 0 } else { exact_or(max_ms, h.max()) },
+            sum_us,
+            histogram: h,
+        }
+    }
+}
+
+/// The numbers shown for one driver or for all of them, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub count: u64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+    pub median_ms: f64,
+    pub mode_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// The midpoint (µs) of the fullest [`MODE_BIN_US`]-wide bin; ties go to the lowest bin.
+pub fn mode_us(h: &Histogram<u64>) -> f64 {
+    // Iterating recorded values visits only non-empty buckets, so the cost is bounded by the
+    // histogram's resolution, never by the number of samples.
+    let mut bins: BTreeMap<u64, u64> = BTreeMap::new();
+    for v in h.iter_recorded() {
+        let value = h.median_equivalent(v.value_iterated_to());
+        *bins.entry(value / MODE_BIN_US).or_default() += v.count_at_value();
+    }
+    let mut best: Option<(u64, u64)> = None;
+    for (bin, count) in bins {
+        if best.is_none_or(|(_, c)| count > c) {
+            best = Some((bin, count));
+        }
+    }
+    best.map(|(bin, _)| (bin * MODE_BIN_US) as f64 + MODE_BIN_US as f64 / 2.0)
+        .unwrap_or(0.0)
+}
+
+/// Encodes a histogram as base64 of its V2 deflate serialization.
+pub fn encode(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    // Writing into a Vec cannot fail for an in-range histogram; an empty string decodes as empty.
+    if V2DeflateSerializer::new().serialize(h, &mut buf).is_err() {
+        return String::new();
+    }
+    base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
+/// Decodes what [`encode`] produced; an empty string is an empty histogram.
+pub fn decode(s: &str) -> Result<Histogram<u64>, String> {
+    if s.is_empty() {
+        return Ok(new_histogram());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|e| format!("histogram is not base64: {e}"))?;
+    let mut h: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("histogram does not decode: {e:?}"))?;
+    h.auto(true);
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn latency_of(values_us: &[u64]) -> Latency {
+        let mut l = Latency::default();
+        for &v in values_us {
+            l.record(v);
+        }
+        l
+    }
+
+    #[test]
+    fn summary_matches_raw_data() {
+        let values: Vec<u64> = (1..=1000).map(|i| i * 100).collect(); // 0.1 ms .. 100 ms
+        let s = latency_of(&values).summary();
+        assert_eq!(s.count, 1000);
+        assert_eq!(s.min_ms, 0.1);
+        assert_eq!(s.max_ms, 100.0);
+        assert!((s.mean_ms - 50.05).abs() < 1e-9, "mean {}", s.mean_ms);
+        assert!((s.median_ms - 50.0).abs() <= 0.05, "median {}", s.median_ms);
+        assert!((s.p99_ms - 99.0).abs() <= 0.1, "p99 {}", s.p99_ms);
+    }
+
+    #[test]
+    fn mode_is_the_fullest_bin_midpoint() {
+        let mut v = vec![1_000; 3];
+        v.extend([5_020, 5_040, 5_060, 5_080]); // four in the 5.0–5.1 ms bin
+        v.extend([9_000; 2]);
+        assert_eq!(latency_of(&v).summary().mode_ms, 5.05);
+        // A tie goes to the lowest bin.
+        assert_eq!(
+            latency_of(&[2_000, 2_000, 7_000, 7_000]).summary().mode_ms,
+            2.05
+        );
+    }
+
+    #[test]
+    fn merged_percentiles_are_not_averaged_medians() {
+        // Driver A: 99 fast requests; driver B: 1 fast and 100 slow. The average of the two
+        // medians would be ~50 ms; the true median of all 200 is the fast value.
+        let a = latency_of(&[1_000; 99]);
+        let mut b = latency_of(&[100_000; 100]);
+        b.record(1_000);
+        let mut all = a.clone();
+        all.merge(&b);
+        let s = all.summary();
+        assert_eq!(s.count, 200);
+        assert_eq!(s.median_ms, 1.0);
+        assert_eq!(s.min_ms, 1.0);
+        assert_eq!(s.max_ms, 100.0);
+        assert!((s.mean_ms - (100.0 * 1.0 + 100.0 * 100.0) / 200.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn codec_round_trips_and_rejects_garbage() {
+        let l = latency_of(&[10, 250, 3_000, 3_600_000_000, 7]);
+        let back = decode(&encode(&l.histogram)).expect("decodes");
+        assert_eq!(back, l.histogram);
+        assert!(decode("").expect("empty").is_empty());
+        assert!(decode("not base64!").is_err());
+        assert!(decode("aGVsbG8=").is_err());
+    }
+
+    #[test]
+    fn from_parts_keeps_exact_min_max() {
+        let l = latency_of(&[1_234, 5_678]);
+        let s = l.summary();
+        let r = Latency::from_parts(l.histogram.clone(), l.sum_us, s.min_ms, s.max_ms);
+        assert_eq!(r.summary(), s);
+        assert_eq!(
+            Latency::from_parts(new_histogram(), 0, 0.0, 0.0).summary(),
+            Summary::default()
+        );
+    }
+
+    #[test]
+    fn empty_summary_is_zero() {
+        assert_eq!(Latency::default().summary(), Summary::default());
+    }
+}

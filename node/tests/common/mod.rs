@@ -1,0 +1,430 @@
+//! Test harness for end-to-end tests: real processes (target, orchestrator, drivers) over a
+//! real Kafka broker (`KAFKA_BOOTSTRAP`, started by `make test`) and real HTTP on loopback.
+//! Every cluster gets its own topic prefix, so tests can share the broker and run in parallel.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn kafka() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").expect(
+        "KAFKA_BOOTSTRAP is not set: these tests need a real Kafka broker. Run `make test`, or start one with \
+         `bash scripts/kafka.sh start` and export KAFKA_BOOTSTRAP=<the address it prints>",
+    )
+}
+
+pub fn floodgate_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_floodgate"))
+}
+
+pub fn target_bin() -> PathBuf {
+    let p = floodgate_bin().with_file_name("floodgate-target");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first (`cargo build --workspace`; `make test` does)",
+        p.display()
+    );
+    p
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
+pub async fn eventually<T>(
+    what: &str,
+    within: Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A child process killed on drop, with its output kept for diagnosis.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, bin: &Path, args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        cmd.env("FLOODGATE_LOG", "info");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Proc {
+            name: name.to_string(),
+            child,
+            lines,
+        }
+    }
+
+    /// Waits for an output line containing `needle` and returns it.
+    pub async fn wait_line(&mut self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(l) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return l.clone();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited ({status}) before printing {needle:?}:\n{}",
+                    self.name,
+                    self.output()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not print {needle:?} within {within:?}:\n{}",
+                self.name,
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// SIGKILL: the process gets no chance to say goodbye (a crash, a lost node).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        eventually(
+            &format!("{} to exit", self.name),
+            Duration::from_secs(15),
+            async || self.child.try_wait().ok().flatten(),
+        )
+        .await
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("----- output of {} -----\n{}", self.name, self.output());
+        }
+    }
+}
+
+/// The port printed in a line ending with `HOST:PORT`.
+fn addr_in(line: &str) -> String {
+    line.split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub struct Target {
+    pub proc: Proc,
+    pub addr: String,
+}
+
+impl Target {
+    pub async fn start(extra: &[&str]) -> Target {
+        let mut args = vec!["--listen", "127.0.0.1:0", "--threads", "2"];
+        args.extend_from_slice(extra);
+        let mut proc = Proc::spawn("target", &target_bin(), &args, &[]);
+        let line = proc
+            .wait_line("listening on", Duration::from_secs(10))
+            .await;
+        Target {
+            addr: addr_in(&line),
+            proc,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/ping", self.addr)
+    }
+
+    pub async fn metrics(&self) -> (u64, u64) {
+        let v = get(&format!("http://{}/metrics", self.addr)).await;
+        (
+            v["requests_received"].as_u64().unwrap(),
+            v["responses_sent"].as_u64().unwrap(),
+        )
+    }
+
+    pub async fn arrivals_us(&self) -> Vec<u64> {
+        let v = get(&format!("http://{}/arrivals", self.addr)).await;
+        v["arrivals_us"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect()
+    }
+}
+
+/// One orchestrator and its drivers on one topic prefix.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub prefix: String,
+    pub orchestrator: Proc,
+    pub api: String,
+    pub drivers: Vec<Proc>,
+}
+
+impl Cluster {
+    pub async fn start(drivers: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = format!("t{}.", uuid::Uuid::new_v4().simple());
+        let (orchestrator, api) = start_orchestrator(dir.path(), &prefix).await;
+        let mut c = Cluster {
+            dir,
+            prefix,
+            orchestrator,
+            api,
+            drivers: Vec::new(),
+        };
+        for _ in 0..drivers {
+            c.add_driver().await;
+        }
+        c.wait_alive(drivers).await;
+        c
+    }
+
+    pub fn driver_id(i: usize) -> String {
+        format!("driver-{i}")
+    }
+
+    pub fn driver_store(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("driver-{i}.sqlite"))
+    }
+
+    /// Starts driver number `drivers.len()` (IDs are stable, so a restart reuses one).
+    pub async fn add_driver(&mut self) {
+        let i = self.drivers.len();
+        let p = self.spawn_driver(i).await;
+        self.drivers.push(p);
+    }
+
+    pub async fn spawn_driver(&self, i: usize) -> Proc {
+        let id = Self::driver_id(i);
+        let store = self.driver_store(i);
+        let mut p = Proc::spawn(
+            &id,
+            &floodgate_bin(),
+            &[
+                "driver",
+                "--kafka",
+                &kafka(),
+                "--orchestrator",
+                &self.api,
+                "--id",
+                &id,
+                "--topic-prefix",
+                &self.prefix,
+                "--store",
+                store.to_str().unwrap(),
+            ],
+            &[("TOKIO_WORKER_THREADS", "2")],
+        );
+        p.wait_line("driver registered", Duration::from_secs(30))
+            .await;
+        p
+    }
+
+    pub async fn restart_orchestrator(&mut self) {
+        self.orchestrator.kill();
+        let (p, api) = start_orchestrator_at(self.dir.path(), &self.prefix, &self.api).await;
+        self.orchestrator = p;
+        self.api = api;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.api)
+    }
+
+    pub async fn alive(&self) -> Vec<String> {
+        let v = get(&self.url("/api/v1/drivers")).await;
+        v["drivers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["alive"] == true)
+            .map(|d| d["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    pub async fn wait_alive(&self, n: usize) {
+        eventually(
+            &format!("{n} alive drivers"),
+            Duration::from_secs(30),
+            async || (self.alive().await.len() == n).then_some(()),
+        )
+        .await;
+    }
+
+    /// Creates and triggers a test; returns its id.
+    pub async fn start_test(&self, spec: Value) -> String {
+        let mut spec = spec;
+        spec["trigger"] = json!(true);
+        let (status, v) = post(&self.url("/api/v1/tests"), Some(spec)).await;
+        assert_eq!(status, 201, "create failed: {v}");
+        assert_eq!(v["status"], "running", "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn test(&self, id: &str) -> Value {
+        get(&self.url(&format!("/api/v1/tests/{id}"))).await
+    }
+
+    /// Waits until the test has ended and returns its final view.
+    pub async fn wait_finished(&self, id: &str, within: Duration) -> Value {
+        eventually(&format!("test {id} to end"), within, async || {
+            let v = self.test(id).await;
+            matches!(
+                v["status"].as_str(),
+                Some("completed" | "failed" | "stopped")
+            )
+            .then_some(v)
+        })
+        .await
+    }
+
+    pub async fn run_test(&self, spec: Value, within: Duration) -> Value {
+        let id = self.start_test(spec).await;
+        self.wait_finished(&id, within).await
+    }
+}
+
+async fn start_orchestrator(dir: &Path, prefix: &str) -> (Proc, String) {
+    start_orchestrator_at(dir, prefix, "127.0.0.1:0").await
+}
+
+async fn start_orchestrator_at(dir: &Path, prefix: &str, listen: &str) -> (Proc, String) {
+    let store = dir.join("orchestrator.sqlite");
+    let mut p = Proc::spawn(
+        "orchestrator",
+        &floodgate_bin(),
+        &[
+            "orchestrator",
+            "--kafka",
+            &kafka(),
+            "--listen",
+            listen,
+            "--topic-prefix",
+            prefix,
+            "--store",
+            store.to_str().unwrap(),
+            "--id",
+            "orch-1",
+            "--start-delay-ms",
+            "500",
+        ],
+        &[("TOKIO_WORKER_THREADS", "2")],
+    );
+    let line = p
+        .wait_line("orchestrator listening on", Duration::from_secs(30))
+        .await;
+    (p, addr_in(&line))
+}
+
+pub async fn get(url: &str) -> Value {
+    let r = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    r.json().await.unwrap()
+}
+
+pub async fn post(url: &str, body: Option<Value>) -> (u16, Value) {
+    let c = reqwest::Client::new();
+    let mut req = c.post(url);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn post_raw(url: &str, body: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Produces raw bytes on a topic, bypassing every Floodgate type (for garbage tests).
+pub async fn produce_raw(topic: &str, payload: &[u8]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::ClientConfig;
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .create()
+        .unwrap();
+    p.send(
+        FutureRecord::<str, [u8]>::to(topic).payload(payload),
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|(e, _)| e)
+    .unwrap();
+}

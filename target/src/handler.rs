@@ -1,0 +1,271 @@
+//! Request routing and response building for /ping, /metrics, /reset and /arrivals.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::state::{Counters, Target};
+
+/// Every response body is complete up front, so hyper can send it with a
+/// Content-Length in a single write.
+pub type Body = Full<Bytes>;
+
+const PONG: &[u8] = br#"{"message":"pong"}"#;
+const INJECTED: &[u8] = br#"{"error":"injected"}"#;
+const NOT_FOUND: &[u8] = br#"{"error":"not found"}"#;
+const METHOD_NOT_ALLOWED: &[u8] = br#"{"error":"method not allowed"}"#;
+const INTERNAL: &[u8] = br#"{"error":"internal"}"#;
+
+// `HeaderValue::from_static` does not allocate; these are functions rather than
+// consts because a `HeaderValue` holds `Bytes`, which clippy treats as
+// interior-mutable.
+fn json_content_type() -> HeaderValue {
+    HeaderValue::from_static("application/json")
+}
+
+fn prometheus_content_type() -> HeaderValue {
+    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8")
+}
+
+/// hyper service wrapping [`handle`]; one is created per connection, so the
+/// `Arc` is cloned per connection rather than per request.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    state: Arc<Target>,
+}
+
+impl Handler {
+    pub fn new(state: Arc<Target>) -> Self {
+        Self { state }
+    }
+}
+
+impl<B> hyper::service::Service<Request<B>> for Handler {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = HandlerFuture;
+
+    fn call(&self, req: Request<B>) -> HandlerFuture {
+        handle(&self.state, &req)
+    }
+}
+
+/// Future of one response.
+///
+/// Without added latency the response is built synchronously inside
+/// [`handle`], so the hot path neither boxes a future nor clones the `Arc`;
+/// only delayed responses pay for a boxed sleep.
+pub struct HandlerFuture(Inner);
+
+enum Inner {
+    Ready(Option<Response<Body>>),
+    Delayed(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+}
+
+impl HandlerFuture {
+    fn ready(response: Response<Body>) -> Self {
+        Self(Inner::Ready(Some(response)))
+    }
+}
+
+impl Future for HandlerFuture {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            // Polling again after completion breaks the Future contract; answer
+            // 500 rather than panic inside the connection task.
+            Inner::Ready(response) => Poll::Ready(Ok(response
+                .take()
+                .unwrap_or_else(|| json(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL)))),
+            Inner::Delayed(future) => future.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+/// Routes one request. The body is never read: no endpoint takes input.
+pub fn handle<B>(state: &Arc<Target>, req: &Request<B>) -> HandlerFuture {
+    let method = req.method();
+    match req.uri().path() {
+        "/ping" if method == Method::GET => ping(state),
+        "/metrics" if method == Method::GET => HandlerFuture::ready(metrics(state, req)),
+        "/reset" if method == Method::POST => HandlerFuture::ready(counters_json(&state.reset())),
+        "/arrivals" if method == Method::GET => HandlerFuture::ready(arrivals(state)),
+        "/ping" | "/metrics" | "/arrivals" => HandlerFuture::ready(method_not_allowed("GET")),
+        "/reset" => HandlerFuture::ready(method_not_allowed("POST")),
+        _ => HandlerFuture::ready(json(StatusCode::NOT_FOUND, NOT_FOUND)),
+    }
+}
+
+fn ping(state: &Arc<Target>) -> HandlerFuture {
+    state.on_ping_arrival();
+    let inject_error = state.inject_error();
+    match state.ping_delay() {
+        None => {
+            let response = ping_response(inject_error);
+            state.on_ping_response();
+            HandlerFuture::ready(response)
+        }
+        Some(delay) => {
+            let state = Arc::clone(state);
+            // If the client goes away during the sleep hyper drops this future,
+            // so no response is counted for it: responses_sent stays honest.
+            HandlerFuture(Inner::Delayed(Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                let response = ping_response(inject_error);
+                state.on_ping_response();
+                response
+            })))
+        }
+    }
+}
+
+fn ping_response(inject_error: bool) -> Response<Body> {
+    if inject_error {
+        json(StatusCode::INTERNAL_SERVER_ERROR, INJECTED)
+    } else {
+        json(StatusCode::OK, PONG)
+    }
+}
+
+fn metrics<B>(state: &Target, req: &Request<B>) -> Response<Body> {
+    let counters = state.counters();
+    if !wants_prometheus(req) {
+        return counters_json(&counters);
+    }
+    let body = format!(
+        "# HELP floodgate_target_requests_received_total /ping requests received, counted on arrival.\n\
+         # TYPE floodgate_target_requests_received_total counter\n\
+         floodgate_target_requests_received_total {}\n\
+         # HELP floodgate_target_responses_sent_total /ping responses produced, injected errors included.\n\
+         # TYPE floodgate_target_responses_sent_total counter\n\
+         floodgate_target_responses_sent_total {}\n",
+        counters.requests_received, counters.responses_sent
+    );
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, prometheus_content_type());
+    response
+}
+
+/// `?format=prometheus` wins, then `?format=json`, then an `Accept` listing
+/// `text/plain` (which Prometheus scrapers always include).
+fn wants_prometheus<B>(req: &Request<B>) -> bool {
+    let query = req.uri().query().unwrap_or_default();
+    for pair in query.split('&') {
+        match pair {
+            "format=prometheus" => return true,
+            "format=json" => return false,
+            _ => {}
+        }
+    }
+    req.headers()
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|range| range.split(';').next())
+        .any(|media| media.trim().eq_ignore_ascii_case("text/plain"))
+}
+
+fn counters_json(counters: &Counters) -> Response<Body> {
+    match serde_json::to_vec(counters) {
+        Ok(body) => json(StatusCode::OK, body),
+        Err(_) => json(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL),
+    }
+}
+
+fn arrivals(state: &Target) -> Response<Body> {
+    #[derive(serde::Serialize)]
+    struct Arrivals {
+        arrivals_us: Vec<u64>,
+    }
+    match serde_json::to_vec(&Arrivals {
+        arrivals_us: state.arrivals_us(),
+    }) {
+        Ok(body) => json(StatusCode::OK, body),
+        Err(_) => json(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL),
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = json(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED);
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// Static slices become `Bytes::from_static`, so fixed bodies are never copied.
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, json_content_type());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: Method, uri: &str, accept: Option<&str>) -> Request<()> {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(accept) = accept {
+            builder = builder.header(ACCEPT, accept);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn prometheus_negotiation() {
+        let wants = |uri, accept| wants_prometheus(&request(Method::GET, uri, accept));
+        assert!(!wants("/metrics", None));
+        assert!(!wants("/metrics", Some("application/json")));
+        assert!(wants("/metrics", Some("text/plain")));
+        assert!(wants(
+            "/metrics",
+            Some("application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.2,*/*;q=0.1")
+        ));
+        assert!(wants("/metrics?format=prometheus", None));
+        assert!(wants(
+            "/metrics?x=1&format=prometheus",
+            Some("application/json")
+        ));
+        assert!(!wants("/metrics?format=json", Some("text/plain")));
+    }
+
+    #[tokio::test]
+    async fn routes_without_a_network() {
+        let state = Arc::new(Target::new(&crate::Config::default()).unwrap());
+        let status = |method, uri| {
+            let state = Arc::clone(&state);
+            async move {
+                handle(&state, &request(method, uri, None))
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        assert_eq!(status(Method::GET, "/ping").await, StatusCode::OK);
+        assert_eq!(status(Method::GET, "/nope").await, StatusCode::NOT_FOUND);
+        assert_eq!(
+            status(Method::DELETE, "/ping").await,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            status(Method::GET, "/reset").await,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(state.counters().requests_received, 1);
+    }
+}

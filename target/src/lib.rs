@@ -1,0 +1,15 @@
+//! floodgate-target: a lean HTTP/1.1 server for load tests to hit, with counters and fault injection.
+//!
+//! Endpoints: `GET /ping`, `GET /metrics` (JSON, or Prometheus text when the
+//! client accepts `text/plain` or asks `?format=prometheus`), `POST /reset`,
+//! `GET /arrivals`.
+
+mod config;
+mod handler;
+mod server;
+mod state;
+
+pub use config::{Config, MAX_LATENCY_MS, MAX_RECORD_ARRIVALS};
+pub use handler::{handle, Body, Handler, HandlerFuture};
+pub use server::{bind, serve, shutdown_signal, DRAIN_GRACE, LISTEN_BACKLOG};
+pub use state::{Counters, Target};

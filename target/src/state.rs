@@ -1,0 +1,248 @@
+//! Shared server state: the request counters, the fault-injection knobs and the arrival log.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::config::Config;
+
+/// Keeps each hot counter on its own cache line (128 bytes covers adjacent-line
+/// prefetching on x86) so the two counters do not false-share with each other
+/// or with neighbouring fields.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct PaddedCounter(AtomicU64);
+
+/// Snapshot of the /ping counters, as served by /metrics and /reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Counters {
+    pub requests_received: u64,
+    pub responses_sent: u64,
+}
+
+/// State shared by every connection of one server.
+#[derive(Debug)]
+pub struct Target {
+    requests_received: PaddedCounter,
+    responses_sent: PaddedCounter,
+    latency: Duration,
+    jitter_ms: f64,
+    error_ratio: f64,
+    arrivals: Arrivals,
+}
+
+impl Target {
+    /// Builds the state for `config`, preallocating the arrival log.
+    pub fn new(config: &Config) -> Result<Self, String> {
+        config.validate()?;
+        Ok(Self {
+            requests_received: PaddedCounter::default(),
+            responses_sent: PaddedCounter::default(),
+            latency: Duration::from_secs_f64(config.latency_ms / 1000.0),
+            jitter_ms: config.latency_jitter_ms,
+            error_ratio: config.error_ratio,
+            arrivals: Arrivals::new(config.record_arrivals)?,
+        })
+    }
+
+    /// Counts (and possibly records) a /ping on arrival, before any added latency.
+    pub(crate) fn on_ping_arrival(&self) {
+        self.requests_received.0.fetch_add(1, Ordering::Relaxed);
+        self.arrivals.record();
+    }
+
+    /// Counts a /ping response once it has been built.
+    pub(crate) fn on_ping_response(&self) {
+        self.responses_sent.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Draws whether this /ping gets the injected 500.
+    pub(crate) fn inject_error(&self) -> bool {
+        // The bounds skip the RNG entirely in the common configurations.
+        if self.error_ratio <= 0.0 {
+            false
+        } else if self.error_ratio >= 1.0 {
+            true
+        } else {
+            rand::random::<f64>() < self.error_ratio
+        }
+    }
+
+    /// Latency to add before answering this /ping; `None` when nothing should be awaited.
+    pub(crate) fn ping_delay(&self) -> Option<Duration> {
+        let jitter = if self.jitter_ms > 0.0 {
+            Duration::from_secs_f64(rand::random_range(0.0..self.jitter_ms) / 1000.0)
+        } else {
+            Duration::ZERO
+        };
+        let delay = self.latency + jitter;
+        (!delay.is_zero()).then_some(delay)
+    }
+
+    /// Longest latency /ping can add, used to bound the shutdown drain.
+    pub fn max_ping_delay(&self) -> Duration {
+        self.latency + Duration::from_secs_f64(self.jitter_ms / 1000.0)
+    }
+
+    /// Current counter values.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            requests_received: self.requests_received.0.load(Ordering::Relaxed),
+            responses_sent: self.responses_sent.0.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Zeroes the counters and the arrival log, returning the counters as they were.
+    pub fn reset(&self) -> Counters {
+        let before = Counters {
+            requests_received: self.requests_received.0.swap(0, Ordering::Relaxed),
+            responses_sent: self.responses_sent.0.swap(0, Ordering::Relaxed),
+        };
+        self.arrivals.clear();
+        before
+    }
+
+    /// Recorded arrivals in microseconds since the earliest one, ascending.
+    pub fn arrivals_us(&self) -> Vec<u64> {
+        self.arrivals.snapshot_us()
+    }
+}
+
+/// Fixed-capacity, lock-free log of /ping arrival instants.
+///
+/// Writers claim a slot with one `fetch_add` and store the arrival as
+/// nanoseconds since `epoch` plus one, so zero can mean "not written yet".
+/// Timestamps are rebased on the earliest entry when read, which gives
+/// "since the first recorded arrival" without writers having to agree on
+/// who came first.
+#[derive(Debug)]
+struct Arrivals {
+    epoch: Instant,
+    next: AtomicUsize,
+    slots: Box<[AtomicU64]>,
+}
+
+impl Arrivals {
+    fn new(capacity: usize) -> Result<Self, String> {
+        let mut slots = Vec::new();
+        slots
+            .try_reserve_exact(capacity)
+            .map_err(|e| format!("cannot allocate {capacity} arrival slots: {e}"))?;
+        slots.extend((0..capacity).map(|_| AtomicU64::new(0)));
+        Ok(Self {
+            epoch: Instant::now(),
+            next: AtomicUsize::new(0),
+            slots: slots.into_boxed_slice(),
+        })
+    }
+
+    fn record(&self) {
+        let capacity = self.slots.len();
+        // The plain load keeps a full (or disabled) log from turning every
+        // request into a contended read-modify-write.
+        if self.next.load(Ordering::Relaxed) >= capacity {
+            return;
+        }
+        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = self.slots.get(index) {
+            let nanos = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+            slot.store(nanos + 1, Ordering::Relaxed);
+        }
+    }
+
+    fn clear(&self) {
+        // Slots first, then the index: a writer racing with the reset either
+        // still sees a full log or writes into an already-cleared slot.
+        for slot in self.slots.iter() {
+            slot.store(0, Ordering::Relaxed);
+        }
+        self.next.store(0, Ordering::Relaxed);
+    }
+
+    fn snapshot_us(&self) -> Vec<u64> {
+        let written = self.next.load(Ordering::Relaxed).min(self.slots.len());
+        let mut nanos: Vec<u64> = self.slots[..written]
+            .iter()
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .filter(|&n| n != 0)
+            .collect();
+        nanos.sort_unstable();
+        let first = nanos.first().copied().unwrap_or(0);
+        nanos.iter().map(|&n| (n - first) / 1000).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(config: Config) -> Target {
+        Target::new(&config).unwrap()
+    }
+
+    #[test]
+    fn arrival_log_is_bounded_and_sorted() {
+        let t = target(Config {
+            record_arrivals: 4,
+            ..Config::default()
+        });
+        for _ in 0..10 {
+            t.on_ping_arrival();
+        }
+        let arrivals = t.arrivals_us();
+        assert_eq!(arrivals.len(), 4);
+        assert_eq!(arrivals[0], 0);
+        assert!(arrivals.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(t.counters().requests_received, 10);
+    }
+
+    #[test]
+    fn disabled_arrival_log_stays_empty() {
+        let t = target(Config::default());
+        t.on_ping_arrival();
+        assert!(t.arrivals_us().is_empty());
+    }
+
+    #[test]
+    fn reset_returns_previous_counters_and_clears_arrivals() {
+        let t = target(Config {
+            record_arrivals: 2,
+            ..Config::default()
+        });
+        t.on_ping_arrival();
+        t.on_ping_response();
+        t.on_ping_arrival();
+        let before = t.reset();
+        assert_eq!(
+            before,
+            Counters {
+                requests_received: 2,
+                responses_sent: 1
+            }
+        );
+        assert_eq!(t.counters().requests_received, 0);
+        assert!(t.arrivals_us().is_empty());
+        t.on_ping_arrival();
+        assert_eq!(t.arrivals_us(), vec![0]);
+    }
+
+    #[test]
+    fn delay_is_none_without_latency_knobs() {
+        assert!(target(Config::default()).ping_delay().is_none());
+        let t = target(Config {
+            latency_ms: 2.0,
+            latency_jitter_ms: 1.0,
+            ..Config::default()
+        });
+        for _ in 0..100 {
+            let d = t.ping_delay().unwrap();
+            assert!(d >= Duration::from_millis(2) && d < Duration::from_millis(3));
+        }
+    }
+
+    #[test]
+    fn counters_do_not_share_a_cache_line() {
+        assert!(std::mem::align_of::<PaddedCounter>() >= 128);
+    }
+}
