@@ -5,7 +5,21 @@ use floodgate::cli::{Cli, Command, TestCommand};
 use floodgate::{app, client};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line saying what to fix, not a usage screen.
+            let rendered = e.to_string();
+            let first: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{} (see --help)", first.join(" "));
+            std::process::exit(2);
+        }
+    };
     if let Err(e) = floodgate::telemetry::init(cli.log_format, &cli.log) {
         eprintln!("error: {e}");
         std::process::exit(2);

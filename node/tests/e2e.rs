@@ -410,6 +410,19 @@ async fn a_stopped_test_ends_early_as_stopped() {
         (c.test(&id).await["aggregate"]["sent"].as_u64().unwrap_or(0) > 20).then_some(())
     })
     .await;
+    // While it runs, the orchestrator's count of each driver's requests is at most 1 s old.
+    for _ in 0..10 {
+        let v = c.test(&id).await;
+        for d in v["per_driver"].as_array().unwrap() {
+            let age = d["report_age_ms"].as_u64().unwrap();
+            assert!(
+                age <= 1000,
+                "report from {} is {age} ms old",
+                d["driver_id"]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
     let (status, _) = post(&c.url(&format!("/api/v1/tests/{id}/stop")), None).await;
     assert_eq!(status, 200);
     let v = c.wait_finished(&id, MIN).await;

@@ -3,17 +3,16 @@
 //! and decides when a test has ended. The REST API and the operator drive it through
 //! [`Orchestrator`]'s methods.
 
+mod controller;
 pub mod registry;
 pub mod run;
 pub mod spec;
 pub mod store;
 
-use crate::bus::{Bus, Inbox};
-use crate::protocol::{
-    self, Heartbeat, MetricsReport, Register, Role, Topics, Trigger, TriggerAction,
-};
+use crate::bus::Bus;
+use crate::protocol::{self, Register, Role, Topics, Trigger, TriggerAction};
 use registry::{DriverView, Registry};
-use run::{Rejected, TestRun, TestStatus, TestView};
+use run::{TestRun, TestStatus, TestView};
 use spec::{FieldError, TestSpecInput, MAX_DRIVERS, MIN_DRIVERS};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -388,129 +387,6 @@ impl Orchestrator {
     async fn save(&self, v: &TestView) {
         if let Err(e) = self.inner.store.save_test(v).await {
             tracing::error!(test_id = %v.id, "metrics store: {e}");
-        }
-    }
-
-    async fn presence_loop(self, inbox: Inbox) {
-        let topics = self.inner.cfg.topics.clone();
-        loop {
-            let msg = inbox.recv().await;
-            let now = Instant::now();
-            if msg.topic == topics.register {
-                match protocol::parse::<Register>(&msg.payload) {
-                    Ok(r) if r.is_driver() => {
-                        tracing::info!(driver = %r.node_id, address = %r.node_ip, "driver registered");
-                        self.state()
-                            .registry
-                            .seen(&r.node_id, Some(&r.node_ip), now);
-                    }
-                    Ok(_) => {}
-                    Err(e) => self.inner.bus.stats.malformed(&msg.topic, &e),
-                }
-            } else if msg.topic == topics.heartbeat {
-                match protocol::parse::<Heartbeat>(&msg.payload) {
-                    Ok(h) if h.role == Role::Driver => {
-                        self.state().registry.heartbeat(
-                            &h.node_id,
-                            h.node_ip.as_deref(),
-                            h.test_id,
-                            now,
-                        );
-                    }
-                    Ok(_) => {}
-                    Err(e) => self.inner.bus.stats.malformed(&msg.topic, &e),
-                }
-            }
-        }
-    }
-
-    async fn metrics_loop(self, inbox: Inbox) {
-        loop {
-            let msg = inbox.recv().await;
-            self.on_metrics(&msg.topic, &msg.payload).await;
-            // Stored after handling: replaying a report is harmless, skipping one is not.
-            if let Err(e) = self
-                .inner
-                .store
-                .save_position(&msg.topic, msg.partition, msg.offset + 1)
-                .await
-            {
-                tracing::error!("metrics store: {e}");
-            }
-        }
-    }
-
-    async fn on_metrics(&self, topic: &str, payload: &[u8]) {
-        let stats = &self.inner.bus.stats;
-        let report = match protocol::parse::<MetricsReport>(payload) {
-            Ok(r) => r,
-            Err(e) => return stats.malformed(topic, &e),
-        };
-        let now = Instant::now();
-        let applied = {
-            let mut st = self.state();
-            match st.tests.get_mut(&report.test_id) {
-                None => Err(Rejected::NotParticipant),
-                Some(t) => t.apply(report.clone(), now),
-            }
-        };
-        match applied {
-            Ok(()) => {
-                if let Err(e) = self
-                    .inner
-                    .store
-                    .save_report(&report, protocol::now_unix_ms())
-                    .await
-                {
-                    tracing::error!("metrics store: {e}");
-                }
-                self.evaluate(Some(&report.test_id)).await;
-            }
-            Err(Rejected::Malformed(why)) => stats.malformed(topic, &why),
-            Err(Rejected::NotParticipant) => stats.malformed(
-                topic,
-                &format!(
-                    "report for unknown test {} or node {}",
-                    report.test_id, report.node_id
-                ),
-            ),
-            Err(Rejected::Stale | Rejected::Finished) => {}
-        }
-    }
-
-    /// Ends running tests whose drivers are all done or lost; `only` narrows it to one test.
-    async fn evaluate(&self, only: Option<&str>) {
-        let ended: Vec<TestView> = {
-            let mut guard = self.state();
-            let st = &mut *guard;
-            let now = Instant::now();
-            let now_ms = protocol::now_unix_ms();
-            let registry = &st.registry;
-            st.tests
-                .values_mut()
-                .filter(|t| t.status == TestStatus::Running && only.is_none_or(|id| id == t.id))
-                .filter_map(|t| {
-                    t.evaluate(now, now_ms, |d| registry.liveness(d, now))
-                        .then(|| t.freeze(now))
-                })
-                .collect()
-        };
-        for v in ended {
-            tracing::info!(test_id = %v.id, status = ?v.status, reason = v.reason.as_deref().unwrap_or(""), "test ended");
-            self.save(&v).await;
-        }
-    }
-
-    async fn tick_loop(self) {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        let mut n: u64 = 0;
-        loop {
-            tick.tick().await;
-            self.evaluate(None).await;
-            n += 1;
-            if n.is_multiple_of(300) {
-                self.state().registry.prune(Instant::now());
-            }
         }
     }
 }

@@ -7,6 +7,12 @@
 //! as `"YES"` or `true`, missing optional fields and unknown fields are all accepted.
 //! See `docs/protocol.md` for the format with units.
 
+mod lenient;
+
+use lenient::{
+    any_as_string, lenient_f64, lenient_opt_f64, lenient_opt_u64, lenient_u64, lenient_yes,
+    ms_as_string, num_as_string,
+};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
@@ -485,10 +491,6 @@ pub struct Heartbeat {
     pub test_id: Option<String>,
 }
 
-fn yes() -> String {
-    "YES".to_string()
-}
-
 /// Why a message on a topic could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
@@ -521,91 +523,6 @@ pub fn emit<T: Serialize>(msg: &T) -> Vec<u8> {
     serde_json::to_vec(msg).unwrap_or_default()
 }
 
-/// Formats a count or a delay the way the seed shows it: a JSON string of the number.
-fn num_as_string<S: Serializer, N: fmt::Display>(n: &N, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&n.to_string())
-}
-
-/// Milliseconds as a string with microsecond precision (`"12.345"`).
-fn ms_as_string<S: Serializer>(ms: &f64, s: S) -> Result<S::Ok, S::Error> {
-    let v = if ms.is_finite() { *ms } else { 0.0 };
-    s.serialize_str(&format!("{v:.3}"))
-}
-
-/// A number, or a string holding one; empty strings and null count as absent.
-fn lenient_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Null => Ok(None),
-        serde_json::Value::Number(n) => n
-            .as_f64()
-            .map(Some)
-            .ok_or_else(|| de::Error::custom("number out of range")),
-        serde_json::Value::String(s) if s.trim().is_empty() => Ok(None),
-        serde_json::Value::String(s) => s
-            .trim()
-            .parse::<f64>()
-            .map(Some)
-            .map_err(|_| de::Error::custom(format!("expected a number, got {s:?}"))),
-        other => Err(de::Error::custom(format!("expected a number, got {other}"))),
-    }
-}
-
-fn finite(v: f64) -> Result<f64, String> {
-    if v.is_finite() {
-        Ok(v)
-    } else {
-        Err(format!("expected a finite number, got {v}"))
-    }
-}
-
-fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    finite(lenient_number(d)?.unwrap_or(0.0)).map_err(de::Error::custom)
-}
-
-fn lenient_opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    lenient_number(d)?
-        .map(finite)
-        .transpose()
-        .map_err(de::Error::custom)
-}
-
-fn to_u64(v: f64) -> Result<u64, String> {
-    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64 {
-        Ok(v as u64)
-    } else {
-        Err(format!("expected a whole number ≥ 0, got {v}"))
-    }
-}
-
-fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    lenient_opt_u64(d).map(|v| v.unwrap_or(0))
-}
-
-fn lenient_opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    lenient_number(d)?
-        .map(to_u64)
-        .transpose()
-        .map_err(de::Error::custom)
-}
-
-fn lenient_yes<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Bool(true) => Ok(yes()),
-        serde_json::Value::String(s) if s.eq_ignore_ascii_case("yes") || s == "true" => Ok(yes()),
-        other => Err(de::Error::custom(format!(
-            "heartbeat must be \"YES\" or true, got {other}"
-        ))),
-    }
-}
-
-fn any_as_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Null => String::new(),
-        serde_json::Value::String(s) => s,
-        other => other.to_string(),
-    })
-}
-
 /// The current wall-clock time as an RFC 3339 string, for `heartbeat.timestamp`.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
@@ -620,5 +537,4 @@ pub fn now_unix_ms() -> u64 {
 }
 
 #[cfg(test)]
-#[path = "protocol_tests.rs"]
 mod tests;
