@@ -44,23 +44,17 @@ impl From<FieldError> for ApiError {
 
 impl From<OrchestratorError> for ApiError {
     fn from(e: OrchestratorError) -> Self {
-        match e {
-            OrchestratorError::Invalid(f) => f.into(),
-            OrchestratorError::NotFound(_) => Self {
-                status: StatusCode::NOT_FOUND,
-                message: e.to_string(),
-                field: None,
-            },
-            OrchestratorError::Conflict(_) => Self {
-                status: StatusCode::CONFLICT,
-                message: e.to_string(),
-                field: None,
-            },
-            OrchestratorError::Bus(_) => Self {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: e.to_string(),
-                field: None,
-            },
+        let status = match &e {
+            OrchestratorError::Invalid(f) => return f.clone().into(),
+            OrchestratorError::NotFound(_) => StatusCode::NOT_FOUND,
+            OrchestratorError::Conflict(_) => StatusCode::CONFLICT,
+            OrchestratorError::Bus(_) => StatusCode::SERVICE_UNAVAILABLE,
+            OrchestratorError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self {
+            status,
+            message: e.to_string(),
+            field: None,
         }
     }
 }

@@ -1,7 +1,11 @@
 //! The orchestrator's REST API (JSON, under `/api/v1`): view and control tests and drivers.
 //! Handlers are thin: they parse, call the [`Orchestrator`], and let [`ApiError`] map failures.
 
+mod dashboard;
 mod error;
+mod events;
+mod prometheus;
+mod reports;
 
 pub use error::ApiError;
 
@@ -27,6 +31,11 @@ pub fn router(o: Orchestrator) -> Router {
         .route("/api/v1/tests/{id}", get(get_test))
         .route("/api/v1/tests/{id}/trigger", post(trigger_test))
         .route("/api/v1/tests/{id}/stop", post(stop_test))
+        .route("/api/v1/tests/{id}/series", get(events::series))
+        .route("/api/v1/events", get(events::events))
+        .merge(dashboard::routes())
+        .merge(prometheus::routes())
+        .merge(reports::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(o)

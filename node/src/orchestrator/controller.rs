@@ -3,6 +3,7 @@
 //! ended (all final reports in, or a driver lost).
 
 use super::run::{Rejected, TestStatus, TestView};
+use super::series::Point;
 use super::Orchestrator;
 use crate::bus::Inbox;
 use crate::protocol::{self, Heartbeat, MetricsReport, Register, Role};
@@ -98,24 +99,35 @@ impl Orchestrator {
 
     /// Ends running tests whose drivers are all done or lost; `only` narrows it to one test.
     pub(super) async fn evaluate(&self, only: Option<&str>) {
-        let ended: Vec<TestView> = {
+        let ended: Vec<(TestView, Option<Vec<Point>>)> = {
             let mut guard = self.state();
             let st = &mut *guard;
             let now = Instant::now();
             let now_ms = protocol::now_unix_ms();
             let registry = &st.registry;
-            st.tests
-                .values_mut()
-                .filter(|t| t.status == TestStatus::Running && only.is_none_or(|id| id == t.id))
-                .filter_map(|t| {
-                    t.evaluate(now, now_ms, |d| registry.liveness(d, now))
-                        .then(|| t.freeze(now))
-                })
-                .collect()
+            let mut ended = Vec::new();
+            for t in st.tests.values_mut() {
+                if t.status != TestStatus::Running || only.is_some_and(|id| id != t.id) {
+                    continue;
+                }
+                t.sample(now, false);
+                if t.evaluate(now, now_ms, |d| registry.liveness(d, now)) {
+                    // The last point shows the test's end even if one was taken a moment ago.
+                    t.sample(now, true);
+                    let series = t.take_series();
+                    ended.push((t.freeze(now), series));
+                }
+            }
+            ended
         };
-        for v in ended {
+        for (v, series) in ended {
             tracing::info!(test_id = %v.id, status = ?v.status, reason = v.reason.as_deref().unwrap_or(""), "test ended");
             self.save(&v).await;
+            if let Some(points) = series {
+                if let Err(e) = self.inner.store.save_series(&v.id, &points).await {
+                    tracing::error!(test_id = %v.id, "metrics store: {e}");
+                }
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 mod controller;
 pub mod registry;
 pub mod run;
+pub mod series;
 pub mod spec;
 pub mod store;
 
@@ -45,6 +46,8 @@ pub enum OrchestratorError {
     Conflict(String),
     #[error("kafka is unavailable: {0}")]
     Bus(String),
+    #[error("metrics store: {0}")]
+    Store(String),
 }
 
 #[derive(Clone)]
@@ -163,6 +166,36 @@ impl Orchestrator {
             .get(id)
             .map(|t| t.view(Instant::now()))
             .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))
+    }
+
+    /// A test's chart points: live from memory while it runs, from the store once it ended.
+    /// The second value changes when a long series was thinned out (clients then reload it).
+    pub async fn series(&self, id: &str) -> Result<(Vec<series::Point>, u64), OrchestratorError> {
+        {
+            let st = self.state();
+            let t = st
+                .tests
+                .get(id)
+                .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
+            if let Some((points, generation)) = t.series() {
+                return Ok((points.to_vec(), generation));
+            }
+        }
+        let points = self
+            .inner
+            .store
+            .series(id)
+            .await
+            .map_err(|e| OrchestratorError::Store(e.to_string()))?;
+        Ok((points, 0))
+    }
+
+    /// Points of a running test's series from index `from` on, with its generation; `None` when
+    /// the test is not running.
+    pub fn series_since(&self, id: &str, from: usize) -> Option<(Vec<series::Point>, u64)> {
+        let st = self.state();
+        let (points, generation) = st.tests.get(id)?.series()?;
+        Some((points.get(from..).unwrap_or_default().to_vec(), generation))
     }
 
     /// The running test, or else the most recent one.

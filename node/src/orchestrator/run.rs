@@ -3,6 +3,7 @@
 //! (created → running → completed | failed | stopped).
 
 use super::registry::Liveness;
+use super::series::{DriverTotals, Point, Series};
 use super::spec::TestSpec;
 use crate::protocol::{ErrorCounts, MetricsReport, StatusClasses};
 use crate::stats::{self, Latency, Summary};
@@ -113,7 +114,12 @@ pub struct TestRun {
     slots: BTreeMap<String, Slot>,
     /// Once finished, the view is computed once and the histograms are freed.
     frozen: Option<TestView>,
+    /// Chart points while the test runs; handed to the store when it ends.
+    series: Option<Series>,
 }
+
+/// How often a running test gets a chart point.
+pub const SAMPLE_EVERY_MS: u64 = 500;
 
 /// Why a report was not applied.
 #[derive(Debug, PartialEq, Eq)]
@@ -147,6 +153,7 @@ impl TestRun {
             start_instant: None,
             slots,
             frozen: None,
+            series: None,
         }
     }
 
@@ -172,7 +179,40 @@ impl TestRun {
             self.status = TestStatus::Running;
             self.started_at_ms = Some(start_at_ms);
             self.start_instant = Some(start_instant);
+            self.series = Some(Series::new(SAMPLE_EVERY_MS));
         }
+    }
+
+    /// Adds a chart point if one is due (or `force`d, as at the end); true when one was added.
+    pub fn sample(&mut self, now: Instant, force: bool) -> bool {
+        let (Some(series), Some(start)) = (self.series.as_mut(), self.start_instant) else {
+            return false;
+        };
+        if now < start {
+            return false;
+        }
+        let t_ms = now.saturating_duration_since(start).as_millis() as u64;
+        let totals = self.slots.iter().map(|(id, slot)| {
+            let r = slot.report.as_ref();
+            DriverTotals {
+                id,
+                sent: r.map_or(0, |r| r.requests_sent),
+                responses: r.map_or(0, |r| r.responses_received),
+                errors: r.map_or(0, |r| r.errors.total()),
+                latency: &slot.latency,
+            }
+        });
+        series.sample(t_ms, totals, force)
+    }
+
+    /// The chart points so far, while the test's series is in memory.
+    pub fn series(&self) -> Option<(&[Point], u64)> {
+        self.series.as_ref().map(|s| (s.points(), s.generation))
+    }
+
+    /// Hands over the finished series (for the store), freeing it here.
+    pub fn take_series(&mut self) -> Option<Vec<Point>> {
+        self.series.take().map(|s| s.points().to_vec())
     }
 
     /// Applies a cumulative report if it is newer than the one held for its driver.

@@ -3,10 +3,11 @@
 //! a running test's state survive an orchestrator restart.
 
 use super::run::TestView;
+use super::series::Point;
 use super::spec::TestSpec;
 use crate::protocol::MetricsReport;
 use crate::sqlite::Db;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use std::path::Path;
 
 const SCHEMA: &str = "
@@ -19,7 +20,8 @@ CREATE TABLE IF NOT EXISTS tests (
     created_ms  INTEGER NOT NULL,
     started_ms  INTEGER,
     finished_ms INTEGER,
-    view        TEXT
+    view        TEXT,
+    series      TEXT
 );
 CREATE TABLE IF NOT EXISTS series (
     test_id   TEXT NOT NULL,
@@ -148,6 +150,38 @@ impl OrchestratorStore {
                 tx.commit()
             })
             .await
+    }
+
+    /// Keeps a finished test's chart points.
+    pub async fn save_series(&self, test_id: &str, points: &[Point]) -> anyhow::Result<()> {
+        let id = test_id.to_string();
+        let json = serde_json::to_string(points)?;
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "UPDATE tests SET series = ?2 WHERE id = ?1",
+                    params![id, json],
+                )
+                .map(|_| ())
+            })
+            .await
+    }
+
+    /// A finished test's chart points (empty if it has none).
+    pub async fn series(&self, test_id: &str) -> anyhow::Result<Vec<Point>> {
+        let id = test_id.to_string();
+        let json: Option<String> = self
+            .db
+            .call(move |c| {
+                c.query_row("SELECT series FROM tests WHERE id = ?1", [id], |r| r.get(0))
+                    .optional()
+                    .map(Option::flatten)
+            })
+            .await?;
+        Ok(json
+            .map(|j| serde_json::from_str(&j))
+            .transpose()?
+            .unwrap_or_default())
     }
 
     /// Remembers the next offset to read on a metrics partition, to resume after a restart.

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond Rust, Java and Maven, idempotently (CI starts from a
+# machine that has only those): each section checks before it installs.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+apt_install() { # PACKAGE... : installs the missing ones, updating the index once
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  ((${#missing[@]} == 0)) && return 0
+  echo "deps: apt-get install ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# --- browser tests (dashboard, HTML report): Debian's Chromium, playwright-core from npm ---
+# (sections are added by the features that need them)
