@@ -203,7 +203,7 @@ for ((i = 1; i <= REPEATS; i++)); do
             run_floodgate "$SAT_N"
             FG_RPS+=("$RUN_RPS") FG_CPU+=("$RUN_CPU_US") FG_RSS+=("$RUN_RSS_MB")
         fi
-        printf '  round %d %-9s %9s req/s %7s µs CPU/req %6s MB (%s requests)\n' "$i" "$tool" \
+        printf '  round %d %-9s %9s req/s %7s us CPU/req %6s MB (%s requests)\n' "$i" "$tool" \
             "$(fmt "$RUN_RPS" 0)" "$(fmt "$RUN_CPU_US" 2)" "$(fmt "$RUN_RSS_MB" 1)" "$RUN_REQS"
     done
 done
@@ -220,8 +220,11 @@ RATE_ERR="$(calc "($RATE_ACHIEVED - $RATE) / $RATE * 100")"
 RATE_ERR_ABS="$(awk -v e="$RATE_ERR" 'BEGIN { print (e < 0 ? -e : e) }')"
 LAT="$(json_obj latency "$RUN_JSON")"
 RATE_P50="$(json_num median_ms "$LAT")" RATE_P99="$(json_num p99_ms "$LAT")"
+SVC="$(json_obj service_time "$RUN_JSON")"
+SVC_P50="$(json_num median_ms "$SVC")" SVC_P99="$(json_num p99_ms "$SVC")"
 RATE_CPU="$RUN_CPU_US"
-say "  achieved $(fmt "$RATE_ACHIEVED" 1) req/s, p50 $(fmt "$RATE_P50" 3) ms, p99 $(fmt "$RATE_P99" 3) ms, $(fmt "$RATE_CPU" 2) µs CPU/req"
+say "  achieved $(fmt "$RATE_ACHIEVED" 1) req/s; latency p50 $(fmt "$RATE_P50" 3) ms p99 $(fmt "$RATE_P99" 3) ms;" \
+    "service time p50 $(fmt "$SVC_P50" 3) ms p99 $(fmt "$SVC_P99" 3) ms; $(fmt "$RATE_CPU" 2) us CPU/req"
 
 say ""
 say "memory: floodgate peak RSS, uncapped, $CONNS connections"
@@ -239,17 +242,18 @@ MEM_LINE="${MEM_LINE%, }"
 
 say ""
 say "== summary (medians of $REPEATS rounds; load average now $(cut -d' ' -f1-3 /proc/loadavg)) =="
-printf '%-10s %6s %10s %12s %13s\n' tool conns 'req/s' 'CPU µs/req' 'peak RSS MB'
+printf '%-10s %6s %10s %12s %13s\n' tool conns 'req/s' 'CPU us/req' 'peak RSS MB'
 printf '%-10s %6s %10s %12s %13s\n' wrk "$CONNS" "$(fmt "$W_RPS" 0)" "$(fmt "$W_CPU" 2)" "$(fmt "$W_RSS" 1)"
 printf '%-10s %6s %10s %12s %13s\n' floodgate "$CONNS" "$(fmt "$F_RPS" 0)" "$(fmt "$F_CPU" 2)" "$(fmt "$F_RSS" 1)"
 say ""
 printf '%-44s %-24s %s\n' goal measured verdict
-printf '%-44s %-24s %s\n' "throughput ≥ ${GOAL_RPS_RATIO}× wrk" "$(fmt "$RPS_RATIO" 3)×" "$(verdict "$RPS_RATIO >= $GOAL_RPS_RATIO")"
-printf '%-44s %-24s %s\n' "CPU/request ≤ ${GOAL_CPU_RATIO}× wrk" "$(fmt "$CPU_RATIO" 3)×" "$(verdict "$CPU_RATIO <= $GOAL_CPU_RATIO")"
+printf '%-44s %-24s %s\n' "throughput >= ${GOAL_RPS_RATIO} x wrk" "$(fmt "$RPS_RATIO" 3) x" "$(verdict "$RPS_RATIO >= $GOAL_RPS_RATIO")"
+printf '%-44s %-24s %s\n' "CPU/request <= ${GOAL_CPU_RATIO} x wrk" "$(fmt "$CPU_RATIO" 3) x" "$(verdict "$CPU_RATIO <= $GOAL_CPU_RATIO")"
 printf '%-44s %-24s %s\n' "rate within ${GOAL_RATE_ERR}% of $RATE/s cap" "$(fmt "$RATE_ACHIEVED" 1)/s ($(fmt "$RATE_ERR" 2)%)" "$(verdict "$RATE_ERR_ABS <= $GOAL_RATE_ERR")"
-printf '%-44s %-24s %s\n' "memory flat (≤ ${GOAL_RSS_GROWTH}× smallest), < ${GOAL_RSS_MB} MB" "$(fmt "$RSS_MAX" 1) MB max" \
+printf '%-44s %-24s %s\n' "memory flat (<= ${GOAL_RSS_GROWTH} x smallest), < ${GOAL_RSS_MB} MB" "$(fmt "$RSS_MAX" 1) MB max" \
     "$(verdict "$RSS_MAX < $GOAL_RSS_MB && $RSS_MAX <= $RSS_MIN * $GOAL_RSS_GROWTH")"
 printf '%-44s %-24s %s\n' "exact counts (target saw every request sent)" "$COUNT_FAILS mismatches" "$(verdict "$COUNT_FAILS == 0")"
-say "fixed rate latency: p50 $(fmt "$RATE_P50" 3) ms, p99 $(fmt "$RATE_P99" 3) ms (from each request's due instant)"
+say "fixed rate: latency (from each request's due instant) p50 $(fmt "$RATE_P50" 3) ms, p99 $(fmt "$RATE_P99" 3) ms;" \
+    "service time p50 $(fmt "$SVC_P50" 3) ms, p99 $(fmt "$SVC_P99" 3) ms"
 say "memory: $MEM_LINE"
 exit 0

@@ -16,3 +16,16 @@ apt_install() { # PACKAGE... : installs the missing ones, updating the index onc
 
 # --- browser tests (dashboard, HTML report): Debian's Chromium, playwright-core from npm ---
 # (sections are added by the features that need them)
+if [[ -f "$ROOT/node/tests/browser/package.json" ]]; then
+  command -v chromium >/dev/null 2>&1 || apt_install chromium
+  if [[ ! -d "$ROOT/node/tests/browser/node_modules/playwright-core" ]]; then
+    echo "deps: npm ci (node/tests/browser)"
+    (cd "$ROOT/node/tests/browser" && npm ci --silent --no-audit --no-fund)
+  fi
+fi
+
+# --- Prometheus exposition checks: the reference Python parser ---
+if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+  echo "deps: pip install prometheus-client"
+  python3 -m pip install -q --disable-pip-version-check prometheus-client==0.26.0
+fi

@@ -11,6 +11,9 @@ step "format and lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "test dependencies (Chromium, playwright-core, prometheus-client)"
+bash "$ROOT/scripts/deps.sh"
+
 step "build"
 cargo build --workspace --all-targets --locked
 
