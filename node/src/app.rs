@@ -62,11 +62,26 @@ pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
     tracing::info!("REST API on http://{advertise}/api/v1");
     // Printed plainly too, so scripts and tests can find a port chosen with :0.
     println!("floodgate orchestrator listening on {advertise}");
-    axum::serve(listener, crate::api::router(o))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, crate::api::router(o)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stopping_tx.send(true);
+    });
+    // Graceful shutdown waits for every open response, and a dashboard's event stream never
+    // ends: give requests in flight a moment, then exit regardless.
+    let grace = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        _ = grace => tracing::info!("stopped with event streams still open"),
+    }
     Ok(())
 }
+
+/// How long the orchestrator's HTTP server waits for open responses once asked to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 pub async fn driver(args: DriverArgs) -> anyhow::Result<()> {
     if args.report_ms == 0 || args.report_ms > 1000 {

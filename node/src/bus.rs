@@ -259,18 +259,7 @@ fn start_positions(
     let probe: BaseConsumer = cfg.create()?;
     let mut tpl = TopicPartitionList::new();
     for topic in topics {
-        let meta = probe.fetch_metadata(Some(topic), META_TIMEOUT)?;
-        let partitions: Vec<i32> = meta
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if partitions.is_empty() {
-            return Err(BusError::Other(format!(
-                "topic {topic} has no partitions (does it exist?)"
-            )));
-        }
+        let partitions = partitions_of(&probe, topic)?;
         for p in partitions {
             let (low, high) = probe.fetch_watermarks(topic, p, META_TIMEOUT)?;
             let at = resume
@@ -281,6 +270,36 @@ fn start_positions(
         }
     }
     Ok(tpl)
+}
+
+/// The partitions of `topic`. Right after a topic is created the broker may still report it
+/// without partitions (their leader is being elected), so this asks again for a while.
+fn partitions_of(probe: &BaseConsumer, topic: &str) -> Result<Vec<i32>, BusError> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let meta = probe.fetch_metadata(Some(topic), META_TIMEOUT)?;
+        let partitions: Vec<i32> = meta
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| {
+                t.partitions()
+                    .iter()
+                    .filter(|p| p.leader() >= 0)
+                    .map(|p| p.id())
+            })
+            .collect();
+        if !partitions.is_empty() {
+            return Ok(partitions);
+        }
+        if Instant::now() >= deadline {
+            return Err(BusError::Other(format!(
+                "topic {topic} has no partitions with a leader (does it exist?)"
+            )));
+        }
+        // A blocking sleep is right here: this runs on the blocking pool, polling the broker.
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 pub struct Inbox {

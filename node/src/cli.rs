@@ -173,6 +173,62 @@ pub enum TestCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Download a finished test's report: HTML (self-contained, with charts), CSV or JSON.
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The test's id.
+    pub id: String,
+    /// Export format (default: from the --out file's extension, else html).
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<ReportFormat>,
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The orchestrator's REST address.
+    #[arg(long, env = "FLOODGATE_ORCHESTRATOR", default_value = "127.0.0.1:8090")]
+    pub orchestrator: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// One self-contained HTML file: spec, tables, charts; opens offline.
+    Html,
+    /// One row for all drivers and one per driver.
+    Csv,
+    /// The test's view plus its chart points.
+    Json,
+    /// The chart points (time series), one row per point.
+    SeriesCsv,
+}
+
+impl ReportFormat {
+    /// The export's name under `/api/v1/tests/{id}/`.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            ReportFormat::Html => "report.html",
+            ReportFormat::Csv => "report.csv",
+            ReportFormat::Json => "report.json",
+            ReportFormat::SeriesCsv => "series.csv",
+        }
+    }
+
+    /// The format a file name asks for by its extension (`x.series.csv` is the time series).
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        let name = name.to_ascii_lowercase();
+        [
+            (".series.csv", ReportFormat::SeriesCsv),
+            (".html", ReportFormat::Html),
+            (".htm", ReportFormat::Html),
+            (".csv", ReportFormat::Csv),
+            (".json", ReportFormat::Json),
+        ]
+        .into_iter()
+        .find(|(ext, _)| name.ends_with(ext))
+        .map(|(_, f)| f)
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -1,11 +1,12 @@
-//! The CLI's side of the REST API: `floodgate test run|list|show|stop` and `floodgate nodes`,
-//! with progress while a test runs and a table of the results.
+//! The CLI's side of the REST API: `floodgate test run|list|show|stop|report` and
+//! `floodgate nodes`, with progress while a test runs and a table of the results.
 
-use crate::cli::{ClientArgs, Output, RunArgs, TestKind};
-use crate::orchestrator::run::{Stats, TestStatus, TestView};
+use crate::cli::{ClientArgs, Output, ReportArgs, ReportFormat, RunArgs, TestKind};
+use crate::orchestrator::run::{DriverState, Stats, TestStatus, TestView};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
-use std::io::Write;
-use std::time::Duration;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
 
 /// A failure the CLI reports in one line, with its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -41,12 +42,12 @@ impl Api {
         Ok(Self { http, base })
     }
 
-    async fn call(
+    async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Value, CliError> {
+    ) -> Result<reqwest::Response, CliError> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
@@ -61,15 +62,35 @@ impl Api {
             )
         })?;
         let status = resp.status();
-        let value: Value = resp.json().await.unwrap_or(Value::Null);
         if status.is_success() {
-            return Ok(value);
+            return Ok(resp);
         }
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
         let msg = value["error"].as_str().unwrap_or("request failed");
         Err(match value["field"].as_str() {
             Some(field) => fail(2, format!("{msg} (fix --{})", cli_flag(field))),
             None => fail(2, format!("{msg} (HTTP {status})")),
         })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CliError> {
+        let resp = self.send(method, path, body).await?;
+        Ok(resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The body of a GET, as bytes (an export).
+    async fn download(&self, path: &str) -> Result<Vec<u8>, CliError> {
+        let resp = self.send(reqwest::Method::GET, path, None).await?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| fail(2, format!("the download from {} broke off: {e}", self.base)))?;
+        Ok(bytes.to_vec())
     }
 
     async fn test(&self, id: &str) -> Result<TestView, CliError> {
@@ -139,17 +160,24 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         println!("{id}");
         return Ok(());
     }
-    eprintln!(
-        "test {id} started on {} drivers",
-        created["drivers"].as_array().map_or(0, Vec::len)
-    );
+    let drivers: Vec<String> = created["drivers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    eprintln!("test {id} started on {} drivers", drivers.len());
+    let mut progress = Progress::new(&drivers, args.requests);
     let view = loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(POLL).await;
         let v = api.test(&id).await?;
+        progress.update(&v);
         if v.status.is_finished() {
+            progress.finish();
             break v;
         }
-        eprintln!("{}", progress_line(&v));
     };
     print_result(&view, args.client.output);
     match view.status {
@@ -163,6 +191,123 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
             .to_lowercase(),
         )),
     }
+}
+
+/// How often `test run` asks for the test's state.
+const POLL: Duration = Duration::from_millis(500);
+/// Room kept for a bar's message: rate, p99, errors and state.
+const MSG_WIDTH: usize = 52;
+/// How often `test run` prints a progress line when stderr is not a terminal.
+const LINE_EVERY: Duration = Duration::from_secs(1);
+
+/// Progress of a running test on stderr: on a terminal, one bar per driver and one for the
+/// total, each with requests sent, req/s and p99; otherwise one plain line a second.
+enum Progress {
+    Bars {
+        _multi: MultiProgress,
+        total: ProgressBar,
+        drivers: Vec<(String, ProgressBar)>,
+    },
+    Lines {
+        last: Option<Instant>,
+    },
+}
+
+impl Progress {
+    fn new(drivers: &[String], requests_per_driver: u64) -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Progress::Lines { last: None };
+        }
+        let width = drivers
+            .iter()
+            .map(|d| d.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let total = requests_per_driver * drivers.len() as u64;
+        let digits = total.max(1).ilog10() as usize + 1;
+        let target = ProgressDrawTarget::stderr();
+        // The bar takes what the terminal's width leaves, short of the last column (a line that
+        // fills it leaves the cursor waiting to wrap, which not every terminal does the same).
+        let term = usize::from(console::Term::stderr().size().1);
+        let bar_len = term
+            .saturating_sub(width + 2 * digits + MSG_WIDTH + 5)
+            .clamp(10, 40);
+        let style = ProgressStyle::with_template(&format!(
+            "{{prefix:<{width}.bold}} {{bar:{bar_len}.cyan/blue}} {{pos:>{digits}}}/{{len:<{digits}}} {{msg}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("█▉▊▋▌▍▎▏ ");
+        let multi = MultiProgress::with_draw_target(target);
+        let bar = |name: &str, len: u64| {
+            let b = multi.add(ProgressBar::new(len));
+            b.set_style(style.clone());
+            b.set_prefix(name.to_string());
+            b.set_message("waiting for the start");
+            b
+        };
+        let total = bar("total", total);
+        let drivers = drivers
+            .iter()
+            .map(|d| (d.clone(), bar(d, requests_per_driver)))
+            .collect();
+        Progress::Bars {
+            _multi: multi,
+            total,
+            drivers,
+        }
+    }
+
+    fn update(&mut self, v: &TestView) {
+        match self {
+            Progress::Bars { total, drivers, .. } => {
+                set_bar(total, &v.aggregate, None);
+                for d in &v.per_driver {
+                    if let Some((_, b)) = drivers.iter().find(|(id, _)| *id == d.driver_id) {
+                        set_bar(b, &d.stats, Some(d.state));
+                    }
+                }
+            }
+            Progress::Lines { last } => {
+                let due = last.is_none_or(|t| t.elapsed() + POLL / 10 >= LINE_EVERY);
+                if due && !v.status.is_finished() {
+                    eprintln!("{}", progress_line(v));
+                    *last = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Leaves the bars on screen at their final state.
+    fn finish(&mut self) {
+        if let Progress::Bars { total, drivers, .. } = self {
+            for (_, b) in drivers.iter() {
+                b.finish();
+            }
+            total.finish();
+        }
+    }
+}
+
+fn set_bar(b: &ProgressBar, s: &Stats, state: Option<DriverState>) {
+    if s.requests_total > 0 {
+        b.set_length(s.requests_total);
+    }
+    b.set_position(s.sent);
+    let mut msg = format!(
+        "{:>7.0} req/s  p99 {:>7.2} ms",
+        s.achieved_rps, s.latency.p99_ms
+    );
+    if s.error_total > 0 {
+        msg.push_str(&format!("  errors {}", s.error_total));
+    }
+    match state {
+        Some(DriverState::Done) => msg.push_str("  done"),
+        Some(DriverState::Lost) => msg.push_str("  LOST"),
+        Some(DriverState::Waiting) if s.sent == 0 => msg.push_str("  waiting"),
+        _ => {}
+    }
+    b.set_message(msg);
 }
 
 fn progress_line(v: &TestView) -> String {
@@ -270,6 +415,53 @@ pub async fn show(id: &str, args: ClientArgs) -> Result<(), CliError> {
     let api = Api::new(&args.orchestrator)?;
     print_result(&api.test(id).await?, args.output);
     Ok(())
+}
+
+/// `floodgate test report <id>`: downloads an export of a finished test to a file or stdout.
+pub async fn report(args: ReportArgs) -> Result<(), CliError> {
+    let format = args
+        .format
+        .or_else(|| {
+            args.out
+                .as_ref()
+                .and_then(|p| p.file_name())
+                .and_then(|n| ReportFormat::from_file_name(&n.to_string_lossy()))
+        })
+        .unwrap_or(ReportFormat::Html);
+    let api = Api::new(&args.orchestrator)?;
+    let path = format!(
+        "/api/v1/tests/{}/{}",
+        path_segment(&args.id),
+        format.endpoint()
+    );
+    let bytes = api.download(&path).await?;
+    match &args.out {
+        Some(file) => {
+            std::fs::write(file, &bytes)
+                .map_err(|e| fail(2, format!("cannot write {}: {e}", file.display())))?;
+            eprintln!("wrote {} ({} bytes)", file.display(), bytes.len());
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|()| out.flush())
+                .map_err(|e| fail(2, format!("cannot write to stdout: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Percent-encodes what cannot appear as-is in one URL path segment.
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 pub async fn stop(id: &str, args: ClientArgs) -> Result<(), CliError> {

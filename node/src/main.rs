@@ -52,6 +52,9 @@ fn main() {
             Command::Test(TestCommand::Stop { id, client: c }) => {
                 client::stop(&id, c).await.map_err(|e| (e.code, e.message))
             }
+            Command::Test(TestCommand::Report(a)) => {
+                client::report(a).await.map_err(|e| (e.code, e.message))
+            }
         };
         match result {
             Ok(()) => 0,

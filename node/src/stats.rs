@@ -139,6 +139,22 @@ pub struct Summary {
     pub p99_ms: f64,
 }
 
+impl Summary {
+    /// The latencies in the order tables show them: min, mean, median, mode, p90, p95, p99, max.
+    pub fn ordered_ms(&self) -> [f64; 8] {
+        [
+            self.min_ms,
+            self.mean_ms,
+            self.median_ms,
+            self.mode_ms,
+            self.p90_ms,
+            self.p95_ms,
+            self.p99_ms,
+            self.max_ms,
+        ]
+    }
+}
+
 /// The midpoint (µs) of the fullest [`MODE_BIN_US`]-wide bin; ties go to the lowest bin.
 pub fn mode_us(h: &Histogram<u64>) -> f64 {
     // Iterating recorded values visits only non-empty buckets, so the cost is bounded by the

@@ -159,15 +159,7 @@ async fn a_lost_driver_is_shown_and_fails_the_test_with_partial_results() {
     eventually(
         "the killed driver to be shown lost",
         Duration::from_secs(10),
-        async || {
-            let v = get(&c.url("/api/v1/drivers")).await;
-            v["drivers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|d| d["id"] == lost.as_str() && d["alive"] == false)
-                .then_some(())
-        },
+        async || c.driver(&lost).await.filter(|d| d["alive"] == false),
     )
     .await;
     let v = c.wait_finished(&id, MIN).await;
@@ -434,4 +426,27 @@ async fn a_stopped_test_ends_early_as_stopped() {
         sent,
         "every request sent was received, and none after the stop"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_orchestrator_even_with_a_dashboard_stream_open() {
+    let mut c = Cluster::start(2).await;
+    let mut stream = reqwest::get(c.url("/api/v1/events")).await.unwrap();
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: state"));
+    let started = std::time::Instant::now();
+    let status = c.orchestrator.terminate().await;
+    assert!(status.success(), "clean exit: {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    for d in &mut c.drivers {
+        assert!(
+            d.terminate().await.success(),
+            "{} exits cleanly on SIGTERM",
+            d.name
+        );
+    }
 }

@@ -1,8 +1,16 @@
-//! Placeholder: the prometheus routes (issue 3).
+//! `GET /metrics`: the orchestrator's Prometheus metrics in the text exposition format (0.0.4).
+//! What is exported, and why, is in `crate::metrics` and `docs/prometheus.md`.
 
 use crate::orchestrator::Orchestrator;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
 use axum::Router;
 
 pub fn routes() -> Router<Orchestrator> {
-    Router::new()
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(o): State<Orchestrator>) -> Response {
+    crate::metrics::response(crate::metrics::orchestrator::render(&o))
 }

@@ -1,8 +1,138 @@
-//! Placeholder: the reports routes (issue 3).
+//! Exports of a finished test (see `docs/reports.md`):
+//! - `GET /api/v1/tests/{id}/report.json`: the test's view plus its chart points;
+//! - `GET /api/v1/tests/{id}/report.csv`: one row for all drivers and one per driver;
+//! - `GET /api/v1/tests/{id}/report.html`: a self-contained HTML report with charts;
+//! - `GET /api/v1/tests/{id}/series.csv`: the chart points.
+//!
+//! A test that has not ended is a `409` (its numbers are not final; the live view is at
+//! `GET /api/v1/tests/{id}`); an unknown test is a `404`.
 
-use crate::orchestrator::Orchestrator;
+use super::ApiError;
+use crate::orchestrator::run::{TestStatus, TestView};
+use crate::orchestrator::series::Point;
+use crate::orchestrator::{Orchestrator, OrchestratorError};
+use crate::report;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
+use std::time::Duration;
 
 pub fn routes() -> Router<Orchestrator> {
     Router::new()
+        .route("/api/v1/tests/{id}/report.json", get(report_json))
+        .route("/api/v1/tests/{id}/report.csv", get(report_csv))
+        .route("/api/v1/tests/{id}/report.html", get(report_html))
+        .route("/api/v1/tests/{id}/series.csv", get(series_csv))
+}
+
+async fn report_json(
+    State(o): State<Orchestrator>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (view, points) = finished(&o, &id).await?;
+    let body = report::json(&view, &points).to_string();
+    Ok(file(&view, "json", "application/json", body, true))
+}
+
+async fn report_csv(
+    State(o): State<Orchestrator>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = finished_view(&o, &id)?;
+    let body = report::csv(&view);
+    Ok(file(&view, "csv", CSV, body, true))
+}
+
+async fn series_csv(
+    State(o): State<Orchestrator>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (view, points) = finished(&o, &id).await?;
+    let body = report::series_csv(&points);
+    Ok(file(&view, "series.csv", CSV, body, true))
+}
+
+async fn report_html(
+    State(o): State<Orchestrator>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (view, points) = finished(&o, &id).await?;
+    let body = report::html(&view, &points);
+    let mut resp = file(&view, "html", "text/html; charset=utf-8", body, false);
+    let h = resp.headers_mut();
+    // The same policy as the page's own <meta>, plus what only a header can say.
+    let csp = format!("{}; frame-ancestors 'none'", report::CSP);
+    if let Ok(v) = csp.parse() {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    Ok(resp)
+}
+
+const CSV: &str = "text/csv; charset=utf-8; header=present";
+
+/// A download: `attachment` asks browsers to save it, `inline` to show it (the HTML report),
+/// and both carry the file name `floodgate-<id>.<ext>`.
+fn file(
+    view: &TestView,
+    ext: &str,
+    content_type: &str,
+    body: String,
+    attachment: bool,
+) -> Response {
+    let disposition = format!(
+        "{}; filename=\"{}\"",
+        if attachment { "attachment" } else { "inline" },
+        report::file_name(view, ext)
+    );
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The test's view if it has ended; a `409` saying why not otherwise.
+fn finished_view(o: &Orchestrator, id: &str) -> Result<TestView, ApiError> {
+    let view = o.get(id)?;
+    let why = match view.status {
+        s if s.is_finished() => return Ok(view),
+        TestStatus::Created => format!(
+            "test {id} has not run yet (created, not triggered): reports exist once a test has \
+             ended"
+        ),
+        _ => format!(
+            "test {id} is still running: reports exist once it has ended (follow it at \
+             GET /api/v1/tests/{id}, or stop it with POST /api/v1/tests/{id}/stop)"
+        ),
+    };
+    Err(OrchestratorError::Conflict(why).into())
+}
+
+/// How long to wait for the chart points of a test that has just ended: the orchestrator
+/// marks the test ended before its points reach the store, so for a moment they are in
+/// neither place.
+const SERIES_GRACE: Duration = Duration::from_millis(1000);
+
+/// The test's view and chart points, if it has ended.
+async fn finished(o: &Orchestrator, id: &str) -> Result<(TestView, Vec<Point>), ApiError> {
+    let view = finished_view(o, id)?;
+    // Only a test that started and ended moments ago may still be saving its points.
+    let just_ended = view.started_at_ms.is_some()
+        && view.finished_at_ms.is_some_and(|f| {
+            crate::protocol::now_unix_ms().saturating_sub(f) < 5 * SERIES_GRACE.as_millis() as u64
+        });
+    let deadline = tokio::time::Instant::now() + SERIES_GRACE;
+    loop {
+        let (points, _) = o.series(id).await?;
+        if !points.is_empty() || !just_ended || tokio::time::Instant::now() >= deadline {
+            return Ok((view, points));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }

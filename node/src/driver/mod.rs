@@ -42,6 +42,8 @@ struct Ctx {
     /// The test being run, shown in heartbeats.
     current: Mutex<Option<String>>,
     outbox: Notify,
+    /// Prometheus metrics (issue 3): the running test's engine and recent tests' figures.
+    metrics: crate::metrics::driver::DriverMetrics,
 }
 
 /// Runs a driver until `shutdown` resolves.
@@ -62,12 +64,14 @@ pub async fn run(
     let inbox = bus
         .consume_from_now(&[&cfg.topics.test_config, &cfg.topics.trigger])
         .await?;
+    let metrics = crate::metrics::driver::DriverMetrics::new(&cfg.id, bus.stats.clone()); // issue 3
     let ctx = Arc::new(Ctx {
         cfg,
         bus,
         store,
         current: Mutex::new(None),
         outbox: Notify::new(),
+        metrics,
     });
     tokio::spawn(serve_health(ctx.clone(), http));
     register(&ctx).await;
@@ -105,6 +109,7 @@ pub async fn run(
 }
 
 async fn serve_health(ctx: Arc<Ctx>, listener: tokio::net::TcpListener) {
+    let metrics_ctx = ctx.clone(); // issue 3: GET /metrics (Prometheus text format)
     let app = axum::Router::new().route(
         "/healthz",
         axum::routing::get(move || async move {
@@ -112,6 +117,12 @@ async fn serve_health(ctx: Arc<Ctx>, listener: tokio::net::TcpListener) {
             axum::Json(serde_json::json!({
                 "status": "ok", "driver_id": ctx.cfg.id, "test_id": test_id, "kafka": ctx.bus.stats.to_json(),
             }))
+        }),
+    )
+    .route(
+        "/metrics",
+        axum::routing::get(move || async move {
+            crate::metrics::response(metrics_ctx.metrics.render())
         }),
     );
     if let Err(e) = axum::serve(listener, app).await {

@@ -114,7 +114,9 @@ impl Orchestrator {
                 if t.evaluate(now, now_ms, |d| registry.liveness(d, now)) {
                     // The last point shows the test's end even if one was taken a moment ago.
                     t.sample(now, true);
-                    let series = t.take_series();
+                    // The points stay in memory until the store has them, so they are always
+                    // readable from one or the other.
+                    let series = t.series_points();
                     ended.push((t.freeze(now), series));
                 }
             }
@@ -124,8 +126,13 @@ impl Orchestrator {
             tracing::info!(test_id = %v.id, status = ?v.status, reason = v.reason.as_deref().unwrap_or(""), "test ended");
             self.save(&v).await;
             if let Some(points) = series {
-                if let Err(e) = self.inner.store.save_series(&v.id, &points).await {
-                    tracing::error!(test_id = %v.id, "metrics store: {e}");
+                match self.inner.store.save_series(&v.id, &points).await {
+                    Ok(()) => {
+                        if let Some(t) = self.state().tests.get_mut(&v.id) {
+                            t.drop_series();
+                        }
+                    }
+                    Err(e) => tracing::error!(test_id = %v.id, "metrics store: {e}"),
                 }
             }
         }

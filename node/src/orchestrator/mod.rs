@@ -198,6 +198,44 @@ impl Orchestrator {
         Some((points.get(from..).unwrap_or_default().to_vec(), generation))
     }
 
+    /// For the Prometheus exporter (`crate::metrics`; accessor added for issue 3): the status of
+    /// every test held, and the running test(s) plus the `recent` newest others, each with its
+    /// drivers' latency histograms while it still holds them (an ended test has freed them).
+    #[allow(clippy::type_complexity)]
+    pub fn metrics_view(
+        &self,
+        recent: usize,
+    ) -> (
+        Vec<TestStatus>,
+        Vec<(TestView, Vec<(String, crate::stats::Latency)>)>,
+    ) {
+        let now = Instant::now();
+        let st = self.state();
+        let statuses = st.tests.values().map(|t| t.status).collect();
+        let running = st
+            .tests
+            .values()
+            .filter(|t| t.status == TestStatus::Running);
+        let others = st
+            .order
+            .iter()
+            .rev()
+            .filter_map(|id| st.tests.get(id))
+            .filter(|t| t.status != TestStatus::Running)
+            .take(recent);
+        let views = running
+            .chain(others)
+            .map(|t| {
+                let latencies = t
+                    .driver_latencies()
+                    .map(|(id, l)| (id.to_string(), l.clone()))
+                    .collect();
+                (t.view(now), latencies)
+            })
+            .collect();
+        (statuses, views)
+    }
+
     /// The running test, or else the most recent one.
     pub fn current(&self) -> Option<TestView> {
         let st = self.state();

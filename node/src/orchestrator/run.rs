@@ -196,6 +196,8 @@ impl TestRun {
             let r = slot.report.as_ref();
             DriverTotals {
                 id,
+                seq: r.map_or(0, |r| r.seq),
+                elapsed_us: r.map_or(0, |r| r.elapsed_us),
                 sent: r.map_or(0, |r| r.requests_sent),
                 responses: r.map_or(0, |r| r.responses_received),
                 errors: r.map_or(0, |r| r.errors.total()),
@@ -210,9 +212,16 @@ impl TestRun {
         self.series.as_ref().map(|s| (s.points(), s.generation))
     }
 
-    /// Hands over the finished series (for the store), freeing it here.
-    pub fn take_series(&mut self) -> Option<Vec<Point>> {
-        self.series.take().map(|s| s.points().to_vec())
+    /// A copy of the series' points (for the store).
+    pub fn series_points(&self) -> Option<Vec<Point>> {
+        self.series.as_ref().map(|s| s.points().to_vec())
+    }
+
+    /// Frees a finished test's series once the store holds it.
+    pub fn drop_series(&mut self) {
+        if self.status.is_finished() {
+            self.series = None;
+        }
     }
 
     /// Applies a cumulative report if it is newer than the one held for its driver.
@@ -371,6 +380,15 @@ impl TestRun {
             aggregate,
             per_driver,
         }
+    }
+
+    /// Each reporting participant's latency histogram (for the Prometheus exporter, issue 3);
+    /// empty once the test has ended and freed its histograms.
+    pub fn driver_latencies(&self) -> impl Iterator<Item = (&str, &Latency)> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| s.report.is_some())
+            .map(|(id, s)| (id.as_str(), &s.latency))
     }
 
     /// The latest report held for each participant (for the store).

@@ -3,6 +3,12 @@
 //! percentiles. Percentiles come from subtracting the previous merged histogram from the
 //! current one, so they are exact for the responses completed in that interval.
 //!
+//! Rates are measured on the drivers' own report intervals (responses and elapsed time both
+//! come from the reports), never on the orchestrator's sampling instants: sampling and
+//! reporting run on different clocks, and dividing one by the other would alias (a steady
+//! rate shown too low, then a spike). A point is added only when some driver has reported
+//! since the last one.
+//!
 //! Bounded: past [`MAX_POINTS`] every other point is dropped and the interval doubles, so a
 //! long test keeps its whole shape at a coarser grain.
 
@@ -32,20 +38,34 @@ pub struct Point {
     pub errors: u64,
     /// Responses per second over the interval, all drivers.
     pub rps: f64,
-    /// Latency percentiles of the responses completed in the interval, in ms (0 if none).
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
+    /// Latency percentiles of the responses completed in the interval, in ms; null when no
+    /// response completed in it (a gap in a chart, not a zero).
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
     pub drivers: BTreeMap<String, DriverPoint>,
 }
 
 /// What one driver has reported so far, as the sampler needs it.
 pub struct DriverTotals<'a> {
     pub id: &'a str,
+    /// Sequence number of the report these totals come from.
+    pub seq: u64,
+    /// The driver's own time since the start, from that report.
+    pub elapsed_us: u64,
     pub sent: u64,
     pub responses: u64,
     pub errors: u64,
     pub latency: &'a Latency,
+}
+
+/// What was last seen of one driver.
+#[derive(Debug, Default, Clone, Copy)]
+struct DriverState {
+    seq: u64,
+    responses: u64,
+    elapsed_us: u64,
+    rps: f64,
 }
 
 #[derive(Debug)]
@@ -55,7 +75,7 @@ pub struct Series {
     every_ms: u64,
     last_t_ms: Option<u64>,
     last_merged: Histogram<u64>,
-    last_responses: BTreeMap<String, u64>,
+    drivers: BTreeMap<String, DriverState>,
     /// Points dropped from the front by decimation, so clients can tell a restart of the list.
     pub generation: u64,
 }
@@ -67,7 +87,7 @@ impl Series {
             every_ms: every_ms.max(1),
             last_t_ms: None,
             last_merged: new_histogram(),
-            last_responses: BTreeMap::new(),
+            drivers: BTreeMap::new(),
             generation: 0,
         }
     }
@@ -76,55 +96,69 @@ impl Series {
         &self.points
     }
 
-    /// Samples the drivers' totals at `t_ms`; returns true when a point was added.
+    /// Samples the drivers' totals at `t_ms`; returns true when a point was added. `force`
+    /// skips the minimum spacing (for the last point of a test), never the need for news.
     pub fn sample<'a>(
         &mut self,
         t_ms: u64,
         drivers: impl IntoIterator<Item = DriverTotals<'a>>,
         force: bool,
     ) -> bool {
-        let since = self.last_t_ms.map(|l| t_ms.saturating_sub(l));
-        if !force && since.is_some_and(|s| s < self.every_ms) {
+        if !force
+            && self
+                .last_t_ms
+                .is_some_and(|l| t_ms.saturating_sub(l) < self.every_ms)
+        {
             return false;
         }
-        let dt_s = since.unwrap_or(t_ms).max(1) as f64 / 1000.0;
+        let drivers: Vec<DriverTotals<'a>> = drivers.into_iter().collect();
+        let news = drivers
+            .iter()
+            .any(|d| self.drivers.get(d.id).map_or(d.seq > 0, |s| d.seq != s.seq));
+        if !news {
+            return false;
+        }
         let mut merged = new_histogram();
         let mut point = Point {
             t_ms,
             ..Default::default()
         };
-        let mut total_delta = 0;
-        for d in drivers {
+        for d in &drivers {
             let _ = merged.add(&d.latency.histogram);
-            let before = self
-                .last_responses
-                .insert(d.id.to_string(), d.responses)
-                .unwrap_or(0);
-            let delta = d.responses.saturating_sub(before);
-            total_delta += delta;
+            let state = self.drivers.entry(d.id.to_string()).or_default();
+            if d.seq != state.seq {
+                let dt_us = d.elapsed_us.saturating_sub(state.elapsed_us);
+                if dt_us > 0 {
+                    state.rps =
+                        d.responses.saturating_sub(state.responses) as f64 * 1e6 / dt_us as f64;
+                }
+                *state = DriverState {
+                    seq: d.seq,
+                    responses: d.responses,
+                    elapsed_us: d.elapsed_us,
+                    rps: state.rps,
+                };
+            }
             point.sent += d.sent;
             point.errors += d.errors;
+            point.rps += state.rps;
             point.drivers.insert(
                 d.id.to_string(),
                 DriverPoint {
                     sent: d.sent,
-                    rps: delta as f64 / dt_s,
+                    rps: state.rps,
                 },
             );
         }
-        point.rps = total_delta as f64 / dt_s;
-        let mut interval = merged.clone();
+        let mut window = merged.clone();
         // Cumulative reports only grow, so this succeeds; if a report was ever replaced by a
         // smaller one, fall back to the cumulative percentiles rather than show nonsense.
-        let window = if interval.subtract(&self.last_merged).is_ok() {
-            &interval
-        } else {
-            &merged
-        };
+        if window.subtract(&self.last_merged).is_err() {
+            window = merged.clone();
+        }
         if !window.is_empty() {
-            point.p50_ms = window.value_at_quantile(0.5) as f64 / 1000.0;
-            point.p95_ms = window.value_at_quantile(0.95) as f64 / 1000.0;
-            point.p99_ms = window.value_at_quantile(0.99) as f64 / 1000.0;
+            let q = |p: f64| Some(window.value_at_quantile(p) as f64 / 1000.0);
+            (point.p50_ms, point.p95_ms, point.p99_ms) = (q(0.5), q(0.95), q(0.99));
         }
         self.last_merged = merged;
         self.last_t_ms = Some(t_ms);
@@ -158,33 +192,31 @@ mod tests {
         l
     }
 
+    fn totals<'a>(
+        id: &'a str,
+        seq: u64,
+        elapsed_ms: u64,
+        responses: u64,
+        latency: &'a Latency,
+    ) -> DriverTotals<'a> {
+        DriverTotals {
+            id,
+            seq,
+            elapsed_us: elapsed_ms * 1000,
+            sent: responses,
+            responses,
+            errors: 0,
+            latency,
+        }
+    }
+
     #[test]
     fn points_carry_interval_rates_and_interval_percentiles() {
         let mut s = Series::new(500);
         let a1 = lat(&[1_000; 100]);
-        assert!(s.sample(
-            1_000,
-            [DriverTotals {
-                id: "a",
-                sent: 100,
-                responses: 100,
-                errors: 0,
-                latency: &a1
-            }],
-            false
-        ));
+        assert!(s.sample(1_000, [totals("a", 1, 1_000, 100, &a1)], false));
         assert!(
-            !s.sample(
-                1_200,
-                [DriverTotals {
-                    id: "a",
-                    sent: 100,
-                    responses: 100,
-                    errors: 0,
-                    latency: &a1
-                }],
-                false
-            ),
+            !s.sample(1_200, [totals("a", 1, 1_000, 100, &a1)], false),
             "too soon"
         );
         // In the next second, 50 slow responses: the interval's p50 is the slow value even though
@@ -193,25 +225,15 @@ mod tests {
         for _ in 0..50 {
             a2.record(20_000);
         }
-        assert!(s.sample(
-            2_000,
-            [DriverTotals {
-                id: "a",
-                sent: 150,
-                responses: 150,
-                errors: 1,
-                latency: &a2
-            }],
-            false
-        ));
+        assert!(s.sample(2_000, [totals("a", 2, 2_000, 150, &a2)], false));
         let p = &s.points()[1];
-        assert_eq!((p.t_ms, p.sent, p.errors, p.rps), (2_000, 150, 1, 50.0));
+        assert_eq!((p.t_ms, p.sent, p.rps), (2_000, 150, 50.0));
+        let p50 = p.p50_ms.unwrap_or(0.0);
         assert!(
-            (p.p50_ms - 20.0).abs() <= 0.02,
-            "p50 {} is 20 ms within the histogram's 0.1%",
-            p.p50_ms
+            (p50 - 20.0).abs() <= 0.02,
+            "p50 {p50} is 20 ms within the histogram's 0.1%"
         );
-        assert_eq!(s.points()[0].p50_ms, 1.0);
+        assert_eq!(s.points()[0].p50_ms, Some(1.0));
         assert_eq!(
             p.drivers["a"],
             DriverPoint {
@@ -222,27 +244,42 @@ mod tests {
     }
 
     #[test]
+    fn rates_come_from_the_drivers_report_intervals_not_the_sampling_clock() {
+        // Reports every 500 ms at a steady 1,000 req/s, sampled at odd instants: the rate shown
+        // is always 1,000, and a forced sample a moment after the last adds nothing new.
+        let mut s = Series::new(1);
+        let l = lat(&[1_000]);
+        for (i, t) in [(1u64, 530u64), (2, 1_190), (3, 1_620), (4, 2_100)] {
+            assert!(s.sample(t, [totals("a", i, i * 500, i * 500, &l)], false));
+        }
+        assert!(
+            s.points().iter().all(|p| p.rps == 1_000.0),
+            "{:?}",
+            s.points().iter().map(|p| p.rps).collect::<Vec<_>>()
+        );
+        assert!(
+            !s.sample(2_103, [totals("a", 4, 2_000, 2_000, &l)], true),
+            "no news, no point (and no spike)"
+        );
+    }
+
+    #[test]
+    fn a_window_without_responses_has_no_percentiles() {
+        let mut s = Series::new(1);
+        let l = lat(&[1_000]);
+        s.sample(500, [totals("a", 1, 500, 1, &l)], false);
+        s.sample(1_000, [totals("a", 2, 1_000, 1, &l)], false);
+        let p = &s.points()[1];
+        assert_eq!((p.rps, p.p50_ms, p.p99_ms), (0.0, None, None));
+    }
+
+    #[test]
     fn per_driver_and_total_rates_add_up() {
         let mut s = Series::new(1);
         let (a, b) = (lat(&[500; 30]), lat(&[700; 10]));
         s.sample(
             500,
-            [
-                DriverTotals {
-                    id: "a",
-                    sent: 30,
-                    responses: 30,
-                    errors: 0,
-                    latency: &a,
-                },
-                DriverTotals {
-                    id: "b",
-                    sent: 10,
-                    responses: 10,
-                    errors: 0,
-                    latency: &b,
-                },
-            ],
+            [totals("a", 1, 500, 30, &a), totals("b", 1, 500, 10, &b)],
             false,
         );
         let p = &s.points()[0];
@@ -255,17 +292,7 @@ mod tests {
         let mut s = Series::new(1);
         let l = lat(&[1]);
         for t in 1..=(3 * MAX_POINTS as u64) {
-            s.sample(
-                t * 10,
-                [DriverTotals {
-                    id: "a",
-                    sent: t,
-                    responses: t,
-                    errors: 0,
-                    latency: &l,
-                }],
-                false,
-            );
+            s.sample(t * 10, [totals("a", t, t * 10, t, &l)], false);
         }
         assert!(s.points().len() <= MAX_POINTS);
         assert!(s.generation >= 1);

@@ -306,6 +306,16 @@ impl Cluster {
             .collect()
     }
 
+    /// One driver as GET /api/v1/drivers shows it, if listed.
+    pub async fn driver(&self, id: &str) -> Option<Value> {
+        let v = get(&self.url("/api/v1/drivers")).await;
+        v["drivers"]
+            .as_array()?
+            .iter()
+            .find(|d| d["id"] == id)
+            .cloned()
+    }
+
     pub async fn wait_alive(&self, n: usize) {
         eventually(
             &format!("{n} alive drivers"),

@@ -1,0 +1,232 @@
+//! The orchestrator's metrics: drivers and their heartbeats, tests by state, and each exported
+//! test's per-driver counters and latency, all read from [`Orchestrator`] when scraped.
+//!
+//! Counters of a test come from the drivers' cumulative reports, so they are at most one report
+//! interval (500 ms) old. The latency histogram is per driver while the test runs; an ended
+//! test has freed its histograms (docs/decisions.md), so its latency remains as the exact merged
+//! summary (`floodgate_test_latency_summary_seconds`), which is exported for running and ended
+//! tests alike.
+
+use super::{
+    collect_common, descs, error_counts, quantiles, status_counts, Buckets, Families, Kind, Spec,
+    COMMON, ERROR_KINDS, RECENT_TESTS, STATUS_CLASSES,
+};
+use crate::orchestrator::run::{Stats, TestStatus};
+use crate::orchestrator::Orchestrator;
+use crate::stats::Summary;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+
+pub const DRIVERS_ALIVE: Spec = Spec {
+    name: "floodgate_drivers_alive",
+    help: "Drivers heard from within the heartbeat timeout.",
+    kind: Kind::Gauge,
+    labels: &[],
+};
+pub const DRIVER_UP: Spec = Spec {
+    name: "floodgate_driver_up",
+    help: "1 if the driver is alive (a heartbeat within the timeout), 0 if it is lost.",
+    kind: Kind::Gauge,
+    labels: &["node_id"],
+};
+pub const HEARTBEAT_AGE: Spec = Spec {
+    name: "floodgate_driver_heartbeat_age_seconds",
+    help: "Time since the orchestrator last heard from the driver.",
+    kind: Kind::Gauge,
+    labels: &["node_id"],
+};
+pub const HEARTBEATS: Spec = Spec {
+    name: "floodgate_driver_heartbeats_received_total",
+    help: "Heartbeats received from the driver.",
+    kind: Kind::Counter,
+    labels: &["node_id"],
+};
+pub const TESTS: Spec = Spec {
+    name: "floodgate_tests",
+    help: "Tests the orchestrator holds, by state.",
+    kind: Kind::Gauge,
+    labels: &["state"],
+};
+pub const TEST_STATE: Spec = Spec {
+    name: "floodgate_test_state",
+    help: "1 for the test's current state, 0 for the others.",
+    kind: Kind::Gauge,
+    labels: &["test_id", "state"],
+};
+pub const TEST_PLANNED: Spec = Spec {
+    name: "floodgate_test_requests_planned",
+    help: "Requests the driver is to send in the test.",
+    kind: Kind::Gauge,
+    labels: &["test_id", "node_id"],
+};
+pub const TEST_SENT: Spec = Spec {
+    name: "floodgate_test_requests_sent_total",
+    help: "Requests the driver has sent in the test (as of its latest report).",
+    kind: Kind::Counter,
+    labels: &["test_id", "node_id"],
+};
+pub const TEST_RESPONSES: Spec = Spec {
+    name: "floodgate_test_responses_total",
+    help: "Complete HTTP responses the driver received in the test, by status class.",
+    kind: Kind::Counter,
+    labels: &["test_id", "node_id", "status_class"],
+};
+pub const TEST_ERRORS: Spec = Spec {
+    name: "floodgate_test_errors_total",
+    help: "Failed requests of the driver in the test, by kind (http is any non-2xx response).",
+    kind: Kind::Counter,
+    labels: &["test_id", "node_id", "kind"],
+};
+pub const TEST_RPS: Spec = Spec {
+    name: "floodgate_test_achieved_rps",
+    help: "Responses per second the driver achieved since the scheduled start.",
+    kind: Kind::Gauge,
+    labels: &["test_id", "node_id"],
+};
+pub const TEST_ELAPSED: Spec = Spec {
+    name: "floodgate_test_elapsed_seconds",
+    help: "Time from the scheduled start to the driver's latest report (or its last response).",
+    kind: Kind::Gauge,
+    labels: &["test_id", "node_id"],
+};
+pub const TEST_LATENCY: Spec = Spec {
+    name: "floodgate_test_latency_seconds",
+    help: "Latency from the intended send time, per driver, while the test runs (from its HDR histogram).",
+    kind: Kind::Histogram,
+    labels: &["test_id", "node_id"],
+};
+pub const TEST_LATENCY_SUMMARY: Spec = Spec {
+    name: "floodgate_test_latency_summary_seconds",
+    help: "Latency over all drivers from the merged HDR histograms: exact min (0), max (1) and count; percentiles within 0.1%.",
+    kind: Kind::Summary,
+    labels: &["test_id"],
+};
+
+const SPECS: [&Spec; 14] = [
+    &DRIVERS_ALIVE,
+    &DRIVER_UP,
+    &HEARTBEAT_AGE,
+    &HEARTBEATS,
+    &TESTS,
+    &TEST_STATE,
+    &TEST_PLANNED,
+    &TEST_SENT,
+    &TEST_RESPONSES,
+    &TEST_ERRORS,
+    &TEST_RPS,
+    &TEST_ELAPSED,
+    &TEST_LATENCY,
+    &TEST_LATENCY_SUMMARY,
+];
+
+/// This role's own families (beside [`super::COMMON`]).
+pub fn specs() -> &'static [&'static Spec] {
+    &SPECS
+}
+
+const STATES: [(TestStatus, &str); 5] = [
+    (TestStatus::Created, "created"),
+    (TestStatus::Running, "running"),
+    (TestStatus::Completed, "completed"),
+    (TestStatus::Failed, "failed"),
+    (TestStatus::Stopped, "stopped"),
+];
+
+/// Reads an [`Orchestrator`] when collected.
+pub struct OrchestratorCollector {
+    o: Orchestrator,
+    descs: Vec<Desc>,
+}
+
+impl OrchestratorCollector {
+    pub fn new(o: Orchestrator) -> Self {
+        let all: Vec<&Spec> = COMMON.iter().chain(SPECS.iter()).copied().collect();
+        Self {
+            o,
+            descs: descs(&all),
+        }
+    }
+
+    fn families(&self) -> Families {
+        let mut out = Families::default();
+        let o = &self.o;
+        collect_common(&mut out, o.id(), "orchestrator", o.bus_stats());
+
+        let drivers = o.drivers();
+        let alive = drivers.iter().filter(|d| d.alive).count();
+        out.gauge(&DRIVERS_ALIVE, &[], alive as f64);
+        for d in &drivers {
+            let id = d.id.as_str();
+            out.gauge(&DRIVER_UP, &[id], if d.alive { 1.0 } else { 0.0 });
+            out.gauge(&HEARTBEAT_AGE, &[id], d.heartbeat_age_ms as f64 / 1000.0);
+            out.counter(&HEARTBEATS, &[id], d.heartbeats as f64);
+        }
+
+        let (statuses, tests) = o.metrics_view(RECENT_TESTS);
+        for (state, name) in STATES {
+            let n = statuses.iter().filter(|s| **s == state).count();
+            out.gauge(&TESTS, &[name], n as f64);
+        }
+        for (view, latencies) in &tests {
+            let t = view.id.as_str();
+            for (state, name) in STATES {
+                let v = if view.status == state { 1.0 } else { 0.0 };
+                out.gauge(&TEST_STATE, &[t, name], v);
+            }
+            for d in &view.per_driver {
+                per_driver(&mut out, t, &d.driver_id, &d.stats);
+            }
+            for (node, latency) in latencies {
+                out.histogram(
+                    &TEST_LATENCY,
+                    &[t, node.as_str()],
+                    &Buckets::from_latency(latency),
+                );
+            }
+            summary(&mut out, t, &view.aggregate.latency);
+        }
+        out
+    }
+}
+
+fn per_driver(out: &mut Families, test: &str, node: &str, s: &Stats) {
+    let ids = [test, node];
+    out.gauge(&TEST_PLANNED, &ids, s.requests_total as f64);
+    out.counter(&TEST_SENT, &ids, s.sent as f64);
+    for (class, n) in STATUS_CLASSES.iter().zip(status_counts(&s.status)) {
+        out.counter(&TEST_RESPONSES, &[test, node, class], n as f64);
+    }
+    for (kind, n) in ERROR_KINDS.iter().zip(error_counts(&s.errors)) {
+        out.counter(&TEST_ERRORS, &[test, node, kind], n as f64);
+    }
+    out.gauge(&TEST_RPS, &ids, s.achieved_rps);
+    out.gauge(&TEST_ELAPSED, &ids, s.elapsed_ms as f64 / 1000.0);
+}
+
+/// The merged summary, in seconds. Its sum is the exact mean times the count, rounded back to
+/// the whole microseconds it was summed in.
+fn summary(out: &mut Families, test: &str, l: &Summary) {
+    let sum_us = (l.mean_ms * 1000.0 * l.count as f64).round();
+    out.summary(
+        &TEST_LATENCY_SUMMARY,
+        &[test],
+        &quantiles(l),
+        l.count,
+        sum_us / 1e6,
+    );
+}
+
+impl Collector for OrchestratorCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.families().into_families()
+    }
+}
+
+/// The orchestrator's exposition, as served at `GET /metrics`.
+pub fn render(o: &Orchestrator) -> Result<String, prometheus::Error> {
+    super::encode(OrchestratorCollector::new(o.clone()))
+}

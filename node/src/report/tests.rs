@@ -1,0 +1,404 @@
+//! The exports from a hand-built test view: exact numbers, CSV quoting, HTML escaping, and a
+//! report that references nothing outside itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::orchestrator::run::{DriverState, TestStatus};
+use crate::orchestrator::series::DriverPoint;
+use crate::orchestrator::spec::TestSpec;
+use crate::protocol::{ErrorCounts, StatusClasses, TestType};
+use crate::stats::Summary;
+use std::collections::BTreeMap;
+
+const EVIL_ID: &str = "drv,\"1\"<script>alert(1)</script>";
+const EVIL_URL: &str = "http://127.0.0.1:8080/p?q=</script><script>alert(2)</script>&x=1";
+
+fn summary(base: f64) -> Summary {
+    Summary {
+        count: 1000,
+        min_ms: base,
+        max_ms: base * 10.0,
+        mean_ms: 0.1 + 0.2, // 0.30000000000000004: must survive exactly
+        median_ms: base * 2.0,
+        mode_ms: 1.25,
+        p90_ms: base * 3.0,
+        p95_ms: base * 4.0,
+        p99_ms: 7.123,
+    }
+}
+
+fn stats(sent: u64, rps: f64, base: f64) -> Stats {
+    Stats {
+        requests_total: 1000,
+        sent,
+        responses: sent - 3,
+        ok: sent - 5,
+        errors: ErrorCounts {
+            connect: 1,
+            timeout: 2,
+            http: 2,
+            io: 0,
+        },
+        error_total: 5,
+        status: StatusClasses {
+            c1: 0,
+            c2: sent - 5,
+            c3: 0,
+            c4: 2,
+            c5: 0,
+        },
+        achieved_rps: rps,
+        progress: 1.0,
+        elapsed_ms: 2501,
+        latency: summary(base),
+        service_time: summary(base / 2.0),
+    }
+}
+
+fn view() -> TestView {
+    let mut headers = BTreeMap::new();
+    headers.insert("X-Token".to_string(), "<b>secret</b>".to_string());
+    TestView {
+        id: "5f0c2b9e-0000-4000-8000-000000000001".into(),
+        status: TestStatus::Completed,
+        reason: None,
+        spec: TestSpec {
+            test_type: TestType::Avalanche,
+            delay_ms: 0.0,
+            requests_per_driver: 1000,
+            throughput_per_driver: Some(500.0),
+            target_url: EVIL_URL.into(),
+            method: "GET".into(),
+            headers,
+            body: None,
+            concurrency: 8,
+            timeout_ms: 10_000,
+            drivers: None,
+            driver_ids: None,
+        },
+        drivers: vec!["driver-a".into(), EVIL_ID.into()],
+        created_at_ms: 1_795_261_770_000,
+        started_at_ms: Some(1_795_261_771_000),
+        finished_at_ms: Some(1_795_261_773_600),
+        aggregate: stats(2000, 799.6801279488205, 0.5),
+        per_driver: vec![
+            DriverStats {
+                driver_id: "driver-a".into(),
+                state: DriverState::Done,
+                report_seq: 6,
+                report_age_ms: None,
+                stats: stats(1000, 399.8400639744102, 0.25),
+            },
+            DriverStats {
+                driver_id: EVIL_ID.into(),
+                state: DriverState::Lost,
+                report_seq: 5,
+                report_age_ms: None,
+                stats: stats(1000, 400.1, 0.75),
+            },
+        ],
+    }
+}
+
+fn points() -> Vec<Point> {
+    (1..=3u64)
+        .map(|i| {
+            let mut drivers = BTreeMap::new();
+            drivers.insert(
+                "driver-a".to_string(),
+                DriverPoint {
+                    sent: i * 300,
+                    rps: 600.5,
+                },
+            );
+            if i > 1 {
+                drivers.insert(
+                    EVIL_ID.to_string(),
+                    DriverPoint {
+                        sent: i * 250,
+                        rps: 500.0,
+                    },
+                );
+            }
+            Point {
+                t_ms: i * 500,
+                sent: i * 550,
+                errors: i,
+                rps: 1100.5,
+                p50_ms: Some(1.5),
+                p95_ms: Some(2.25),
+                p99_ms: Some(3.125),
+                drivers,
+            }
+        })
+        .collect()
+}
+
+/// A strict RFC 4180 reader, independent of the writer: CRLF records, quoted fields.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => quoted = false,
+                c => field.push(c),
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                assert!(field.is_empty(), "a quote inside an unquoted field");
+                quoted = true;
+            }
+            ',' => row.push(std::mem::take(&mut field)),
+            '\r' => {
+                assert_eq!(chars.next(), Some('\n'), "CR without LF");
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            '\n' => panic!("a bare LF ends a record"),
+            c => field.push(c),
+        }
+    }
+    assert!(!quoted, "unterminated quote");
+    assert!(
+        field.is_empty() && row.is_empty(),
+        "no CRLF after the last record"
+    );
+    rows
+}
+
+#[test]
+fn csv_has_a_header_an_all_row_and_one_row_per_driver_with_exact_numbers() {
+    let v = view();
+    let text = csv(&v);
+    let quoted = format!("\"{}\"", EVIL_ID.replace('"', "\"\""));
+    assert!(
+        text.contains(&format!("\r\ndriver,{quoted},lost,")),
+        "{text}"
+    );
+    let rows = parse_csv(&text);
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0], CSV_COLUMNS.map(String::from).to_vec());
+    assert_eq!(
+        rows[1],
+        [
+            "all",
+            "",
+            "completed",
+            "2000",
+            "1997",
+            "1995",
+            "1",
+            "2",
+            "2",
+            "0",
+            "799.6801279488205",
+            "0.5",
+            "0.30000000000000004",
+            "1",
+            "1.25",
+            "1.5",
+            "2",
+            "7.123",
+            "5",
+            "2501"
+        ]
+    );
+    assert_eq!(rows[2][..4], ["driver", "driver-a", "done", "1000"]);
+    assert_eq!(rows[2][10], "399.8400639744102");
+    assert_eq!(rows[3][..3], ["driver", EVIL_ID, "lost"]);
+    assert_eq!(rows[3][10], "400.1");
+    for r in &rows {
+        assert_eq!(r.len(), CSV_COLUMNS.len());
+    }
+    // Every number reads back to exactly the value in the view.
+    for (row, d) in rows[2..].iter().zip(&v.per_driver) {
+        let f = |i: usize| row[i].parse::<f64>().unwrap();
+        assert_eq!(f(10), d.stats.achieved_rps);
+        assert_eq!(f(12), d.stats.latency.mean_ms);
+        assert_eq!(f(17), d.stats.latency.p99_ms);
+    }
+}
+
+#[test]
+fn csv_quotes_commas_quotes_and_line_breaks() {
+    let mut v = view();
+    v.per_driver[0].driver_id = "a\r\nb, \"c\"".into();
+    v.per_driver[1].driver_id = " padded".into();
+    let text = csv(&v);
+    assert!(
+        text.contains("\r\ndriver,\"a\r\nb, \"\"c\"\"\",done,"),
+        "{text}"
+    );
+    assert!(text.contains("\r\ndriver,\" padded\",lost,"), "{text}");
+    let rows = parse_csv(&text);
+    assert_eq!(rows[2][1], "a\r\nb, \"c\"");
+    assert_eq!(rows[3][1], " padded");
+}
+
+#[test]
+fn series_csv_has_a_column_pair_per_driver() {
+    let rows = parse_csv(&series_csv(&points()));
+    assert_eq!(
+        rows[0],
+        [
+            "t_ms",
+            "sent",
+            "errors",
+            "rps",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "sent[driver-a]",
+            "rps[driver-a]",
+            &format!("sent[{EVIL_ID}]"),
+            &format!("rps[{EVIL_ID}]"),
+        ]
+    );
+    assert_eq!(
+        rows[1],
+        ["500", "550", "1", "1100.5", "1.5", "2.25", "3.125", "300", "600.5", "", ""]
+    );
+    assert_eq!(rows[3][7..], ["900", "600.5", "750", "500"]);
+    assert_eq!(
+        series_csv(&[]),
+        "t_ms,sent,errors,rps,p50_ms,p95_ms,p99_ms\r\n"
+    );
+}
+
+#[test]
+fn json_is_the_view_plus_its_series() {
+    let v = view();
+    let mut j = json(&v, &points());
+    let series = j.as_object_mut().unwrap().remove("series").unwrap();
+    assert_eq!(j, serde_json::to_value(&v).unwrap());
+    assert_eq!(series, serde_json::to_value(points()).unwrap());
+}
+
+#[test]
+fn file_names_are_header_safe() {
+    let mut v = view();
+    assert_eq!(
+        file_name(&v, "csv"),
+        "floodgate-5f0c2b9e-0000-4000-8000-000000000001.csv"
+    );
+    v.id = "a\"b/c d".into();
+    assert_eq!(file_name(&v, "json"), "floodgate-a_b_c_d.json");
+}
+
+fn embedded_data(page: &str) -> serde_json::Value {
+    let open = r#"<script type="application/json" id="floodgate-data">"#;
+    let start = page.find(open).expect("the data element") + open.len();
+    let len = page[start..].find("</script>").expect("its end");
+    serde_json::from_str(&page[start..start + len]).expect("the data is JSON")
+}
+
+#[test]
+fn html_embeds_the_data_and_shows_every_stat() {
+    let v = view();
+    let page = html(&v, &points());
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert_eq!(embedded_data(&page), json(&v, &points()));
+    assert!(page.contains(&v.id));
+    assert!(page.contains("mode: midpoint of the fullest 0.1 ms bin"));
+    assert!(page.contains(r#"id="chart-rps""#) && page.contains(r#"id="chart-latency""#));
+    // The aggregate row and one row per driver in each of the four tables.
+    assert_eq!(page.matches(r#"<tr class="all""#).count(), 4);
+    assert_eq!(
+        page.matches(r#"<tr class="driver" data-scope="driver" data-driver="driver-a">"#)
+            .count(),
+        4
+    );
+    for shown in [
+        "2,000", // sent
+        "1,997", // responses
+        "799.7", // req/s
+        "0.300", // mean (3 decimals)
+        "1.250", // mode
+        "7.123", // p99
+        "2,501", // elapsed (ms)
+        "500 req/s per driver",
+        "8 per driver",
+        "10000 ms",
+    ] {
+        assert!(page.contains(shown), "missing {shown:?}");
+    }
+    // The vendored uPlot and its licence are inline.
+    assert!(page.contains("uPlot"));
+    assert!(page.contains("Leon Sorokin"));
+}
+
+#[test]
+fn html_escapes_everything_that_comes_from_the_test() {
+    let mut v = view();
+    v.reason = Some("<img src=x onerror=alert(3)>".into());
+    v.spec.body = Some("</pre><script>alert(4)</script>".into());
+    let page = html(&v, &points());
+    for raw in [
+        "<script>alert",
+        "<img src=x",
+        "<b>secret</b>",
+        "</script><script>",
+    ] {
+        assert!(!page.contains(raw), "{raw:?} is not escaped");
+    }
+    assert!(page.contains("drv,&quot;1&quot;&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(page.contains("&lt;b&gt;secret&lt;/b&gt;"));
+    assert!(page.contains("&lt;img src=x onerror=alert(3)&gt;"));
+    // Exactly the three scripts of the report: data, uPlot, the chart code.
+    assert_eq!(page.matches("<script").count(), 3);
+    assert_eq!(page.matches("</script>").count(), 3);
+    // The data still holds the exact strings.
+    let data = embedded_data(&page);
+    assert_eq!(data["spec"]["target_url"], EVIL_URL);
+    assert_eq!(data["per_driver"][1]["driver_id"], EVIL_ID);
+}
+
+#[test]
+fn html_loads_nothing_from_outside() {
+    let page = html(&view(), &points());
+    let lower = page.to_ascii_lowercase();
+    for external in [
+        "src=\"http",
+        "href=\"http",
+        "src='http",
+        "href='http",
+        "src=\"//",
+        "href=\"//",
+        "url(http",
+        "url(//",
+        "@import",
+        "<link",
+        "<iframe",
+    ] {
+        assert!(
+            !lower.contains(external),
+            "the report references {external:?}"
+        );
+    }
+    // Nothing can be fetched even if something tried.
+    assert!(page.contains("default-src 'none'"));
+}
+
+#[test]
+fn html_without_points_or_result_still_renders() {
+    let mut v = view();
+    v.status = TestStatus::Stopped;
+    v.started_at_ms = None;
+    v.per_driver.clear();
+    v.aggregate = Stats::default();
+    let page = html(&v, &[]);
+    assert!(page.contains("status-stopped"));
+    assert_eq!(embedded_data(&page)["series"], serde_json::json!([]));
+    assert!(page.contains("<dt>Started</dt><dd>–</dd>"));
+}

@@ -1,0 +1,250 @@
+// Rendering of the drivers list, the test panel (summary, per-driver table) and the history, from
+// the API's JSON. Pure functions of their input: each call rebuilds its part of the page.
+
+import { $, fill, h, setText, show } from './dom.js';
+import {
+  DASH, capitalize, fmtAge, fmtDuration, fmtInt, fmtMs, fmtPct, fmtRps, fmtTime, isFinished, shortId,
+} from './format.js';
+
+const LATENCY_FIELDS = [
+  ['min', 'min_ms'],
+  ['mean', 'mean_ms'],
+  ['median', 'median_ms'],
+  ['mode', 'mode_ms'],
+  ['p90', 'p90_ms'],
+  ['p95', 'p95_ms'],
+  ['p99', 'p99_ms'],
+  ['max', 'max_ms'],
+];
+
+const pill = (text, kind, testid) => h('span', { class: `pill pill-${kind}`, 'data-testid': testid }, text);
+
+// ---------------------------------------------------------------- drivers
+
+/** The drivers list in the sidebar; `onOpen(testId)` drills into a driver's test. */
+export function renderDrivers(drivers, onOpen) {
+  const list = $('drivers-list');
+  const alive = drivers.filter((d) => d.alive).length;
+  setText($('drivers-alive'), `${alive} / ${drivers.length}`);
+  show($('drivers-empty'), drivers.length === 0);
+  fill(
+    list,
+    drivers.map((d) => {
+      const state = d.alive ? 'alive' : 'lost';
+      return h(
+        'li',
+        { class: `driver driver-${state}`, 'data-testid': 'driver', dataset: { driver: d.id } },
+        h(
+          'div',
+          { class: 'driver-top' },
+          h('span', { class: `dot dot-${state}`, 'aria-hidden': 'true' }),
+          h('span', { class: 'driver-id', title: d.id, 'data-testid': 'driver-id' }, d.id),
+          pill(state, state, 'driver-state'),
+        ),
+        h(
+          'div',
+          { class: 'driver-meta' },
+          h('span', { title: 'Address (its /healthz)', 'data-testid': 'driver-address' }, d.address || DASH),
+          h(
+            'span',
+            { title: `Last heartbeat; ${fmtInt(d.heartbeats)} received since it registered`, 'data-testid': 'driver-heartbeat' },
+            `♥ ${fmtAge(d.heartbeat_age_ms)}`,
+          ),
+          d.test_id
+            ? h(
+                'button',
+                { type: 'button', class: 'link', title: `In test ${d.test_id}`, 'data-testid': 'driver-test', onclick: () => onOpen(d.test_id) },
+                `test ${shortId(d.test_id)}`,
+              )
+            : h('span', { class: 'muted', 'data-testid': 'driver-test' }, 'idle'),
+        ),
+      );
+    }),
+  );
+}
+
+// ---------------------------------------------------------------- test panel
+
+function describeSpec(t) {
+  const s = t.spec;
+  const type = capitalize(s.test_type);
+  const parts = [
+    `${type} · ${t.drivers.length} drivers × ${fmtInt(s.requests_per_driver)} requests`,
+  ];
+  if (s.delay_ms > 0) parts.push(`delay ${+s.delay_ms.toFixed(3)} ms`);
+  parts.push(s.throughput_per_driver ? `cap ${fmtInt(s.throughput_per_driver)} req/s per driver` : 'no cap');
+  parts.push(`${fmtInt(s.concurrency)} connections`);
+  parts.push(`timeout ${fmtInt(s.timeout_ms)} ms`);
+  return parts.join(' · ');
+}
+
+function kpi(label, value, unit, testid, title) {
+  return h(
+    'div',
+    { class: 'kpi', title },
+    h('div', { class: 'kpi-label' }, label),
+    h('div', { class: 'kpi-value' }, h('span', { 'data-testid': testid }, value), unit ? h('span', { class: 'kpi-unit' }, unit) : null),
+  );
+}
+
+function elapsedMs(t) {
+  if (t.started_at_ms == null) return null;
+  if (t.finished_at_ms != null) return t.finished_at_ms - t.started_at_ms;
+  return t.aggregate.elapsed_ms;
+}
+
+function progressCell(p, state) {
+  const pct = Math.max(0, Math.min(1, p || 0));
+  return h(
+    'td',
+    { class: 'l progress-cell' },
+    h(
+      'div',
+      { class: `progress progress-${state}`, role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': String(Math.floor(pct * 100)) },
+      h('div', { class: 'progress-bar', style: { width: `${(pct * 100).toFixed(2)}%` } }),
+    ),
+    h('span', { class: 'pct', 'data-metric': 'progress' }, fmtPct(p)),
+  );
+}
+
+const num = (metric, text, extra = {}) => h('td', { class: `num ${extra.class ?? ''}`, title: extra.title }, h('span', { 'data-metric': metric }, text));
+
+function statsRow(kind, id, name, s, state, badge) {
+  const e = s.errors || {};
+  const hasLatency = s.latency && s.latency.count > 0;
+  return h(
+    'tr',
+    { class: `row-${kind}`, 'data-testid': 'stats-row', dataset: { row: kind, driver: id ?? '' } },
+    h(
+      'td',
+      { class: 'l' },
+      h(
+        'div',
+        { class: 'name-cell' },
+        h('span', { class: 'row-name', title: id ?? 'Merged over all drivers' }, name),
+        badge,
+      ),
+    ),
+    progressCell(s.progress, state),
+    num('sent', fmtInt(s.sent), { title: `${fmtInt(s.sent)} of ${fmtInt(s.requests_total)} sent` }),
+    num('responses', fmtInt(s.responses)),
+    num('ok', fmtInt(s.ok)),
+    num('errors', fmtInt(s.error_total), {
+      class: s.error_total > 0 ? 'bad' : '',
+      title: `connect ${fmtInt(e.connect)} · timeout ${fmtInt(e.timeout)} · http ${fmtInt(e.http)} · io ${fmtInt(e.io)}`,
+    }),
+    num('rps', fmtRps(s.achieved_rps)),
+    LATENCY_FIELDS.map(([metric, field]) => num(metric, hasLatency ? fmtMs(s.latency[field]) : DASH)),
+  );
+}
+
+const STATE_KIND = { waiting: 'muted', running: 'running', done: 'completed', lost: 'failed' };
+
+/**
+ * The test panel. `t` is a TestView (or null); `ctx.live` says whether it follows the current
+ * test; `ctx.actions` has trigger/stop/back handlers.
+ */
+export function renderTest(t, ctx) {
+  setText($('test-heading'), ctx.live ? 'Current test' : 'Test');
+  show($('back-live'), !ctx.live);
+  show($('test-empty'), !t);
+  show($('test-body'), !!t);
+  const status = $('test-status');
+  const type = $('test-type');
+  show(status, !!t);
+  show(type, !!t);
+  show($('test-trigger'), !!t && t.status === 'created');
+  show($('test-stop'), !!t && t.status === 'running');
+  if (!t) {
+    setText($('test-id'), '');
+    return;
+  }
+  setText(status, t.status);
+  status.className = `pill pill-${t.status}`;
+  setText(type, capitalize(t.spec.test_type));
+  setText($('test-id'), t.id);
+  $('test-id').title = `Test ${t.id}`;
+
+  const started = t.started_at_ms != null ? `started ${fmtTime(t.started_at_ms)}` : `created ${fmtTime(t.created_at_ms)}`;
+  fill(
+    $('test-spec'),
+    h('div', { class: 'spec-line' }, describeSpec(t)),
+    h('div', { class: 'spec-line muted' }, h('span', { class: 'mono' }, `${t.spec.method} ${t.spec.target_url}`), ` · ${started}`),
+  );
+
+  const a = t.aggregate;
+  const ended = a.responses + (a.errors?.connect ?? 0) + (a.errors?.timeout ?? 0) + (a.errors?.io ?? 0);
+  fill(
+    $('test-kpis'),
+    kpi('Progress', fmtPct(a.progress), null, 'kpi-progress', `${fmtInt(ended)} of ${fmtInt(a.requests_total)} requests ended`),
+    kpi('Sent', fmtInt(a.sent), `/ ${fmtInt(a.requests_total)}`, 'kpi-sent'),
+    kpi('Throughput', fmtRps(a.achieved_rps), 'req/s', 'kpi-rps', 'Responses per second since the scheduled start'),
+    kpi('p99', a.latency.count ? fmtMs(a.latency.p99_ms) : DASH, 'ms', 'kpi-p99'),
+    kpi('Errors', fmtInt(a.error_total), null, 'kpi-errors'),
+    kpi('Elapsed', fmtDuration(elapsedMs(t)), null, 'kpi-elapsed'),
+  );
+  $('test-kpis').querySelector('[data-testid="kpi-errors"]').classList.toggle('bad', a.error_total > 0);
+
+  const reason = $('test-reason');
+  show(reason, !!t.reason);
+  setText(reason, t.reason ?? '');
+
+  const aggState = isFinished(t.status) ? (t.status === 'completed' ? 'done' : 'lost') : t.status === 'running' ? 'running' : 'waiting';
+  const rows = [statsRow('aggregate', null, 'All drivers', a, aggState, null)];
+  for (const d of t.per_driver) {
+    const age = d.report_age_ms != null ? ` · last report ${fmtAge(d.report_age_ms)}` : '';
+    const badge = h('span', { class: `pill pill-small pill-${STATE_KIND[d.state] ?? 'muted'}`, title: `report #${d.report_seq}${age}`, 'data-testid': 'driver-run-state' }, d.state);
+    rows.push(statsRow('driver', d.driver_id, d.driver_id, d, d.state, badge));
+  }
+  fill($('stats-body'), rows);
+}
+
+// ---------------------------------------------------------------- history
+
+/** The history table; `selected` is the test shown in the panel. */
+export function renderHistory(tests, { selected, limit, onOpen, onMore }) {
+  const body = $('history-body');
+  show($('history-empty'), tests.length === 0);
+  setText($('history-count'), tests.length ? `${tests.length} test${tests.length === 1 ? '' : 's'}, newest first` : '');
+  const shown = tests.slice(0, limit);
+  fill(
+    body,
+    shown.map((t) => {
+      const a = t.aggregate;
+      const lat = a.latency.count > 0;
+      const open = () => onOpen(t.id);
+      return h(
+        'tr',
+        {
+          class: `clickable${t.id === selected ? ' selected' : ''}`,
+          tabindex: '0',
+          'data-testid': 'history-row',
+          dataset: { testId: t.id },
+          title: `Show test ${t.id}`,
+          onclick: open,
+          onkeydown: (ev) => {
+            if (ev.key === 'Enter' || ev.key === ' ') {
+              ev.preventDefault();
+              open();
+            }
+          },
+        },
+        h('td', { class: 'l' }, fmtTime(t.created_at_ms)),
+        h('td', { class: 'l mono' }, shortId(t.id)),
+        h('td', { class: 'l' }, capitalize(t.spec.test_type)),
+        h('td', { class: 'num', title: t.drivers.join(', ') }, fmtInt(t.drivers.length)),
+        h('td', { class: 'num', title: `${fmtInt(a.sent)} of ${fmtInt(a.requests_total)}` }, fmtInt(a.sent)),
+        h('td', { class: `num${a.error_total > 0 ? ' bad' : ''}` }, fmtInt(a.error_total)),
+        h('td', { class: 'num' }, fmtRps(a.achieved_rps)),
+        h('td', { class: 'num' }, lat ? fmtMs(a.latency.median_ms) : DASH),
+        h('td', { class: 'num' }, lat ? fmtMs(a.latency.p99_ms) : DASH),
+        h('td', { class: 'num' }, fmtDuration(elapsedMs(t))),
+        h('td', { class: 'l' }, pill(t.status, t.status, 'history-status')),
+      );
+    }),
+  );
+  const more = $('history-more');
+  show(more, tests.length > shown.length);
+  setText(more, `Show all ${tests.length}`);
+  more.onclick = onMore;
+}
