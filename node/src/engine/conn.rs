@@ -3,13 +3,28 @@
 //!
 //! Hand-rolled on `httparse` (as wrk does in C) rather than a general client, so a request costs
 //! one write and usually one read, and allocates nothing once the buffer has grown to fit.
+//! Parsing the head is most of the user-space work left per response, so each connection
+//! remembers its last head and skips the parse when the next one is byte-for-byte the same
+//! ([`Conn::parse_head`]).
+//!
+//! The read buffer starts at 4 KiB, so a typical small response arrives in one short `read`
+//! (tokio then knows the socket is drained and waits for readiness without a failing `read`),
+//! and grows to 64 KiB only on connections whose reads fill it, so large bodies are skipped in
+//! few `read`s (without being kept) while small-response tests use little memory per connection.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const INITIAL_BUF: usize = 16 * 1024;
+/// The read buffer starts small (a typical response fits many times over) ...
+const INITIAL_BUF: usize = 4 * 1024;
+/// ...and doubles whenever a read fills all the room it had (more was waiting), up to this size,
+/// so large bodies are skipped in few `read`s without every connection paying for it.
+const MAX_READ_BUF: usize = 64 * 1024;
+/// Room a read is always given; less than this grows the buffer first.
+const MIN_READ: usize = 1024;
 const MAX_HEADERS: usize = 64;
 /// A response head larger than this is refused rather than buffered without bound.
 const MAX_HEAD: usize = 1024 * 1024;
@@ -51,13 +66,37 @@ pub struct Conn {
     buf: Vec<u8>,
     /// Responses completed on this connection so far.
     served: u64,
+    /// The bytes of the last response head parsed on this connection, and what they said.
+    head_cache: Vec<u8>,
+    cached: Option<CachedHead>,
 }
 
+/// What a response head says about reading the rest of the response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Head {
+    /// Bytes up to and including the blank line.
+    len: usize,
+    status: u16,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CachedHead {
+    head: Head,
+    is_head: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Framing {
     Length(u64),
     Chunked,
     UntilClose,
 }
+
+/// Heads up to this size are remembered for the byte-comparison fast path (so the cache costs
+/// at most 1 KiB per connection); larger, rare heads are parsed every time.
+const HEAD_CACHE_MAX: usize = 1024;
 
 impl Conn {
     pub async fn connect(addr: SocketAddr) -> Result<Conn, SendError> {
@@ -68,6 +107,8 @@ impl Conn {
             stream,
             buf: Vec::with_capacity(INITIAL_BUF),
             served: 0,
+            head_cache: Vec::new(),
+            cached: None,
         })
     }
 
@@ -78,40 +119,54 @@ impl Conn {
             return Err(self.broken(e));
         }
         loop {
-            let (head_len, status, framing, keep_alive) = loop {
-                if let Some(parsed) = self.parse_head(is_head)? {
-                    break parsed;
-                }
-                if self.buf.len() >= MAX_HEAD {
-                    return Err(SendError::Protocol("response head too large"));
+            let head = loop {
+                // Nothing to parse until the first read (an empty buffer is always partial).
+                if !self.buf.is_empty() {
+                    if let Some(head) = self.parse_head(is_head)? {
+                        break head;
+                    }
+                    if self.buf.len() >= MAX_HEAD {
+                        return Err(SendError::Protocol("response head too large"));
+                    }
                 }
                 self.fill().await?;
             };
             // An interim 1xx response is followed by the real one on the same request.
-            if (100..200).contains(&status) && status != 101 {
-                self.buf.drain(..head_len);
+            if (100..200).contains(&head.status) && head.status != 101 {
+                self.buf.drain(..head.len);
                 continue;
             }
-            let mut keep_alive = keep_alive;
-            match framing {
-                Framing::Length(n) => self.skip_length(head_len, n).await?,
-                Framing::Chunked => self.skip_chunked(head_len).await?,
+            let mut keep_alive = head.keep_alive;
+            match head.framing {
+                Framing::Length(n) => self.skip_length(head.len, n).await?,
+                Framing::Chunked => self.skip_chunked(head.len).await?,
                 Framing::UntilClose => {
                     self.skip_until_close().await?;
                     keep_alive = false;
                 }
             }
             self.served += 1;
-            return Ok(Response { status, keep_alive });
+            return Ok(Response {
+                status: head.status,
+                keep_alive,
+            });
         }
     }
 
     /// Reads more bytes into the buffer; EOF before a whole response is an error.
     async fn fill(&mut self) -> Result<usize, SendError> {
-        if self.buf.capacity() - self.buf.len() < 1024 {
+        if self.buf.capacity() - self.buf.len() < MIN_READ {
             self.buf.reserve(self.buf.capacity().max(INITIAL_BUF));
         }
+        let room = self.buf.capacity() - self.buf.len();
         match self.stream.read_buf(&mut self.buf).await {
+            Ok(n) if n == room && self.buf.capacity() < MAX_READ_BUF => {
+                // A full read: the socket probably holds more, so read more at a time from now on
+                // (a short read also lets tokio skip the read that would fail with `WouldBlock`).
+                let target = (2 * self.buf.capacity()).min(MAX_READ_BUF);
+                self.buf.reserve(target - self.buf.len());
+                Ok(n)
+            }
             Ok(0) => Err(self.broken(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "connection closed mid-response",
@@ -129,43 +184,32 @@ impl Conn {
         }
     }
 
-    fn parse_head(&self, is_head: bool) -> Result<Option<(usize, u16, Framing, bool)>, SendError> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut headers);
-        let head_len = match resp.parse(&self.buf) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(SendError::Protocol("malformed response head")),
-        };
-        let status = resp.code.ok_or(SendError::Protocol("no status code"))?;
-        let http10 = resp.version == Some(0);
-        let mut keep_alive = !http10;
-        let mut framing = Framing::UntilClose;
-        for h in resp.headers.iter() {
-            if h.name.eq_ignore_ascii_case("content-length") {
-                let n = std::str::from_utf8(h.value)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<u64>().ok())
-                    .ok_or(SendError::Protocol("bad content-length"))?;
-                if !matches!(framing, Framing::Chunked) {
-                    framing = Framing::Length(n);
-                }
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                if contains_token(h.value, b"chunked") {
-                    framing = Framing::Chunked;
-                }
-            } else if h.name.eq_ignore_ascii_case("connection") {
-                if contains_token(h.value, b"close") {
-                    keep_alive = false;
-                } else if contains_token(h.value, b"keep-alive") {
-                    keep_alive = true;
-                }
+    /// The head at the start of the buffer, or `None` while it is incomplete.
+    ///
+    /// A server answers the same request with the same head, byte for byte, except when a
+    /// header such as `Date` changes (once a second). So when the buffer starts with the exact
+    /// bytes of the previous head, the parse would give the previous result and is skipped: one
+    /// `memcmp` instead of a full `httparse` pass, which is most of the user-space work per
+    /// response. A head parser reads nothing past the blank line that ends the head, so equal
+    /// head bytes always mean an equal result.
+    fn parse_head(&mut self, is_head: bool) -> Result<Option<Head>, SendError> {
+        if let Some(c) = self.cached {
+            if c.is_head == is_head && self.buf.starts_with(&self.head_cache) {
+                return Ok(Some(c.head));
             }
         }
-        if is_head || status == 204 || status == 304 || (100..200).contains(&status) {
-            framing = Framing::Length(0);
+        let Some(head) = parse_head(&self.buf, is_head)? else {
+            return Ok(None);
+        };
+        if head.len <= HEAD_CACHE_MAX {
+            // Reuses the cache's capacity: allocates only the first time on a connection.
+            self.head_cache.clear();
+            self.head_cache.extend_from_slice(&self.buf[..head.len]);
+            self.cached = Some(CachedHead { head, is_head });
+        } else {
+            self.cached = None;
         }
-        Ok(Some((head_len, status, framing, keep_alive)))
+        Ok(Some(head))
     }
 
     async fn skip_length(&mut self, head_len: usize, len: u64) -> Result<(), SendError> {
@@ -201,6 +245,57 @@ impl Conn {
             }
         }
     }
+}
+
+/// Parses a response head with `httparse`; `None` while it is incomplete.
+fn parse_head(buf: &[u8], is_head: bool) -> Result<Option<Head>, SendError> {
+    // Uninitialised header slots: a `[EMPTY_HEADER; 64]` array would be written in full (2 KiB)
+    // before every parse.
+    let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut headers,
+    ) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(SendError::Protocol("malformed response head")),
+    };
+    let status = resp.code.ok_or(SendError::Protocol("no status code"))?;
+    let http10 = resp.version == Some(0);
+    let mut keep_alive = !http10;
+    let mut framing = Framing::UntilClose;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or(SendError::Protocol("bad content-length"))?;
+            if !matches!(framing, Framing::Chunked) {
+                framing = Framing::Length(n);
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if contains_token(h.value, b"chunked") {
+                framing = Framing::Chunked;
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if contains_token(h.value, b"close") {
+                keep_alive = false;
+            } else if contains_token(h.value, b"keep-alive") {
+                keep_alive = true;
+            }
+        }
+    }
+    if is_head || status == 204 || status == 304 || (100..200).contains(&status) {
+        framing = Framing::Length(0);
+    }
+    Ok(Some(Head {
+        len,
+        status,
+        framing,
+        keep_alive,
+    }))
 }
 
 fn contains_token(value: &[u8], token: &[u8]) -> bool {
@@ -386,6 +481,77 @@ mod tests {
             Conn::connect(closed).await,
             Err(SendError::Connect(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn repeated_heads_use_the_cache_and_changed_heads_are_parsed() {
+        const A: &[u8] = b"HTTP/1.1 200 OK\r\nDate: 1\r\nContent-Length: 2\r\n\r\nok";
+        const B: &[u8] =
+            b"HTTP/1.1 503 Busy\r\nDate: 1\r\nContent-Length: 20\r\n\r\n01234567890123456789";
+        const C: &[u8] =
+            b"HTTP/1.1 200 OK\r\nDate: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+        let addr = serve(vec![A, A, B, A, C]).await;
+        let mut c = Conn::connect(addr).await.expect("connect");
+        let ok = Response {
+            status: 200,
+            keep_alive: true,
+        };
+        assert_eq!(c.send(REQ, false).await.expect("1"), ok);
+        assert_eq!(c.send(REQ, false).await.expect("2"), ok);
+        assert_eq!(
+            c.send(REQ, false).await.expect("3"),
+            Response {
+                status: 503,
+                keep_alive: true
+            }
+        );
+        assert_eq!(c.send(REQ, false).await.expect("4"), ok);
+        assert_eq!(
+            c.send(REQ, false).await.expect("5"),
+            Response {
+                status: 200,
+                keep_alive: false
+            }
+        );
+        // A HEAD request never has a body, even with the same head bytes.
+        c.buf.clear();
+        c.buf.extend_from_slice(A);
+        c.cached = None;
+        let get = c.parse_head(false).expect("parse").expect("complete");
+        assert_eq!(get.framing, Framing::Length(2));
+        let head = c.parse_head(true).expect("parse").expect("complete");
+        assert_eq!(head.framing, Framing::Length(0));
+    }
+
+    #[tokio::test]
+    async fn large_bodies_are_skipped_with_a_bounded_buffer() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            let mut buf = vec![0u8; 4096];
+            let body = vec![b'x'; 300 * 1024];
+            for _ in 0..2 {
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                s.write_all(head.as_bytes()).await.expect("head");
+                s.write_all(&body).await.expect("body");
+            }
+        });
+        let mut c = Conn::connect(addr).await.expect("connect");
+        let ok = Response {
+            status: 200,
+            keep_alive: true,
+        };
+        assert_eq!(c.send(REQ, false).await.expect("1"), ok);
+        assert_eq!(c.send(REQ, false).await.expect("2"), ok);
+        assert!(c.buf.capacity() <= MAX_READ_BUF, "{}", c.buf.capacity());
     }
 
     #[test]

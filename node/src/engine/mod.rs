@@ -1,9 +1,11 @@
 //! The load engine: a plan goes in, snapshots come out. It knows nothing of Kafka or Kubernetes.
 //!
-//! `concurrency` workers each own one keep-alive connection and one recorder. They claim request
-//! indices from one shared counter (first come, first served) and, in a paced test, wait for the
-//! index's due instant from the pure [`Pacer`]. The caller reads merged [`Snapshot`]s whenever it
-//! likes (the driver's reporter does so on a timer) and awaits the end of the run.
+//! `concurrency` workers each own one keep-alive connection. They claim request indices from one
+//! shared counter (first come, first served) and, in a paced test, wait for the index's due
+//! instant from the pure [`Pacer`]. They record into per-thread stats shards (see `recorder`).
+//! The caller reads merged [`Snapshot`]s whenever it likes (the driver's reporter does so on a
+//! timer) and awaits the end of the run. Where the time per request goes, and what the hot loop
+//! avoids, is described in `worker` and in `docs/benchmarks.md`.
 
 mod conn;
 pub mod pacer;
@@ -15,7 +17,7 @@ pub use pacer::Pacer;
 pub use recorder::{Recorder, Snapshot};
 pub use request::{PreparedRequest, TargetError};
 
-use recorder::WorkerStats;
+use recorder::StatsShard;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,16 +48,30 @@ pub(crate) struct Shared {
     total: u64,
     timeout: Duration,
     start: Instant,
-    next: AtomicU64,
+    /// The next request index to claim. Every worker writes it once per request, so it sits on
+    /// cache lines of its own: the read-only fields around it (and `stopped`, read once per
+    /// request) are then not invalidated on every claim when workers run on several threads.
+    next: CacheAligned<AtomicU64>,
     stopped: AtomicBool,
     stop_notify: Notify,
+}
+
+/// A value alone on its cache lines (128 bytes: x86 prefetches 64-byte lines in pairs).
+#[repr(align(128))]
+pub(crate) struct CacheAligned<T>(pub T);
+
+impl<T> std::ops::Deref for CacheAligned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 /// A run in progress. Cheap to clone: every clone sees the same run.
 #[derive(Clone)]
 pub struct Running {
     shared: Arc<Shared>,
-    workers: Arc<[Arc<WorkerStats>]>,
+    stats: Arc<[StatsShard]>,
     finished: watch::Receiver<Option<Instant>>,
 }
 
@@ -87,7 +103,7 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         total: plan.requests,
         timeout: plan.timeout,
         start,
-        next: AtomicU64::new(0),
+        next: CacheAligned(AtomicU64::new(0)),
         stopped: AtomicBool::new(false),
         stop_notify: Notify::new(),
     });
@@ -96,11 +112,13 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         .max(1)
         .min(usize::try_from(plan.requests).unwrap_or(usize::MAX))
         .max(1);
-    let workers: Arc<[Arc<WorkerStats>]> =
-        (0..n).map(|_| Arc::new(WorkerStats::default())).collect();
+    let mirror_service = !shared.pacer.is_paced();
+    let stats: Arc<[StatsShard]> = (0..recorder::shard_count(n))
+        .map(|_| StatsShard::new(mirror_service))
+        .collect();
     let (done_tx, finished) = watch::channel(None);
     let mut tasks = tokio::task::JoinSet::new();
-    for stats in workers.iter() {
+    for _ in 0..n {
         tasks.spawn(worker::run(shared.clone(), stats.clone()));
     }
     tokio::spawn(async move {
@@ -109,7 +127,7 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
     });
     Running {
         shared,
-        workers,
+        stats,
         finished,
     }
 }
@@ -117,7 +135,7 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
 impl Running {
     /// A merged, cumulative view of the run so far.
     pub fn snapshot(&self) -> Snapshot {
-        let mut s = Snapshot::merge_from(&self.workers);
+        let mut s = Snapshot::merge_from(&self.stats);
         s.requests_total = self.shared.total;
         let finished_at = *self.finished.borrow();
         let until = finished_at.unwrap_or_else(Instant::now);
