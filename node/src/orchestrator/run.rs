@@ -201,6 +201,7 @@ impl TestRun {
                 sent: r.map_or(0, |r| r.requests_sent),
                 responses: r.map_or(0, |r| r.responses_received),
                 errors: r.map_or(0, |r| r.errors.total()),
+                is_final: r.is_some_and(|r| r.is_final),
                 latency: &slot.latency,
             }
         });

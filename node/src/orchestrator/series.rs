@@ -6,8 +6,9 @@
 //! Rates are measured on the drivers' own report intervals (responses and elapsed time both
 //! come from the reports), never on the orchestrator's sampling instants: sampling and
 //! reporting run on different clocks, and dividing one by the other would alias (a steady
-//! rate shown too low, then a spike). A point is added only when some driver has reported
-//! since the last one.
+//! rate shown too low, then a spike). Drivers report at the same instants (aligned to the
+//! common start), so a point waits until every driver still running has reported since the
+//! last one, or at most two intervals, so that a lost driver cannot stall the chart.
 //!
 //! Bounded: past [`MAX_POINTS`] every other point is dropped and the interval doubles, so a
 //! long test keeps its whole shape at a coarser grain.
@@ -56,6 +57,8 @@ pub struct DriverTotals<'a> {
     pub sent: u64,
     pub responses: u64,
     pub errors: u64,
+    /// The report is the driver's last for the test.
+    pub is_final: bool,
     pub latency: &'a Latency,
 }
 
@@ -63,6 +66,7 @@ pub struct DriverTotals<'a> {
 #[derive(Debug, Default, Clone, Copy)]
 struct DriverState {
     seq: u64,
+    is_final: bool,
     responses: u64,
     elapsed_us: u64,
     rps: f64,
@@ -112,10 +116,20 @@ impl Series {
             return false;
         }
         let drivers: Vec<DriverTotals<'a>> = drivers.into_iter().collect();
-        let news = drivers
-            .iter()
-            .any(|d| self.drivers.get(d.id).map_or(d.seq > 0, |s| d.seq != s.seq));
-        if !news {
+        let known = &self.drivers;
+        let advanced = |d: &DriverTotals| known.get(d.id).map_or(d.seq > 0, |s| d.seq != s.seq);
+        // A driver whose final report is already in a point has nothing more to say.
+        let settled = |d: &DriverTotals| {
+            known
+                .get(d.id)
+                .is_some_and(|s| s.is_final && s.seq == d.seq)
+        };
+        if !drivers.iter().any(advanced) {
+            return false;
+        }
+        let everyone = drivers.iter().all(|d| advanced(d) || settled(d));
+        let waited = t_ms.saturating_sub(self.last_t_ms.unwrap_or(0)) >= 2 * self.every_ms;
+        if !everyone && !waited && !force {
             return false;
         }
         let mut merged = new_histogram();
@@ -134,6 +148,7 @@ impl Series {
                 }
                 *state = DriverState {
                     seq: d.seq,
+                    is_final: d.is_final,
                     responses: d.responses,
                     elapsed_us: d.elapsed_us,
                     rps: state.rps,
@@ -205,6 +220,7 @@ mod tests {
             elapsed_us: elapsed_ms * 1000,
             sent: responses,
             responses,
+            is_final: false,
             errors: 0,
             latency,
         }
@@ -271,6 +287,50 @@ mod tests {
         s.sample(1_000, [totals("a", 2, 1_000, 1, &l)], false);
         let p = &s.points()[1];
         assert_eq!((p.rps, p.p50_ms, p.p99_ms), (0.0, None, None));
+    }
+
+    #[test]
+    fn a_point_waits_for_every_running_driver_but_not_forever() {
+        let mut s = Series::new(500);
+        let l = lat(&[1_000]);
+        assert!(
+            !s.sample(
+                520,
+                [totals("a", 1, 500, 500, &l), totals("b", 0, 0, 0, &l)],
+                false
+            ),
+            "b has not reported yet"
+        );
+        assert!(s.sample(
+            540,
+            [totals("a", 1, 500, 500, &l), totals("b", 1, 500, 500, &l)],
+            false
+        ));
+        assert_eq!(s.points()[0].rps, 2_000.0);
+        // b is lost: after two intervals a point comes without it.
+        assert!(!s.sample(
+            1_040,
+            [
+                totals("a", 2, 1_000, 1_000, &l),
+                totals("b", 1, 500, 500, &l)
+            ],
+            false
+        ));
+        assert!(s.sample(
+            1_540,
+            [
+                totals("a", 3, 1_500, 1_500, &l),
+                totals("b", 1, 500, 500, &l)
+            ],
+            false
+        ));
+        // A driver that has finished does not hold the others back.
+        let done = |seq| DriverTotals {
+            is_final: true,
+            ..totals("b", seq, 1_600, 1_600, &l)
+        };
+        assert!(s.sample(2_040, [totals("a", 4, 2_000, 2_000, &l), done(2)], false));
+        assert!(s.sample(2_540, [totals("a", 5, 2_500, 2_500, &l), done(2)], false));
     }
 
     #[test]
