@@ -1,5 +1,5 @@
 # Floodgate: the README's two commands are `make demo` (the main job) and `make test`.
-.PHONY: demo test bench lint fmt build clean kafka-start kafka-stop
+.PHONY: demo test bench lint fmt build clean kafka-start kafka-stop generate
 
 demo:          ## build, start Kafka + target + orchestrator + 2 drivers, run both test types
 	bash scripts/demo.sh
@@ -9,6 +9,10 @@ test:          ## lint, build, start a real Kafka, run every test (what CI runs)
 
 bench:         ## the load engine beside wrk on the same target; prints ratios
 	bash scripts/bench.sh
+
+generate:      ## regenerate the LoadTest CRD from the Rust types (crds/ and the chart's copy)
+	cargo run -q -p floodgate-operator --bin crdgen > crds/loadtests.floodgate.dev.yaml
+	cp crds/loadtests.floodgate.dev.yaml charts/floodgate/crds/loadtests.floodgate.dev.yaml
 
 lint:
 	cargo fmt --all -- --check

@@ -1,4 +1,7 @@
-//! Floodgate's Kubernetes operator: a placeholder until the operator issue lands.
-//!
-//! The operator will watch `LoadTest` resources and run the orchestrator logic of the
-//! `floodgate` node library; nothing here yet.
+//! Floodgate's Kubernetes operator: watches `LoadTest` resources, scales a driver Deployment per
+//! LoadTest, and runs the test through the same orchestrator as `floodgate orchestrator` (the
+//! `floodgate` library), writing progress and results into the LoadTest's status.
+
+pub mod crd;
+pub mod plan;
+pub mod resources;

@@ -1,0 +1,223 @@
+//! The `LoadTest` custom resource (`floodgate.dev/v1alpha1`): the single source of the CRD,
+//! whose YAML in `crds/` is generated from these types (`cargo run -p floodgate-operator --bin
+//! crdgen`). The API server enforces the schema (ranges, the `http://` pattern) and the CEL
+//! rules, so an invalid LoadTest is refused at `kubectl apply` with a clear message.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A distributed load test run by 2–8 Floodgate drivers.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "floodgate.dev",
+    version = "v1alpha1",
+    kind = "LoadTest",
+    plural = "loadtests",
+    shortname = "lt",
+    namespaced,
+    status = "LoadTestStatus",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Drivers","type":"string","jsonPath":".status.driversSummary"}"#,
+    printcolumn = r#"{"name":"Sent","type":"integer","jsonPath":".status.aggregate.sent"}"#,
+    printcolumn = r#"{"name":"P99 ms","type":"number","jsonPath":".status.aggregate.p99Ms"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("self == oldSelf").message("a LoadTest's spec cannot change; create a new LoadTest to run again"))]
+#[x_kube(validation = Rule::new("self.testType != 'Tsunami' || (has(self.delayMs) && self.delayMs > 0.0)").message("a Tsunami test needs delayMs > 0"))]
+#[x_kube(validation = Rule::new("self.testType != 'Avalanche' || !has(self.delayMs) || self.delayMs == 0.0").message("only Tsunami tests take delayMs; cap an Avalanche with throughputPerDriver"))]
+#[serde(rename_all = "camelCase")]
+pub struct LoadTestSpec {
+    /// The URL every request goes to (plain HTTP/1.1), e.g. http://my-svc.default.svc:8080/ping.
+    #[schemars(
+        regex(pattern = r"^[hH][tT][tT][pP]://[^\s/?#]+([/?][^\s]*)?$"),
+        length(max = 2048)
+    )]
+    pub target_url: String,
+    /// HTTP method (default GET).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z]+$"))]
+    pub method: Option<String>,
+    /// Extra request headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Tsunami: a fixed delay between requests on each driver. Avalanche: as fast as
+    /// connections free up (within throughputPerDriver).
+    pub test_type: TestType,
+    /// Tsunami only: milliseconds between two consecutive requests of one driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 3_600_000.0))]
+    pub delay_ms: Option<f64>,
+    /// Requests each driver sends.
+    #[schemars(range(min = 1, max = 1_000_000_000))]
+    pub requests_per_driver: u64,
+    /// Cap in requests per second per driver; absent means uncapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001, max = 10_000_000.0))]
+    pub throughput_per_driver: Option<f64>,
+    /// Number of drivers (the driver Deployment's replicas).
+    #[schemars(range(min = 2, max = 8))]
+    pub drivers: u32,
+    /// Connections per driver (default 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10_000))]
+    pub concurrency: Option<u32>,
+    /// Per-request timeout in milliseconds (default 10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 600_000))]
+    pub timeout_ms: Option<u64>,
+    /// Driver image (default: the operator's --driver-image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_image: Option<String>,
+    /// Resources of each driver container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_resources: Option<ResourceRequirements>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum TestType {
+    Tsunami,
+    Avalanche,
+}
+
+/// Phases only move forward: Pending → Scaling → Running → Succeeded | Failed.
+#[derive(
+    Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+pub enum Phase {
+    #[default]
+    Pending,
+    Scaling,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl Phase {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed)
+    }
+}
+
+/// Latency and counts, over all drivers or for one.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub sent: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub achieved_rps: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+    pub median_ms: f64,
+    /// Midpoint of the fullest 0.1 ms bin.
+    pub mode_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriverProgress {
+    pub id: String,
+    /// waiting, running, done or lost.
+    pub state: String,
+    pub sent: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub p99_ms: f64,
+}
+
+/// A condition in the usual Kubernetes shape.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// "True", "False" or "Unknown".
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub last_transition_time: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadTestStatus {
+    #[serde(default)]
+    pub phase: Phase,
+    /// The orchestrator's test ID, once the test was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_id: Option<String>,
+    #[serde(default)]
+    pub drivers_wanted: u32,
+    #[serde(default)]
+    pub drivers_registered: u32,
+    /// "registered/wanted", for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drivers_summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drivers: Vec<DriverProgress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<Stats>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// The CRD as YAML, exactly as committed in `crds/`.
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    use kube::CustomResourceExt;
+    serde_yaml::to_string(&LoadTest::crd())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_crd_is_current() {
+        let generated = crd_yaml().expect("serializes");
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        for path in [
+            "crds/loadtests.floodgate.dev.yaml",
+            "charts/floodgate/crds/loadtests.floodgate.dev.yaml",
+        ] {
+            let committed = std::fs::read_to_string(format!("{root}/{path}")).unwrap_or_default();
+            assert!(
+                committed == generated,
+                "{path} is stale: run `make generate` (cargo run -p floodgate-operator --bin crdgen)"
+            );
+        }
+    }
+
+    #[test]
+    fn the_schema_carries_ranges_and_rules() {
+        let yaml = crd_yaml().expect("serializes");
+        for needle in [
+            "minimum: 2",
+            "maximum: 8",
+            "x-kubernetes-validations",
+            "self == oldSelf",
+            "shortNames",
+            "subresources",
+            "status: {}",
+        ] {
+            assert!(yaml.contains(needle), "CRD lacks {needle}:\n{yaml}");
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The reconcile decision, pure: (spec, status, observed world) → what to do and the next
+//! status. The controller gathers the observations, calls [`plan`], then acts; everything
+//! that decides is here and table-tested without a cluster.
+//!
+//! The test ID is the LoadTest's UID, so creating the test is idempotent: an operator that
+//! restarts between creating a test and recording it finds the test by that ID instead of
+//! starting a second one.
+
+use crate::crd::{Condition, DriverProgress, LoadTestSpec, LoadTestStatus, Phase, Stats};
+use std::time::Duration;
+
+/// How long to wait for the drivers to register before giving up.
+pub const DRIVER_WAIT: Duration = Duration::from_secs(300);
+/// How often a running test's progress is written into the status.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// How often to look again while waiting for drivers.
+pub const SCALING_EVERY: Duration = Duration::from_secs(1);
+
+/// The orchestrator's view of a test, as much as the status needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TestObservation {
+    /// created, running, completed, failed or stopped.
+    pub status: String,
+    pub reason: Option<String>,
+    pub aggregate: Stats,
+    pub drivers: Vec<DriverProgress>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// What the controller saw before deciding.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// Replicas of the LoadTest's driver Deployment, if it exists.
+    pub deployment_replicas: Option<i32>,
+    /// Alive, idle drivers of this LoadTest's Deployment, in registration order.
+    pub registered: Vec<String>,
+    /// The test with this LoadTest's ID, if the orchestrator has one.
+    pub test: Option<TestObservation>,
+    /// How long the LoadTest has been in phase Scaling.
+    pub scaling_for: Duration,
+    /// The current time (RFC 3339), for timestamps.
+    pub now: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Create the driver Deployment or set its replicas.
+    ScaleDrivers(i32),
+    /// Create the test with these drivers and start it.
+    StartTest { driver_ids: Vec<String> },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub status: LoadTestStatus,
+    /// When to reconcile again even if nothing changes; `None` once the LoadTest is done.
+    pub requeue: Option<Duration>,
+}
+
+/// Decides the next step for one LoadTest.
+pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Observed) -> Plan {
+    let mut st = current.cloned().unwrap_or_default();
+    let wanted = spec.drivers;
+    st.drivers_wanted = wanted;
+    let mut actions = Vec::new();
+    let scale = |actions: &mut Vec<Action>, replicas: i32| {
+        if observed.deployment_replicas != Some(replicas) {
+            actions.push(Action::ScaleDrivers(replicas));
+        }
+    };
+    let requeue = match st.phase {
+        Phase::Pending => {
+            scale(&mut actions, wanted as i32);
+            advance(
+                &mut st,
+                Phase::Scaling,
+                &observed.now,
+                "Scaling",
+                &format!("scaling the drivers to {wanted}"),
+            );
+            Some(SCALING_EVERY)
+        }
+        Phase::Scaling => {
+            scale(&mut actions, wanted as i32);
+            st.drivers_registered = observed.registered.len().min(wanted as usize) as u32;
+            if observed.test.is_some() {
+                // Started before a restart cut the status update short: pick it up.
+                advance(
+                    &mut st,
+                    Phase::Running,
+                    &observed.now,
+                    "Running",
+                    "the test is running",
+                );
+                Some(PROGRESS_EVERY)
+            } else if observed.registered.len() >= wanted as usize {
+                let driver_ids = observed
+                    .registered
+                    .iter()
+                    .take(wanted as usize)
+                    .cloned()
+                    .collect();
+                actions.push(Action::StartTest { driver_ids });
+                st.start_time = Some(observed.now.clone());
+                advance(
+                    &mut st,
+                    Phase::Running,
+                    &observed.now,
+                    "Running",
+                    "the test is running",
+                );
+                Some(PROGRESS_EVERY)
+            } else if observed.scaling_for >= DRIVER_WAIT {
+                actions.retain(|a| !matches!(a, Action::ScaleDrivers(_)));
+                scale(&mut actions, 0);
+                let msg = format!(
+                    "only {} of {wanted} drivers registered within {}s",
+                    observed.registered.len(),
+                    DRIVER_WAIT.as_secs()
+                );
+                finish(
+                    &mut st,
+                    Phase::Failed,
+                    &observed.now,
+                    "DriversUnavailable",
+                    &msg,
+                );
+                None
+            } else {
+                Some(SCALING_EVERY)
+            }
+        }
+        Phase::Running => match &observed.test {
+            None => {
+                scale(&mut actions, 0);
+                let msg = "the orchestrator has no record of this test (its store was lost); the test cannot be resumed";
+                finish(&mut st, Phase::Failed, &observed.now, "TestLost", msg);
+                None
+            }
+            Some(t) => {
+                record(&mut st, t);
+                match t.status.as_str() {
+                    "completed" => {
+                        scale(&mut actions, 0);
+                        finish(
+                            &mut st,
+                            Phase::Succeeded,
+                            &observed.now,
+                            "Completed",
+                            "every driver's final report is in",
+                        );
+                        None
+                    }
+                    "failed" | "stopped" => {
+                        scale(&mut actions, 0);
+                        let reason = t
+                            .reason
+                            .clone()
+                            .unwrap_or_else(|| format!("the test was {}", t.status));
+                        finish(&mut st, Phase::Failed, &observed.now, "TestFailed", &reason);
+                        None
+                    }
+                    _ => Some(PROGRESS_EVERY),
+                }
+            }
+        },
+        Phase::Succeeded | Phase::Failed => {
+            // Done: the drivers stay scaled down, and nothing ever runs again.
+            scale(&mut actions, 0);
+            None
+        }
+    };
+    st.drivers_summary = Some(format!("{}/{}", st.drivers_registered, wanted));
+    Plan {
+        actions,
+        status: st,
+        requeue,
+    }
+}
+
+/// Moves the phase forward (never back) and records the transition as a condition.
+fn advance(st: &mut LoadTestStatus, to: Phase, now: &str, reason: &str, message: &str) {
+    if to <= st.phase || st.phase.is_terminal() {
+        return;
+    }
+    st.phase = to;
+    st.message = Some(message.to_string());
+    set_condition(st, "Progressing", !to.is_terminal(), reason, message, now);
+}
+
+fn finish(st: &mut LoadTestStatus, to: Phase, now: &str, reason: &str, message: &str) {
+    advance(st, to, now, reason, message);
+    st.completion_time.get_or_insert_with(|| now.to_string());
+    set_condition(
+        st,
+        "Succeeded",
+        to == Phase::Succeeded,
+        reason,
+        message,
+        now,
+    );
+}
+
+fn set_condition(
+    st: &mut LoadTestStatus,
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    now: &str,
+) {
+    let status = if ok { "True" } else { "False" }.to_string();
+    match st.conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = now.to_string();
+            }
+            c.status = status;
+            c.reason = reason.to_string();
+            c.message = message.to_string();
+        }
+        None => st.conditions.push(Condition {
+            type_: type_.to_string(),
+            status,
+            reason: reason.to_string(),
+            message: message.to_string(),
+            last_transition_time: now.to_string(),
+        }),
+    }
+}
+
+fn record(st: &mut LoadTestStatus, t: &TestObservation) {
+    st.aggregate = Some(t.aggregate.clone());
+    st.drivers = t.drivers.clone();
+    st.drivers_registered = st.drivers_registered.max(t.drivers.len() as u32);
+    if let Some(s) = &t.started_at {
+        st.start_time = Some(s.clone());
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

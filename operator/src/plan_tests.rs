@@ -1,0 +1,254 @@
+//! Table tests of the reconcile decision.
+
+use super::*;
+use crate::crd::TestType;
+
+fn spec(drivers: u32) -> LoadTestSpec {
+    LoadTestSpec {
+        target_url: "http://t:8080/ping".into(),
+        method: None,
+        headers: Default::default(),
+        body: None,
+        test_type: TestType::Avalanche,
+        delay_ms: None,
+        requests_per_driver: 100,
+        throughput_per_driver: None,
+        drivers,
+        concurrency: None,
+        timeout_ms: None,
+        driver_image: None,
+        driver_resources: None,
+    }
+}
+
+fn status(phase: Phase) -> LoadTestStatus {
+    LoadTestStatus {
+        phase,
+        ..Default::default()
+    }
+}
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("lt-drivers-{i}")).collect()
+}
+
+fn test(state: &str) -> TestObservation {
+    TestObservation {
+        status: state.into(),
+        reason: (state == "failed").then(|| "lost driver(s) lt-drivers-1".to_string()),
+        aggregate: Stats {
+            sent: 150,
+            ok: 150,
+            p99_ms: 3.5,
+            ..Default::default()
+        },
+        drivers: vec![DriverProgress {
+            id: "lt-drivers-0".into(),
+            state: "done".into(),
+            sent: 100,
+            ok: 100,
+            errors: 0,
+            p99_ms: 3.0,
+        }],
+        started_at: Some("t0".into()),
+        finished_at: None,
+    }
+}
+
+fn seen(replicas: Option<i32>, registered: usize, t: Option<TestObservation>) -> Observed {
+    Observed {
+        deployment_replicas: replicas,
+        registered: ids(registered),
+        test: t,
+        scaling_for: Duration::ZERO,
+        now: "now".into(),
+    }
+}
+
+#[test]
+fn the_decision_table() {
+    struct Case {
+        name: &'static str,
+        phase: Option<Phase>,
+        observed: Observed,
+        actions: Vec<Action>,
+        next: Phase,
+        requeue: bool,
+    }
+    let start = Action::StartTest { driver_ids: ids(3) };
+    let cases = vec![
+        Case {
+            name: "new: scale up",
+            phase: None,
+            observed: seen(None, 0, None),
+            actions: vec![Action::ScaleDrivers(3)],
+            next: Phase::Scaling,
+            requeue: true,
+        },
+        Case {
+            name: "scaling, drivers coming",
+            phase: Some(Phase::Scaling),
+            observed: seen(Some(3), 2, None),
+            actions: vec![],
+            next: Phase::Scaling,
+            requeue: true,
+        },
+        Case {
+            name: "scaling, deployment changed by hand",
+            phase: Some(Phase::Scaling),
+            observed: seen(Some(1), 0, None),
+            actions: vec![Action::ScaleDrivers(3)],
+            next: Phase::Scaling,
+            requeue: true,
+        },
+        Case {
+            name: "all registered: start",
+            phase: Some(Phase::Scaling),
+            observed: seen(Some(3), 3, None),
+            actions: vec![start.clone()],
+            next: Phase::Running,
+            requeue: true,
+        },
+        Case {
+            name: "extra drivers: only N take part",
+            phase: Some(Phase::Scaling),
+            observed: seen(Some(3), 5, None),
+            actions: vec![start],
+            next: Phase::Running,
+            requeue: true,
+        },
+        Case {
+            name: "restart after starting: no second test",
+            phase: Some(Phase::Scaling),
+            observed: seen(Some(3), 0, Some(test("running"))),
+            actions: vec![],
+            next: Phase::Running,
+            requeue: true,
+        },
+        Case {
+            name: "running",
+            phase: Some(Phase::Running),
+            observed: seen(Some(3), 0, Some(test("running"))),
+            actions: vec![],
+            next: Phase::Running,
+            requeue: true,
+        },
+        Case {
+            name: "completed: scale down",
+            phase: Some(Phase::Running),
+            observed: seen(Some(3), 0, Some(test("completed"))),
+            actions: vec![Action::ScaleDrivers(0)],
+            next: Phase::Succeeded,
+            requeue: false,
+        },
+        Case {
+            name: "driver lost: failed, scale down",
+            phase: Some(Phase::Running),
+            observed: seen(Some(3), 0, Some(test("failed"))),
+            actions: vec![Action::ScaleDrivers(0)],
+            next: Phase::Failed,
+            requeue: false,
+        },
+        Case {
+            name: "stopped: failed",
+            phase: Some(Phase::Running),
+            observed: seen(Some(3), 0, Some(test("stopped"))),
+            actions: vec![Action::ScaleDrivers(0)],
+            next: Phase::Failed,
+            requeue: false,
+        },
+        Case {
+            name: "store lost: failed, not hung",
+            phase: Some(Phase::Running),
+            observed: seen(Some(3), 0, None),
+            actions: vec![Action::ScaleDrivers(0)],
+            next: Phase::Failed,
+            requeue: false,
+        },
+        Case {
+            name: "succeeded stays, drivers stay down",
+            phase: Some(Phase::Succeeded),
+            observed: seen(Some(0), 3, Some(test("completed"))),
+            actions: vec![],
+            next: Phase::Succeeded,
+            requeue: false,
+        },
+        Case {
+            name: "a finished test never reruns",
+            phase: Some(Phase::Failed),
+            observed: seen(Some(2), 3, None),
+            actions: vec![Action::ScaleDrivers(0)],
+            next: Phase::Failed,
+            requeue: false,
+        },
+    ];
+    for c in cases {
+        let current = c.phase.map(status);
+        let p = plan(&spec(3), current.as_ref(), &c.observed);
+        assert_eq!(p.actions, c.actions, "{}", c.name);
+        assert_eq!(p.status.phase, c.next, "{}", c.name);
+        assert_eq!(p.requeue.is_some(), c.requeue, "{}", c.name);
+        assert!(
+            p.status.phase >= c.phase.unwrap_or_default(),
+            "{}: phases only move forward",
+            c.name
+        );
+    }
+}
+
+#[test]
+fn giving_up_on_drivers_fails_and_scales_down() {
+    let mut o = seen(Some(3), 1, None);
+    o.scaling_for = DRIVER_WAIT;
+    let p = plan(&spec(3), Some(&status(Phase::Scaling)), &o);
+    assert_eq!(p.actions, vec![Action::ScaleDrivers(0)]);
+    assert_eq!(p.status.phase, Phase::Failed);
+    assert!(p
+        .status
+        .message
+        .as_deref()
+        .unwrap_or("")
+        .contains("only 1 of 3"));
+}
+
+#[test]
+fn results_and_conditions_land_in_the_status() {
+    let p = plan(
+        &spec(3),
+        Some(&status(Phase::Running)),
+        &seen(Some(3), 0, Some(test("failed"))),
+    );
+    let st = p.status;
+    assert_eq!(
+        st.aggregate.as_ref().map(|a| a.sent),
+        Some(150),
+        "partial results are kept"
+    );
+    assert_eq!(st.drivers.len(), 1);
+    assert!(st.message.as_deref().unwrap_or("").contains("lost driver"));
+    assert_eq!(st.completion_time.as_deref(), Some("now"));
+    let succeeded = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Succeeded")
+        .expect("condition");
+    assert_eq!(succeeded.status, "False");
+    assert_eq!(st.drivers_summary.as_deref(), Some("1/3"));
+}
+
+#[test]
+fn progress_is_recorded_while_running() {
+    let p = plan(
+        &spec(3),
+        Some(&status(Phase::Running)),
+        &seen(Some(3), 0, Some(test("running"))),
+    );
+    assert_eq!(p.status.aggregate.map(|a| a.p99_ms), Some(3.5));
+    assert_eq!(p.requeue, Some(PROGRESS_EVERY));
+    let progressing = p
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing");
+    assert!(progressing.is_none() || progressing.is_some_and(|c| c.status == "True"));
+}

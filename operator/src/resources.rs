@@ -1,0 +1,290 @@
+//! Pure builders of the Kubernetes objects a LoadTest owns: its driver Deployment.
+//!
+//! One Deployment per LoadTest (not a shared pool): concurrent LoadTests never share drivers,
+//! the owner reference makes deleting a LoadTest delete its drivers, and a finished LoadTest
+//! scales its own drivers to zero without touching anyone else's.
+
+use crate::crd::LoadTest;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
+    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecurityContext,
+    Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
+use std::collections::BTreeMap;
+
+/// Port of each driver's HTTP endpoint (`/healthz`, Prometheus `/metrics`).
+pub const DRIVER_PORT: i32 = 9090;
+/// Label carrying the owning LoadTest's name.
+pub const LOADTEST_LABEL: &str = "floodgate.dev/loadtest";
+
+/// Settings shared by every driver the operator creates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriverDefaults {
+    pub image: String,
+    pub kafka: String,
+    /// The address drivers are told for the orchestrator (the operator's Service).
+    pub orchestrator: String,
+    pub topic_prefix: String,
+}
+
+/// The driver Deployment's name; driver IDs (pod names) start with it plus `-`.
+pub fn deployment_name(lt: &LoadTest) -> String {
+    format!(
+        "{}-drivers",
+        lt.metadata.name.as_deref().unwrap_or("loadtest")
+    )
+}
+
+/// Whether a registered driver ID belongs to this LoadTest's Deployment.
+pub fn owns_driver(lt: &LoadTest, driver_id: &str) -> bool {
+    driver_id.starts_with(&format!("{}-", deployment_name(lt)))
+}
+
+fn labels(lt: &LoadTest) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "app.kubernetes.io/name".to_string(),
+            "floodgate".to_string(),
+        ),
+        (
+            "app.kubernetes.io/component".to_string(),
+            "driver".to_string(),
+        ),
+        (
+            "app.kubernetes.io/part-of".to_string(),
+            "floodgate".to_string(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "floodgate-operator".to_string(),
+        ),
+        (
+            LOADTEST_LABEL.to_string(),
+            lt.metadata.name.clone().unwrap_or_default(),
+        ),
+    ])
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.to_string()),
+        ..Default::default()
+    }
+}
+
+/// The driver Deployment of `lt` with `replicas` pods.
+pub fn driver_deployment(lt: &LoadTest, replicas: i32, d: &DriverDefaults) -> Deployment {
+    let labels = labels(lt);
+    let selector = BTreeMap::from([(LOADTEST_LABEL.to_string(), labels[LOADTEST_LABEL].clone())]);
+    let annotations = BTreeMap::from([
+        ("prometheus.io/scrape".to_string(), "true".to_string()),
+        ("prometheus.io/port".to_string(), DRIVER_PORT.to_string()),
+        ("prometheus.io/path".to_string(), "/metrics".to_string()),
+    ]);
+    let pod_name = EnvVar {
+        name: "FLOODGATE_ID".to_string(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.name".to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let container = Container {
+        name: "driver".to_string(),
+        image: Some(
+            lt.spec
+                .driver_image
+                .clone()
+                .unwrap_or_else(|| d.image.clone()),
+        ),
+        args: Some(vec!["driver".to_string()]),
+        env: Some(vec![
+            pod_name,
+            env("FLOODGATE_KAFKA", &d.kafka),
+            env("FLOODGATE_ORCHESTRATOR", &d.orchestrator),
+            env("FLOODGATE_TOPIC_PREFIX", &d.topic_prefix),
+            env("FLOODGATE_LISTEN", &format!("0.0.0.0:{DRIVER_PORT}")),
+            env("FLOODGATE_LOG_FORMAT", "json"),
+            // The driver's store survives container restarts, so a restarted driver never
+            // reruns a test it already ran.
+            env("FLOODGATE_DATA_DIR", "/data"),
+        ]),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: DRIVER_PORT,
+            ..Default::default()
+        }]),
+        readiness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/healthz".into()),
+                port: IntOrString::Int(DRIVER_PORT),
+                ..Default::default()
+            }),
+            period_seconds: Some(2),
+            ..Default::default()
+        }),
+        resources: lt.spec.driver_resources.clone(),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "data".into(),
+            mount_path: "/data".into(),
+            ..Default::default()
+        }]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(deployment_name(lt)),
+            namespace: lt.metadata.namespace.clone(),
+            labels: Some(labels.clone()),
+            owner_references: lt.controller_owner_ref(&()).map(|r| vec![r]),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: Some(annotations),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: Some(vec![Volume {
+                        name: "data".into(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Default::default()
+                    }]),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        ..Default::default()
+                    }),
+                    // Drivers stop cleanly on SIGTERM (a final report is stored, then sent).
+                    termination_grace_period_seconds: Some(30),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{LoadTestSpec, TestType};
+
+    fn lt() -> LoadTest {
+        let mut lt = LoadTest::new(
+            "ping",
+            LoadTestSpec {
+                target_url: "http://t/".into(),
+                method: None,
+                headers: Default::default(),
+                body: None,
+                test_type: TestType::Avalanche,
+                delay_ms: None,
+                requests_per_driver: 10,
+                throughput_per_driver: None,
+                drivers: 3,
+                concurrency: None,
+                timeout_ms: None,
+                driver_image: None,
+                driver_resources: None,
+            },
+        );
+        lt.metadata.namespace = Some("load".into());
+        lt.metadata.uid = Some("uid-1".into());
+        lt
+    }
+
+    fn defaults() -> DriverDefaults {
+        DriverDefaults {
+            image: "floodgate/node:1".into(),
+            kafka: "kafka:9092".into(),
+            orchestrator: "op:8090".into(),
+            topic_prefix: "".into(),
+        }
+    }
+
+    #[test]
+    fn the_deployment_is_owned_labelled_and_configured() {
+        let d = driver_deployment(&lt(), 3, &defaults());
+        assert_eq!(d.metadata.name.as_deref(), Some("ping-drivers"));
+        assert_eq!(d.metadata.namespace.as_deref(), Some("load"));
+        let owner = &d.metadata.owner_references.as_ref().expect("owned")[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+            ("LoadTest", "uid-1", Some(true))
+        );
+        let spec = d.spec.expect("spec");
+        assert_eq!(spec.replicas, Some(3));
+        let pod = spec.template.spec.expect("pod");
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("floodgate/node:1"));
+        let env = c.env.as_ref().expect("env");
+        let get = |n: &str| {
+            env.iter()
+                .find(|e| e.name == n)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(get("FLOODGATE_KAFKA").as_deref(), Some("kafka:9092"));
+        assert_eq!(get("FLOODGATE_ORCHESTRATOR").as_deref(), Some("op:8090"));
+        let id = env
+            .iter()
+            .find(|e| e.name == "FLOODGATE_ID")
+            .expect("id from the pod name");
+        assert_eq!(
+            id.value_from
+                .as_ref()
+                .and_then(|v| v.field_ref.as_ref())
+                .map(|f| f.field_path.as_str()),
+            Some("metadata.name")
+        );
+        let sel = spec.selector.match_labels.expect("selector");
+        let tpl = spec
+            .template
+            .metadata
+            .expect("meta")
+            .labels
+            .expect("labels");
+        assert!(
+            sel.iter().all(|(k, v)| tpl.get(k) == Some(v)),
+            "the selector matches the pods"
+        );
+    }
+
+    #[test]
+    fn a_spec_image_overrides_the_default_and_ids_are_recognised() {
+        let mut l = lt();
+        l.spec.driver_image = Some("mine:2".into());
+        let d = driver_deployment(&l, 2, &defaults());
+        let image = d
+            .spec
+            .and_then(|s| s.template.spec)
+            .map(|p| p.containers[0].image.clone());
+        assert_eq!(image, Some(Some("mine:2".into())));
+        assert!(owns_driver(&l, "ping-drivers-7d9f-abcde"));
+        assert!(!owns_driver(&l, "ping-other-1"));
+        assert!(!owns_driver(&l, "pingpong-drivers-1"));
+    }
+}
