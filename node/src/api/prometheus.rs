@@ -12,5 +12,9 @@ pub fn routes() -> Router<Orchestrator> {
 }
 
 async fn metrics(State(o): State<Orchestrator>) -> Response {
-    crate::metrics::response(crate::metrics::orchestrator::render(&o))
+    let text = crate::metrics::orchestrator::render(&o).map(|mut t| {
+        t.push_str(&o.extra_metrics());
+        t
+    });
+    crate::metrics::response(text)
 }

@@ -55,7 +55,11 @@ pub struct Orchestrator {
     inner: Arc<Inner>,
 }
 
+/// Extra Prometheus text appended to the orchestrator's `/metrics` (the operator's counters).
+pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
+
 struct Inner {
+    extra_metrics: Mutex<Vec<MetricsSource>>,
     cfg: OrchestratorConfig,
     bus: Bus,
     store: OrchestratorStore,
@@ -95,6 +99,7 @@ impl Orchestrator {
         restore(&store, &mut state).await?;
         let o = Orchestrator {
             inner: Arc::new(Inner {
+                extra_metrics: Mutex::new(Vec::new()),
                 cfg,
                 bus,
                 store,
@@ -107,6 +112,26 @@ impl Orchestrator {
         tokio::spawn(o.clone().tick_loop());
         tracing::info!(id = %o.inner.cfg.id, "orchestrator started");
         Ok(o)
+    }
+
+    /// Adds text in the Prometheus exposition format to every scrape of `/metrics`.
+    pub fn add_metrics_source(&self, source: MetricsSource) {
+        self.inner
+            .extra_metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(source);
+    }
+
+    /// The extra exposition text of every added source.
+    pub fn extra_metrics(&self) -> String {
+        let sources = self
+            .inner
+            .extra_metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        sources.iter().map(|s| s()).collect()
     }
 
     pub fn id(&self) -> &str {
@@ -250,11 +275,26 @@ impl Orchestrator {
     /// Validates a spec, picks its drivers and publishes its `test_config`; with `trigger: true`
     /// starts it too.
     pub async fn create(&self, input: TestSpecInput) -> Result<TestView, OrchestratorError> {
+        self.create_as(uuid::Uuid::new_v4().to_string(), input)
+            .await
+    }
+
+    /// [`Orchestrator::create`] with a chosen test ID (the operator uses the LoadTest's UID, so
+    /// that creating is idempotent). An ID already in use is a conflict.
+    pub async fn create_as(
+        &self,
+        id: String,
+        input: TestSpecInput,
+    ) -> Result<TestView, OrchestratorError> {
         let trigger = input.trigger.unwrap_or(false);
         let spec = input.validate()?;
-        let id = uuid::Uuid::new_v4().to_string();
         let view = {
             let mut st = self.state();
+            if st.tests.contains_key(&id) {
+                return Err(OrchestratorError::Conflict(format!(
+                    "a test with id {id} exists already"
+                )));
+            }
             let now = Instant::now();
             let alive = st.registry.alive(now);
             let drivers = match &spec.driver_ids {

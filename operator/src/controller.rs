@@ -1,0 +1,378 @@
+//! The LoadTest controller: for each LoadTest it observes (its Deployment, the drivers
+//! registered over Kafka, the orchestrator's test), asks [`plan`] what to do, and does it:
+//! scale the drivers, start the test, write the status. A finalizer stops a running test when
+//! its LoadTest is deleted and removes its drivers.
+
+use crate::crd::{DriverProgress, LoadTest, Phase, Stats};
+use crate::plan::{self, Action as Step, Observed, TestObservation};
+use crate::resources::{deployment_name, driver_deployment, owns_driver, DriverDefaults};
+use floodgate::orchestrator::run::TestView;
+use floodgate::orchestrator::spec::TestSpecInput;
+use floodgate::orchestrator::{Orchestrator, OrchestratorError};
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{finalizer, Event};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub const FINALIZER: &str = "floodgate.dev/stop-test";
+const MANAGER: &str = "floodgate-operator";
+
+/// One error type at the operator's boundary; each becomes a requeue and a metric.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("orchestrator: {0}")]
+    Orchestrator(#[from] OrchestratorError),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    /// A short, bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kubernetes",
+            Error::Orchestrator(_) => "orchestrator",
+            Error::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+/// Operator counters (exported with the orchestrator's metrics).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub reconciles: AtomicU64,
+    pub errors_kubernetes: AtomicU64,
+    pub errors_orchestrator: AtomicU64,
+    pub errors_finalizer: AtomicU64,
+}
+
+pub struct Context {
+    pub client: Client,
+    pub orchestrator: Orchestrator,
+    pub defaults: DriverDefaults,
+    pub counters: Counters,
+    /// The phase of every LoadTest reconciled, by `namespace/name` (for metrics).
+    pub phases: std::sync::Mutex<std::collections::BTreeMap<String, Phase>>,
+}
+
+impl Context {
+    fn set_phase(&self, lt: &LoadTest, phase: Option<Phase>) {
+        let key = format!("{}/{}", lt.namespace().unwrap_or_default(), lt.name_any());
+        let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
+        match phase {
+            Some(p) => phases.insert(key, p),
+            None => phases.remove(&key),
+        };
+    }
+
+    /// The operator's metrics in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let c = &self.counters;
+        let mut by_phase = [0u64; 5];
+        for p in self
+            .phases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            by_phase[*p as usize] += 1;
+        }
+        let mut out = String::new();
+        out.push_str("# HELP floodgate_operator_reconciles_total LoadTest reconciliations run.\n");
+        out.push_str("# TYPE floodgate_operator_reconciles_total counter\n");
+        out.push_str(&format!(
+            "floodgate_operator_reconciles_total {}\n",
+            c.reconciles.load(Ordering::Relaxed)
+        ));
+        out.push_str("# HELP floodgate_operator_reconcile_errors_total Failed reconciliations, by kind of error.\n");
+        out.push_str("# TYPE floodgate_operator_reconcile_errors_total counter\n");
+        for (kind, n) in [
+            ("kubernetes", &c.errors_kubernetes),
+            ("orchestrator", &c.errors_orchestrator),
+            ("finalizer", &c.errors_finalizer),
+        ] {
+            out.push_str(&format!(
+                "floodgate_operator_reconcile_errors_total{{kind=\"{kind}\"}} {}\n",
+                n.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str("# HELP floodgate_loadtests LoadTests known to the operator, by phase.\n");
+        out.push_str("# TYPE floodgate_loadtests gauge\n");
+        for (i, name) in ["Pending", "Scaling", "Running", "Succeeded", "Failed"]
+            .iter()
+            .enumerate()
+        {
+            out.push_str(&format!(
+                "floodgate_loadtests{{phase=\"{name}\"}} {}\n",
+                by_phase[i]
+            ));
+        }
+        out
+    }
+}
+
+/// Runs the controller until the process is asked to stop.
+pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
+    let (loadtests, deployments): (Api<LoadTest>, Api<Deployment>) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(ctx.client.clone(), ns),
+            Api::namespaced(ctx.client.clone(), ns),
+        ),
+        None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+    };
+    Controller::new(loadtests, watcher::Config::default())
+        .owns(deployments, watcher::Config::default())
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!("reconcile: {e}");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.counters.reconciles.fetch_add(1, Ordering::Relaxed);
+    let ns = lt.namespace().unwrap_or_else(|| "default".to_string());
+    let api: Api<LoadTest> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, lt, |event| async {
+        match event {
+            Event::Apply(lt) => apply(&lt, &ctx).await,
+            Event::Cleanup(lt) => cleanup(&lt, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    })
+}
+
+fn error_policy(lt: Arc<LoadTest>, e: &Error, ctx: Arc<Context>) -> Action {
+    let counter = match e {
+        Error::Kube(_) => &ctx.counters.errors_kubernetes,
+        Error::Orchestrator(_) => &ctx.counters.errors_orchestrator,
+        Error::Finalizer(_) => &ctx.counters.errors_finalizer,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(loadtest = %lt.name_any(), kind = e.kind(), "reconcile failed: {e}");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn apply(lt: &LoadTest, ctx: &Context) -> Result<Action, Error> {
+    let observed = observe(lt, ctx).await?;
+    let p = plan::plan(&lt.spec, lt.status.as_ref(), &observed);
+    for step in &p.actions {
+        match step {
+            Step::ScaleDrivers(replicas) => scale(lt, *replicas, ctx).await?,
+            Step::StartTest { driver_ids } => start_test(lt, driver_ids, ctx).await?,
+        }
+    }
+    let mut status = p.status;
+    status.observed_generation = lt.metadata.generation;
+    ctx.set_phase(lt, Some(status.phase));
+    if lt.status.as_ref() != Some(&status) {
+        let api: Api<LoadTest> =
+            Api::namespaced(ctx.client.clone(), &lt.namespace().unwrap_or_default());
+        write_status(&api, &lt.name_any(), &status).await?;
+    }
+    Ok(p.requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Gathers what [`plan::plan`] decides on.
+async fn observe(lt: &LoadTest, ctx: &Context) -> Result<Observed, Error> {
+    let deployments: Api<Deployment> =
+        Api::namespaced(ctx.client.clone(), &lt.namespace().unwrap_or_default());
+    let deployment_replicas = deployments
+        .get_opt(&deployment_name(lt))
+        .await?
+        .and_then(|d| d.spec)
+        .and_then(|s| s.replicas);
+    let registered = ctx
+        .orchestrator
+        .drivers()
+        .into_iter()
+        .filter(|d| d.alive && d.test_id.is_none() && owns_driver(lt, &d.id))
+        .map(|d| d.id)
+        .collect();
+    let test = match ctx.orchestrator.get(&test_id(lt)) {
+        Ok(view) => Some(observation(&view)),
+        Err(OrchestratorError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let scaling_for = lt
+        .status
+        .as_ref()
+        .filter(|s| s.phase == Phase::Scaling)
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Progressing"))
+        .and_then(|c| humantime::parse_rfc3339(&c.last_transition_time).ok())
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default();
+    Ok(Observed {
+        deployment_replicas,
+        registered,
+        test,
+        scaling_for,
+        now: now(),
+    })
+}
+
+/// The orchestrator's test ID for a LoadTest: its UID, stable across operator restarts.
+pub fn test_id(lt: &LoadTest) -> String {
+    lt.metadata
+        .uid
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", lt.namespace().unwrap_or_default(), lt.name_any()))
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn ms_to_rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+        .to_string()
+}
+
+/// The part of the orchestrator's view of a test that goes into the LoadTest status.
+pub fn observation(v: &TestView) -> TestObservation {
+    let status = serde_json::to_value(v.status)
+        .ok()
+        .and_then(|s| s.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let a = &v.aggregate;
+    let l = &a.latency;
+    TestObservation {
+        status,
+        reason: v.reason.clone(),
+        aggregate: Stats {
+            sent: a.sent,
+            ok: a.ok,
+            errors: a.error_total,
+            achieved_rps: a.achieved_rps,
+            min_ms: l.min_ms,
+            max_ms: l.max_ms,
+            mean_ms: l.mean_ms,
+            median_ms: l.median_ms,
+            mode_ms: l.mode_ms,
+            p90_ms: l.p90_ms,
+            p95_ms: l.p95_ms,
+            p99_ms: l.p99_ms,
+        },
+        drivers: v
+            .per_driver
+            .iter()
+            .map(|d| DriverProgress {
+                id: d.driver_id.clone(),
+                state: serde_json::to_value(d.state)
+                    .ok()
+                    .and_then(|s| s.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                sent: d.stats.sent,
+                ok: d.stats.ok,
+                errors: d.stats.error_total,
+                p99_ms: d.stats.latency.p99_ms,
+            })
+            .collect(),
+        started_at: v.started_at_ms.map(ms_to_rfc3339),
+        finished_at: v.finished_at_ms.map(ms_to_rfc3339),
+    }
+}
+
+/// Creates or scales the LoadTest's driver Deployment (server-side apply: idempotent).
+async fn scale(lt: &LoadTest, replicas: i32, ctx: &Context) -> Result<(), Error> {
+    let api: Api<Deployment> =
+        Api::namespaced(ctx.client.clone(), &lt.namespace().unwrap_or_default());
+    apply_deployment(&api, lt, replicas, &ctx.defaults).await?;
+    tracing::info!(loadtest = %lt.name_any(), replicas, "driver deployment scaled");
+    Ok(())
+}
+
+/// The server-side apply of a LoadTest's driver Deployment.
+pub async fn apply_deployment(
+    api: &Api<Deployment>,
+    lt: &LoadTest,
+    replicas: i32,
+    defaults: &DriverDefaults,
+) -> Result<Deployment, kube::Error> {
+    let deployment = driver_deployment(lt, replicas, defaults);
+    let params = PatchParams::apply(MANAGER).force();
+    api.patch(&deployment_name(lt), &params, &Patch::Apply(&deployment))
+        .await
+}
+
+/// Writes a LoadTest's status through the status subresource.
+pub async fn write_status(
+    api: &Api<LoadTest>,
+    name: &str,
+    status: &crate::crd::LoadTestStatus,
+) -> Result<LoadTest, kube::Error> {
+    let patch = Patch::Merge(json!({ "status": status }));
+    api.patch_status(name, &PatchParams::apply(MANAGER), &patch)
+        .await
+}
+
+async fn start_test(lt: &LoadTest, driver_ids: &[String], ctx: &Context) -> Result<(), Error> {
+    let s = &lt.spec;
+    let input = TestSpecInput {
+        test_type: Some(format!("{:?}", s.test_type)),
+        delay_ms: s.delay_ms,
+        requests_per_driver: Some(s.requests_per_driver),
+        throughput_per_driver: s.throughput_per_driver,
+        target_url: Some(s.target_url.clone()),
+        method: s.method.clone(),
+        headers: (!s.headers.is_empty()).then(|| s.headers.clone()),
+        body: s.body.clone(),
+        concurrency: s.concurrency.map(u64::from),
+        timeout_ms: s.timeout_ms,
+        drivers: None,
+        driver_ids: Some(driver_ids.to_vec()),
+        trigger: Some(true),
+    };
+    match ctx.orchestrator.create_as(test_id(lt), input).await {
+        Ok(view) => {
+            tracing::info!(loadtest = %lt.name_any(), test_id = %view.id, "test started");
+            Ok(())
+        }
+        // Created by an earlier reconcile whose status write was lost: nothing to do.
+        Err(OrchestratorError::Conflict(msg)) if msg.contains("exists already") => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// On deletion: stop the test if it runs, and remove the drivers (the owner reference would
+/// too, through the garbage collector; doing it here does not depend on one).
+async fn cleanup(lt: &LoadTest, ctx: &Context) -> Result<Action, Error> {
+    match ctx.orchestrator.stop(&test_id(lt)).await {
+        Ok(_) | Err(OrchestratorError::NotFound(_) | OrchestratorError::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let api: Api<Deployment> =
+        Api::namespaced(ctx.client.clone(), &lt.namespace().unwrap_or_default());
+    match api
+        .delete(&deployment_name(lt), &DeleteParams::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    ctx.set_phase(lt, None);
+    tracing::info!(loadtest = %lt.name_any(), "cleaned up");
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+#[path = "controller_tests.rs"]
+mod tests;

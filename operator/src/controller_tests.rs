@@ -1,0 +1,154 @@
+//! The controller's API calls against a mocked Kubernetes API (tower-test): the right verb,
+//! path, content type and body, without a cluster.
+
+use super::*;
+use crate::crd::{LoadTestSpec, LoadTestStatus, TestType};
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use kube::client::Body;
+
+fn lt() -> LoadTest {
+    let mut lt = LoadTest::new(
+        "ping",
+        LoadTestSpec {
+            target_url: "http://t/".into(),
+            method: None,
+            headers: Default::default(),
+            body: None,
+            test_type: TestType::Avalanche,
+            delay_ms: None,
+            requests_per_driver: 10,
+            throughput_per_driver: None,
+            drivers: 3,
+            concurrency: None,
+            timeout_ms: None,
+            driver_image: None,
+            driver_resources: None,
+        },
+    );
+    lt.metadata.namespace = Some("load".into());
+    lt.metadata.uid = Some("uid-1".into());
+    lt
+}
+
+fn defaults() -> DriverDefaults {
+    DriverDefaults {
+        image: "floodgate/node:1".into(),
+        kafka: "k:9092".into(),
+        orchestrator: "op:8090".into(),
+        topic_prefix: String::new(),
+    }
+}
+
+/// A client whose API server is `handle`; returns what one request looked like.
+fn mock() -> (
+    Client,
+    tower_test::mock::Handle<Request<Body>, Response<Body>>,
+) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(service, "default"), handle)
+}
+
+async fn body_json(req: Request<Body>) -> serde_json::Value {
+    let bytes = req.into_body().collect().await.expect("body").to_bytes();
+    serde_json::from_slice(&bytes).expect("json body")
+}
+
+#[tokio::test]
+async fn scaling_is_a_server_side_apply_of_the_owned_deployment() {
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move {
+        let (req, send) = handle.next_request().await.expect("a request");
+        assert_eq!(req.method(), http::Method::PATCH);
+        assert_eq!(
+            req.uri().path(),
+            "/apis/apps/v1/namespaces/load/deployments/ping-drivers"
+        );
+        let query = req.uri().query().unwrap_or("");
+        assert!(
+            query.contains("fieldManager=floodgate-operator") && query.contains("force=true"),
+            "{query}"
+        );
+        assert_eq!(
+            req.headers()["content-type"],
+            "application/apply-patch+yaml"
+        );
+        let body = body_json(req).await;
+        assert_eq!(body["spec"]["replicas"], 3);
+        assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&body).expect("json")))
+                .expect("response"),
+        );
+    });
+    let api: Api<Deployment> = Api::namespaced(client, "load");
+    let d = apply_deployment(&api, &lt(), 3, &defaults())
+        .await
+        .expect("applied");
+    assert_eq!(d.spec.and_then(|s| s.replicas), Some(3));
+    server.await.expect("server side ran");
+}
+
+#[tokio::test]
+async fn the_status_goes_through_the_status_subresource() {
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move {
+        let (req, send) = handle.next_request().await.expect("a request");
+        assert_eq!(req.method(), http::Method::PATCH);
+        assert_eq!(
+            req.uri().path(),
+            "/apis/floodgate.dev/v1alpha1/namespaces/load/loadtests/ping/status"
+        );
+        assert_eq!(
+            req.headers()["content-type"],
+            "application/merge-patch+json"
+        );
+        let body = body_json(req).await;
+        assert_eq!(body["status"]["phase"], "Scaling");
+        assert_eq!(body["status"]["driversWanted"], 3);
+        let mut answer = serde_json::to_value(lt()).expect("json");
+        answer["status"] = body["status"].clone();
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&answer).expect("json")))
+                .expect("response"),
+        );
+    });
+    let api: Api<LoadTest> = Api::namespaced(client, "load");
+    let status = LoadTestStatus {
+        phase: Phase::Scaling,
+        drivers_wanted: 3,
+        ..Default::default()
+    };
+    let written = write_status(&api, "ping", &status).await.expect("written");
+    assert_eq!(written.status.map(|s| s.phase), Some(Phase::Scaling));
+    server.await.expect("server side ran");
+}
+
+#[tokio::test]
+async fn an_api_error_surfaces_as_an_error_not_a_panic() {
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move {
+        let (_req, send) = handle.next_request().await.expect("a request");
+        let status = serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "forbidden", "reason": "Forbidden", "code": 403});
+        send.send_response(
+            Response::builder()
+                .status(403)
+                .body(Body::from(serde_json::to_vec(&status).expect("json")))
+                .expect("response"),
+        );
+    });
+    let api: Api<Deployment> = Api::namespaced(client, "load");
+    let e = apply_deployment(&api, &lt(), 3, &defaults())
+        .await
+        .expect_err("forbidden");
+    let e = Error::from(e);
+    assert_eq!(e.kind(), "kubernetes");
+    server.await.expect("server side ran");
+}
+
+#[test]
+fn the_test_id_is_the_loadtest_uid() {
+    assert_eq!(test_id(&lt()), "uid-1");
+}

@@ -1,0 +1,137 @@
+//! The `floodgate-operator` binary: the orchestrator (REST API, dashboard, Prometheus metrics,
+//! Kafka runtime controller) plus the LoadTest controller, in one process.
+
+use clap::Parser;
+use floodgate::orchestrator::{Orchestrator, OrchestratorConfig};
+use floodgate_operator::controller::{self, Context};
+use floodgate_operator::resources::DriverDefaults;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "floodgate-operator",
+    version,
+    about = "Runs Floodgate LoadTests on Kubernetes"
+)]
+struct Args {
+    /// Kafka bootstrap address.
+    #[arg(long, env = "FLOODGATE_KAFKA")]
+    kafka: String,
+    /// Address of the REST API, dashboard and /metrics.
+    #[arg(long, env = "FLOODGATE_LISTEN", default_value = "127.0.0.1:8090")]
+    listen: String,
+    /// Watch only this namespace (default: all).
+    #[arg(long, env = "FLOODGATE_NAMESPACE")]
+    namespace: Option<String>,
+    /// Image of the driver pods.
+    #[arg(
+        long,
+        env = "FLOODGATE_DRIVER_IMAGE",
+        default_value = "floodgate/node:0.1.0"
+    )]
+    driver_image: String,
+    /// The orchestrator address drivers are told (the operator's Service).
+    #[arg(
+        long,
+        env = "FLOODGATE_ORCHESTRATOR_ADDRESS",
+        default_value = "floodgate:8090"
+    )]
+    orchestrator_address: String,
+    #[arg(long, env = "FLOODGATE_TOPIC_PREFIX", default_value = "")]
+    topic_prefix: String,
+    /// The orchestrator's SQLite store.
+    #[arg(
+        long,
+        env = "FLOODGATE_STORE",
+        default_value = ".floodgate/operator.sqlite"
+    )]
+    store: PathBuf,
+    /// Unique node ID of the orchestrator.
+    #[arg(long, env = "FLOODGATE_ID", default_value = "floodgate-operator")]
+    id: String,
+    #[arg(long, env = "FLOODGATE_HEARTBEAT_TIMEOUT_MS", default_value_t = 3000)]
+    heartbeat_timeout_ms: u64,
+    #[arg(long, env = "FLOODGATE_LOG_FORMAT", default_value = "human")]
+    log_format: floodgate::cli::LogFormat,
+    #[arg(long, env = "FLOODGATE_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.to_string();
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{} (see --help)", first.join(" "));
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = floodgate::telemetry::init(args.log_format, &args.log) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(args)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", args.listen))?;
+    let advertise = listener.local_addr()?.to_string();
+    let client = kube::Client::try_default().await.map_err(|e| {
+        anyhow::anyhow!("cannot reach the Kubernetes API (in-cluster or KUBECONFIG): {e}")
+    })?;
+    let orchestrator = Orchestrator::start(OrchestratorConfig {
+        id: args.id,
+        kafka: args.kafka.clone(),
+        advertise: advertise.clone(),
+        topics: floodgate::protocol::Topics::with_prefix(&args.topic_prefix),
+        store: args.store,
+        heartbeat_timeout: Duration::from_millis(args.heartbeat_timeout_ms.max(1)),
+        start_delay: Duration::from_secs(1),
+    })
+    .await?;
+    let ctx = Arc::new(Context {
+        client,
+        orchestrator: orchestrator.clone(),
+        defaults: DriverDefaults {
+            image: args.driver_image,
+            kafka: args.kafka,
+            orchestrator: args.orchestrator_address,
+            topic_prefix: args.topic_prefix,
+        },
+        counters: Default::default(),
+        phases: Default::default(),
+    });
+    let metrics_ctx = ctx.clone();
+    orchestrator.add_metrics_source(Arc::new(move || metrics_ctx.metrics_text()));
+    println!("floodgate operator listening on {advertise}");
+    let server = axum::serve(listener, floodgate::api::router(orchestrator));
+    tokio::select! {
+        served = server => served?,
+        // The controller stops on SIGTERM/SIGINT (it listens for them itself).
+        () = controller::run(ctx, args.namespace) => tracing::info!("operator stopped"),
+    }
+    Ok(())
+}
