@@ -1,11 +1,23 @@
 #!/usr/bin/env bash
-# The test command (`make test`, and so CI): lint, build, start a real Kafka broker (unless
-# KAFKA_BOOTSTRAP names one), run every test of the workspace against it, stop the broker.
+# The test command (`make test`, and so CI): lint, install test dependencies, build, start the
+# services the tests use (a real Kafka broker unless KAFKA_BOOTSTRAP names one; a real
+# kube-apiserver + etcd built from the Go module proxy), check the Helm chart against the API
+# server, run every test of the workspace, and stop what it started.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 step() { printf '\n==> %s\n' "$*"; }
+
+KAFKA_DIR="$ROOT/.run/test-kafka"
+K8S_DIR="$ROOT/.run/test-k8s"
+STARTED_KAFKA=
+cleanup() {
+  [[ -n "$STARTED_KAFKA" ]] && bash "$ROOT/scripts/kafka.sh" stop "$KAFKA_DIR" >/dev/null 2>&1
+  bash "$ROOT/scripts/k8s/controlplane.sh" stop "$K8S_DIR" >/dev/null 2>&1
+  return 0
+}
+trap cleanup EXIT
 
 step "format and lint"
 cargo fmt --all -- --check
@@ -17,11 +29,30 @@ bash "$ROOT/scripts/deps.sh"
 step "build"
 cargo build --workspace --all-targets --locked
 
-RUN_DIR="$ROOT/.run/test-kafka"
+step "Kubernetes control plane: kube-apiserver, etcd, kubectl, helm (built once, then cached)"
+bash "$ROOT/scripts/k8s/controlplane.sh" build
+FLOODGATE_TEST_KUBECONFIG="$(bash "$ROOT/scripts/k8s/controlplane.sh" start "$K8S_DIR" | tail -n1)"
+export FLOODGATE_TEST_KUBECONFIG
+eval "$(bash "$ROOT/scripts/k8s/controlplane.sh" env "$K8S_DIR")"
+
+step "Helm chart: lint, render, install the rendered manifests on the API server"
+for values in charts/floodgate/ci/*.yaml; do
+  helm lint --strict charts/floodgate -f "$values"
+done
+rendered="$K8S_DIR/rendered.yaml"
+helm template floodgate charts/floodgate --namespace floodgate-system -f charts/floodgate/ci/kind-values.yaml \
+  --set serviceMonitor.enabled=false --set podMonitor.enabled=false > "$rendered"
+kubectl create namespace floodgate-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl apply --server-side -f crds/loadtests.floodgate.dev.yaml >/dev/null
+kubectl apply --server-side --namespace floodgate-system -f "$rendered" >/dev/null
+kubectl --namespace floodgate-system get deployment,service,serviceaccount
+kubectl auth can-i --as=system:serviceaccount:floodgate-system:floodgate patch loadtests.floodgate.dev/status --all-namespaces \
+  | grep -qx yes || { echo "the chart's RBAC does not let the operator write LoadTest status" >&2; exit 1; }
+
 if [[ -z "${KAFKA_BOOTSTRAP:-}" ]]; then
   step "start Kafka (KRaft, loopback)"
-  trap 'bash "$ROOT/scripts/kafka.sh" stop "$RUN_DIR" >/dev/null 2>&1 || true' EXIT
-  KAFKA_BOOTSTRAP="$(bash "$ROOT/scripts/kafka.sh" start "$RUN_DIR" | tail -n1)"
+  STARTED_KAFKA=1
+  KAFKA_BOOTSTRAP="$(bash "$ROOT/scripts/kafka.sh" start "$KAFKA_DIR" | tail -n1)"
 fi
 export KAFKA_BOOTSTRAP
 echo "Kafka at $KAFKA_BOOTSTRAP"

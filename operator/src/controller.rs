@@ -181,6 +181,9 @@ async fn apply(lt: &LoadTest, ctx: &Context) -> Result<Action, Error> {
     }
     let mut status = p.status;
     status.observed_generation = lt.metadata.generation;
+    if status.phase >= Phase::Running {
+        status.test_id = Some(test_id(lt));
+    }
     ctx.set_phase(lt, Some(status.phase));
     if lt.status.as_ref() != Some(&status) {
         let api: Api<LoadTest> =

@@ -182,7 +182,29 @@ pub struct LoadTestStatus {
 /// The CRD as YAML, exactly as committed in `crds/`.
 pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;
-    serde_yaml::to_string(&LoadTest::crd())
+    let mut crd = serde_json::to_value(LoadTest::crd())
+        .map_err(<serde_yaml::Error as serde::ser::Error>::custom)?;
+    strip_unknown_formats(&mut crd);
+    serde_yaml::to_string(&crd)
+}
+
+/// Removes the `format`s schemars writes for Rust integer types (`uint32`, `uint64`…), which
+/// the API server does not know and warns about on every apply; the ranges stay.
+fn strip_unknown_formats(v: &mut serde_json::Value) {
+    const KNOWN: [&str; 4] = ["int32", "int64", "float", "double"];
+    match v {
+        serde_json::Value::Object(map) => {
+            let unknown = map.get("format").and_then(|f| f.as_str()).is_some_and(|f| {
+                f.starts_with("uint") || f.starts_with("int") && !KNOWN.contains(&f)
+            });
+            if unknown {
+                map.remove("format");
+            }
+            map.values_mut().for_each(strip_unknown_formats);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_unknown_formats),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

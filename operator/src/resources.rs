@@ -179,6 +179,9 @@ pub fn driver_deployment(lt: &LoadTest, replicas: i32, d: &DriverDefaults) -> De
                     }),
                     // Drivers stop cleanly on SIGTERM (a final report is stored, then sent).
                     termination_grace_period_seconds: Some(30),
+                    // Drivers talk only to Kafka and the target: no API token, no service env.
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
                     ..Default::default()
                 }),
             },
