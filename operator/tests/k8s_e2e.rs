@@ -166,7 +166,7 @@ struct Env {
     api: String,
     target: String,
     _target_proc: Proc,
-    _operator: Proc,
+    operator: Proc,
     _dir: tempfile::TempDir,
 }
 
@@ -200,31 +200,9 @@ impl Env {
             .last()
             .unwrap()
             .to_string();
-        let operator = Proc::spawn(
-            "operator",
-            Command::new(bin("floodgate-operator"))
-                .args([
-                    "--kafka",
-                    &env("KAFKA_BOOTSTRAP"),
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--namespace",
-                    &ns,
-                    "--topic-prefix",
-                    &prefix,
-                ])
-                .arg("--store")
-                .arg(dir.path().join("operator.sqlite"))
-                .env("KUBECONFIG", env("FLOODGATE_TEST_KUBECONFIG"))
-                .env("TOKIO_WORKER_THREADS", "2"),
-        );
-        let api = operator
-            .line("operator listening on")
-            .await
-            .split_whitespace()
-            .last()
-            .unwrap()
-            .to_string();
+        let operator = spawn_operator(&ns, &prefix, dir.path(), "127.0.0.1:0");
+        let line = operator.line("operator listening on").await;
+        let api = line.split_whitespace().last().unwrap().to_string();
         Env {
             client,
             ns,
@@ -232,9 +210,16 @@ impl Env {
             api,
             target,
             _target_proc: target_proc,
-            _operator: operator,
+            operator,
             _dir: dir,
         }
+    }
+
+    /// Kills the operator (no goodbye) and starts it again on the same address and store.
+    async fn restart_operator(&mut self) {
+        self.operator.kill();
+        self.operator = spawn_operator(&self.ns, &self.prefix, self._dir.path(), &self.api);
+        self.operator.line("operator listening on").await;
     }
 
     fn loadtests(&self) -> Api<LoadTest> {
@@ -309,6 +294,27 @@ impl Env {
             .unwrap();
         v["requests_received"].as_u64().unwrap()
     }
+}
+
+fn spawn_operator(ns: &str, prefix: &str, dir: &std::path::Path, listen: &str) -> Proc {
+    Proc::spawn(
+        "operator",
+        Command::new(bin("floodgate-operator"))
+            .args([
+                "--kafka",
+                &env("KAFKA_BOOTSTRAP"),
+                "--listen",
+                listen,
+                "--namespace",
+                ns,
+                "--topic-prefix",
+                prefix,
+            ])
+            .arg("--store")
+            .arg(dir.join("operator.sqlite"))
+            .env("KUBECONFIG", env("FLOODGATE_TEST_KUBECONFIG"))
+            .env("TOKIO_WORKER_THREADS", "2"),
+    )
 }
 
 fn loadtest(name: &str, target: &str, drivers: u32, extra: Value) -> Value {
@@ -406,6 +412,25 @@ async fn a_loadtest_scales_its_drivers_runs_and_succeeds_with_exact_totals() {
         },
     )
     .await;
+    // The operator's Prometheus metrics: reconciles, errors by kind, LoadTests by phase.
+    let metrics = reqwest::get(format!("http://{}/metrics", e.api))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("floodgate_loadtests{phase=\"Succeeded\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("floodgate_operator_reconciles_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("floodgate_operator_reconcile_errors_total{kind=\"kubernetes\"}"),
+        "{metrics}"
+    );
     // Deleting the LoadTest removes its drivers and the LoadTest (the finalizer lets go).
     e.loadtests()
         .delete("ok", &DeleteParams::default())
@@ -458,5 +483,30 @@ async fn losing_a_driver_mid_test_fails_the_loadtest_with_partial_results() {
     assert!(
         sent > 2000 && sent < 4000,
         "the partial results are kept: {sent}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_restart_mid_test_resumes_the_test() {
+    let mut e = Env::start().await;
+    let long = json!({"testType": "Tsunami", "delayMs": 2, "requestsPerDriver": 1500});
+    e.apply(loadtest("resume", &e.target, 2, long))
+        .await
+        .expect("created");
+    let _drivers = e.drivers_for("resume").await;
+    e.phase("resume", Phase::Running, Duration::from_secs(60))
+        .await;
+    e.restart_operator().await;
+    // The restarted operator finds the test in its store (same ID: the LoadTest's UID), keeps
+    // folding in the drivers' reports, and finishes it; it never starts a second test.
+    let done = e
+        .phase("resume", Phase::Succeeded, Duration::from_secs(90))
+        .await;
+    let agg = done.status.expect("status").aggregate.expect("aggregate");
+    assert_eq!(agg.sent, 3000);
+    assert_eq!(
+        e.target_count().await,
+        3000,
+        "exactly one run of the test reached the target"
     );
 }
