@@ -171,9 +171,8 @@ build_helm() {
   local gobin="$BIN/.helm.tmp"
   rm -rf "$gobin"; mkdir -p "$gobin"
   log "building helm $HELM_VERSION"
-  # -mod=mod is not allowed with `go install pkg@version` (it always uses the
-  # module's own go.mod/go.sum); run it outside any module.
-  (cd "$gobin" && GOFLAGS=-buildvcs=false GOBIN="$gobin" go install -ldflags "$ldflags" "$mod/cmd/helm@$HELM_VERSION") ||
+  # `go install pkg@version` uses helm's own go.mod/go.sum, whatever the cwd.
+  (cd "$gobin" && GOBIN="$gobin" go install -ldflags "$ldflags" "$mod/cmd/helm@$HELM_VERSION") ||
     die "building helm failed"
   install_bin helm "$gobin/helm" "$stamp"
   rm -rf "$gobin"
