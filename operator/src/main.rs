@@ -99,6 +99,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", args.listen))?;
     let advertise = listener.local_addr()?.to_string();
+    // Serve from the start: `/healthz` says "starting" while Kafka and the API server are
+    // still being reached, so a liveness probe does not restart an operator that is waiting.
+    let ready: Arc<tokio::sync::OnceCell<axum::Router>> = Arc::default();
+    let app = axum::Router::new().fallback(serve_when_ready(ready.clone()));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    println!("floodgate operator listening on {advertise}");
     let client = kube::Client::try_default().await.map_err(|e| {
         anyhow::anyhow!("cannot reach the Kubernetes API (in-cluster or KUBECONFIG): {e}")
     })?;
@@ -126,12 +132,34 @@ async fn run(args: Args) -> anyhow::Result<()> {
     });
     let metrics_ctx = ctx.clone();
     orchestrator.add_metrics_source(Arc::new(move || metrics_ctx.metrics_text()));
-    println!("floodgate operator listening on {advertise}");
-    let server = axum::serve(listener, floodgate::api::router(orchestrator));
+    let _ = ready.set(floodgate::api::router(orchestrator));
+    tracing::info!("operator ready");
     tokio::select! {
-        served = server => served?,
+        served = server => served??,
         // The controller stops on SIGTERM/SIGINT (it listens for them itself).
         () = controller::run(ctx, args.namespace) => tracing::info!("operator stopped"),
     }
     Ok(())
+}
+
+/// Routes every request to the full router once it exists; before that, `/healthz` answers
+/// 200 `starting` and everything else 503.
+fn serve_when_ready(
+    ready: Arc<tokio::sync::OnceCell<axum::Router>>,
+) -> impl Fn(
+    axum::extract::Request,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send>>
+       + Clone {
+    use axum::response::IntoResponse;
+    use tower::ServiceExt;
+    move |req: axum::extract::Request| {
+        let ready = ready.clone();
+        Box::pin(async move {
+            match ready.get() {
+                Some(router) => router.clone().oneshot(req).await.into_response(),
+                None if req.uri().path() == "/healthz" => axum::Json(serde_json::json!({"status": "starting"})).into_response(),
+                None => (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"error": "the operator is starting (waiting for Kafka)"}))).into_response(),
+            }
+        })
+    }
 }

@@ -510,3 +510,35 @@ async fn an_operator_restart_mid_test_resumes_the_test() {
         "exactly one run of the test reached the target"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_is_live_while_it_waits_for_kafka() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1: the operator waits for Kafka, and must say so, not hang.
+    let op = Proc::spawn(
+        "operator",
+        Command::new(bin("floodgate-operator"))
+            .args(["--kafka", "127.0.0.1:1", "--listen", "127.0.0.1:0"])
+            .arg("--store")
+            .arg(dir.path().join("op.sqlite"))
+            .env("KUBECONFIG", env("FLOODGATE_TEST_KUBECONFIG")),
+    );
+    let addr = op
+        .line("operator listening on")
+        .await
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
+    let health: Value = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "starting");
+    let r = reqwest::get(format!("http://{addr}/api/v1/tests"))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+}
