@@ -7,6 +7,40 @@ use crate::orchestrator::{Orchestrator, OrchestratorConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Parses the command line; on a usage error prints one line saying what to fix (not a usage
+/// screen) and exits 2. `--help` and `--version` print and exit 0.
+pub fn parse_args_or_exit<T: clap::Parser>() -> T {
+    match T::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let rendered = e.to_string();
+            let first: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{} (see --help)", first.join(" "));
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Starts logging and the multi-thread runtime, or exits 2 with one line.
+pub fn runtime_or_exit(format: crate::cli::LogFormat, filter: &str) -> tokio::runtime::Runtime {
+    if let Err(e) = crate::telemetry::init(format, filter) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(2);
+        })
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

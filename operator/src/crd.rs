@@ -207,6 +207,32 @@ fn strip_unknown_formats(v: &mut serde_json::Value) {
     }
 }
 
+/// A small valid LoadTest `ping` in namespace `load` with UID `uid-1`, for tests.
+#[cfg(test)]
+pub(crate) fn sample_loadtest() -> LoadTest {
+    let mut lt = LoadTest::new(
+        "ping",
+        LoadTestSpec {
+            target_url: "http://t/".into(),
+            method: None,
+            headers: Default::default(),
+            body: None,
+            test_type: TestType::Avalanche,
+            delay_ms: None,
+            requests_per_driver: 10,
+            throughput_per_driver: None,
+            drivers: 3,
+            concurrency: None,
+            timeout_ms: None,
+            driver_image: None,
+            driver_resources: None,
+        },
+    );
+    lt.metadata.namespace = Some("load".into());
+    lt.metadata.uid = Some("uid-1".into());
+    lt
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

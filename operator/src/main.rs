@@ -60,34 +60,8 @@ struct Args {
 }
 
 fn main() {
-    let args = match Args::try_parse() {
-        Ok(a) => a,
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            let text = e.to_string();
-            let first: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
-            eprintln!("{} (see --help)", first.join(" "));
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = floodgate::telemetry::init(args.log_format, &args.log) {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args: Args = floodgate::app::parse_args_or_exit();
+    let runtime = floodgate::app::runtime_or_exit(args.log_format, &args.log);
     if let Err(e) = runtime.block_on(run(args)) {
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -194,30 +194,9 @@ pub fn driver_deployment(lt: &LoadTest, replicas: i32, d: &DriverDefaults) -> De
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{LoadTestSpec, TestType};
 
     fn lt() -> LoadTest {
-        let mut lt = LoadTest::new(
-            "ping",
-            LoadTestSpec {
-                target_url: "http://t/".into(),
-                method: None,
-                headers: Default::default(),
-                body: None,
-                test_type: TestType::Avalanche,
-                delay_ms: None,
-                requests_per_driver: 10,
-                throughput_per_driver: None,
-                drivers: 3,
-                concurrency: None,
-                timeout_ms: None,
-                driver_image: None,
-                driver_resources: None,
-            },
-        );
-        lt.metadata.namespace = Some("load".into());
-        lt.metadata.uid = Some("uid-1".into());
-        lt
+        crate::crd::sample_loadtest()
     }
 
     fn defaults() -> DriverDefaults {
