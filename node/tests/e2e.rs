@@ -450,3 +450,22 @@ async fn sigterm_stops_the_orchestrator_even_with_a_dashboard_stream_open() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orchestrator_killed_mid_test_resumes_it_after_restart() {
+    let target = Target::start(&[]).await;
+    let mut c = Cluster::start(2).await;
+    let spec = json!({"test_type": "tsunami", "delay_ms": 2, "requests_per_driver": 2000, "target_url": target.url()});
+    let id = c.start_test(spec).await;
+    eventually("progress", MIN, async || {
+        (c.test(&id).await["aggregate"]["sent"].as_u64().unwrap_or(0) > 100).then_some(())
+    })
+    .await;
+    // Killed without a goodbye; restarted before its drivers' next heartbeat is due, it must
+    // not declare them lost, and it picks up their reports (final ones included) from Kafka.
+    c.restart_orchestrator().await;
+    let v = c.wait_finished(&id, MIN).await;
+    assert_eq!(v["status"], "completed", "{v}");
+    assert_eq!(v["aggregate"]["sent"], 4000);
+    assert_eq!(target.metrics().await.0, 4000);
+}

@@ -43,13 +43,22 @@ pub struct Registry {
     drivers: BTreeMap<String, Entry>,
     /// A driver unheard of for longer than this is lost (3 heartbeat intervals by default).
     timeout: Duration,
+    /// When this registry (this orchestrator) started: a driver it has not heard from yet is
+    /// given one timeout from then, as if it had been seen at that instant, so a restarted
+    /// orchestrator does not declare a running test's drivers lost before their next heartbeat.
+    since: Instant,
 }
 
 impl Registry {
     pub fn new(timeout: Duration) -> Self {
+        Self::started_at(timeout, Instant::now())
+    }
+
+    pub fn started_at(timeout: Duration, since: Instant) -> Self {
         Self {
             drivers: BTreeMap::new(),
             timeout,
+            since,
         }
     }
 
@@ -91,7 +100,7 @@ impl Registry {
                 test_id: e.test_id.clone(),
             },
             None => Liveness {
-                alive: false,
+                alive: now.saturating_duration_since(self.since) <= self.timeout,
                 test_id: None,
             },
         }
@@ -161,7 +170,22 @@ mod tests {
             "h:1",
             "a heartbeat without address keeps it"
         );
-        assert!(!r.liveness("nobody", t0).alive);
+        assert!(!r.liveness("nobody", t0 + 10 * S).alive);
+    }
+
+    #[test]
+    fn a_driver_not_heard_from_yet_gets_one_timeout_after_start() {
+        // A restarted orchestrator restores a running test before any heartbeat arrives: its
+        // drivers must not be declared lost at once, only if they stay silent.
+        let t0 = Instant::now();
+        let r = Registry::started_at(3 * S, t0);
+        assert!(r.liveness("d", t0).alive);
+        assert!(r.liveness("d", t0 + 3 * S).alive);
+        assert!(!r.liveness("d", t0 + 3 * S + Duration::from_millis(1)).alive);
+        assert!(
+            r.alive(t0).is_empty(),
+            "but it is not offered for new tests"
+        );
     }
 
     #[test]
