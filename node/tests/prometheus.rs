@@ -512,7 +512,7 @@ async fn prometheus_metrics_are_exact_parse_and_feed_the_dashboard() {
     }
     produce_raw(&format!("{}heartbeat", c.prefix), b"EOFBREAK").await;
     produce_raw(&format!("{}test_config", c.prefix), b"EOT").await;
-    eventually(
+    let (malformed, o) = eventually(
         "the orchestrator to count a malformed message",
         MIN,
         async || {
@@ -530,13 +530,9 @@ async fn prometheus_metrics_are_exact_parse_and_feed_the_dashboard() {
         })
         .await;
     }
-    // Settled: exactly one each (heartbeats keep coming, so "in" keeps growing).
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let o = Scrape::of(&c.api).await;
-    assert_eq!(
-        o.one("floodgate_kafka_malformed_total", &[("node_id", "orch-1")]),
-        before + 1.0
-    );
+    // Exactly one garbage message reached the orchestrator (on `heartbeat`), and the same
+    // scrape shows messages still coming in.
+    assert_eq!(malformed, before + 1.0);
     assert!(
         o.one(
             "floodgate_kafka_messages_total",
