@@ -120,8 +120,8 @@ target_received() { target_http GET /metrics | sed -n 's/.*"requests_received":\
 calc() { awk "BEGIN { printf \"%.9g\", $* }"; }
 fmt() { awk -v v="$1" -v d="${2:-1}" 'BEGIN { printf "%.*f", d, v }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-json_num() { sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" <<<"$2" | head -n1; }
-json_obj() { sed -n "s/.*\"$1\":{\([^}]*\)}.*/\1/p" <<<"$2" | head -n1; }
+json_num() { sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" <<<"$2" | sed -n 1p; }
+json_obj() { sed -n "s/.*\"$1\":{\([^}]*\)}.*/\1/p" <<<"$2" | sed -n 1p; }
 verdict() { if [[ "$(awk "BEGIN { print ($1) ? 1 : 0 }")" == 1 ]]; then echo OK; else echo MISSED; fi; }
 
 # Runs a command pinned to the generator CPU under /usr/bin/time; its stdout goes to $TMP/out and
@@ -176,7 +176,7 @@ run_floodgate() { # REQUESTS [EXTRA ARGS…]
 
 # --- run ------------------------------------------------------------------------------------
 
-say "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+say "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 say "target:  $URL (floodgate-target, 1 worker thread); pinning: $PINNING"
 say "floodgate: $FLOODGATE"
 

@@ -160,7 +160,7 @@ build_helm() {
   local t0=$SECONDS major="${HELM_VERSION%%.*}" hmod cgo kmaj kmin
   local mod="helm.sh/helm/$major"
   hmod="$(gomod_path "$mod" "$HELM_VERSION")"
-  cgo="$(awk '$1 == "k8s.io/client-go" {print $2}' "$hmod" | head -n1)"   # e.g. v0.37.0
+  cgo="$(awk '$1 == "k8s.io/client-go" {print $2}' "$hmod" | sed -n 1p)"   # e.g. v0.37.0
   [[ "$cgo" =~ ^v([0-9]+)\.([0-9]+)\. ]] || die "no k8s.io/client-go version in $hmod"
   kmaj=$((BASH_REMATCH[1] + 1)); kmin="${BASH_REMATCH[2]}"
   local ldflags="-s -w -X $mod/internal/version.version=$HELM_VERSION -X $mod/internal/version.gitTreeState=clean"
@@ -195,8 +195,8 @@ cmd_build() {
   log "total build time $(fmt_secs $((SECONDS - t0))); binaries in $BIN:"
   {
     "$BIN/kube-apiserver" --version
-    "$BIN/kubectl" version --client 2>/dev/null | head -n1
-    "$BIN/etcd" --version | head -n1
+    "$BIN/kubectl" version --client 2>/dev/null | sed -n 1p
+    "$BIN/etcd" --version | sed -n 1p
     "$BIN/helm" version --short
   } >&2
 }
