@@ -29,3 +29,9 @@ if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
   echo "deps: pip install prometheus-client"
   python3 -m pip install -q --disable-pip-version-check prometheus-client==0.26.0
 fi
+
+# --- interoperability tests: seed-style nodes on kafka-python (as other implementations use) ---
+if ! python3 -c 'import kafka' >/dev/null 2>&1; then
+  echo "deps: pip install kafka-python"
+  python3 -m pip install -q --disable-pip-version-check kafka-python==3.0.12
+fi

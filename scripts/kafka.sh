@@ -16,7 +16,9 @@
 # If KAFKA_BOOTSTRAP is set, start/bootstrap just print it (an external broker).
 # Several brokers can run at once, each in its own DIR with its own free ports.
 # Environment: JAVA_HOME, KAFKA_HEAP_OPTS (default -Xms256m -Xmx1g),
-# KAFKA_START_TIMEOUT (seconds, default 90), KAFKA_STOP_TIMEOUT (default 30).
+# KAFKA_START_TIMEOUT (seconds, default 90), KAFKA_STOP_TIMEOUT (default 30),
+# KAFKA_PORT (the client port; default a free one: a test that starts nodes before their broker
+# needs to know it in advance).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -159,6 +161,10 @@ EOF
 launch() {
   local dir="$1" deadline="$2" port cport
   read -r port cport < <(free_ports) && [[ -n "${cport:-}" ]] || { log "could not pick free ports"; return 1; }
+  if [[ -n "${KAFKA_PORT:-}" ]]; then
+    port="$KAFKA_PORT"
+    [[ "$cport" != "$port" ]] || { log "controller port collides with KAFKA_PORT"; return 2; }
+  fi
   rm -rf "$dir/data"
   mkdir -p "$dir/data"
   write_config "$dir" "$port" "$cport"

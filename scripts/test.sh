@@ -23,7 +23,7 @@ step "format and lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "test dependencies (Chromium, playwright-core, prometheus-client)"
+step "test dependencies (Chromium, playwright-core, prometheus-client, kafka-python)"
 bash "$ROOT/scripts/deps.sh"
 
 step "build"
@@ -59,4 +59,5 @@ echo "Kafka at $KAFKA_BOOTSTRAP"
 
 step "tests"
 # Two test threads: the end-to-end tests start several processes each on a 2-core machine.
-cargo test --workspace --locked -- --test-threads=2
+# --no-fail-fast: every test binary runs even when one fails, so one failure hides nothing.
+cargo test --workspace --locked --no-fail-fast -- --test-threads=2

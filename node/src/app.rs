@@ -84,13 +84,22 @@ pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
     let listener = bind(&args.listen, "--listen").await?;
     let advertise = listener.local_addr()?.to_string();
     let cfg = OrchestratorConfig {
-        id,
-        kafka: args.kafka.kafka.clone(),
-        advertise: advertise.clone(),
-        topics: args.kafka.topics(),
-        store: args.store.unwrap_or_else(|| default_store("orchestrator")),
         heartbeat_timeout: Duration::from_millis(args.heartbeat_timeout_ms.max(1)),
         start_delay: Duration::from_millis(args.start_delay_ms),
+        config_gap: Duration::from_millis(args.config_gap_ms),
+        seed: args.seed.style(),
+        policy: crate::orchestrator::run::Policy {
+            quiet: Duration::from_millis(args.quiet_period_ms.max(1)),
+            no_report: Duration::from_millis(args.no_report_timeout_ms.max(1)),
+        },
+        kafka_wait: args.kafka.wait(),
+        ..OrchestratorConfig::new(
+            &id,
+            &args.kafka.kafka,
+            &advertise,
+            args.kafka.topics(),
+            args.store.unwrap_or_else(|| default_store("orchestrator")),
+        )
     };
     let o = Orchestrator::start(cfg).await?;
     tracing::info!("REST API on http://{advertise}/api/v1");
@@ -124,6 +133,12 @@ pub async fn driver(args: DriverArgs) -> anyhow::Result<()> {
     if args.heartbeat_ms == 0 {
         anyhow::bail!("--heartbeat-ms must be > 0");
     }
+    if !(1..=crate::protocol::limits::MAX_REQUESTS).contains(&args.default_count) {
+        anyhow::bail!(
+            "--default-count must be between 1 and {}",
+            crate::protocol::limits::MAX_REQUESTS
+        );
+    }
     let id = args
         .id
         .unwrap_or_else(|| format!("driver-{}", short_uuid()));
@@ -141,6 +156,9 @@ pub async fn driver(args: DriverArgs) -> anyhow::Result<()> {
         heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
         report_interval: Duration::from_millis(args.report_ms),
         default_target: args.target,
+        default_count: args.default_count,
+        seed: args.seed.style(),
+        kafka_wait: args.kafka.wait(),
     };
     println!("floodgate driver {} listening on {bound}", cfg.id);
     driver::run(cfg, listener, shutdown_signal()).await

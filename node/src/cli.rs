@@ -65,6 +65,40 @@ pub struct KafkaArgs {
     pub topic_metrics: Option<String>,
     #[arg(long, env = "FLOODGATE_TOPIC_HEARTBEAT")]
     pub topic_heartbeat: Option<String>,
+    /// Floodgate's own control topic (stop), which nodes of other implementations never read.
+    #[arg(long, env = "FLOODGATE_TOPIC_CONTROL")]
+    pub topic_control: Option<String>,
+    /// How long start-up waits for a broker that is not ready yet (just started, electing
+    /// leaders) before giving up, in seconds.
+    #[arg(long, env = "FLOODGATE_KAFKA_WAIT_S", default_value_t = 120)]
+    pub kafka_wait_s: u64,
+}
+
+/// How the seed's fields are written for nodes of other implementations (docs/protocol.md has
+/// the table of which peer needs what). Floodgate's own nodes read exact extension fields and
+/// do not depend on these.
+#[derive(Args, Debug, Clone)]
+pub struct SeedArgs {
+    /// Seed numbers as JSON numbers or as the seed's quoted strings.
+    #[arg(long, env = "FLOODGATE_SEED_NUMBERS", default_value = "number")]
+    pub seed_numbers: crate::protocol::NumberStyle,
+    /// Unit of `test_message_delay`: written in it (orchestrator), and assumed for a config
+    /// that comes without Floodgate's exact `delay_us` (driver).
+    #[arg(long, env = "FLOODGATE_SEED_DELAY_UNIT", default_value = "s")]
+    pub seed_delay_unit: crate::protocol::DelayUnit,
+    /// Spelling of `test_type` in configs: upper (TSUNAMI) or title (Tsunami).
+    #[arg(long, env = "FLOODGATE_SEED_TEST_TYPE", default_value = "upper")]
+    pub seed_test_type: crate::protocol::TypeCase,
+}
+
+impl SeedArgs {
+    pub fn style(&self) -> crate::protocol::SeedStyle {
+        crate::protocol::SeedStyle {
+            numbers: self.seed_numbers,
+            delay_unit: self.seed_delay_unit,
+            type_case: self.seed_test_type,
+        }
+    }
 }
 
 impl KafkaArgs {
@@ -80,7 +114,12 @@ impl KafkaArgs {
         set(&mut t.trigger, &self.topic_trigger);
         set(&mut t.metrics, &self.topic_metrics);
         set(&mut t.heartbeat, &self.topic_heartbeat);
+        set(&mut t.control, &self.topic_control);
         t
+    }
+
+    pub fn wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.kafka_wait_s)
     }
 }
 
@@ -108,6 +147,24 @@ pub struct OrchestratorArgs {
     /// Drivers start together this long after a trigger.
     #[arg(long, env = "FLOODGATE_START_DELAY_MS", default_value_t = 1000)]
     pub start_delay_ms: u64,
+    /// The least gap between the last test_config and its trigger (seed drivers that read the
+    /// trigger first crash).
+    #[arg(long, env = "FLOODGATE_CONFIG_GAP_MS", default_value_t = 500)]
+    pub config_gap_ms: u64,
+    /// A driver that gives no completion signal (no final report, status or count) is done when
+    /// its reports have not changed for this long (or three of its report intervals, if longer).
+    #[arg(long, env = "FLOODGATE_QUIET_PERIOD_MS", default_value_t = 5000)]
+    pub quiet_period_ms: u64,
+    /// A driver of another implementation that has sent no report this long after the start
+    /// (or twice the test's paced duration, if longer) is lost.
+    #[arg(
+        long,
+        env = "FLOODGATE_NO_REPORT_TIMEOUT_MS",
+        default_value_t = 120_000
+    )]
+    pub no_report_timeout_ms: u64,
+    #[command(flatten)]
+    pub seed: SeedArgs,
 }
 
 #[derive(Args, Debug)]
@@ -135,8 +192,14 @@ pub struct DriverArgs {
     #[arg(long, env = "FLOODGATE_REPORT_MS", default_value_t = 500)]
     pub report_ms: u64,
     /// Target URL for tests whose config names none (orchestrators of other implementations).
+    /// A URL in the config (`target`, `target_url`, `test_server` or `url`) wins over it.
     #[arg(long, env = "FLOODGATE_TARGET")]
     pub target: Option<String>,
+    /// Requests per driver for tests whose config names no message_count_per_driver.
+    #[arg(long, env = "FLOODGATE_DEFAULT_COUNT", default_value_t = crate::driver::DEFAULT_COUNT)]
+    pub default_count: u64,
+    #[command(flatten)]
+    pub seed: SeedArgs,
 }
 
 #[derive(Args, Debug, Clone)]

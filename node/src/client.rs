@@ -174,7 +174,8 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         tokio::time::sleep(POLL).await;
         let v = api.test(&id).await?;
         progress.update(&v);
-        if v.status.is_finished() {
+        // A stopped test still takes its drivers' last reports for a moment: wait for them.
+        if v.status.is_finished() && v.settled {
             progress.finish();
             break v;
         }
@@ -295,8 +296,9 @@ fn set_bar(b: &ProgressBar, s: &Stats, state: Option<DriverState>) {
     }
     b.set_position(s.sent);
     let mut msg = format!(
-        "{:>7.0} req/s  p99 {:>7.2} ms",
-        s.achieved_rps, s.latency.p99_ms
+        "{:>7.0} req/s  p99 {:>7} ms",
+        s.achieved_rps,
+        ms(s.latency.p99_ms, 2)
     );
     if s.error_total > 0 {
         msg.push_str(&format!("  errors {}", s.error_total));
@@ -304,6 +306,7 @@ fn set_bar(b: &ProgressBar, s: &Stats, state: Option<DriverState>) {
     match state {
         Some(DriverState::Done) => msg.push_str("  done"),
         Some(DriverState::Lost) => msg.push_str("  LOST"),
+        Some(DriverState::Refused) => msg.push_str("  REFUSED"),
         Some(DriverState::Waiting) if s.sent == 0 => msg.push_str("  waiting"),
         _ => {}
     }
@@ -313,14 +316,14 @@ fn set_bar(b: &ProgressBar, s: &Stats, state: Option<DriverState>) {
 fn progress_line(v: &TestView) -> String {
     let a = &v.aggregate;
     let mut line = format!(
-        "[{:>3.0}%] sent {}/{}  ok {}  errors {}  {:.0} req/s  p99 {:.2} ms |",
+        "[{:>3.0}%] sent {}/{}  ok {}  errors {}  {:.0} req/s  p99 {} ms |",
         a.progress * 100.0,
         a.sent,
         a.requests_total,
         a.ok,
         a.error_total,
         a.achieved_rps,
-        a.latency.p99_ms
+        ms(a.latency.p99_ms, 2)
     );
     for d in &v.per_driver {
         line.push_str(&format!(" {} {}", short(&d.driver_id), d.stats.sent));
@@ -369,15 +372,60 @@ pub fn print_result(v: &TestView, output: Output) {
     for d in &v.per_driver {
         println!("{}", row(short(&d.driver_id), &d.stats));
     }
+    // Say why a figure is missing, and what a driver of another implementation did.
+    if let Some(n) = &v.aggregate.latency.not_mergeable {
+        println!("n/a in the aggregate: {}", n.reason);
+    }
+    for d in &v.per_driver {
+        let mut notes = Vec::new();
+        if let Some(how) = d
+            .ended_by
+            .filter(|h| *h != crate::orchestrator::run::Ended::Final)
+        {
+            notes.push(format!("ended by {how:?}").to_lowercase());
+        }
+        if let Some(r) = &d.reason {
+            notes.push(r.clone());
+        }
+        for (k, val) in &d.defaults {
+            notes.push(format!("{k} not in the config: used {val}"));
+        }
+        if !d.stats.counted {
+            notes.push("reported no counts".to_string());
+        }
+        if !notes.is_empty() {
+            println!("{}: {}", d.driver_id, notes.join("; "));
+        }
+    }
     let _ = std::io::stdout().flush();
 }
 
 fn row(name: &str, s: &Stats) -> String {
-    let l = &s.latency;
-    format!(
-        "{:<14} {:>9} {:>9} {:>7} {:>9.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
-        name, s.sent, s.ok, s.error_total, s.achieved_rps, l.min_ms, l.mean_ms, l.median_ms, l.mode_ms, l.p90_ms, l.p95_ms, l.p99_ms, l.max_ms
-    )
+    let counts = |n: u64| {
+        if s.counted {
+            n.to_string()
+        } else {
+            "?".to_string()
+        }
+    };
+    let mut line = format!(
+        "{:<14} {:>9} {:>9} {:>7} {:>9.1}",
+        name,
+        counts(s.sent),
+        counts(s.ok),
+        s.error_total,
+        s.achieved_rps
+    );
+    for v in s.latency.ordered_ms() {
+        line.push_str(&format!(" {:>8}", ms(v, 3)));
+    }
+    line
+}
+
+/// A latency in ms with `digits` decimals, or `n/a` where it is not known (a median that
+/// cannot be merged from other implementations' summaries).
+fn ms(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.digits$}"))
 }
 
 pub async fn list(args: ClientArgs) -> Result<(), CliError> {
@@ -398,14 +446,14 @@ pub async fn list(args: ClientArgs) -> Result<(), CliError> {
     for t in tests {
         let a = &t.aggregate;
         println!(
-            "{:<38} {:<10} {:<10} {:>7} {:>10} {:>9.3} {:>9.3}",
+            "{:<38} {:<10} {:<10} {:>7} {:>10} {:>9} {:>9}",
             t.id,
             t.spec.test_type.to_string(),
             format!("{:?}", t.status).to_lowercase(),
             t.drivers.len(),
             a.sent,
-            a.latency.median_ms,
-            a.latency.p99_ms
+            ms(a.latency.median_ms, 3),
+            ms(a.latency.p99_ms, 3)
         );
     }
     Ok(())

@@ -139,9 +139,80 @@ pub struct Summary {
     pub p99_ms: f64,
 }
 
-impl Summary {
-    /// The latencies in the order tables show them: min, mean, median, mode, p90, p95, p99, max.
-    pub fn ordered_ms(&self) -> [f64; 8] {
+/// Where a shown latency figure comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatencySource {
+    /// Nothing recorded yet.
+    None,
+    /// Exact: from HDR histograms (merged across drivers for an aggregate).
+    #[default]
+    Histogram,
+    /// As a driver reported it: the seed's summary fields, without a histogram.
+    Summary,
+    /// An aggregate over drivers of which some sent only summaries.
+    Mixed,
+}
+
+/// The latency figures a view shows, in milliseconds: exact where they can be, `null` where
+/// they cannot, with the reason in `not_mergeable` (a median cannot be merged from medians).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyStats {
+    /// Samples behind the figures, where known (0 for a summary without a count).
+    pub count: u64,
+    pub min_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub mean_ms: Option<f64>,
+    pub median_ms: Option<f64>,
+    pub mode_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    #[serde(default)]
+    pub source: LatencySource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_mergeable: Option<NotMergeable>,
+}
+
+/// Figures left out of an aggregate, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotMergeable {
+    pub fields: Vec<String>,
+    pub reason: String,
+}
+
+impl LatencyStats {
+    /// Exact figures from a histogram and its counters.
+    pub fn exact(l: &Latency) -> Self {
+        let s = l.summary();
+        if s.count == 0 {
+            return Self {
+                source: LatencySource::None,
+                ..Default::default()
+            };
+        }
+        Self {
+            count: s.count,
+            min_ms: Some(s.min_ms),
+            max_ms: Some(s.max_ms),
+            mean_ms: Some(s.mean_ms),
+            median_ms: Some(s.median_ms),
+            mode_ms: Some(s.mode_ms),
+            p90_ms: Some(s.p90_ms),
+            p95_ms: Some(s.p95_ms),
+            p99_ms: Some(s.p99_ms),
+            source: LatencySource::Histogram,
+            not_mergeable: None,
+        }
+    }
+
+    /// Whether there is any figure to show.
+    pub fn is_empty(&self) -> bool {
+        self.source == LatencySource::None
+    }
+
+    /// The figures in the order tables show them: min, mean, median, mode, p90, p95, p99, max.
+    pub fn ordered_ms(&self) -> [Option<f64>; 8] {
         [
             self.min_ms,
             self.mean_ms,

@@ -43,8 +43,8 @@ fn assert_aggregate_matches_drivers(view: &Value, reports: &[MetricsReport]) {
         merged.merge(&Latency::from_parts(
             h,
             r.latency_sum_us,
-            r.metrics.min_latency,
-            r.metrics.max_latency,
+            r.metrics.min_latency.unwrap(),
+            r.metrics.max_latency.unwrap(),
         ));
         sent += r.requests_sent;
         ok += r.status.c2;
@@ -52,7 +52,7 @@ fn assert_aggregate_matches_drivers(view: &Value, reports: &[MetricsReport]) {
     let agg = &view["aggregate"];
     assert_eq!(agg["sent"], sent);
     assert_eq!(agg["ok"], ok);
-    let want = serde_json::to_value(merged.summary()).unwrap();
+    let want = serde_json::to_value(stats::LatencyStats::exact(&merged)).unwrap();
     assert_eq!(
         agg["latency"], want,
         "aggregate latency must be the merge of the drivers' histograms"
@@ -352,7 +352,9 @@ async fn a_restarted_driver_never_reruns_an_old_test() {
         .collect();
     produce_raw(
         &topics.test_config,
-        &protocol::emit(&spec.to_config(&old, &ids, "orch-1")),
+        &spec
+            .to_config(&old, &ids, "orch-1")
+            .emit(&Default::default()),
     )
     .await;
     produce_raw(
@@ -468,4 +470,37 @@ async fn an_orchestrator_killed_mid_test_resumes_it_after_restart() {
     assert_eq!(v["status"], "completed", "{v}");
     assert_eq!(v["aggregate"]["sent"], 4000);
     assert_eq!(target.metrics().await.0, 4000);
+}
+
+/// Issue 7, item 9: a create-and-trigger refused because a test is running changes nothing: no
+/// test is created and no test_config is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_create_and_trigger_changes_nothing() {
+    let target = Target::start(&[]).await;
+    let c = Cluster::start(2).await;
+    let long = json!({"test_type": "tsunami", "delay_ms": 10, "requests_per_driver": 100000, "target_url": target.url()});
+    let running = c.start_test(long).await;
+    let mut again = avalanche(&target.url(), 5);
+    again["trigger"] = json!(true);
+    let (status, v) = post(&c.url("/api/v1/tests"), Some(again)).await;
+    assert_eq!(status, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains(&running), "{v}");
+    let tests = get(&c.url("/api/v1/tests")).await;
+    assert_eq!(
+        tests["tests"].as_array().unwrap().len(),
+        1,
+        "no test was created: {tests}"
+    );
+    let topics = protocol::Topics::with_prefix(&c.prefix);
+    let configs = read_topic(&topics.test_config);
+    assert!(!configs.is_empty());
+    for (_, payload) in configs {
+        let config: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(
+            config["test_id"], running,
+            "only the running test's config was published"
+        );
+    }
+    let (status, v) = post(&c.url(&format!("/api/v1/tests/{running}/stop")), None).await;
+    assert_eq!((status, v["status"].as_str()), (200, Some("stopped")));
 }

@@ -17,6 +17,12 @@ const LATENCY_FIELDS = [
   ['max', 'max_ms'],
 ];
 
+/** Whether a latency block has figures: exact ones, or a driver's own summary (other implementations'). */
+const hasFigures = (l) => !!l && (l.source ? l.source !== 'none' : l.count > 0);
+
+/** Why a figure is missing from a block ("n/a"), for its tooltip. */
+const missingWhy = (l, field) => (l?.not_mergeable?.fields?.includes(field) ? l.not_mergeable.reason : undefined);
+
 const pill = (text, kind, testid) => h('span', { class: `pill pill-${kind}`, 'data-testid': testid }, text);
 
 // ---------------------------------------------------------------- drivers
@@ -111,7 +117,9 @@ const num = (metric, text, extra = {}) => h('td', { class: `num ${extra.class ??
 
 function statsRow(kind, id, name, s, state, badge) {
   const e = s.errors || {};
-  const hasLatency = s.latency && s.latency.count > 0;
+  const hasLatency = hasFigures(s.latency);
+  // A driver of another implementation may report no counts: unknown, not zero.
+  const count = (n) => (s.counted === false ? '?' : fmtInt(n));
   return h(
     'tr',
     { class: `row-${kind}`, 'data-testid': 'stats-row', dataset: { row: kind, driver: id ?? '' } },
@@ -126,19 +134,23 @@ function statsRow(kind, id, name, s, state, badge) {
       ),
     ),
     progressCell(s.progress, state),
-    num('sent', fmtInt(s.sent), { title: `${fmtInt(s.sent)} of ${fmtInt(s.requests_total)} sent` }),
-    num('responses', fmtInt(s.responses)),
-    num('ok', fmtInt(s.ok)),
+    num('sent', count(s.sent), { title: s.counted === false ? 'not reported by this driver' : `${fmtInt(s.sent)} of ${fmtInt(s.requests_total)} sent` }),
+    num('responses', count(s.responses)),
+    num('ok', count(s.ok)),
     num('errors', fmtInt(s.error_total), {
       class: s.error_total > 0 ? 'bad' : '',
       title: `connect ${fmtInt(e.connect)} · timeout ${fmtInt(e.timeout)} · http ${fmtInt(e.http)} · io ${fmtInt(e.io)}`,
     }),
     num('rps', fmtRps(s.achieved_rps)),
-    LATENCY_FIELDS.map(([metric, field]) => num(metric, hasLatency ? fmtMs(s.latency[field]) : DASH)),
+    LATENCY_FIELDS.map(([metric, field]) => {
+      const why = missingWhy(s.latency, field);
+      const text = !hasLatency ? DASH : s.latency[field] == null ? 'n/a' : fmtMs(s.latency[field]);
+      return num(metric, text, { title: why });
+    }),
   );
 }
 
-const STATE_KIND = { waiting: 'muted', running: 'running', done: 'completed', lost: 'failed' };
+const STATE_KIND = { waiting: 'muted', running: 'running', done: 'completed', lost: 'failed', refused: 'failed' };
 
 /**
  * The test panel. `t` is a TestView (or null); `ctx.live` says whether it follows the current
@@ -179,7 +191,7 @@ export function renderTest(t, ctx) {
     kpi('Progress', fmtPct(a.progress), null, 'kpi-progress', `${fmtInt(ended)} of ${fmtInt(a.requests_total)} requests ended`),
     kpi('Sent', fmtInt(a.sent), `/ ${fmtInt(a.requests_total)}`, 'kpi-sent'),
     kpi('Throughput', fmtRps(a.achieved_rps), 'req/s', 'kpi-rps', 'Responses per second since the scheduled start'),
-    kpi('p99', a.latency.count ? fmtMs(a.latency.p99_ms) : DASH, 'ms', 'kpi-p99'),
+    kpi('p99', hasFigures(a.latency) ? fmtMs(a.latency.p99_ms) : DASH, 'ms', 'kpi-p99', missingWhy(a.latency, 'p99_ms')),
     kpi('Errors', fmtInt(a.error_total), null, 'kpi-errors'),
     kpi('Elapsed', fmtDuration(elapsedMs(t)), null, 'kpi-elapsed'),
   );
@@ -193,7 +205,10 @@ export function renderTest(t, ctx) {
   const rows = [statsRow('aggregate', null, 'All drivers', a, aggState, null)];
   for (const d of t.per_driver) {
     const age = d.report_age_ms != null ? ` · last report ${fmtAge(d.report_age_ms)}` : '';
-    const badge = h('span', { class: `pill pill-small pill-${STATE_KIND[d.state] ?? 'muted'}`, title: `report #${d.report_seq}${age}`, 'data-testid': 'driver-run-state' }, d.state);
+    const how = d.ended_by && d.ended_by !== 'final' ? ` · ended by ${d.ended_by}` : '';
+    const why = d.reason ? ` · ${d.reason}` : '';
+    const fmt = d.report_format === 'seed' ? ' · seed-format reports' : '';
+    const badge = h('span', { class: `pill pill-small pill-${STATE_KIND[d.state] ?? 'muted'}`, title: `report #${d.report_seq}${age}${how}${fmt}${why}`, 'data-testid': 'driver-run-state' }, d.state);
     rows.push(statsRow('driver', d.driver_id, d.driver_id, d, d.state, badge));
   }
   fill($('stats-body'), rows);
@@ -211,7 +226,7 @@ export function renderHistory(tests, { selected, limit, onOpen, onMore }) {
     body,
     shown.map((t) => {
       const a = t.aggregate;
-      const lat = a.latency.count > 0;
+      const lat = hasFigures(a.latency);
       const open = () => onOpen(t.id);
       return h(
         'tr',

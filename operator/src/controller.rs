@@ -290,6 +290,7 @@ pub fn observation(v: &TestView) -> TestObservation {
             .collect(),
         started_at: v.started_at_ms.map(ms_to_rfc3339),
         finished_at: v.finished_at_ms.map(ms_to_rfc3339),
+        settled: v.settled,
     }
 }
 

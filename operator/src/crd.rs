@@ -104,7 +104,8 @@ impl Phase {
     }
 }
 
-/// Latency and counts, over all drivers or for one.
+/// Latency and counts, over all drivers or for one. A latency is absent when it cannot be
+/// given exactly (a median cannot be merged from summaries of other implementations' drivers).
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
@@ -112,27 +113,36 @@ pub struct Stats {
     pub ok: u64,
     pub errors: u64,
     pub achieved_rps: f64,
-    pub min_ms: f64,
-    pub max_ms: f64,
-    pub mean_ms: f64,
-    pub median_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_ms: Option<f64>,
     /// Midpoint of the fullest 0.1 ms bin.
-    pub mode_ms: f64,
-    pub p90_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DriverProgress {
     pub id: String,
-    /// waiting, running, done or lost.
+    /// waiting, running, done, lost or refused.
     pub state: String,
     pub sent: u64,
     pub ok: u64,
     pub errors: u64,
-    pub p99_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
 }
 
 /// A condition in the usual Kubernetes shape.

@@ -53,6 +53,9 @@ struct Args {
     id: String,
     #[arg(long, env = "FLOODGATE_HEARTBEAT_TIMEOUT_MS", default_value_t = 3000)]
     heartbeat_timeout_ms: u64,
+    /// How long start-up waits for Kafka before the operator exits (and is restarted).
+    #[arg(long, env = "FLOODGATE_KAFKA_WAIT_S", default_value_t = 600)]
+    kafka_wait_s: u64,
     #[arg(long, env = "FLOODGATE_LOG_FORMAT", default_value = "human")]
     log_format: floodgate::cli::LogFormat,
     #[arg(long, env = "FLOODGATE_LOG", default_value = "info")]
@@ -83,13 +86,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         anyhow::anyhow!("cannot reach the Kubernetes API (in-cluster or KUBECONFIG): {e}")
     })?;
     let orchestrator = Orchestrator::start(OrchestratorConfig {
-        id: args.id,
-        kafka: args.kafka.clone(),
-        advertise: advertise.clone(),
-        topics: floodgate::protocol::Topics::with_prefix(&args.topic_prefix),
-        store: args.store,
         heartbeat_timeout: Duration::from_millis(args.heartbeat_timeout_ms.max(1)),
-        start_delay: Duration::from_secs(1),
+        // Kafka may come up long after the operator on a new cluster; /healthz says "starting".
+        kafka_wait: Duration::from_secs(args.kafka_wait_s),
+        ..OrchestratorConfig::new(
+            &args.id,
+            &args.kafka,
+            &advertise,
+            floodgate::protocol::Topics::with_prefix(&args.topic_prefix),
+            args.store,
+        )
     })
     .await?;
     let ctx = Arc::new(Context {

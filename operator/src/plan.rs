@@ -26,6 +26,8 @@ pub struct TestObservation {
     pub drivers: Vec<DriverProgress>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// Whether the numbers are final (a stopped test takes its drivers' last reports first).
+    pub settled: bool,
 }
 
 /// What the controller saw before deciding.
@@ -142,6 +144,8 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
             Some(t) => {
                 record(&mut st, t);
                 match t.status.as_str() {
+                    // Ended, but the last reports are still arriving: record them first.
+                    "completed" | "failed" | "stopped" if !t.settled => Some(PROGRESS_EVERY),
                     "completed" => {
                         scale(&mut actions, 0);
                         finish(

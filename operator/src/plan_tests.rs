@@ -39,7 +39,7 @@ fn test(state: &str) -> TestObservation {
         aggregate: Stats {
             sent: 150,
             ok: 150,
-            p99_ms: 3.5,
+            p99_ms: Some(3.5),
             ..Default::default()
         },
         drivers: vec![DriverProgress {
@@ -48,10 +48,11 @@ fn test(state: &str) -> TestObservation {
             sent: 100,
             ok: 100,
             errors: 0,
-            p99_ms: 3.0,
+            p99_ms: Some(3.0),
         }],
         started_at: Some("t0".into()),
         finished_at: None,
+        settled: state != "running",
     }
 }
 
@@ -158,6 +159,21 @@ fn the_decision_table() {
             requeue: false,
         },
         Case {
+            name: "stopped, last reports still arriving: wait for them",
+            phase: Some(Phase::Running),
+            observed: seen(
+                Some(3),
+                0,
+                Some(TestObservation {
+                    settled: false,
+                    ..test("stopped")
+                }),
+            ),
+            actions: vec![],
+            next: Phase::Running,
+            requeue: true,
+        },
+        Case {
             name: "store lost: failed, not hung",
             phase: Some(Phase::Running),
             observed: seen(Some(3), 0, None),
@@ -243,7 +259,7 @@ fn progress_is_recorded_while_running() {
         Some(&status(Phase::Running)),
         &seen(Some(3), 0, Some(test("running"))),
     );
-    assert_eq!(p.status.aggregate.map(|a| a.p99_ms), Some(3.5));
+    assert_eq!(p.status.aggregate.map(|a| a.p99_ms), Some(Some(3.5)));
     assert_eq!(p.requeue, Some(PROGRESS_EVERY));
     let progressing = p
         .status

@@ -101,7 +101,11 @@ fn file(
 fn finished_view(o: &Orchestrator, id: &str) -> Result<TestView, ApiError> {
     let view = o.get(id)?;
     let why = match view.status {
-        s if s.is_finished() => return Ok(view),
+        s if s.is_finished() && view.settled => return Ok(view),
+        s if s.is_finished() => format!(
+            "test {id} has just been stopped and its drivers' last reports are still arriving: \
+             ask again in a few seconds"
+        ),
         TestStatus::Created => format!(
             "test {id} has not run yet (created, not triggered): reports exist once a test has \
              ended"

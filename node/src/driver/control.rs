@@ -1,11 +1,13 @@
-//! The driver's reaction to `test_config` and `trigger` messages: which tests to run, when,
-//! and never twice; and, for the running test, the report loop that ends in a final report.
+//! The driver's reaction to `test_config`, `trigger` and control messages: which tests to run,
+//! when, never twice, which to refuse (with a report saying why); and, for the running test, the
+//! report loop that ends in a final report.
 
 use super::{plan_for, Ctx};
 use crate::driver::reporter::Reporter;
 use crate::engine::{self, Running};
-use crate::protocol::{self, TestConfig, Trigger, TriggerAction};
-use std::collections::HashMap;
+use crate::protocol::{self, Control as ControlMsg, TestConfig, Trigger, TriggerAction};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,18 +17,33 @@ const TRIGGER_GRACE: Duration = Duration::from_secs(5);
 const STALE_START: Duration = Duration::from_secs(60);
 /// Configs kept while waiting for their trigger.
 const MAX_PENDING_CONFIGS: usize = 64;
+/// Refused test IDs remembered, so a config sent again is not refused (and reported) again.
+const MAX_REFUSED: usize = 64;
+/// How long a new trigger waits for a stopped test to wind down before it is started.
+const STOPPING_WAIT: Duration = Duration::from_secs(15);
 
 pub(super) struct ActiveRun {
     pub(super) test_id: String,
     pub(super) running: Running,
     pub(super) task: tokio::task::JoinHandle<()>,
+    stopping: bool,
 }
 
-/// The driver's reaction to `test_config` and `trigger` messages.
+/// A config accepted for this driver, with the settings it lacked filled in.
+#[derive(Clone)]
+struct Pending {
+    config: TestConfig,
+    requests: u64,
+    defaults: BTreeMap<String, Value>,
+    at: Instant,
+}
+
+/// The driver's reaction to `test_config`, `trigger` and control messages.
 pub(super) struct Control {
     ctx: Arc<Ctx>,
-    configs: HashMap<String, (TestConfig, Instant)>,
+    configs: HashMap<String, Pending>,
     early_triggers: Vec<(Trigger, Instant)>,
+    refused: VecDeque<String>,
     pub(super) active: Option<ActiveRun>,
 }
 
@@ -36,6 +53,7 @@ impl Control {
             ctx,
             configs: HashMap::new(),
             early_triggers: Vec::new(),
+            refused: VecDeque::new(),
             active: None,
         }
     }
@@ -47,13 +65,34 @@ impl Control {
         }
         let topics = &self.ctx.cfg.topics;
         if topic == topics.test_config {
-            match protocol::parse::<TestConfig>(payload) {
+            match TestConfig::parse(payload, self.ctx.cfg.seed.delay_unit) {
                 Ok(c) => self.on_config(c).await,
-                Err(e) => self.ctx.bus.stats.malformed(topic, &e),
+                Err(protocol::ConfigError::Unusable {
+                    test_id,
+                    drivers,
+                    reason,
+                }) => {
+                    if drivers.is_empty() || drivers.contains(&self.ctx.cfg.id) {
+                        self.refuse(&test_id, None, &reason).await;
+                    }
+                }
+                Err(e @ protocol::ConfigError::Malformed(_)) => {
+                    self.ctx.bus.stats.malformed(topic, &e)
+                }
             }
         } else if topic == topics.trigger {
             match protocol::parse::<Trigger>(payload) {
                 Ok(t) => self.on_trigger(t).await,
+                Err(e) => self.ctx.bus.stats.malformed(topic, &e),
+            }
+        } else if topic == topics.control {
+            match protocol::parse::<ControlMsg>(payload) {
+                Ok(ControlMsg::Stop { test_id, .. }) => self.stop(&test_id),
+                Err(e) if is_unknown_command(payload) => {
+                    tracing::debug!(
+                        "ignoring a control message of a kind this driver does not know: {e}"
+                    )
+                }
                 Err(e) => self.ctx.bus.stats.malformed(topic, &e),
             }
         }
@@ -72,23 +111,51 @@ impl Control {
     }
 
     async fn on_config(&mut self, c: TestConfig) {
-        if !c.drivers.is_empty() && !c.drivers.contains(&self.ctx.cfg.id) {
+        if !c.includes(&self.ctx.cfg.id) {
             tracing::debug!(test_id = %c.test_id, "config for other drivers");
             return;
         }
-        tracing::info!(test_id = %c.test_id, test_type = %c.test_type, requests = c.message_count_per_driver, "test configured");
+        if self.refused.contains(&c.test_id) {
+            return;
+        }
+        let mut defaults = BTreeMap::new();
+        let requests = match c.request_count {
+            Some(n) => n,
+            None => {
+                let n = self.ctx.cfg.default_count;
+                defaults.insert("message_count_per_driver".to_string(), Value::from(n));
+                n
+            }
+        };
+        // Refuse now what could never run, rather than at the trigger.
+        if let Err(reason) = plan_for(&c, requests, self.ctx.cfg.default_target.as_deref(), None) {
+            self.refuse(&c.test_id, Some(requests), &reason).await;
+            return;
+        }
+        if !defaults.is_empty() {
+            tracing::info!(test_id = %c.test_id, requests, "the config names no message_count_per_driver: using --default-count");
+        }
+        tracing::info!(test_id = %c.test_id, test_type = %c.test_type, requests, "test configured");
         if self.configs.len() >= MAX_PENDING_CONFIGS {
             if let Some(oldest) = self
                 .configs
                 .iter()
-                .min_by_key(|(_, (_, at))| *at)
+                .min_by_key(|(_, p)| p.at)
                 .map(|(k, _)| k.clone())
             {
                 self.configs.remove(&oldest);
             }
         }
         let id = c.test_id.clone();
-        self.configs.insert(id.clone(), (c, Instant::now()));
+        self.configs.insert(
+            id.clone(),
+            Pending {
+                config: c,
+                requests,
+                defaults,
+                at: Instant::now(),
+            },
+        );
         // A trigger that overtook its config on the other topic is honoured now.
         if let Some(i) = self
             .early_triggers
@@ -100,18 +167,59 @@ impl Control {
         }
     }
 
-    async fn on_trigger(&mut self, t: Trigger) {
-        if t.trigger == TriggerAction::Stop {
-            match &self.active {
-                Some(a) if a.test_id == t.test_id => {
-                    tracing::info!(test_id = %t.test_id, "stop requested");
-                    a.running.stop();
-                }
-                _ => tracing::debug!(test_id = %t.test_id, "stop for a test not running here"),
-            }
+    /// Will not run `test_id`: one log line, and a final report that says why.
+    async fn refuse(&mut self, test_id: &str, requests: Option<u64>, reason: &str) {
+        if self.refused.iter().any(|r| r == test_id) {
             return;
         }
-        let Some((config, _)) = self.configs.get(&t.test_id).cloned() else {
+        match self.ctx.store.has_run(test_id).await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => tracing::warn!("metrics store: {e}"),
+        }
+        tracing::warn!(%test_id, "refusing the test: {reason}");
+        if self.refused.len() >= MAX_REFUSED {
+            self.refused.pop_front();
+        }
+        self.refused.push_back(test_id.to_string());
+        self.configs.remove(test_id);
+        let requests = requests.unwrap_or(self.ctx.cfg.default_count);
+        let report =
+            Reporter::new(&self.ctx.cfg.id, test_id, BTreeMap::new()).refused(requests, reason);
+        if let Err(e) = self
+            .ctx
+            .store
+            .refused(&report, protocol::now_unix_ms())
+            .await
+        {
+            tracing::warn!("metrics store: {e}");
+        }
+        finish(&self.ctx, &report).await;
+    }
+
+    fn stop(&mut self, test_id: &str) {
+        match self.active.as_mut() {
+            Some(a) if a.test_id == test_id => {
+                tracing::info!(%test_id, "stop requested");
+                a.stopping = true;
+                a.running.stop();
+            }
+            _ => tracing::debug!(%test_id, "stop for a test not running here"),
+        }
+        // A test stopped before its trigger never starts.
+        self.configs.remove(test_id);
+    }
+
+    async fn on_trigger(&mut self, t: Trigger) {
+        if t.trigger == TriggerAction::Stop {
+            self.stop(&t.test_id);
+            return;
+        }
+        if self.refused.contains(&t.test_id) {
+            tracing::debug!(test_id = %t.test_id, "trigger for a refused test");
+            return;
+        }
+        let Some(pending) = self.configs.get(&t.test_id).cloned() else {
             let now = Instant::now();
             if self
                 .early_triggers
@@ -132,11 +240,24 @@ impl Control {
                 return;
             }
         }
-        if let Some(a) = &self.active {
-            tracing::warn!(test_id = %t.test_id, running = %a.test_id, "ignoring a trigger: another test is running");
-            return;
+        if let Some(a) = self.active.take() {
+            if a.stopping {
+                // The stopped test is winding down (in-flight requests end or time out): let it
+                // finish and send its final report, then start the new one.
+                let _ = tokio::time::timeout(STOPPING_WAIT, a.task).await;
+                *self.ctx.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            } else {
+                tracing::warn!(test_id = %t.test_id, running = %a.test_id, "ignoring a trigger: another test is running");
+                self.active = Some(a);
+                return;
+            }
         }
-        match self.ctx.store.begin(&config, protocol::now_unix_ms()).await {
+        match self
+            .ctx
+            .store
+            .begin(&pending.config, protocol::now_unix_ms())
+            .await
+        {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(test_id = %t.test_id, "ignoring a trigger for a test this driver already ran");
@@ -151,13 +272,14 @@ impl Control {
         let start_at = t
             .start_at_ms
             .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
-        self.start(config, start_at).await;
+        self.start(pending, start_at).await;
     }
 
-    async fn start(&mut self, config: TestConfig, start_at: Option<SystemTime>) {
-        let mut reporter = Reporter::new(&self.ctx.cfg.id, &config.test_id);
+    async fn start(&mut self, p: Pending, start_at: Option<SystemTime>) {
+        let test_id = p.config.test_id.clone();
+        let mut reporter = Reporter::new(&self.ctx.cfg.id, &test_id, p.defaults);
         let default_target = self.ctx.cfg.default_target.as_deref();
-        let started = match plan_for(&config, default_target, start_at) {
+        let started = match plan_for(&p.config, p.requests, default_target, start_at) {
             Ok(plan) => engine::start(plan).await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
@@ -165,23 +287,32 @@ impl Control {
             Ok(r) => r,
             Err(e) => {
                 // A final report all the same, so the orchestrator ends the test instead of waiting.
-                tracing::error!(test_id = %config.test_id, "cannot run the test: {e}");
-                let report = reporter.failed_to_start(config.message_count_per_driver);
+                tracing::warn!(%test_id, "refusing the test: {e}");
+                let report = reporter.refused(p.requests, &e);
                 finish(&self.ctx, &report).await;
                 return;
             }
         };
-        tracing::info!(test_id = %config.test_id, "test started");
-        *self.ctx.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(config.test_id.clone());
+        tracing::info!(%test_id, "test started");
+        *self.ctx.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(test_id.clone());
         // Issue 3: the live run, for GET /metrics.
-        self.ctx.metrics.started(&config.test_id, running.clone());
+        self.ctx.metrics.started(&test_id, running.clone());
         let task = tokio::spawn(report_loop(self.ctx.clone(), running.clone(), reporter));
         self.active = Some(ActiveRun {
-            test_id: config.test_id,
+            test_id,
             running,
             task,
+            stopping: false,
         });
     }
+}
+
+/// A control message with a `type` this driver does not know (a newer orchestrator's command).
+fn is_unknown_command(payload: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(payload)
+        .ok()
+        .and_then(|v| v.get("type").map(Value::is_string))
+        .unwrap_or(false)
 }
 
 /// Publishes a cumulative report every interval until the run ends, then the final one.
@@ -198,7 +329,7 @@ async fn report_loop(ctx: Arc<Ctx>, running: Running, mut reporter: Reporter) {
             snap = &mut finished => break snap,
             _ = tick.tick() => {
                 let report = reporter.report(&running.snapshot(), false);
-                ctx.bus.publish_nowait(&ctx.cfg.topics.metrics, &ctx.cfg.id, &protocol::emit(&report));
+                ctx.bus.publish_nowait(&ctx.cfg.topics.metrics, &ctx.cfg.id, &report.emit(&ctx.cfg.seed));
                 if let Err(e) = ctx.store.record(&report, protocol::now_unix_ms()).await {
                     tracing::warn!("metrics store: {e}");
                 }
@@ -221,14 +352,16 @@ async fn report_loop(ctx: Arc<Ctx>, running: Running, mut reporter: Reporter) {
 
 /// Puts a final report in the store's outbox and wakes the delivery loop.
 async fn finish(ctx: &Ctx, report: &protocol::MetricsReport) {
-    if let Err(e) = ctx.store.finish(report, protocol::now_unix_ms()).await {
+    let payload = report.emit(&ctx.cfg.seed);
+    if let Err(e) = ctx
+        .store
+        .finish(report, payload.clone(), protocol::now_unix_ms())
+        .await
+    {
         // Without the store, deliver directly: losing the store must not lose the result.
         tracing::error!("metrics store: {e}; sending the final report without it");
-        ctx.bus.publish_nowait(
-            &ctx.cfg.topics.metrics,
-            &ctx.cfg.id,
-            &protocol::emit(report),
-        );
+        ctx.bus
+            .publish_nowait(&ctx.cfg.topics.metrics, &ctx.cfg.id, &payload);
         return;
     }
     ctx.outbox.notify_one();

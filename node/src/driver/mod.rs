@@ -7,7 +7,7 @@ pub mod store;
 
 use crate::bus::Bus;
 use crate::engine::{Pacer, Plan, PreparedRequest};
-use crate::protocol::{self, Heartbeat, Register, Role, TestConfig, TestType};
+use crate::protocol::{self, Heartbeat, Register, Role, SeedStyle, TestConfig, TestType};
 use control::Control;
 use std::future::Future;
 use std::path::PathBuf;
@@ -19,6 +19,9 @@ use tokio::sync::Notify;
 /// Defaults applied when a `test_config` leaves an option out (older orchestrators do).
 pub const DEFAULT_CONCURRENCY: u64 = 50;
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// Requests per driver when a `test_config` names no count (one peer's orchestrator sends none);
+/// `--default-count` changes it, and every report of such a test says it was used.
+pub const DEFAULT_COUNT: u64 = 1000;
 
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
@@ -33,6 +36,12 @@ pub struct DriverConfig {
     pub report_interval: Duration,
     /// The target URL used when a `test_config` names none (older orchestrators).
     pub default_target: Option<String>,
+    /// Requests per driver when a `test_config` names no count.
+    pub default_count: u64,
+    /// How the seed's fields are written in reports, and the unit of a foreign config's delay.
+    pub seed: SeedStyle,
+    /// How long start-up waits for Kafka.
+    pub kafka_wait: Duration,
 }
 
 struct Ctx {
@@ -46,7 +55,6 @@ struct Ctx {
     metrics: crate::metrics::driver::DriverMetrics,
 }
 
-/// Runs a driver until `shutdown` resolves.
 /// Runs a driver until `shutdown` resolves, serving its health endpoint on `http`.
 pub async fn run(
     cfg: DriverConfig,
@@ -54,15 +62,20 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let store = DriverStore::open(&cfg.store)?;
-    let bus = Bus::new(
+    let bus = Bus::with_startup_wait(
         &cfg.kafka,
         &format!("floodgate-driver-{}", cfg.id),
         cfg.topics.clone(),
+        cfg.kafka_wait,
     )?;
     bus.ensure_topics().await?;
     // Listen before registering, so that a config sent in answer to the registration is seen.
     let inbox = bus
-        .consume_from_now(&[&cfg.topics.test_config, &cfg.topics.trigger])
+        .consume_from_now(&[
+            &cfg.topics.test_config,
+            &cfg.topics.trigger,
+            &cfg.topics.control,
+        ])
         .await?;
     let metrics = crate::metrics::driver::DriverMetrics::new(&cfg.id, bus.stats.clone()); // issue 3
     let ctx = Arc::new(Ctx {
@@ -138,6 +151,8 @@ async fn register(ctx: &Ctx) {
         role: Role::Driver,
         orchestrator: Some(ctx.cfg.orchestrator.clone()),
         version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        agent: Some(protocol::AGENT.to_string()),
+        heartbeat_ms: Some(ctx.cfg.heartbeat_interval.as_millis() as u64),
     };
     let payload = protocol::emit(&msg);
     let mut backoff = Duration::from_millis(200);
@@ -169,6 +184,8 @@ async fn heartbeat_loop(ctx: Arc<Ctx>) {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            agent: Some(protocol::AGENT.to_string()),
+            heartbeat_ms: Some(ctx.cfg.heartbeat_interval.as_millis() as u64),
         };
         ctx.bus.publish_nowait(
             &ctx.cfg.topics.heartbeat,
@@ -234,12 +251,14 @@ pub(crate) fn reporter_for_tests(
     snap: &crate::engine::Snapshot,
     is_final: bool,
 ) -> protocol::MetricsReport {
-    reporter::Reporter::new(node, test).report(snap, is_final)
+    reporter::Reporter::new(node, test, Default::default()).report(snap, is_final)
 }
 
-/// Translates a `test_config` into the engine's plan.
+/// Translates a `test_config` into the engine's plan: `requests` per driver (the config's count
+/// or the driver's default), against the config's target or else the driver's `--target`.
 pub fn plan_for(
     c: &TestConfig,
+    requests: u64,
     default_target: Option<&str>,
     start_at: Option<SystemTime>,
 ) -> Result<Plan, String> {
@@ -260,15 +279,13 @@ pub fn plan_for(
     };
     let request = PreparedRequest::build(url, method, headers, body).map_err(|e| e.to_string())?;
     let delay = match c.test_type {
-        TestType::Tsunami if c.test_message_delay > 0.0 => {
-            Duration::from_secs_f64(c.test_message_delay / 1000.0)
-        }
-        _ => Duration::ZERO,
+        TestType::Tsunami => Duration::from_micros(c.delay_us),
+        TestType::Avalanche => Duration::ZERO,
     };
     Ok(Plan {
         request,
         pacer: Pacer::new(delay, c.throughput_per_driver),
-        requests: c.message_count_per_driver,
+        requests,
         concurrency: usize::try_from(c.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1))
             .unwrap_or(usize::MAX),
         timeout: Duration::from_millis(c.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS).max(1)),

@@ -1,45 +1,68 @@
 //! Turns engine snapshots into cumulative, sequenced metrics reports for one (test, node).
 
 use crate::engine::Snapshot;
-use crate::protocol::{now_unix_ms, LatencyFields, MetricsReport};
+use crate::protocol::{now_unix_ms, LatencyFields, MetricsReport, RunState};
 use crate::stats;
+use serde_json::Value;
+use std::collections::BTreeMap;
 
 pub struct Reporter {
     node_id: String,
     test_id: String,
     seq: u64,
+    /// Settings the driver filled in itself, repeated in every report.
+    defaults: BTreeMap<String, Value>,
 }
 
 impl Reporter {
-    pub fn new(node_id: &str, test_id: &str) -> Self {
+    pub fn new(node_id: &str, test_id: &str, defaults: BTreeMap<String, Value>) -> Self {
         Self {
             node_id: node_id.to_string(),
             test_id: test_id.to_string(),
             seq: 0,
+            defaults,
         }
     }
 
-    /// The next report; each has a higher `seq` than the last, so the newest always wins.
+    /// The next report; each has a higher `seq` than the last, so the newest always wins. A
+    /// final report says `completed` only if every request was sent; otherwise `stopped`.
     pub fn report(&mut self, snap: &Snapshot, is_final: bool) -> MetricsReport {
         self.seq += 1;
         let lat = &snap.recorder.latency;
         let s = lat.summary();
+        let (state, reason) = match is_final {
+            false => (RunState::Running, None),
+            true if snap.sent >= snap.requests_total => (RunState::Completed, None),
+            true => (
+                RunState::Stopped,
+                Some(format!(
+                    "stopped after sending {} of {} requests",
+                    snap.sent, snap.requests_total
+                )),
+            ),
+        };
         MetricsReport {
             node_id: self.node_id.clone(),
             test_id: self.test_id.clone(),
             report_id: uuid::Uuid::new_v4().to_string(),
             metrics: LatencyFields {
-                mean_latency: s.mean_ms,
-                median_latency: s.median_ms,
-                min_latency: s.min_ms,
-                max_latency: s.max_ms,
-                mode_latency: s.mode_ms,
-                p90_latency: s.p90_ms,
-                p95_latency: s.p95_ms,
-                p99_latency: s.p99_ms,
+                mean_latency: Some(s.mean_ms),
+                median_latency: Some(s.median_ms),
+                min_latency: Some(s.min_ms),
+                max_latency: Some(s.max_ms),
+                mode_latency: Some(s.mode_ms),
+                p90_latency: Some(s.p90_ms),
+                p95_latency: Some(s.p95_ms),
+                p99_latency: Some(s.p99_ms),
             },
             seq: self.seq,
             is_final,
+            test_status: Some(state),
+            reason,
+            defaults: self.defaults.clone(),
+            counted: true,
+            count_delta: None,
+            samples_ms: None,
             requests_sent: snap.sent,
             responses_received: snap.responses(),
             errors: snap.recorder.errors,
@@ -54,16 +77,18 @@ impl Reporter {
         }
     }
 
-    /// A final report for a test that could not start at all: every request counts as a
-    /// connect error, so the orchestrator sees the test end instead of waiting for it.
-    pub fn failed_to_start(&mut self, requests: u64) -> MetricsReport {
-        let mut snap = Snapshot {
+    /// The final report of a test this driver will not run: nothing was sent, and `reason`
+    /// says why (never a count of fake errors), so the orchestrator ends the test at once.
+    pub fn refused(&mut self, requests: u64, reason: &str) -> MetricsReport {
+        let snap = Snapshot {
             requests_total: requests,
             done: true,
             ..Default::default()
         };
-        snap.recorder.errors.connect = requests;
-        self.report(&snap, true)
+        let mut r = self.report(&snap, true);
+        r.test_status = Some(RunState::Refused);
+        r.reason = Some(reason.to_string());
+        r
     }
 }
 
@@ -82,10 +107,14 @@ mod tests {
             snap.recorder.latency.record(us);
             snap.recorder.status.record(200);
         }
-        let mut r = Reporter::new("n", "t");
+        let mut r = Reporter::new("n", "t", BTreeMap::new());
         let a = r.report(&snap, false);
         let b = r.report(&snap, true);
         assert_eq!((a.seq, b.seq, b.is_final), (1, 2, true));
+        assert_eq!(
+            (a.test_status, b.test_status),
+            (Some(RunState::Running), Some(RunState::Completed))
+        );
         assert_ne!(a.report_id, b.report_id);
         assert_eq!(b.latency_sum_us, 9_000);
         assert_eq!(
@@ -94,14 +123,41 @@ mod tests {
                 b.metrics.max_latency,
                 b.metrics.mean_latency
             ),
-            (1.0, 6.0, 3.0)
+            (Some(1.0), Some(6.0), Some(3.0))
         );
         let h = stats::decode(b.histogram.as_deref().unwrap_or("")).expect("decodes");
         assert_eq!(h.len(), 3);
-        let f = r.failed_to_start(7);
+        let f = r.refused(7, "no target URL");
         assert_eq!(
-            (f.errors.connect, f.requests_total, f.is_final),
-            (7, 7, true)
+            (
+                f.errors.total(),
+                f.requests_sent,
+                f.requests_total,
+                f.is_final
+            ),
+            (0, 0, 7, true),
+            "a refusal counts no fake errors"
+        );
+        assert_eq!(f.test_status, Some(RunState::Refused));
+        assert_eq!(f.reason.as_deref(), Some("no target URL"));
+    }
+
+    #[test]
+    fn a_final_report_short_of_its_count_says_stopped() {
+        let snap = Snapshot {
+            requests_total: 10,
+            sent: 4,
+            done: true,
+            ..Default::default()
+        };
+        let mut defaults = BTreeMap::new();
+        defaults.insert("message_count_per_driver".to_string(), Value::from(10));
+        let f = Reporter::new("n", "t", defaults.clone()).report(&snap, true);
+        assert_eq!(f.test_status, Some(RunState::Stopped));
+        assert!(f.reason.as_deref().unwrap_or("").contains("4 of 10"));
+        assert_eq!(
+            f.defaults, defaults,
+            "every report says what the driver filled in"
         );
     }
 }

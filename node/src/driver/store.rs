@@ -49,7 +49,7 @@ impl DriverStore {
     /// Records that a test started; false when it had already run here (never run a test twice).
     pub async fn begin(&self, config: &TestConfig, now_ms: u64) -> anyhow::Result<bool> {
         let id = config.test_id.clone();
-        let json = String::from_utf8_lossy(&crate::protocol::emit(config)).into_owned();
+        let json = config.to_json(&Default::default()).to_string();
         self.db
             .call(move |c| {
                 let n = c.execute(
@@ -82,9 +82,9 @@ impl DriverStore {
             r.requests_sent as i64,
             r.responses_received as i64,
             r.errors.total() as i64,
-            r.metrics.mean_latency,
-            r.metrics.median_latency,
-            r.metrics.p99_latency,
+            r.metrics.mean_latency.unwrap_or(0.0),
+            r.metrics.median_latency.unwrap_or(0.0),
+            r.metrics.p99_latency.unwrap_or(0.0),
         );
         self.db
             .call(move |c| {
@@ -97,10 +97,30 @@ impl DriverStore {
             .await
     }
 
-    /// Stores the final report for delivery and marks the test finished.
-    pub async fn finish(&self, r: &MetricsReport, now_ms: u64) -> anyhow::Result<()> {
+    /// Records a test this driver refused, so that it is never run (or refused) again.
+    pub async fn refused(&self, r: &MetricsReport, now_ms: u64) -> anyhow::Result<()> {
         let id = r.test_id.clone();
-        let payload = crate::protocol::emit(r);
+        let why = serde_json::json!({ "refused": r.reason }).to_string();
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "INSERT OR IGNORE INTO tests (test_id, config, started_ms) VALUES (?1, ?2, ?3)",
+                    params![id, why, now_ms as i64],
+                )
+                .map(|_| ())
+            })
+            .await
+    }
+
+    /// Stores the final report (`payload`, as it goes on the wire) for delivery and marks the
+    /// test finished.
+    pub async fn finish(
+        &self,
+        r: &MetricsReport,
+        payload: Vec<u8>,
+        now_ms: u64,
+    ) -> anyhow::Result<()> {
+        let id = r.test_id.clone();
         self.record(r, now_ms).await?;
         self.db
             .call(move |c| {
@@ -162,8 +182,8 @@ mod tests {
         TestConfig {
             test_id: id.into(),
             test_type: TestType::Avalanche,
-            test_message_delay: 0.0,
-            message_count_per_driver: 3,
+            delay_us: 0,
+            request_count: Some(3),
             target: None,
             throughput_per_driver: None,
             concurrency: None,
@@ -187,7 +207,10 @@ mod tests {
             br#"{"node_id":"d","test_id":"t1","seq":4,"final":true,"requests_sent":3}"#,
         )
         .expect("report");
-        store.finish(&report, 5).await.expect("finish");
+        store
+            .finish(&report, crate::protocol::emit(&report), 5)
+            .await
+            .expect("finish");
         drop(store);
 
         // A restarted driver still owes the report, and still knows the test ran.

@@ -8,12 +8,12 @@
 //! tests alike.
 
 use super::{
-    collect_common, descs, error_counts, quantiles, status_counts, Buckets, Families, Kind, Spec,
-    COMMON, ERROR_KINDS, RECENT_TESTS, STATUS_CLASSES,
+    collect_common, descs, error_counts, status_counts, Buckets, Families, Kind, Spec, COMMON,
+    ERROR_KINDS, RECENT_TESTS, STATUS_CLASSES,
 };
 use crate::orchestrator::run::{Stats, TestStatus};
 use crate::orchestrator::Orchestrator;
-use crate::stats::Summary;
+use crate::stats::LatencyStats;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 
@@ -205,15 +205,29 @@ fn per_driver(out: &mut Families, test: &str, node: &str, s: &Stats) {
 
 /// The merged summary, in seconds. Its sum is the exact mean times the count, rounded back to
 /// the whole microseconds it was summed in.
-fn summary(out: &mut Families, test: &str, l: &Summary) {
-    let sum_us = (l.mean_ms * 1000.0 * l.count as f64).round();
-    out.summary(
-        &TEST_LATENCY_SUMMARY,
-        &[test],
-        &quantiles(l),
-        l.count,
-        sum_us / 1e6,
-    );
+/// The aggregate as a summary: only the quantiles that are known (a median cannot be merged from
+/// other implementations' summaries, so it is left out rather than guessed); the sum is NaN when
+/// the mean is not known.
+fn summary(out: &mut Families, test: &str, l: &LatencyStats) {
+    if l.is_empty() {
+        out.summary(&TEST_LATENCY_SUMMARY, &[test], &[], 0, 0.0);
+        return;
+    }
+    let known: Vec<(f64, f64)> = [
+        (0.0, l.min_ms),
+        (0.5, l.median_ms),
+        (0.9, l.p90_ms),
+        (0.95, l.p95_ms),
+        (0.99, l.p99_ms),
+        (1.0, l.max_ms),
+    ]
+    .into_iter()
+    .filter_map(|(q, ms)| ms.map(|ms| (q, (ms * 1000.0).round() / 1e6)))
+    .collect();
+    let sum = l
+        .mean_ms
+        .map_or(f64::NAN, |m| (m * 1000.0 * l.count as f64).round() / 1e6);
+    out.summary(&TEST_LATENCY_SUMMARY, &[test], &known, l.count, sum);
 }
 
 impl Collector for OrchestratorCollector {

@@ -2,6 +2,7 @@
 //! metrics reports into their tests, and the periodic decision of which running tests have
 //! ended (all final reports in, or a driver lost).
 
+use super::registry::Beat;
 use super::run::{Rejected, TestStatus, TestView};
 use super::series::Point;
 use super::Orchestrator;
@@ -18,10 +19,14 @@ impl Orchestrator {
             if msg.topic == topics.register {
                 match protocol::parse::<Register>(&msg.payload) {
                     Ok(r) if r.is_driver() => {
-                        tracing::info!(driver = %r.node_id, address = %r.node_ip, "driver registered");
-                        self.state()
-                            .registry
-                            .seen(&r.node_id, Some(&r.node_ip), now);
+                        tracing::info!(driver = %r.node_id, address = %r.node_ip, agent = r.agent.as_deref().unwrap_or("other"), "driver registered");
+                        let beat = Beat {
+                            address: Some(&r.node_ip),
+                            test_id: None,
+                            agent: r.agent.as_deref(),
+                            interval: r.heartbeat_ms.map(Duration::from_millis),
+                        };
+                        self.state().registry.seen(&r.node_id, &beat, now);
                     }
                     Ok(_) => {}
                     Err(e) => self.inner.bus.stats.malformed(&msg.topic, &e),
@@ -29,12 +34,13 @@ impl Orchestrator {
             } else if msg.topic == topics.heartbeat {
                 match protocol::parse::<Heartbeat>(&msg.payload) {
                     Ok(h) if h.role == Role::Driver => {
-                        self.state().registry.heartbeat(
-                            &h.node_id,
-                            h.node_ip.as_deref(),
-                            h.test_id,
-                            now,
-                        );
+                        let beat = Beat {
+                            address: h.node_ip.as_deref(),
+                            test_id: h.test_id.clone(),
+                            agent: h.agent.as_deref(),
+                            interval: h.heartbeat_ms.map(Duration::from_millis),
+                        };
+                        self.state().registry.heartbeat(&h.node_id, beat, now);
                     }
                     Ok(_) => {}
                     Err(e) => self.inner.bus.stats.malformed(&msg.topic, &e),
@@ -74,11 +80,11 @@ impl Orchestrator {
             }
         };
         match applied {
-            Ok(()) => {
+            Ok((order, held)) => {
                 if let Err(e) = self
                     .inner
                     .store
-                    .save_report(&report, protocol::now_unix_ms())
+                    .save_report(&held, order, protocol::now_unix_ms())
                     .await
                 {
                     tracing::error!("metrics store: {e}");
@@ -97,7 +103,8 @@ impl Orchestrator {
         }
     }
 
-    /// Ends running tests whose drivers are all done or lost; `only` narrows it to one test.
+    /// Ends running tests whose drivers are all done or lost, and freezes stopped tests once
+    /// they have settled; `only` narrows it to one test.
     pub(super) async fn evaluate(&self, only: Option<&str>) {
         let ended: Vec<(TestView, Option<Vec<Point>>)> = {
             let mut guard = self.state();
@@ -107,7 +114,8 @@ impl Orchestrator {
             let registry = &st.registry;
             let mut ended = Vec::new();
             for t in st.tests.values_mut() {
-                if t.status != TestStatus::Running || only.is_some_and(|id| id != t.id) {
+                let live = t.status == TestStatus::Running || t.settling();
+                if !live || only.is_some_and(|id| id != t.id) {
                     continue;
                 }
                 t.sample(now, false);

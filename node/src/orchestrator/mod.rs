@@ -4,6 +4,7 @@
 //! [`Orchestrator`]'s methods.
 
 mod controller;
+pub mod part;
 pub mod registry;
 pub mod run;
 pub mod series;
@@ -11,10 +12,11 @@ pub mod spec;
 pub mod store;
 
 use crate::bus::Bus;
-use crate::protocol::{self, Register, Role, Topics, Trigger, TriggerAction};
+use crate::protocol::limits::{MAX_DRIVERS, MIN_DRIVERS};
+use crate::protocol::{self, Control, Register, Role, SeedStyle, Topics, Trigger};
 use registry::{DriverView, Registry};
-use run::{TestRun, TestStatus, TestView};
-use spec::{FieldError, TestSpecInput, MAX_DRIVERS, MIN_DRIVERS};
+use run::{Policy, TestRun, TestStatus, TestView};
+use spec::{FieldError, TestSpecInput};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,6 +35,34 @@ pub struct OrchestratorConfig {
     pub heartbeat_timeout: Duration,
     /// How far ahead of the trigger the common start instant is set.
     pub start_delay: Duration,
+    /// The least time between the last `test_config` and its `trigger`: seed drivers read the
+    /// two topics independently, and one that sees the trigger first crashes.
+    pub config_gap: Duration,
+    /// How the seed's fields of `test_config` are written (numbers, delay unit, type case).
+    pub seed: SeedStyle,
+    /// How drivers without completion signals are judged.
+    pub policy: Policy,
+    /// How long start-up waits for Kafka.
+    pub kafka_wait: Duration,
+}
+
+impl OrchestratorConfig {
+    /// The defaults of `floodgate orchestrator`, for embedding (the operator, tests).
+    pub fn new(id: &str, kafka: &str, advertise: &str, topics: Topics, store: PathBuf) -> Self {
+        Self {
+            id: id.to_string(),
+            kafka: kafka.to_string(),
+            advertise: advertise.to_string(),
+            topics,
+            store,
+            heartbeat_timeout: Duration::from_secs(3),
+            start_delay: Duration::from_secs(1),
+            config_gap: Duration::from_millis(500),
+            seed: SeedStyle::default(),
+            policy: Policy::default(),
+            kafka_wait: crate::bus::startup::DEFAULT_STARTUP_WAIT,
+        }
+    }
 }
 
 /// Why an orchestrator operation failed; the API maps each kind to one status code.
@@ -64,6 +94,9 @@ struct Inner {
     bus: Bus,
     store: OrchestratorStore,
     state: Mutex<State>,
+    /// Serializes create, trigger and stop, so that a check ("no test is running") still holds
+    /// when the action it allowed is taken.
+    control: tokio::sync::Mutex<()>,
 }
 
 struct State {
@@ -77,10 +110,11 @@ impl Orchestrator {
     /// Connects to Kafka, restores history from the store, and starts the controller's tasks.
     pub async fn start(cfg: OrchestratorConfig) -> anyhow::Result<Orchestrator> {
         let store = OrchestratorStore::open(&cfg.store)?;
-        let bus = Bus::new(
+        let bus = Bus::with_startup_wait(
             &cfg.kafka,
             &format!("floodgate-orchestrator-{}", cfg.id),
             cfg.topics.clone(),
+            cfg.kafka_wait,
         )?;
         bus.ensure_topics().await?;
         let presence = bus
@@ -96,7 +130,7 @@ impl Orchestrator {
             tests: BTreeMap::new(),
             order: Vec::new(),
         };
-        restore(&store, &mut state).await?;
+        restore(&store, &mut state, cfg.policy).await?;
         let o = Orchestrator {
             inner: Arc::new(Inner {
                 extra_metrics: Mutex::new(Vec::new()),
@@ -104,6 +138,7 @@ impl Orchestrator {
                 bus,
                 store,
                 state: Mutex::new(state),
+                control: tokio::sync::Mutex::new(()),
             }),
         };
         o.announce().await;
@@ -155,6 +190,8 @@ impl Orchestrator {
             role: Role::Orchestrator,
             orchestrator: None,
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            agent: Some(protocol::AGENT.to_string()),
+            heartbeat_ms: None,
         };
         if let Err(e) = self
             .inner
@@ -288,12 +325,21 @@ impl Orchestrator {
     ) -> Result<TestView, OrchestratorError> {
         let trigger = input.trigger.unwrap_or(false);
         let spec = input.validate()?;
+        let _control = self.inner.control.lock().await;
         let view = {
             let mut st = self.state();
             if st.tests.contains_key(&id) {
                 return Err(OrchestratorError::Conflict(format!(
                     "a test with id {id} exists already"
                 )));
+            }
+            // A refused request changes nothing: check what the trigger would refuse first.
+            if trigger {
+                if let Some(other) = running(&st) {
+                    return Err(OrchestratorError::Conflict(format!(
+                        "test {other} is running; stop it or wait for it to end"
+                    )));
+                }
             }
             let now = Instant::now();
             let alive = st.registry.alive(now);
@@ -327,7 +373,13 @@ impl Orchestrator {
                     alive.into_iter().take(want).collect()
                 }
             };
-            let run = TestRun::new(id.clone(), spec, drivers, protocol::now_unix_ms());
+            let run = TestRun::new(
+                id.clone(),
+                spec,
+                drivers,
+                protocol::now_unix_ms(),
+                self.inner.cfg.policy,
+            );
             let view = run.view(now);
             st.tests.insert(id.clone(), run);
             st.order.push(id.clone());
@@ -341,7 +393,7 @@ impl Orchestrator {
         }
         tracing::info!(test_id = %id, drivers = view.drivers.len(), "test created");
         if trigger {
-            return self.trigger(&id).await;
+            return self.trigger_locked(&id).await;
         }
         Ok(view)
     }
@@ -353,7 +405,7 @@ impl Orchestrator {
             .publish(
                 &self.inner.cfg.topics.test_config,
                 &v.id,
-                &protocol::emit(&config),
+                &config.emit(&self.inner.cfg.seed),
             )
             .await
             .map_err(|e| OrchestratorError::Bus(e.to_string()))
@@ -361,18 +413,18 @@ impl Orchestrator {
 
     /// Starts a created test: every participant begins at the same instant.
     pub async fn trigger(&self, id: &str) -> Result<TestView, OrchestratorError> {
-        let start_at_ms = protocol::now_unix_ms() + self.inner.cfg.start_delay.as_millis() as u64;
+        let _control = self.inner.control.lock().await;
+        self.trigger_locked(id).await
+    }
+
+    /// [`Orchestrator::trigger`] with the control lock held.
+    async fn trigger_locked(&self, id: &str) -> Result<TestView, OrchestratorError> {
         let view = {
-            let mut st = self.state();
+            let st = self.state();
             let now = Instant::now();
-            if let Some(other) = st
-                .tests
-                .values()
-                .find(|t| t.status == TestStatus::Running && t.id != id)
-            {
+            if let Some(other) = running(&st).filter(|other| other != id) {
                 return Err(OrchestratorError::Conflict(format!(
-                    "test {} is running; stop it or wait for it to end",
-                    other.id
+                    "test {other} is running; stop it or wait for it to end"
                 )));
             }
             let lost: Vec<String> = {
@@ -401,32 +453,41 @@ impl Orchestrator {
                     lost.join(", ")
                 )));
             }
+            st.tests
+                .get(id)
+                .map(|t| t.view(now))
+                .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?
+        };
+        // The config again first (a driver restarted since creation has not seen it), then a
+        // gap, so that no driver reads the trigger before the config.
+        if let Err(e) = self.publish_config(&view).await {
+            self.fail(id, &format!("could not publish test_config: {e}"))
+                .await;
+            return Err(e);
+        }
+        tokio::time::sleep(self.inner.cfg.config_gap).await;
+        let start_at_ms = protocol::now_unix_ms() + self.inner.cfg.start_delay.as_millis() as u64;
+        let view = {
+            let mut st = self.state();
             let t = st
                 .tests
                 .get_mut(id)
                 .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
+            let now = Instant::now();
             t.start(start_at_ms, now + self.inner.cfg.start_delay);
             t.view(now)
         };
-        // The config again first: a driver restarted since creation has not seen it.
-        let trigger = Trigger {
-            test_id: id.to_string(),
-            trigger: TriggerAction::Start,
-            start_at_ms: Some(start_at_ms),
-        };
-        let published = match self.publish_config(&view).await {
-            Ok(()) => self
-                .inner
-                .bus
-                .publish(
-                    &self.inner.cfg.topics.trigger,
-                    id,
-                    &protocol::emit(&trigger),
-                )
-                .await
-                .map_err(|e| OrchestratorError::Bus(e.to_string())),
-            Err(e) => Err(e),
-        };
+        let trigger = Trigger::start(id, start_at_ms);
+        let published = self
+            .inner
+            .bus
+            .publish(
+                &self.inner.cfg.topics.trigger,
+                id,
+                &protocol::emit(&trigger),
+            )
+            .await
+            .map_err(|e| OrchestratorError::Bus(e.to_string()));
         if let Err(e) = published {
             self.fail(id, &format!("could not publish the trigger: {e}"))
                 .await;
@@ -437,47 +498,53 @@ impl Orchestrator {
         Ok(view)
     }
 
-    /// Stops a running test early (drivers send their final reports), or cancels a created one.
+    /// Stops a test at once, whatever its drivers do: a running one becomes `stopped` with what
+    /// has arrived (Floodgate's drivers are told on the control topic and their final reports,
+    /// arriving within the settle window, fill in the numbers); a created one is cancelled.
     pub async fn stop(&self, id: &str) -> Result<TestView, OrchestratorError> {
+        let _control = self.inner.control.lock().await;
         // Decide under the lock, act (store, Kafka) after it.
-        let (view, cancelled) = {
+        let (view, was_running) = {
             let mut st = self.state();
             let t = st
                 .tests
                 .get_mut(id)
                 .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
             let now = Instant::now();
-            match t.status {
-                TestStatus::Running => {
-                    t.stop_requested = true;
-                    (t.view(now), false)
-                }
-                TestStatus::Created => {
-                    t.status = TestStatus::Stopped;
-                    t.finished_at_ms = Some(protocol::now_unix_ms());
-                    (t.freeze(now), true)
-                }
+            let was_running = match t.status {
+                TestStatus::Running => true,
+                TestStatus::Created => false,
                 s => {
                     return Err(OrchestratorError::Conflict(
                         format!("test {id} has already ended ({s:?})").to_lowercase(),
                     ))
                 }
+            };
+            t.stop(now, protocol::now_unix_ms());
+            let view = if was_running {
+                t.view(now)
+            } else {
+                t.freeze(now)
+            };
+            (view, was_running)
+        };
+        self.save(&view).await;
+        tracing::info!(test_id = %id, "test stopped");
+        if was_running {
+            let stop = Control::Stop {
+                test_id: id.to_string(),
+                orchestrator_id: Some(self.inner.cfg.id.clone()),
+            };
+            if let Err(e) = self
+                .inner
+                .bus
+                .publish(&self.inner.cfg.topics.control, id, &protocol::emit(&stop))
+                .await
+            {
+                // The test has ended here all the same; drivers finish their share on their own.
+                tracing::warn!(test_id = %id, "could not tell the drivers to stop: {e}");
             }
-        };
-        if cancelled {
-            self.save(&view).await;
-            return Ok(view);
         }
-        let stop = Trigger {
-            test_id: id.to_string(),
-            trigger: TriggerAction::Stop,
-            start_at_ms: None,
-        };
-        self.inner
-            .bus
-            .publish(&self.inner.cfg.topics.trigger, id, &protocol::emit(&stop))
-            .await
-            .map_err(|e| OrchestratorError::Bus(e.to_string()))?;
         Ok(view)
     }
 
@@ -487,9 +554,7 @@ impl Orchestrator {
             let Some(t) = st.tests.get_mut(id) else {
                 return;
             };
-            t.status = TestStatus::Failed;
-            t.reason = Some(reason.to_string());
-            t.finished_at_ms = Some(protocol::now_unix_ms());
+            t.fail(reason, protocol::now_unix_ms());
             t.freeze(Instant::now())
         };
         self.save(&v).await;
@@ -502,14 +567,22 @@ impl Orchestrator {
     }
 }
 
+/// The running test's ID, if one runs.
+fn running(st: &State) -> Option<String> {
+    st.tests
+        .values()
+        .find(|t| t.status == TestStatus::Running)
+        .map(|t| t.id.clone())
+}
+
 /// Rebuilds tests from the store after a restart.
-async fn restore(store: &OrchestratorStore, st: &mut State) -> anyhow::Result<()> {
+async fn restore(store: &OrchestratorStore, st: &mut State, policy: Policy) -> anyhow::Result<()> {
     let now = Instant::now();
     for t in store.load().await? {
         let run = match t.view {
             Some(view) => TestRun::finished(view),
             None => {
-                let mut run = TestRun::new(t.id.clone(), t.spec, t.drivers, t.created_ms);
+                let mut run = TestRun::new(t.id.clone(), t.spec, t.drivers, t.created_ms, policy);
                 if t.status == "running" {
                     run.start(t.started_ms.unwrap_or(t.created_ms), now);
                 }

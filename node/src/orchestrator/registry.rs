@@ -1,12 +1,25 @@
 //! The driver registry: who registered, when each was last heard from, and so who is alive.
 //! Pure (time is passed in), so liveness is computed when asked and tested without clocks.
+//!
+//! Liveness is judged per node against the interval that node beats at: the one it declares
+//! (Floodgate's drivers send `heartbeat_ms`), else the median of the gaps seen between its
+//! heartbeats, else an assumed [`ASSUMED_INTERVAL`] until a second beat is seen. A node is lost
+//! after [`MISSED_BEATS`] of its intervals without a heartbeat, never sooner than the configured
+//! timeout; so a peer that beats every 5 s is not called lost while it runs.
 
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Lost drivers are forgotten after this long, so the list stays bounded.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
+/// Heartbeats missed in a row before a node is lost.
+pub const MISSED_BEATS: u32 = 3;
+/// The interval assumed for a node that declares none, until two of its beats have been seen:
+/// the slowest of the public implementations that beat from the start beats every 5 s.
+pub const ASSUMED_INTERVAL: Duration = Duration::from_secs(5);
+/// Gaps kept per node to estimate its interval.
+const GAPS_KEPT: usize = 8;
 
 #[derive(Clone, Debug)]
 struct Entry {
@@ -16,6 +29,40 @@ struct Entry {
     last_seen: Instant,
     test_id: Option<String>,
     heartbeats: u64,
+    /// Floodgate's agent name, when the node sent it.
+    agent: Option<String>,
+    declared: Option<Duration>,
+    last_beat: Option<Instant>,
+    gaps: VecDeque<Duration>,
+}
+
+impl Entry {
+    /// The interval this node beats at, as best known.
+    fn interval(&self) -> Duration {
+        if let Some(d) = self.declared.filter(|d| !d.is_zero()) {
+            return d;
+        }
+        if self.gaps.is_empty() {
+            return ASSUMED_INTERVAL;
+        }
+        let mut sorted: Vec<Duration> = self.gaps.iter().copied().collect();
+        sorted.sort();
+        sorted[sorted.len() / 2]
+    }
+
+    fn floodgate(&self) -> bool {
+        self.agent.as_deref() == Some(crate::protocol::AGENT)
+    }
+}
+
+/// What a heartbeat or registration says about its node, besides "alive now".
+#[derive(Clone, Debug, Default)]
+pub struct Beat<'a> {
+    pub address: Option<&'a str>,
+    pub test_id: Option<String>,
+    pub agent: Option<&'a str>,
+    /// The interval the node declares.
+    pub interval: Option<Duration>,
 }
 
 /// What the API shows of one driver.
@@ -28,20 +75,30 @@ pub struct DriverView {
     pub test_id: Option<String>,
     pub heartbeats: u64,
     pub registered_at: String,
+    /// `floodgate` for Floodgate's drivers; absent for other implementations'.
+    pub agent: Option<String>,
+    /// The heartbeat interval liveness is judged against, and the silence after which the
+    /// driver is lost.
+    pub heartbeat_interval_ms: u64,
+    pub timeout_ms: u64,
 }
 
 /// Liveness of one driver as the test state machine needs it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Liveness {
     pub alive: bool,
     /// The test the driver's last heartbeat said it was running.
     pub test_id: Option<String>,
+    /// Whether it is a Floodgate driver (it sends test IDs in heartbeats and final reports).
+    pub floodgate: bool,
+    /// How long since it was last heard from.
+    pub silent_for: Duration,
 }
 
 #[derive(Debug)]
 pub struct Registry {
     drivers: BTreeMap<String, Entry>,
-    /// A driver unheard of for longer than this is lost (3 heartbeat intervals by default).
+    /// A driver is never lost sooner than this (3 s by default: three of Floodgate's beats).
     timeout: Duration,
     /// When this registry (this orchestrator) started: a driver it has not heard from yet is
     /// given one timeout from then, as if it had been seen at that instant, so a restarted
@@ -64,7 +121,7 @@ impl Registry {
 
     /// A registration, or a heartbeat from a driver not yet known (one that was running before
     /// this orchestrator started): either way the driver is alive now.
-    pub fn seen(&mut self, id: &str, address: Option<&str>, now: Instant) {
+    pub fn seen(&mut self, id: &str, beat: &Beat<'_>, now: Instant) {
         let e = self.drivers.entry(id.to_string()).or_insert_with(|| Entry {
             address: String::new(),
             registered_at: SystemTime::now(),
@@ -72,24 +129,35 @@ impl Registry {
             last_seen: now,
             test_id: None,
             heartbeats: 0,
+            agent: None,
+            declared: None,
+            last_beat: None,
+            gaps: VecDeque::new(),
         });
-        if let Some(a) = address.filter(|a| !a.is_empty()) {
+        if let Some(a) = beat.address.filter(|a| !a.is_empty()) {
             e.address = a.to_string();
+        }
+        if let Some(a) = beat.agent {
+            e.agent = Some(a.to_string());
+        }
+        if beat.interval.is_some() {
+            e.declared = beat.interval;
         }
         e.last_seen = e.last_seen.max(now);
     }
 
-    pub fn heartbeat(
-        &mut self,
-        id: &str,
-        address: Option<&str>,
-        test_id: Option<String>,
-        now: Instant,
-    ) {
-        self.seen(id, address, now);
+    pub fn heartbeat(&mut self, id: &str, beat: Beat<'_>, now: Instant) {
+        self.seen(id, &beat, now);
         if let Some(e) = self.drivers.get_mut(id) {
             e.heartbeats += 1;
-            e.test_id = test_id;
+            e.test_id = beat.test_id;
+            if let Some(prev) = e.last_beat.filter(|p| *p <= now) {
+                if e.gaps.len() >= GAPS_KEPT {
+                    e.gaps.pop_front();
+                }
+                e.gaps.push_back(now - prev);
+            }
+            e.last_beat = Some(now);
         }
     }
 
@@ -98,16 +166,25 @@ impl Registry {
             Some(e) => Liveness {
                 alive: self.is_alive(e, now),
                 test_id: e.test_id.clone(),
+                floodgate: e.floodgate(),
+                silent_for: now.saturating_duration_since(e.last_seen),
             },
             None => Liveness {
                 alive: now.saturating_duration_since(self.since) <= self.timeout,
                 test_id: None,
+                floodgate: false,
+                silent_for: now.saturating_duration_since(self.since),
             },
         }
     }
 
+    /// How long `e` may stay silent before it is lost.
+    fn timeout_of(&self, e: &Entry) -> Duration {
+        self.timeout.max(e.interval() * MISSED_BEATS)
+    }
+
     fn is_alive(&self, e: &Entry, now: Instant) -> bool {
-        now.saturating_duration_since(e.last_seen) <= self.timeout
+        now.saturating_duration_since(e.last_seen) <= self.timeout_of(e)
     }
 
     /// Alive drivers, in the order they were first seen (ties by ID), for picking participants.
@@ -132,6 +209,9 @@ impl Registry {
                 test_id: e.test_id.clone(),
                 heartbeats: e.heartbeats,
                 registered_at: humantime::format_rfc3339_millis(e.registered_at).to_string(),
+                agent: e.agent.clone(),
+                heartbeat_interval_ms: e.interval().as_millis() as u64,
+                timeout_ms: self.timeout_of(e).as_millis() as u64,
             })
             .collect()
     }
@@ -148,21 +228,46 @@ mod tests {
     use super::*;
 
     const S: Duration = Duration::from_secs(1);
+    const MS: Duration = Duration::from_millis(1);
+
+    fn ours() -> Beat<'static> {
+        Beat {
+            agent: Some("floodgate"),
+            interval: Some(S),
+            ..Default::default()
+        }
+    }
 
     #[test]
     fn a_driver_is_lost_after_the_timeout_and_back_on_a_heartbeat() {
         let t0 = Instant::now();
         let mut r = Registry::new(3 * S);
-        r.seen("a", Some("h:1"), t0);
+        r.seen(
+            "a",
+            &Beat {
+                address: Some("h:1"),
+                ..ours()
+            },
+            t0,
+        );
         assert!(r.liveness("a", t0 + 3 * S).alive);
-        assert!(!r.liveness("a", t0 + 3 * S + Duration::from_millis(1)).alive);
-        r.heartbeat("a", None, Some("t".into()), t0 + 10 * S);
+        assert!(!r.liveness("a", t0 + 3 * S + MS).alive);
+        r.heartbeat(
+            "a",
+            Beat {
+                test_id: Some("t".into()),
+                ..ours()
+            },
+            t0 + 10 * S,
+        );
         let l = r.liveness("a", t0 + 11 * S);
         assert_eq!(
             l,
             Liveness {
                 alive: true,
-                test_id: Some("t".into())
+                test_id: Some("t".into()),
+                floodgate: true,
+                silent_for: S,
             }
         );
         assert_eq!(
@@ -174,6 +279,46 @@ mod tests {
     }
 
     #[test]
+    fn liveness_is_judged_against_each_nodes_own_interval() {
+        // (beats at these seconds, declared interval, silent for, alive?)
+        let cases: [(&[u64], Option<Duration>, Duration, bool); 8] = [
+            // Floodgate's 1 s driver: lost after the 3 s minimum.
+            (&[0, 1, 2], Some(S), 3 * S, true),
+            (&[0, 1, 2], Some(S), 3 * S + MS, false),
+            // A peer that beats every 5 s without saying so: lost after 15 s, not 3 s.
+            (&[0, 5, 10, 15], None, 14 * S, true),
+            (&[0, 5, 10, 15], None, 15 * S + MS, false),
+            // One beat only: the assumed 5 s interval.
+            (&[0], None, 15 * S, true),
+            (&[0], None, 15 * S + MS, false),
+            // A peer beating every 2 s: the 3 s minimum does not shrink, 6 s it is.
+            (&[0, 2, 4, 6], None, 6 * S, true),
+            // One long stall does not move the median of a 1 s beater.
+            (&[0, 1, 2, 3, 9, 10, 11], None, 3 * S + MS, false),
+        ];
+        for (beats, declared, silent, alive) in cases {
+            let t0 = Instant::now();
+            let mut r = Registry::started_at(3 * S, t0);
+            for &b in beats {
+                r.heartbeat(
+                    "n",
+                    Beat {
+                        interval: declared,
+                        ..Default::default()
+                    },
+                    t0 + S * b as u32,
+                );
+            }
+            let last = t0 + S * beats[beats.len() - 1] as u32;
+            assert_eq!(
+                r.liveness("n", last + silent).alive,
+                alive,
+                "beats {beats:?}, declared {declared:?}, silent {silent:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_driver_not_heard_from_yet_gets_one_timeout_after_start() {
         // A restarted orchestrator restores a running test before any heartbeat arrives: its
         // drivers must not be declared lost at once, only if they stay silent.
@@ -181,7 +326,7 @@ mod tests {
         let r = Registry::started_at(3 * S, t0);
         assert!(r.liveness("d", t0).alive);
         assert!(r.liveness("d", t0 + 3 * S).alive);
-        assert!(!r.liveness("d", t0 + 3 * S + Duration::from_millis(1)).alive);
+        assert!(!r.liveness("d", t0 + 3 * S + MS).alive);
         assert!(
             r.alive(t0).is_empty(),
             "but it is not offered for new tests"
@@ -192,16 +337,25 @@ mod tests {
     fn heartbeats_alone_make_a_driver_known() {
         let t0 = Instant::now();
         let mut r = Registry::new(3 * S);
-        r.heartbeat("b", Some("h:2"), None, t0);
+        r.heartbeat(
+            "b",
+            Beat {
+                address: Some("h:2"),
+                ..Default::default()
+            },
+            t0,
+        );
         let v = r.view(t0 + S);
         assert_eq!(
             (
                 v[0].id.as_str(),
                 v[0].alive,
                 v[0].heartbeat_age_ms,
-                v[0].heartbeats
+                v[0].heartbeats,
+                v[0].agent.as_deref(),
+                v[0].timeout_ms
             ),
-            ("b", true, 1000, 1)
+            ("b", true, 1000, 1, None, 15_000)
         );
     }
 
@@ -209,11 +363,11 @@ mod tests {
     fn alive_lists_in_first_seen_order_and_prune_forgets_old() {
         let t0 = Instant::now();
         let mut r = Registry::new(3 * S);
-        r.seen("z", None, t0);
-        r.seen("a", None, t0 + S);
-        r.seen("m", None, t0 + S);
+        r.seen("z", &ours(), t0);
+        r.seen("a", &ours(), t0 + S);
+        r.seen("m", &ours(), t0 + S);
         assert_eq!(r.alive(t0 + S), ["z", "a", "m"]);
-        assert_eq!(r.alive(t0 + 3 * S + Duration::from_millis(1)), ["a", "m"]);
+        assert_eq!(r.alive(t0 + 3 * S + MS), ["a", "m"]);
         r.prune(t0 + 700 * S);
         assert!(r.view(t0).is_empty());
     }
@@ -222,8 +376,8 @@ mod tests {
     fn an_out_of_order_timestamp_never_moves_last_seen_back() {
         let t0 = Instant::now();
         let mut r = Registry::new(3 * S);
-        r.seen("a", None, t0 + 5 * S);
-        r.seen("a", None, t0);
+        r.seen("a", &ours(), t0 + 5 * S);
+        r.seen("a", &ours(), t0);
         assert!(r.liveness("a", t0 + 8 * S).alive);
     }
 }

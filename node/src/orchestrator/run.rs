@@ -1,19 +1,24 @@
-//! One test's life on the orchestrator: its participants, their latest cumulative reports, the
-//! exact aggregate over them, and a status that only moves forward
-//! (created → running → completed | failed | stopped).
+//! One test's life on the orchestrator: its participants' parts, the aggregate over them (exact
+//! where it can be, `null` with a reason where it cannot), and a status that only moves forward
+//! (created → running → completed | failed | stopped). A stop ends the test at once; reports
+//! still arriving for a short settle window fill in its final numbers.
 
+pub use super::part::{Ended, Rejected};
+use super::part::{Judgement, Part, Rules};
 use super::registry::Liveness;
 use super::series::{DriverTotals, Point, Series};
 use super::spec::TestSpec;
-use crate::protocol::{ErrorCounts, MetricsReport, StatusClasses};
-use crate::stats::{self, Latency, Summary};
+use crate::protocol::{ErrorCounts, MetricsReport, RunState, StatusClasses, TestType};
+use crate::stats::{Latency, LatencySource, LatencyStats, NotMergeable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// A participant that is alive but has neither reported nor said it is running this test this
-/// long after the start never got the trigger: treated as lost rather than waited for forever.
+/// A Floodgate participant that is alive but has neither reported nor said it is running this
+/// test this long after the start never got the trigger.
 const NO_START_GRACE: Duration = Duration::from_secs(15);
+/// After a stop, reports are still taken this long (or until every part is final).
+pub const SETTLE: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,8 +39,26 @@ impl TestStatus {
     }
 }
 
+/// The orchestrator's settings for judging drivers without completion signals.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    /// The shortest quiet period that ends a driver's part when it gives no completion signal.
+    pub quiet: Duration,
+    /// The least time a driver of another implementation may take to send its first report.
+    pub no_report: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            quiet: Duration::from_secs(5),
+            no_report: Duration::from_secs(120),
+        }
+    }
+}
+
 /// Counters and latency over one driver or all of them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub requests_total: u64,
     pub sent: u64,
@@ -44,15 +67,43 @@ pub struct Stats {
     pub errors: ErrorCounts,
     pub error_total: u64,
     pub status: StatusClasses,
+    /// False when a driver reported no counts (another implementation's seed-format reports):
+    /// then its counts above are 0 because they are unknown, not because nothing was sent.
+    #[serde(default = "yes")]
+    pub counted: bool,
     /// Responses per second over the elapsed time.
     pub achieved_rps: f64,
     /// Requests ended (a response or an error) over requests to send, 0 to 1.
     pub progress: f64,
     pub elapsed_ms: u64,
     /// From the intended send instant (coordinated omission); in ms.
-    pub latency: Summary,
+    pub latency: LatencyStats,
     /// From the actual write (raw service time); in ms.
-    pub service_time: Summary,
+    pub service_time: LatencyStats,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            requests_total: 0,
+            sent: 0,
+            responses: 0,
+            ok: 0,
+            errors: ErrorCounts::default(),
+            error_total: 0,
+            status: StatusClasses::default(),
+            counted: true,
+            achieved_rps: 0.0,
+            progress: 0.0,
+            elapsed_ms: 0,
+            latency: LatencyStats::default(),
+            service_time: LatencyStats::default(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +113,15 @@ pub enum DriverState {
     Running,
     Done,
     Lost,
+    Refused,
+}
+
+/// How a driver reports: Floodgate's sequenced, cumulative reports, or the seed's summaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportFormat {
+    Floodgate,
+    Seed,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,6 +131,16 @@ pub struct DriverStats {
     pub report_seq: u64,
     /// How old the newest report is, while the test runs.
     pub report_age_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_format: Option<ReportFormat>,
+    /// How its part ended (done), or why it was lost or refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<Ended>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Settings the driver filled in itself (e.g. a default request count).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub defaults: BTreeMap<String, serde_json::Value>,
     #[serde(flatten)]
     pub stats: Stats,
 }
@@ -86,17 +156,12 @@ pub struct TestView {
     pub created_at_ms: u64,
     pub started_at_ms: Option<u64>,
     pub finished_at_ms: Option<u64>,
+    /// True once the numbers are final: the test has ended and no more reports are taken (a
+    /// stopped test takes its drivers' last reports for a few seconds after the stop).
+    #[serde(default = "yes")]
+    pub settled: bool,
     pub aggregate: Stats,
     pub per_driver: Vec<DriverStats>,
-}
-
-#[derive(Clone, Debug, Default)]
-struct Slot {
-    report: Option<MetricsReport>,
-    latency: Latency,
-    service: Latency,
-    received_at: Option<Instant>,
-    lost: bool,
 }
 
 #[derive(Debug)]
@@ -109,10 +174,12 @@ pub struct TestRun {
     pub created_at_ms: u64,
     pub started_at_ms: Option<u64>,
     pub finished_at_ms: Option<u64>,
-    pub stop_requested: bool,
     start_instant: Option<Instant>,
-    slots: BTreeMap<String, Slot>,
-    /// Once finished, the view is computed once and the histograms are freed.
+    parts: BTreeMap<String, Part>,
+    rules: Rules,
+    /// Set by a stop: reports are taken until then, and the view is frozen after.
+    settle_until: Option<Instant>,
+    /// Once finished and settled, the view is computed once and the histograms are freed.
     frozen: Option<TestView>,
     /// Chart points while the test runs; handed to the store when it ends.
     series: Option<Series>,
@@ -121,25 +188,32 @@ pub struct TestRun {
 /// How often a running test gets a chart point.
 pub const SAMPLE_EVERY_MS: u64 = 500;
 
-/// Why a report was not applied.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Rejected {
-    /// From a node that is not a participant.
-    NotParticipant,
-    /// Not newer than what is already held (a duplicate or a reordered report).
-    Stale,
-    /// After the test finished.
-    Finished,
-    /// A histogram that does not decode.
-    Malformed(String),
-}
-
 impl TestRun {
-    pub fn new(id: String, spec: TestSpec, drivers: Vec<String>, created_at_ms: u64) -> Self {
-        let slots = drivers
+    pub fn new(
+        id: String,
+        spec: TestSpec,
+        drivers: Vec<String>,
+        created_at_ms: u64,
+        policy: Policy,
+    ) -> Self {
+        let parts = drivers
             .iter()
-            .map(|d| (d.clone(), Slot::default()))
+            .map(|d| (d.clone(), Part::default()))
             .collect();
+        let gap = match (spec.test_type, spec.throughput_per_driver) {
+            (TestType::Tsunami, _) => Duration::from_micros((spec.delay_ms * 1000.0) as u64),
+            (TestType::Avalanche, Some(rate)) if rate > 0.0 => Duration::from_secs_f64(1.0 / rate),
+            _ => Duration::ZERO,
+        };
+        let expected =
+            gap.saturating_mul(u32::try_from(spec.requests_per_driver).unwrap_or(u32::MAX));
+        let rules = Rules {
+            requests: spec.requests_per_driver,
+            quiet: policy.quiet,
+            gap,
+            no_start: NO_START_GRACE,
+            no_report: policy.no_report.max(expected.saturating_mul(2)),
+        };
         Self {
             id,
             spec,
@@ -149,9 +223,10 @@ impl TestRun {
             created_at_ms,
             started_at_ms: None,
             finished_at_ms: None,
-            stop_requested: false,
             start_instant: None,
-            slots,
+            parts,
+            rules,
+            settle_until: None,
             frozen: None,
             series: None,
         }
@@ -164,12 +239,13 @@ impl TestRun {
             view.spec.clone(),
             view.drivers.clone(),
             view.created_at_ms,
+            Policy::default(),
         );
         run.status = view.status;
         run.reason = view.reason.clone();
         run.started_at_ms = view.started_at_ms;
         run.finished_at_ms = view.finished_at_ms;
-        run.slots.clear();
+        run.parts.clear();
         run.frozen = Some(view);
         run
     }
@@ -183,6 +259,36 @@ impl TestRun {
         }
     }
 
+    /// Ends the test now, on request: `stopped` at once, whatever the drivers do. Reports that
+    /// arrive within [`SETTLE`] still fill in the numbers. A test not yet running is cancelled.
+    pub fn stop(&mut self, now: Instant, now_ms: u64) {
+        if self.status.is_finished() {
+            return;
+        }
+        let was_running = self.status == TestStatus::Running;
+        self.status = TestStatus::Stopped;
+        self.reason = Some("stopped on request".to_string());
+        self.finished_at_ms = Some(now_ms);
+        if was_running {
+            self.settle_until = Some(now + SETTLE);
+        }
+    }
+
+    /// Ends the test as failed (the bus refused its messages).
+    pub fn fail(&mut self, reason: &str, now_ms: u64) {
+        if self.status.is_finished() {
+            return;
+        }
+        self.status = TestStatus::Failed;
+        self.reason = Some(reason.to_string());
+        self.finished_at_ms = Some(now_ms);
+    }
+
+    /// Whether the test has ended but still takes reports (after a stop).
+    pub fn settling(&self) -> bool {
+        self.status.is_finished() && self.frozen.is_none() && self.settle_until.is_some()
+    }
+
     /// Adds a chart point if one is due (or `force`d, as at the end); true when one was added.
     pub fn sample(&mut self, now: Instant, force: bool) -> bool {
         let (Some(series), Some(start)) = (self.series.as_mut(), self.start_instant) else {
@@ -192,17 +298,27 @@ impl TestRun {
             return false;
         }
         let t_ms = now.saturating_duration_since(start).as_millis() as u64;
-        let totals = self.slots.iter().map(|(id, slot)| {
-            let r = slot.report.as_ref();
+        let totals = self.parts.iter().map(|(id, part)| {
+            let r = part.report.as_ref();
+            // Reports without their own clock are placed at their arrival.
+            let arrival_us = part
+                .received_at
+                .map_or(0, |t| t.saturating_duration_since(start).as_micros() as u64);
             DriverTotals {
                 id,
-                seq: r.map_or(0, |r| r.seq),
-                elapsed_us: r.map_or(0, |r| r.elapsed_us),
+                seq: part.order,
+                elapsed_us: r.map_or(0, |r| {
+                    if r.elapsed_us > 0 {
+                        r.elapsed_us
+                    } else {
+                        arrival_us
+                    }
+                }),
                 sent: r.map_or(0, |r| r.requests_sent),
                 responses: r.map_or(0, |r| r.responses_received),
                 errors: r.map_or(0, |r| r.errors.total()),
                 is_final: r.is_some_and(|r| r.is_final),
-                latency: &slot.latency,
+                latency: &part.latency,
             }
         });
         series.sample(t_ms, totals, force)
@@ -220,100 +336,114 @@ impl TestRun {
 
     /// Frees a finished test's series once the store holds it.
     pub fn drop_series(&mut self) {
-        if self.status.is_finished() {
+        if self.frozen.is_some() {
             self.series = None;
         }
     }
 
-    /// Applies a cumulative report if it is newer than the one held for its driver.
-    pub fn apply(&mut self, report: MetricsReport, now: Instant) -> Result<(), Rejected> {
-        if self.status.is_finished() {
+    /// Applies a report if it is newer than the one held for its driver; returns the order it
+    /// is held under (its `seq`, or its arrival number) and the report as held (made cumulative).
+    pub fn apply(
+        &mut self,
+        report: MetricsReport,
+        now: Instant,
+    ) -> Result<(u64, MetricsReport), Rejected> {
+        if self.frozen.is_some() {
             return Err(Rejected::Finished);
         }
-        let slot = self
-            .slots
+        let part = self
+            .parts
             .get_mut(&report.node_id)
             .ok_or(Rejected::NotParticipant)?;
-        let held = slot.report.as_ref().map(|r| (r.is_final, r.seq));
-        // A final report is never superseded; otherwise the highest sequence number wins.
-        if held.is_some_and(|(fin, seq)| fin || seq >= report.seq) {
-            return Err(Rejected::Stale);
-        }
-        let decode = |h: &Option<String>| {
-            stats::decode(h.as_deref().unwrap_or("")).map_err(Rejected::Malformed)
-        };
-        let lat_h = decode(&report.histogram)?;
-        let svc_h = decode(&report.service_histogram)?;
-        slot.latency = Latency::from_parts(
-            lat_h,
-            report.latency_sum_us,
-            report.metrics.min_latency,
-            report.metrics.max_latency,
-        );
-        slot.service = Latency::from_parts(svc_h, report.service_sum_us, 0.0, 0.0);
-        slot.received_at = Some(now);
-        slot.lost = false;
-        slot.report = Some(report);
-        Ok(())
+        part.apply(report, now)?;
+        let held = part.report.clone().ok_or(Rejected::Stale)?;
+        Ok((part.order, held))
     }
 
-    /// Decides whether a running test has ended. Returns true when the status changed.
+    /// Decides whether a running test has ended, or a stopped one has settled. Returns true
+    /// when the test is over and its view should be frozen and stored.
     pub fn evaluate(
         &mut self,
         now: Instant,
         now_ms: u64,
         liveness: impl Fn(&str) -> Liveness,
     ) -> bool {
+        if self.settling() {
+            let all_final = self
+                .parts
+                .values()
+                .all(|p| p.report.as_ref().is_some_and(|r| r.is_final));
+            return all_final || self.settle_until.is_some_and(|t| now >= t);
+        }
         if self.status != TestStatus::Running {
             return false;
         }
-        let started_long_ago = self
+        let since_start = self
             .start_instant
-            .is_some_and(|s| now.saturating_duration_since(s) > NO_START_GRACE);
+            .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
         let mut lost = Vec::new();
+        let mut refused = Vec::new();
         let mut pending = false;
-        for (id, slot) in self.slots.iter_mut() {
-            if slot.report.as_ref().is_some_and(|r| r.is_final) {
-                continue;
+        for (id, part) in self.parts.iter_mut() {
+            let j = part.judge(&liveness(id), &self.id, since_start, now, &self.rules);
+            match &j {
+                Judgement::Pending => pending = true,
+                Judgement::Lost(why) => lost.push(format!("{id} ({why})")),
+                Judgement::Refused(why) => refused.push(format!("{id}: {why}")),
+                Judgement::Done(_) => {}
             }
-            let l = liveness(id);
-            let never_started = slot.report.is_none()
-                && l.test_id.as_deref() != Some(self.id.as_str())
-                && started_long_ago;
-            if !l.alive || never_started {
-                slot.lost = true;
-                lost.push(id.clone());
-            } else {
-                slot.lost = false;
-                pending = true;
-            }
+            part.judged = Some(j);
         }
         if pending {
             return false;
         }
-        if lost.is_empty() {
-            self.status = if self.stop_requested {
-                TestStatus::Stopped
-            } else {
-                TestStatus::Completed
-            };
+        let short: Vec<String> = self
+            .parts
+            .iter()
+            .filter_map(|(id, p)| {
+                let r = p.report.as_ref()?;
+                let short = r.is_final
+                    && matches!(r.test_status, Some(RunState::Stopped | RunState::Failed));
+                short.then(|| format!("{id}: {}", r.reason.as_deref().unwrap_or("stopped early")))
+            })
+            .collect();
+        let (status, reason) = if !refused.is_empty() {
+            (
+                TestStatus::Failed,
+                Some(format!("refused by {}", refused.join("; "))),
+            )
+        } else if !lost.is_empty() {
+            (
+                TestStatus::Failed,
+                Some(format!(
+                    "lost driver(s) {} before their part ended; the results are partial",
+                    lost.join(", ")
+                )),
+            )
+        } else if !short.is_empty() {
+            (
+                TestStatus::Failed,
+                Some(format!(
+                    "not every request was sent ({}); the results are partial",
+                    short.join("; ")
+                )),
+            )
         } else {
-            self.status = TestStatus::Failed;
-            self.reason = Some(format!(
-                "lost driver(s) {} before their final report; the results are partial",
-                lost.join(", ")
-            ));
-        }
+            (TestStatus::Completed, None)
+        };
+        self.status = status;
+        self.reason = reason;
         self.finished_at_ms = Some(now_ms);
         true
     }
 
     /// Frees the histograms once a finished test's view has been computed.
     pub fn freeze(&mut self, now: Instant) -> TestView {
-        let view = self.view(now);
+        let mut view = self.view(now);
         if self.status.is_finished() {
+            view.settled = true;
             self.frozen = Some(view.clone());
-            self.slots.clear();
+            self.parts.clear();
         }
         view
     }
@@ -322,53 +452,43 @@ impl TestRun {
         if let Some(v) = &self.frozen {
             return v.clone();
         }
-        let mut all = Latency::default();
-        let mut all_service = Latency::default();
+        let running = !self.status.is_finished();
+        let per_driver: Vec<DriverStats> = self
+            .parts
+            .iter()
+            .map(|(id, part)| driver_stats(id, part, self.spec.requests_per_driver, running, now))
+            .collect();
         let mut aggregate = Stats {
             requests_total: self.spec.requests_per_driver * self.drivers.len() as u64,
             ..Default::default()
         };
-        let mut per_driver = Vec::with_capacity(self.slots.len());
-        for (id, slot) in &self.slots {
-            let mut s = Stats {
-                requests_total: self.spec.requests_per_driver,
-                ..Default::default()
-            };
-            if let Some(r) = &slot.report {
-                fill_counts(&mut s, r);
-                all.merge(&slot.latency);
-                all_service.merge(&slot.service);
-                aggregate.sent += s.sent;
-                aggregate.responses += s.responses;
-                aggregate.ok += s.ok;
-                aggregate.errors.add(&s.errors);
-                aggregate.status.add(&s.status);
-                aggregate.elapsed_ms = aggregate.elapsed_ms.max(s.elapsed_ms);
-            }
-            s.latency = slot.latency.summary();
-            s.service_time = slot.service.summary();
-            let state = match &slot.report {
-                _ if slot.lost => DriverState::Lost,
-                Some(r) if r.is_final => DriverState::Done,
-                Some(_) => DriverState::Running,
-                None => DriverState::Waiting,
-            };
-            let running = !self.status.is_finished();
-            per_driver.push(DriverStats {
-                driver_id: id.clone(),
-                state,
-                report_seq: slot.report.as_ref().map_or(0, |r| r.seq),
-                report_age_ms: slot
-                    .received_at
-                    .filter(|_| running)
-                    .map(|t| now.saturating_duration_since(t).as_millis() as u64),
-                stats: s,
-            });
+        for d in &per_driver {
+            let s = &d.stats;
+            aggregate.sent += s.sent;
+            aggregate.responses += s.responses;
+            aggregate.ok += s.ok;
+            aggregate.errors.add(&s.errors);
+            aggregate.status.add(&s.status);
+            aggregate.elapsed_ms = aggregate.elapsed_ms.max(s.elapsed_ms);
+            aggregate.counted &= s.counted;
         }
         aggregate.error_total = aggregate.errors.total();
-        aggregate.latency = all.summary();
-        aggregate.service_time = all_service.summary();
+        aggregate.latency = merged(
+            self.parts
+                .iter()
+                .map(|(id, p)| (id.as_str(), &p.latency, p.figures())),
+        );
+        aggregate.service_time = merged(
+            self.parts
+                .iter()
+                .map(|(id, p)| (id.as_str(), &p.service, LatencyStats::exact(&p.service))),
+        );
         finish_rates(&mut aggregate);
+        if !per_driver.is_empty() {
+            // Every driver has the same share, so the whole is the mean of the parts.
+            aggregate.progress =
+                per_driver.iter().map(|d| d.stats.progress).sum::<f64>() / per_driver.len() as f64;
+        }
         TestView {
             id: self.id.clone(),
             status: self.status,
@@ -378,6 +498,7 @@ impl TestRun {
             created_at_ms: self.created_at_ms,
             started_at_ms: self.started_at_ms,
             finished_at_ms: self.finished_at_ms,
+            settled: false,
             aggregate,
             per_driver,
         }
@@ -386,22 +507,149 @@ impl TestRun {
     /// Each reporting participant's latency histogram (for the Prometheus exporter, issue 3);
     /// empty once the test has ended and freed its histograms.
     pub fn driver_latencies(&self) -> impl Iterator<Item = (&str, &Latency)> {
-        self.slots
+        self.parts
             .iter()
-            .filter(|(_, s)| s.report.is_some())
-            .map(|(id, s)| (id.as_str(), &s.latency))
+            .filter(|(_, p)| p.report.is_some())
+            .map(|(id, p)| (id.as_str(), &p.latency))
     }
+}
 
-    /// The latest report held for each participant (for the store).
-    pub fn latest_reports(&self) -> impl Iterator<Item = &MetricsReport> {
-        self.slots.values().filter_map(|s| s.report.as_ref())
+fn driver_stats(id: &str, part: &Part, requests: u64, running: bool, now: Instant) -> DriverStats {
+    let mut s = Stats {
+        requests_total: requests,
+        ..Default::default()
+    };
+    let r = part.report.as_ref();
+    if let Some(r) = r {
+        fill_counts(&mut s, r);
+    }
+    s.latency = part.figures();
+    s.service_time = LatencyStats::exact(&part.service);
+    let (state, ended_by, reason) = match &part.judged {
+        Some(Judgement::Done(how)) => (DriverState::Done, Some(*how), None),
+        Some(Judgement::Refused(why)) => (DriverState::Refused, None, Some(why.clone())),
+        Some(Judgement::Lost(why)) => (DriverState::Lost, None, Some(why.clone())),
+        _ => match r {
+            Some(r) if r.is_final => (DriverState::Done, Some(Ended::Final), None),
+            Some(_) => (DriverState::Running, None, None),
+            None => (DriverState::Waiting, None, None),
+        },
+    };
+    if state == DriverState::Done && !s.counted {
+        // It says it is done but gave no count: all of its share, as far as it is known.
+        s.progress = 1.0;
+    }
+    let reason = reason.or_else(|| r.and_then(|r| r.reason.clone()));
+    DriverStats {
+        driver_id: id.to_string(),
+        state,
+        report_seq: part.order,
+        report_age_ms: part
+            .received_at
+            .filter(|_| running)
+            .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+        report_format: r.map(|r| {
+            if r.seq > 0 {
+                ReportFormat::Floodgate
+            } else {
+                ReportFormat::Seed
+            }
+        }),
+        ended_by,
+        reason,
+        defaults: r.map(|r| r.defaults.clone()).unwrap_or_default(),
+        stats: s,
+    }
+}
+
+/// The aggregate of several drivers' figures: the merged histograms where every driver sent
+/// one (exact); otherwise min of mins and max of maxes, a mean weighted by counts where every
+/// count is known, and no median or percentile (they cannot be merged from per-driver values).
+fn merged<'a>(parts: impl Iterator<Item = (&'a str, &'a Latency, LatencyStats)>) -> LatencyStats {
+    let mut all = Latency::default();
+    let mut summaries: Vec<(&str, LatencyStats)> = Vec::new();
+    for (id, latency, figures) in parts {
+        match figures.source {
+            LatencySource::Histogram => all.merge(latency),
+            LatencySource::Summary | LatencySource::Mixed => summaries.push((id, figures)),
+            LatencySource::None => {}
+        }
+    }
+    let exact = LatencyStats::exact(&all);
+    if summaries.is_empty() {
+        return exact;
+    }
+    if summaries.len() == 1 && exact.is_empty() {
+        // One driver's figures are the whole data so far.
+        return summaries.remove(0).1;
+    }
+    let mut figures: Vec<&LatencyStats> = summaries.iter().map(|(_, f)| f).collect();
+    if !exact.is_empty() {
+        figures.push(&exact);
+    }
+    let all_of = |f: fn(&LatencyStats) -> Option<f64>| -> Option<Vec<f64>> {
+        figures.iter().map(|s| f(s)).collect()
+    };
+    let min_ms = all_of(|s| s.min_ms).map(|v| v.into_iter().fold(f64::INFINITY, f64::min));
+    let max_ms = all_of(|s| s.max_ms).map(|v| v.into_iter().fold(0.0, f64::max));
+    let counted = figures.iter().all(|s| s.count > 0);
+    let count: u64 = figures.iter().map(|s| s.count).sum();
+    let mean_ms = match (counted, all_of(|s| s.mean_ms)) {
+        (true, Some(_)) => Some(
+            figures
+                .iter()
+                .map(|s| s.count as f64 * s.mean_ms.unwrap_or(0.0))
+                .sum::<f64>()
+                / count as f64,
+        ),
+        _ => None,
+    };
+    let mut fields: Vec<String> = ["median_ms", "mode_ms", "p90_ms", "p95_ms", "p99_ms"]
+        .map(String::from)
+        .to_vec();
+    let names: Vec<&str> = summaries.iter().map(|(id, _)| *id).collect();
+    let mut reason = format!(
+        "{} sent only summary figures, no histogram: a median or percentile cannot be merged from per-driver values",
+        names.join(", ")
+    );
+    if mean_ms.is_none() {
+        fields.insert(0, "mean_ms".into());
+        reason.push_str("; the mean needs every driver's count and mean");
+    }
+    for (name, v) in [("min_ms", min_ms), ("max_ms", max_ms)] {
+        if v.is_none() {
+            fields.insert(0, name.into());
+        }
+    }
+    LatencyStats {
+        count: if counted { count } else { 0 },
+        min_ms,
+        max_ms,
+        mean_ms,
+        median_ms: None,
+        mode_ms: None,
+        p90_ms: None,
+        p95_ms: None,
+        p99_ms: None,
+        source: if exact.is_empty() {
+            LatencySource::Summary
+        } else {
+            LatencySource::Mixed
+        },
+        not_mergeable: Some(NotMergeable { fields, reason }),
     }
 }
 
 fn fill_counts(s: &mut Stats, r: &MetricsReport) {
+    s.counted = r.counted;
     s.sent = r.requests_sent;
     s.responses = r.responses_received;
-    s.ok = r.status.c2;
+    // Counts without status classes (another implementation's) are successes as far as known.
+    s.ok = if r.status.total() > 0 || r.seq > 0 {
+        r.status.c2
+    } else {
+        r.responses_received
+    };
     s.errors = r.errors;
     s.error_total = r.errors.total();
     s.status = r.status;

@@ -4,17 +4,14 @@
 //! wrong type is an error that names the field, not something to guess around.
 
 use crate::engine::PreparedRequest;
+use crate::protocol::limits::{
+    self, MAX_CONCURRENCY, MAX_DELAY_US, MAX_DRIVERS, MAX_REQUESTS, MAX_TIMEOUT_MS, MIN_DRIVERS,
+};
 use crate::protocol::{HttpTarget, TestConfig, TestType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub const MIN_DRIVERS: usize = 2;
-pub const MAX_DRIVERS: usize = 8;
-const MAX_REQUESTS: u64 = 1_000_000_000;
-const MAX_DELAY_MS: f64 = 3_600_000.0;
-const MAX_RATE: f64 = 10_000_000.0;
-const MAX_CONCURRENCY: u64 = 10_000;
-const MAX_TIMEOUT_MS: u64 = 600_000;
+const MAX_DELAY_MS: f64 = (MAX_DELAY_US / 1000) as f64;
 
 /// A validation failure naming the field to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,14 +116,12 @@ impl TestSpecInput {
             ));
         }
         if let Some(r) = self.throughput_per_driver {
-            if !r.is_finite() || r <= 0.0 || r > MAX_RATE {
-                return Err(FieldError::new(
+            limits::check_rate(r).map_err(|e| {
+                FieldError::new(
                     "throughput_per_driver",
-                    format!(
-                        "must be > 0 and at most {MAX_RATE} requests/s (leave it out for no cap)"
-                    ),
-                ));
-            }
+                    format!("{e} (leave it out for no cap)"),
+                )
+            })?;
         }
         let target_url = self.target_url.ok_or_else(|| {
             FieldError::new("target_url", "is required, e.g. http://127.0.0.1:8080/ping")
@@ -217,8 +212,8 @@ impl TestSpec {
         TestConfig {
             test_id: test_id.to_string(),
             test_type: self.test_type,
-            test_message_delay: self.delay_ms,
-            message_count_per_driver: self.requests_per_driver,
+            delay_us: (self.delay_ms * 1000.0).round() as u64,
+            request_count: Some(self.requests_per_driver),
             target: Some(HttpTarget {
                 url: self.target_url.clone(),
                 method: self.method.clone(),
@@ -284,7 +279,7 @@ mod tests {
         );
         let c = s.to_config("t", &["a".into(), "b".into()], "o");
         assert_eq!(c.drivers.len(), 2);
-        assert_eq!(c.test_message_delay, 10.0);
+        assert_eq!(c.delay_us, 10_000);
     }
 
     #[test]

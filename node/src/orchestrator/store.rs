@@ -31,9 +31,9 @@ CREATE TABLE IF NOT EXISTS series (
     sent      INTEGER NOT NULL,
     responses INTEGER NOT NULL,
     errors    INTEGER NOT NULL,
-    p50_ms    REAL NOT NULL,
-    p95_ms    REAL NOT NULL,
-    p99_ms    REAL NOT NULL,
+    p50_ms    REAL,
+    p95_ms    REAL,
+    p99_ms    REAL,
     PRIMARY KEY (test_id, node_id, seq)
 );
 CREATE TABLE IF NOT EXISTS positions (
@@ -119,14 +119,20 @@ impl OrchestratorStore {
             .await
     }
 
-    /// Keeps one progress point and the report itself as its driver's latest.
-    pub async fn save_report(&self, r: &MetricsReport, at_ms: u64) -> anyhow::Result<()> {
+    /// Keeps one progress point and the report itself as its driver's latest; `order` is the
+    /// report's `seq`, or its arrival number for a sender that numbers nothing.
+    pub async fn save_report(
+        &self,
+        r: &MetricsReport,
+        order: u64,
+        at_ms: u64,
+    ) -> anyhow::Result<()> {
         let json = serde_json::to_string(r)?;
         let m = &r.metrics;
         let row = (
             r.test_id.clone(),
             r.node_id.clone(),
-            r.seq as i64,
+            order as i64,
             at_ms as i64,
             r.requests_sent as i64,
             r.responses_received as i64,

@@ -1,26 +1,12 @@
-//! Liberal parsing and strict emitting of the seed's quoted values: numbers that may arrive as
-//! JSON numbers or numeric strings, and numbers that are always written as strings.
+//! Liberal parsing of the seed's values: numbers that arrive as JSON numbers or numeric strings,
+//! latencies with or without a unit (`"1.2"`, `"850.2ms"`, `"1.002s"`), flags as booleans or
+//! words. Every parser here either returns a finite value or an error naming what it got.
 
 use serde::de::{self, Deserializer};
-use serde::{Deserialize, Serializer};
-use std::fmt;
-
-/// Formats a count or a delay the way the seed shows it: a JSON string of the number.
-pub(super) fn num_as_string<S: Serializer, N: fmt::Display>(
-    n: &N,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&n.to_string())
-}
-
-/// Milliseconds as a string with microsecond precision (`"12.345"`).
-pub(super) fn ms_as_string<S: Serializer>(ms: &f64, s: S) -> Result<S::Ok, S::Error> {
-    let v = if ms.is_finite() { *ms } else { 0.0 };
-    s.serialize_str(&format!("{v:.3}"))
-}
+use serde::Deserialize;
 
 /// A number, or a string holding one; empty strings and null count as absent.
-fn lenient_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+pub(super) fn lenient_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     match serde_json::Value::deserialize(d)? {
         serde_json::Value::Null => Ok(None),
         serde_json::Value::Number(n) => n
@@ -43,10 +29,6 @@ fn finite(v: f64) -> Result<f64, String> {
     } else {
         Err(format!("expected a finite number, got {v}"))
     }
-}
-
-pub(super) fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    finite(lenient_number(d)?.unwrap_or(0.0)).map_err(de::Error::custom)
 }
 
 pub(super) fn lenient_opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
@@ -75,16 +57,6 @@ pub(super) fn lenient_opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<
         .map_err(de::Error::custom)
 }
 
-pub(super) fn lenient_yes<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Bool(true) => Ok(yes()),
-        serde_json::Value::String(s) if s.eq_ignore_ascii_case("yes") || s == "true" => Ok(yes()),
-        other => Err(de::Error::custom(format!(
-            "heartbeat must be \"YES\" or true, got {other}"
-        ))),
-    }
-}
-
 pub(super) fn any_as_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(match serde_json::Value::deserialize(d)? {
         serde_json::Value::Null => String::new(),
@@ -93,6 +65,84 @@ pub(super) fn any_as_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D
     })
 }
 
-fn yes() -> String {
-    "YES".to_string()
+/// A latency in milliseconds: a number (ms), a numeric string (ms), or a string with a unit as
+/// Go's `time.Duration` prints it (`"1.002345s"`, `"850.2ms"`, `"523.4µs"`, `"120ns"`, `"1m2s"`).
+/// Empty strings and null are absent.
+pub(super) fn lenient_latency_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .filter(|v| v.is_finite())
+            .map(Some)
+            .ok_or_else(|| de::Error::custom("latency out of range")),
+        serde_json::Value::String(s) if s.trim().is_empty() => Ok(None),
+        serde_json::Value::String(s) => duration_ms(s.trim())
+            .map(Some)
+            .ok_or_else(|| de::Error::custom(format!("expected a latency in ms, got {s:?}"))),
+        other => Err(de::Error::custom(format!(
+            "expected a latency in ms, got {other}"
+        ))),
+    }
+}
+
+/// `"12.5"` (ms) or a sequence of number+unit pairs (`"1m2.5s"`), in milliseconds.
+pub(super) fn duration_ms(s: &str) -> Option<f64> {
+    if let Ok(v) = s.parse::<f64>() {
+        return v.is_finite().then_some(v);
+    }
+    let mut rest = s;
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "h" => 3_600_000.0,
+            "m" => 60_000.0,
+            "s" => 1_000.0,
+            "ms" => 1.0,
+            "us" | "µs" | "μs" => 0.001,
+            "ns" => 0.000_001,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += value * factor;
+    }
+    total.is_finite().then_some(total)
+}
+
+/// A flag: `true`/`false`, `"true"`/`"yes"`/`"1"`, `1`/`0`; null is false.
+pub(super) fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(false),
+        serde_json::Value::Bool(b) => Ok(b),
+        serde_json::Value::Number(n) => Ok(n.as_f64().is_some_and(|v| v != 0.0)),
+        serde_json::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "y" | "1" => Ok(true),
+            "false" | "no" | "n" | "0" | "" => Ok(false),
+            _ => Err(de::Error::custom(format!(
+                "expected true or false, got {s:?}"
+            ))),
+        },
+        other => Err(de::Error::custom(format!(
+            "expected true or false, got {other}"
+        ))),
+    }
+}
+
+/// Any string, number or null as an optional string (IDs that peers send as numbers).
+pub(super) fn any_as_opt_string<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    })
 }

@@ -1,10 +1,31 @@
-//! Tests of the wire protocol: the seed's exact emitted shape and the liberal parser.
+//! Tests of the wire protocol: the emitted shape in each seed style, and the liberal parser fed
+//! what the public implementations of the spec are known to send (docs/protocol.md).
 
+use super::config::ConfigError;
 use super::*;
 use serde_json::{json, Value};
 
 fn emitted(v: &impl Serialize) -> Value {
     serde_json::from_slice(&emit(v)).expect("emitted JSON parses")
+}
+
+fn config() -> TestConfig {
+    TestConfig {
+        test_id: "t1".into(),
+        test_type: TestType::Tsunami,
+        delay_us: 10_000,
+        request_count: Some(1000),
+        target: Some(HttpTarget::get("http://127.0.0.1:8080/ping")),
+        throughput_per_driver: Some(500.0),
+        concurrency: Some(8),
+        timeout_ms: None,
+        drivers: vec!["a".into()],
+        orchestrator_id: None,
+    }
+}
+
+fn parse_config(raw: Value) -> Result<TestConfig, ConfigError> {
+    TestConfig::parse(raw.to_string().as_bytes(), DelayUnit::Seconds)
 }
 
 #[test]
@@ -16,11 +37,14 @@ fn register_emits_seed_field_names() {
         role: Role::Driver,
         orchestrator: None,
         version: None,
+        agent: Some(AGENT.into()),
+        heartbeat_ms: Some(1000),
     };
     let v = emitted(&r);
     assert_eq!(v["node_id"], "d1");
     assert_eq!(v["node_IP"], "127.0.0.1:9000");
     assert_eq!(v["message_type"], "DRIVER_NODE_REGISTER");
+    assert_eq!(v["agent"], "floodgate");
 }
 
 #[test]
@@ -33,6 +57,7 @@ fn register_accepts_older_spellings() {
         assert_eq!(r.node_id, "a");
         assert_eq!(r.node_ip, "h:1");
         assert!(r.is_driver());
+        assert_eq!(r.agent, None);
     }
     let o: Register =
         parse(br#"{"node_id":"o","message_type":"ORCHESTRATOR_NODE_REGISTER"}"#).expect("parses");
@@ -43,69 +68,181 @@ fn register_accepts_older_spellings() {
 }
 
 #[test]
-fn test_config_emits_quoted_seed_values() {
-    let c = TestConfig {
-        test_id: "t1".into(),
-        test_type: TestType::Tsunami,
-        test_message_delay: 10.0,
-        message_count_per_driver: 1000,
-        target: None,
-        throughput_per_driver: Some(500.0),
-        concurrency: Some(8),
-        timeout_ms: None,
-        drivers: vec!["a".into()],
-        orchestrator_id: None,
-    };
-    let v = emitted(&c);
+fn test_config_emits_numbers_and_seconds_by_default_with_exact_extensions() {
+    let v = config().to_json(&SeedStyle::default());
     assert_eq!(v["test_type"], "TSUNAMI");
-    assert_eq!(v["test_message_delay"], "10");
-    assert_eq!(v["message_count_per_driver"], "1000");
+    assert_eq!(v["test_message_delay"], json!(0.01), "10 ms in seconds");
+    assert_eq!(v["message_count_per_driver"], json!(1000), "a JSON integer");
+    assert_eq!(v["delay_us"], json!(10_000));
+    assert_eq!(v["request_count"], json!(1000));
+    assert_eq!(v["test_server"], "http://127.0.0.1:8080/ping");
     assert_eq!(v["throughput_per_driver"], 500.0);
-    let back: TestConfig = parse(&emit(&c)).expect("round trip");
-    assert_eq!(back, c);
+    // Floodgate drivers read the exact fields, whatever unit they assume for the seed's.
+    for unit in [DelayUnit::Seconds, DelayUnit::Millis] {
+        let back = TestConfig::parse(&config().emit(&SeedStyle::default()), unit).expect("parses");
+        assert_eq!(back, config());
+    }
 }
 
 #[test]
-fn test_config_parses_numbers_strings_and_any_case() {
-    for (ty, delay, count) in [
-        (json!("avalanche"), json!(0), json!(5)),
-        (json!("Tsunami"), json!("2.5"), json!("5")),
-        (json!("TSUNAMI"), json!(2.5), json!(5.0)),
-    ] {
-        let raw = json!({"test_id": "t", "test_type": ty, "test_message_delay": delay, "message_count_per_driver": count});
-        let c: TestConfig = parse(raw.to_string().as_bytes()).expect("parses");
-        assert_eq!(c.message_count_per_driver, 5);
+fn test_config_follows_the_configured_seed_style() {
+    let quoted_ms = SeedStyle {
+        numbers: NumberStyle::String,
+        delay_unit: DelayUnit::Millis,
+        type_case: TypeCase::Title,
+    };
+    let v = config().to_json(&quoted_ms);
+    assert_eq!(v["test_type"], "Tsunami");
+    assert_eq!(v["test_message_delay"], "10");
+    assert_eq!(v["message_count_per_driver"], "1000");
+    assert_eq!(
+        v["delay_us"],
+        json!(10_000),
+        "extensions stay exact numbers"
+    );
+    let whole_seconds = TestConfig {
+        delay_us: 2_000_000,
+        ..config()
+    };
+    assert_eq!(
+        whole_seconds.to_json(&SeedStyle::default())["test_message_delay"],
+        json!(2),
+        "a whole number of seconds is a JSON integer, for peers that decode integers"
+    );
+}
+
+#[test]
+fn test_config_parses_what_other_orchestrators_send() {
+    // (config, delay unit of the reader, delay µs, count, target)
+    let cases = [
+        // Only the three fields one peer sends: delay in whole seconds, no count, no target.
+        (
+            json!({"test_id": "XVlBzgbaiCMRAjWwhTHc", "test_type": "TSUNAMI", "test_message_delay": 1}),
+            DelayUnit::Seconds,
+            1_000_000,
+            None,
+            None,
+        ),
+        (
+            json!({"test_id": "t", "test_type": "Avalanche", "test_message_delay": 0, "message_count_per_driver": 5}),
+            DelayUnit::Millis,
+            0,
+            Some(5),
+            None,
+        ),
+        (
+            json!({"test_id": "t", "test_type": "tsunami", "test_message_delay": "2.5", "message_count_per_driver": "5"}),
+            DelayUnit::Millis,
+            2_500,
+            Some(5),
+            None,
+        ),
+        (
+            json!({"test_id": 42, "test_type": "TSUNAMI", "test_message_delay": 0.1, "message_count_per_driver": 100}),
+            DelayUnit::Seconds,
+            100_000,
+            Some(100),
+            None,
+        ),
+        (
+            json!({"test_id": "t", "test_type": "TSUNAMI", "test_message_delay": 3, "message_count_per_driver": 5,
+                   "test_server": "http://localhost:8080/ping"}),
+            DelayUnit::Millis,
+            3_000,
+            Some(5),
+            Some("http://localhost:8080/ping"),
+        ),
+        (
+            json!({"test_id": "t", "test_type": "AVALANCHE", "message_count_per_driver": 5, "target_url": "h:1/x",
+                   "test_server": "http://other/"}),
+            DelayUnit::Millis,
+            0,
+            Some(5),
+            Some("http://h:1/x"),
+        ),
+        (
+            json!({"test_id": "t", "test_type": "AVALANCHE", "message_count_per_driver": 5, "url": "http://u/"}),
+            DelayUnit::Millis,
+            0,
+            Some(5),
+            Some("http://u/"),
+        ),
+        (
+            json!({"test_id": "t", "test_type": "AVALANCHE", "message_count_per_driver": 5, "target": "http://s/",
+                   "target_url": "http://no/"}),
+            DelayUnit::Millis,
+            0,
+            Some(5),
+            Some("http://s/"),
+        ),
+    ];
+    for (raw, unit, delay_us, count, url) in cases {
+        let c = TestConfig::parse(raw.to_string().as_bytes(), unit).expect("parses");
+        assert_eq!(c.delay_us, delay_us, "{raw}");
+        assert_eq!(c.request_count, count, "{raw}");
+        assert_eq!(c.target.map(|t| t.url).as_deref(), url, "{raw}");
         assert!(c.drivers.is_empty());
     }
 }
 
 #[test]
-fn test_config_rejections_name_the_field() {
-    let err = parse::<TestConfig>(
-        br#"{"test_id":"t","test_type":"BLIZZARD","message_count_per_driver":1}"#,
-    )
-    .expect_err("bad type");
-    assert!(err.to_string().contains("test_type"), "{err}");
-    let err = parse::<TestConfig>(
-        br#"{"test_id":"t","test_type":"TSUNAMI","message_count_per_driver":"-3"}"#,
-    )
-    .expect_err("negative count");
-    assert!(
-        err.to_string().contains("message_count_per_driver"),
-        "{err}"
-    );
-    let err = parse::<TestConfig>(
-        br#"{"test_id":"t","test_type":"TSUNAMI","message_count_per_driver":1.5}"#,
-    )
-    .expect_err("fractional count");
-    assert!(
-        err.to_string().contains("message_count_per_driver"),
-        "{err}"
-    );
+fn a_config_that_cannot_run_is_unusable_with_a_reason_and_garbage_is_malformed() {
+    let unusable = [
+        (
+            json!({"test_id": "t", "test_type": "BLIZZARD", "message_count_per_driver": 1}),
+            "test_type",
+        ),
+        (
+            json!({"test_id": "t", "test_type": "TSUNAMI", "message_count_per_driver": "-3"}),
+            "message_count_per_driver",
+        ),
+        (
+            json!({"test_id": "t", "test_type": "TSUNAMI", "message_count_per_driver": 1.5}),
+            "message_count_per_driver",
+        ),
+        (
+            json!({"test_id": "t", "test_type": "TSUNAMI", "message_count_per_driver": 0}),
+            "message_count_per_driver",
+        ),
+        (
+            json!({"test_id": "t", "test_type": "TSUNAMI", "test_message_delay": 1e300}),
+            "test_message_delay",
+        ),
+        (
+            json!({"test_id": "t", "test_type": "AVALANCHE", "throughput_per_driver": 1e-300}),
+            "throughput_per_driver",
+        ),
+        (
+            json!({"test_id": "t", "test_type": "AVALANCHE", "concurrency": 0, "drivers": ["me"]}),
+            "concurrency",
+        ),
+    ];
+    for (raw, field) in unusable {
+        match parse_config(raw.clone()) {
+            Err(ConfigError::Unusable {
+                test_id, reason, ..
+            }) => {
+                assert_eq!(test_id, "t");
+                assert!(reason.contains(field), "{raw}: {reason}");
+            }
+            other => panic!("{raw}: {other:?}"),
+        }
+    }
+    for raw in [
+        json!({"test_id": 5}),
+        json!({"test_type": "TSUNAMI"}),
+        json!({"test_id": "", "test_type": "TSUNAMI"}),
+        json!([1, 2]),
+    ] {
+        assert!(
+            matches!(parse_config(raw.clone()), Err(ConfigError::Malformed(_))),
+            "{raw}"
+        );
+    }
 }
 
 #[test]
-fn trigger_accepts_yes_true_and_stop() {
+fn trigger_accepts_yes_true_and_stop_and_emits_only_yes() {
     let t: Trigger = parse(br#"{"test_id":"t","trigger":"YES"}"#).expect("yes");
     assert_eq!(t.trigger, TriggerAction::Start);
     let t: Trigger = parse(br#"{"test_id":"t","trigger":true,"start_at_ms":"17"}"#).expect("true");
@@ -113,31 +250,48 @@ fn trigger_accepts_yes_true_and_stop() {
     let t: Trigger = parse(br#"{"test_id":"t","trigger":"stop"}"#).expect("stop");
     assert_eq!(t.trigger, TriggerAction::Stop);
     assert!(parse::<Trigger>(br#"{"test_id":"t","trigger":"MAYBE"}"#).is_err());
-    let v = emitted(&Trigger {
-        test_id: "t".into(),
-        trigger: TriggerAction::Start,
-        start_at_ms: None,
-    });
-    assert_eq!(v, json!({"test_id": "t", "trigger": "YES"}));
+    assert_eq!(
+        emitted(&Trigger::start("t", 5)),
+        json!({"test_id": "t", "trigger": "YES", "start_at_ms": 5})
+    );
 }
 
 #[test]
-fn metrics_emit_latencies_as_ms_strings() {
-    let m = MetricsReport {
+fn control_messages_round_trip_and_unknown_kinds_are_errors() {
+    let stop = Control::Stop {
+        test_id: "t".into(),
+        orchestrator_id: Some("o".into()),
+    };
+    let v = emitted(&stop);
+    assert_eq!(
+        v,
+        json!({"type": "stop", "test_id": "t", "orchestrator_id": "o"})
+    );
+    assert_eq!(parse::<Control>(&emit(&stop)).expect("parses"), stop);
+    assert!(parse::<Control>(br#"{"type":"set_rate","test_id":"t","rate":5}"#).is_err());
+}
+
+fn report() -> MetricsReport {
+    MetricsReport {
         node_id: "d".into(),
         test_id: "t".into(),
         report_id: "r".into(),
         metrics: LatencyFields {
-            mean_latency: 1.5,
-            median_latency: 1.0,
-            min_latency: 0.25,
-            max_latency: 9.0,
+            mean_latency: Some(1.5),
+            median_latency: Some(1.0),
+            min_latency: Some(0.25),
+            max_latency: Some(9.0),
             ..Default::default()
         },
         seq: 3,
         is_final: true,
+        test_status: Some(RunState::Completed),
+        reason: None,
+        defaults: Default::default(),
         requests_sent: 10,
         responses_received: 10,
+        counted: true,
+        count_delta: None,
         errors: ErrorCounts::default(),
         status: StatusClasses {
             c2: 10,
@@ -150,23 +304,87 @@ fn metrics_emit_latencies_as_ms_strings() {
         histogram: None,
         service_histogram: None,
         timestamp_ms: None,
-    };
-    let v = emitted(&m);
-    assert_eq!(v["metrics"]["mean_latency"], "1.500");
-    assert_eq!(v["metrics"]["min_latency"], "0.250");
-    assert_eq!(v["final"], true);
-    assert_eq!(v["status"]["2xx"], 10);
-    assert_eq!(parse::<MetricsReport>(&emit(&m)).expect("round trip"), m);
+        samples_ms: None,
+    }
 }
 
 #[test]
-fn metrics_from_older_implementations_parse() {
-    let raw = br#"{"node_id":"n","test_id":"t","report_id":"","metrics":{"mean_latency":"1.2","median_latency":1,"min_latency":"","max_latency":"3"}}"#;
-    let m: MetricsReport = parse(raw).expect("parses");
-    assert_eq!(m.metrics.mean_latency, 1.2);
-    assert_eq!(m.metrics.min_latency, 0.0);
-    assert_eq!(m.seq, 0);
-    assert!(!m.is_final);
+fn metrics_emit_latencies_in_the_seed_style_and_round_trip() {
+    let m = report();
+    let v = m.to_json(&SeedStyle::default());
+    assert_eq!(v["metrics"]["mean_latency"], json!(1.5));
+    assert_eq!(v["test_status"], "completed");
+    assert_eq!(v["final"], true);
+    assert_eq!(v["status"]["2xx"], 10);
+    assert!(
+        v.get("counted").is_none(),
+        "only a report without counts says so"
+    );
+    let quoted = SeedStyle {
+        numbers: NumberStyle::String,
+        ..Default::default()
+    };
+    let v = m.to_json(&quoted);
+    assert_eq!(v["metrics"]["min_latency"], "0.250");
+    for style in [SeedStyle::default(), quoted] {
+        assert_eq!(
+            parse::<MetricsReport>(&m.emit(&style)).expect("round trip"),
+            m
+        );
+    }
+}
+
+#[test]
+fn metrics_from_other_implementations_parse_with_what_they_carry() {
+    // Floats in ms, report_id empty, nothing else.
+    let m: MetricsReport = parse(
+        br#"{"node_id":"n","test_id":"t","report_id":"","metrics":{"mean_latency":1.2,"median_latency":1,"min_latency":0.5,"max_latency":3}}"#,
+    )
+    .expect("floats");
+    assert_eq!(
+        (
+            m.metrics.mean_latency,
+            m.metrics.median_latency,
+            m.metrics.p99_latency
+        ),
+        (Some(1.2), Some(1.0), None)
+    );
+    assert_eq!(
+        (m.seq, m.is_final, m.counted, m.test_status),
+        (0, false, false, None)
+    );
+    // Strings, Go durations and empty values.
+    let m: MetricsReport = parse(
+        "{\"node_id\":\"n\",\"test_id\":\"t\",\"report_id\":\"6b1f\",\"metrics\":{\"mean_latency\":\"1.002345s\",\"median_latency\":\"850.2ms\",\"min_latency\":\"523.4µs\",\"max_latency\":\"\"}}".as_bytes(),
+    )
+    .expect("durations");
+    assert_eq!(m.metrics.mean_latency, Some(1002.345));
+    assert_eq!(m.metrics.median_latency, Some(850.2));
+    assert!((m.metrics.min_latency.unwrap_or(0.0) - 0.5234).abs() < 1e-12);
+    assert_eq!(m.metrics.max_latency, None);
+    // A status word, an integer report_id, a count inside `metrics`, raw latencies.
+    let m: MetricsReport = parse(
+        br#"{"node_id":"n","test_id":"t","report_id":7,"test_status":"complete","latencies":[1.5,2.5],
+             "metrics":{"mean_latency":2.0,"median_latency":null,"num_requests":2}}"#,
+    )
+    .expect("status");
+    assert_eq!(m.report_id, "7");
+    assert_eq!(m.test_status, Some(RunState::Completed));
+    assert_eq!(
+        (m.requests_sent, m.responses_received, m.counted),
+        (2, 2, true)
+    );
+    assert_eq!(m.samples_ms, Some(vec![1.5, 2.5]));
+    // A per-report count, and a run state in `status`.
+    let m: MetricsReport = parse(
+        br#"{"node_id":"n","test_id":"t","report_id":"t","no_of_req":3,"status":"done","metrics":{"mean_latency":4}}"#,
+    )
+    .expect("delta");
+    assert_eq!((m.count_delta, m.counted), (Some(3), false));
+    assert_eq!(m.test_status, Some(RunState::Completed));
+    // A stored report without counts keeps saying so.
+    let back: MetricsReport = parse(&emit(&m)).expect("round trip");
+    assert!(!back.counted);
 }
 
 #[test]
@@ -178,12 +396,18 @@ fn heartbeat_accepts_yes_true_and_any_timestamp() {
     ] {
         let h: Heartbeat = parse(raw.to_string().as_bytes()).expect("parses");
         assert_eq!(h.heartbeat, "YES");
+        assert!(!h.is_floodgate());
     }
     assert!(parse::<Heartbeat>(br#"{"node_id":"n","heartbeat":"NO"}"#).is_err());
     assert!(
         parse::<Heartbeat>(br#"{"node_id":"n","test_id":"t","report_id":"r"}"#).is_err(),
         "not a heartbeat"
     );
+    let h: Heartbeat =
+        parse(br#"{"node_id":"n","heartbeat":"YES","agent":"floodgate","heartbeat_ms":1000}"#)
+            .expect("ours");
+    assert!(h.is_floodgate());
+    assert_eq!(h.heartbeat_ms, Some(1000));
 }
 
 #[test]
@@ -198,11 +422,12 @@ fn garbage_is_an_error_not_a_panic() {
         b"{\"test_id\":5}",
         &[0xff, 0xfe],
     ] {
-        assert!(parse::<TestConfig>(raw).is_err());
+        assert!(TestConfig::parse(raw, DelayUnit::Millis).is_err());
         assert!(parse::<Trigger>(raw).is_err());
         assert!(parse::<MetricsReport>(raw).is_err());
         assert!(parse::<Heartbeat>(raw).is_err());
         assert!(parse::<Register>(raw).is_err());
+        assert!(parse::<Control>(raw).is_err());
     }
     assert!(matches!(
         parse::<Trigger>(b"EOT"),
@@ -211,7 +436,7 @@ fn garbage_is_an_error_not_a_panic() {
 }
 
 #[test]
-fn topic_prefix_applies_to_all_five() {
+fn topic_prefix_applies_to_every_topic() {
     let t = Topics::with_prefix("x.");
     assert_eq!(
         t.all(),
@@ -220,7 +445,8 @@ fn topic_prefix_applies_to_all_five() {
             "x.test_config",
             "x.trigger",
             "x.metrics",
-            "x.heartbeat"
+            "x.heartbeat",
+            "x.floodgate.control"
         ]
     );
 }

@@ -7,7 +7,7 @@ use super::json;
 use crate::orchestrator::run::{DriverState, Stats, TestStatus, TestView};
 use crate::orchestrator::series::Point;
 use crate::protocol::TestType;
-use crate::stats::Summary;
+use crate::stats::LatencyStats;
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -333,7 +333,7 @@ fn summary_head() -> [&'static str; 9] {
     ]
 }
 
-fn summary_cells(l: &Summary) -> Vec<String> {
+fn summary_cells(l: &LatencyStats) -> Vec<String> {
     let mut cells = vec![int(l.count)];
     cells.extend(l.ordered_ms().map(ms));
     cells
@@ -434,6 +434,7 @@ fn state_name(s: DriverState) -> &'static str {
         DriverState::Running => "running",
         DriverState::Done => "done",
         DriverState::Lost => "lost",
+        DriverState::Refused => "refused",
     }
 }
 
@@ -466,8 +467,9 @@ fn rate(x: f64) -> String {
     format!("{}.{}", int(tenths / 10), tenths % 10)
 }
 
-fn ms(x: f64) -> String {
-    format!("{x:.3}")
+/// A latency in ms, or `n/a` where it is not known (it could not be merged exactly).
+fn ms(x: Option<f64>) -> String {
+    x.map_or_else(|| "n/a".to_string(), |x| format!("{x:.3}"))
 }
 
 fn duration(ms_total: u64) -> String {

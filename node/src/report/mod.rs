@@ -153,11 +153,12 @@ fn stats_row(scope: &str, driver_id: &str, state: &str, s: &Stats) -> impl Itera
         s.errors.http,
         s.errors.io,
     ];
-    let floats = std::iter::once(s.achieved_rps).chain(l.ordered_ms());
+    // An unknown latency (not mergeable) is an empty cell, never a zero.
+    let floats = std::iter::once(Some(s.achieved_rps)).chain(l.ordered_ms());
     [scope.to_string(), driver_id.to_string(), state.to_string()]
         .into_iter()
         .chain(ints.into_iter().map(|n| n.to_string()))
-        .chain(floats.into_iter().map(num))
+        .chain(floats.into_iter().map(|x| x.map(num).unwrap_or_default()))
         .chain(std::iter::once(s.elapsed_ms.to_string()))
 }
 

@@ -8,23 +8,25 @@ use crate::orchestrator::run::{DriverState, TestStatus};
 use crate::orchestrator::series::DriverPoint;
 use crate::orchestrator::spec::TestSpec;
 use crate::protocol::{ErrorCounts, StatusClasses, TestType};
-use crate::stats::Summary;
+use crate::stats::{LatencySource, LatencyStats};
 use std::collections::BTreeMap;
 
 const EVIL_ID: &str = "drv,\"1\"<script>alert(1)</script>";
 const EVIL_URL: &str = "http://127.0.0.1:8080/p?q=</script><script>alert(2)</script>&x=1";
 
-fn summary(base: f64) -> Summary {
-    Summary {
+fn summary(base: f64) -> LatencyStats {
+    LatencyStats {
         count: 1000,
-        min_ms: base,
-        max_ms: base * 10.0,
-        mean_ms: 0.1 + 0.2, // 0.30000000000000004: must survive exactly
-        median_ms: base * 2.0,
-        mode_ms: 1.25,
-        p90_ms: base * 3.0,
-        p95_ms: base * 4.0,
-        p99_ms: 7.123,
+        min_ms: Some(base),
+        max_ms: Some(base * 10.0),
+        mean_ms: Some(0.1 + 0.2), // 0.30000000000000004: must survive exactly
+        median_ms: Some(base * 2.0),
+        mode_ms: Some(1.25),
+        p90_ms: Some(base * 3.0),
+        p95_ms: Some(base * 4.0),
+        p99_ms: Some(7.123),
+        source: LatencySource::Histogram,
+        not_mergeable: None,
     }
 }
 
@@ -41,6 +43,7 @@ fn stats(sent: u64, rps: f64, base: f64) -> Stats {
             io: 0,
         },
         error_total: 5,
+        counted: true,
         status: StatusClasses {
             c1: 0,
             c2: sent - 5,
@@ -81,6 +84,7 @@ fn view() -> TestView {
         created_at_ms: 1_795_261_770_000,
         started_at_ms: Some(1_795_261_771_000),
         finished_at_ms: Some(1_795_261_773_600),
+        settled: true,
         aggregate: stats(2000, 799.6801279488205, 0.5),
         per_driver: vec![
             DriverStats {
@@ -88,6 +92,10 @@ fn view() -> TestView {
                 state: DriverState::Done,
                 report_seq: 6,
                 report_age_ms: None,
+                report_format: None,
+                ended_by: None,
+                reason: None,
+                defaults: BTreeMap::new(),
                 stats: stats(1000, 399.8400639744102, 0.25),
             },
             DriverStats {
@@ -95,6 +103,10 @@ fn view() -> TestView {
                 state: DriverState::Lost,
                 report_seq: 5,
                 report_age_ms: None,
+                report_format: None,
+                ended_by: None,
+                reason: None,
+                defaults: BTreeMap::new(),
                 stats: stats(1000, 400.1, 0.75),
             },
         ],
@@ -225,8 +237,8 @@ fn csv_has_a_header_an_all_row_and_one_row_per_driver_with_exact_numbers() {
     for (row, d) in rows[2..].iter().zip(&v.per_driver) {
         let f = |i: usize| row[i].parse::<f64>().unwrap();
         assert_eq!(f(10), d.stats.achieved_rps);
-        assert_eq!(f(12), d.stats.latency.mean_ms);
-        assert_eq!(f(17), d.stats.latency.p99_ms);
+        assert_eq!(Some(f(12)), d.stats.latency.mean_ms);
+        assert_eq!(Some(f(17)), d.stats.latency.p99_ms);
     }
 }
 

@@ -339,15 +339,15 @@ impl Cluster {
         get(&self.url(&format!("/api/v1/tests/{id}"))).await
     }
 
-    /// Waits until the test has ended and returns its final view.
+    /// Waits until the test has ended and its numbers are final, and returns its view.
     pub async fn wait_finished(&self, id: &str, within: Duration) -> Value {
         eventually(&format!("test {id} to end"), within, async || {
             let v = self.test(id).await;
-            matches!(
+            let ended = matches!(
                 v["status"].as_str(),
                 Some("completed" | "failed" | "stopped")
-            )
-            .then_some(v)
+            );
+            (ended && v["settled"] == true).then_some(v)
         })
         .await
     }
@@ -437,4 +437,149 @@ pub async fn produce_raw(topic: &str, payload: &[u8]) {
     .await
     .map_err(|(e, _)| e)
     .unwrap();
+}
+
+/// The seed-style test nodes (node/tests/seed/seed_node.py): other implementations of the
+/// spec, reproduced from what is known of them, on kafka-python.
+pub fn seed_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/seed/seed_node.py")
+}
+
+/// A seed-style driver `id` on `prefix`, with its built-in target and quirks; waits until it
+/// has registered.
+pub async fn seed_driver(prefix: &str, id: &str, target: &str, quirks: &[&str]) -> Proc {
+    let mut args = vec![
+        seed_script().to_string_lossy().into_owned(),
+        "driver".into(),
+        "--bootstrap".into(),
+        kafka(),
+        "--prefix".into(),
+        prefix.into(),
+        "--id".into(),
+        id.into(),
+        "--target".into(),
+        target.into(),
+    ];
+    args.extend(quirks.iter().map(|q| q.to_string()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut p = Proc::spawn(id, Path::new("python3"), &argv, &[]);
+    p.wait_line("REGISTERED", Duration::from_secs(60)).await;
+    p
+}
+
+/// A seed-style orchestrator on `prefix` that runs one test once `drivers` are known; waits
+/// until it listens.
+pub async fn seed_orchestrator(prefix: &str, options: &[&str]) -> Proc {
+    let mut args = vec![
+        seed_script().to_string_lossy().into_owned(),
+        "orchestrator".into(),
+        "--bootstrap".into(),
+        kafka(),
+        "--prefix".into(),
+        prefix.into(),
+    ];
+    args.extend(options.iter().map(|q| q.to_string()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut p = Proc::spawn("seed-orchestrator", Path::new("python3"), &argv, &[]);
+    p.wait_line("ORCHESTRATOR READY", Duration::from_secs(60))
+        .await;
+    p
+}
+
+/// A Floodgate driver on `prefix` that no Floodgate orchestrator may be listening to; waits
+/// until it has registered.
+pub async fn floodgate_driver(dir: &Path, prefix: &str, id: &str, extra: &[&str]) -> Proc {
+    let mut p = spawn_floodgate_driver(dir, &kafka(), prefix, id, extra);
+    p.wait_line("driver registered", Duration::from_secs(30))
+        .await;
+    p
+}
+
+/// A Floodgate driver on broker `bootstrap`, started without waiting for anything.
+pub fn spawn_floodgate_driver(
+    dir: &Path,
+    bootstrap: &str,
+    prefix: &str,
+    id: &str,
+    extra: &[&str],
+) -> Proc {
+    let store = dir
+        .join(format!("{id}.sqlite"))
+        .to_string_lossy()
+        .into_owned();
+    let mut args = vec![
+        "driver",
+        "--kafka",
+        bootstrap,
+        "--orchestrator",
+        "127.0.0.1:1",
+        "--id",
+        id,
+        "--topic-prefix",
+        prefix,
+        "--store",
+        &store,
+    ];
+    args.extend_from_slice(extra);
+    Proc::spawn(
+        id,
+        &floodgate_bin(),
+        &args,
+        &[("TOKIO_WORKER_THREADS", "2")],
+    )
+}
+
+impl Proc {
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub async fn exit_code(&mut self, within: Duration) -> Option<i32> {
+        let name = self.name.clone();
+        eventually(&format!("{name} to exit"), within, async || {
+            self.child.try_wait().ok().flatten()
+        })
+        .await
+        .code()
+    }
+
+    /// Every output line that starts with `prefix`, without it.
+    pub fn lines_starting(&self, prefix: &str) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l.strip_prefix(prefix).map(str::to_string))
+            .collect()
+    }
+}
+
+/// Every record on partition 0 of `topic` so far: (broker timestamp in ms, payload).
+pub fn read_topic(topic: &str) -> Vec<(i64, Vec<u8>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let (low, high) = c
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(low))
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while out.len() < (high - low) as usize && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let ts = m.timestamp().to_millis().unwrap_or(0);
+            out.push((ts, m.payload().unwrap_or_default().to_vec()));
+        }
+    }
+    out
 }

@@ -2,7 +2,10 @@
 //! end of their topics (never replaying old tests or stale heartbeats) or follow a consumer group.
 //!
 //! It carries bytes; it knows the topic names but not what the messages mean, except that it
-//! counts and rate-limits the logging of the ones a role could not parse.
+//! counts and rate-limits the logging of the ones a role could not parse. Every start-up step
+//! waits out a broker that is not ready yet ([`startup`]) up to a deadline.
+
+pub mod startup;
 
 use crate::protocol::Topics;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -12,6 +15,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use startup::Backoff;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +28,9 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum BusError {
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
+    /// Kafka answered, but the thing asked for is not there yet (a partition without a leader).
+    #[error("kafka: {0}")]
+    NotReady(String),
     #[error("kafka: {0}")]
     Other(String),
 }
@@ -102,10 +109,22 @@ pub struct Bus {
     pub topics: Topics,
     producer: FutureProducer,
     pub stats: Arc<BusStats>,
+    /// How long start-up steps wait for a broker that is not ready.
+    startup_wait: Duration,
 }
 
 impl Bus {
     pub fn new(brokers: &str, client_id: &str, topics: Topics) -> Result<Bus, BusError> {
+        Self::with_startup_wait(brokers, client_id, topics, startup::DEFAULT_STARTUP_WAIT)
+    }
+
+    /// A bus whose start-up steps wait up to `startup_wait` for the broker.
+    pub fn with_startup_wait(
+        brokers: &str,
+        client_id: &str,
+        topics: Topics,
+        startup_wait: Duration,
+    ) -> Result<Bus, BusError> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("client.id", client_id)
@@ -122,11 +141,12 @@ impl Bus {
             topics,
             producer,
             stats: Arc::new(BusStats::default()),
+            startup_wait,
         })
     }
 
     /// Creates any of the five topics that are missing (one partition each, so that every
-    /// message of a topic is seen in order). Retries until the broker answers.
+    /// message of a topic is seen in order). Waits for a broker that is starting.
     pub async fn ensure_topics(&self) -> Result<(), BusError> {
         let admin: AdminClient<DefaultClientContext> = self.config().create()?;
         let new: Vec<NewTopic> = self
@@ -138,27 +158,29 @@ impl Bus {
         let opts = AdminOptions::new()
             .operation_timeout(Some(META_TIMEOUT))
             .request_timeout(Some(META_TIMEOUT));
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new("creating topics", self.startup_wait, Instant::now());
         loop {
-            match admin.create_topics(&new, &opts).await {
-                Ok(results) => {
-                    for r in results {
-                        match r {
-                            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                            Err((topic, code)) => {
-                                return Err(BusError::Other(format!(
-                                    "cannot create topic {topic}: {code}"
-                                )))
-                            }
+            let attempt = match admin.create_topics(&new, &opts).await {
+                Ok(results) => results
+                    .into_iter()
+                    .filter_map(|r| match r {
+                        Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => None,
+                        Err((topic, code)) => Some((topic, code)),
+                    })
+                    .map(|(topic, code)| {
+                        if startup::retriable_code(code) {
+                            BusError::NotReady(format!("topic {topic}: {code}"))
+                        } else {
+                            BusError::Other(format!("cannot create topic {topic}: {code}"))
                         }
-                    }
-                    return Ok(());
-                }
-                Err(e) => {
-                    self.stats.trouble("waiting for Kafka to create topics", &e);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
+                    })
+                    .next()
+                    .map_or(Ok(()), Err),
+                Err(e) => Err(BusError::Kafka(e)),
+            };
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(e) => backoff.wait(e).await?,
             }
         }
     }
@@ -234,12 +256,20 @@ impl Bus {
         )
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
-        let probe_cfg = cfg.clone();
         let names: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
-        let positions =
-            tokio::task::spawn_blocking(move || start_positions(&probe_cfg, &names, &resume))
-                .await
-                .map_err(|e| BusError::Other(e.to_string()))??;
+        let mut backoff =
+            Backoff::new("reading topic positions", self.startup_wait, Instant::now());
+        let positions = loop {
+            let (probe_cfg, names, resume) = (cfg.clone(), names.clone(), resume.clone());
+            let attempt =
+                tokio::task::spawn_blocking(move || start_positions(&probe_cfg, &names, &resume))
+                    .await
+                    .map_err(|e| BusError::Other(e.to_string()))?;
+            match attempt {
+                Ok(positions) => break positions,
+                Err(e) => backoff.wait(e).await?,
+            }
+        };
         let consumer: StreamConsumer = cfg.create()?;
         consumer.assign(&positions)?;
         Ok(Inbox {
@@ -272,34 +302,32 @@ fn start_positions(
     Ok(tpl)
 }
 
-/// The partitions of `topic`. Right after a topic is created the broker may still report it
-/// without partitions (their leader is being elected), so this asks again for a while.
+/// The partitions of `topic` that have a leader. Right after a topic is created the broker may
+/// report it without partitions, or without their leaders: that is [`BusError::NotReady`], and
+/// the caller waits it out.
 fn partitions_of(probe: &BaseConsumer, topic: &str) -> Result<Vec<i32>, BusError> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let meta = probe.fetch_metadata(Some(topic), META_TIMEOUT)?;
-        let partitions: Vec<i32> = meta
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| {
-                t.partitions()
-                    .iter()
-                    .filter(|p| p.leader() >= 0)
-                    .map(|p| p.id())
-            })
-            .collect();
-        if !partitions.is_empty() {
-            return Ok(partitions);
+    let meta = probe.fetch_metadata(Some(topic), META_TIMEOUT)?;
+    let mut partitions = Vec::new();
+    for t in meta.topics().iter().filter(|t| t.name() == topic) {
+        if let Some(e) = t.error() {
+            return Err(BusError::Kafka(KafkaError::MetadataFetch(e.into())));
         }
-        if Instant::now() >= deadline {
-            return Err(BusError::Other(format!(
-                "topic {topic} has no partitions with a leader (does it exist?)"
-            )));
+        for p in t.partitions() {
+            if p.leader() < 0 || p.error().is_some() {
+                return Err(BusError::NotReady(format!(
+                    "topic {topic} partition {} has no leader yet",
+                    p.id()
+                )));
+            }
+            partitions.push(p.id());
         }
-        // A blocking sleep is right here: this runs on the blocking pool, polling the broker.
-        std::thread::sleep(Duration::from_millis(100));
     }
+    if partitions.is_empty() {
+        return Err(BusError::NotReady(format!(
+            "topic {topic} has no partitions yet"
+        )));
+    }
+    Ok(partitions)
 }
 
 pub struct Inbox {

@@ -1,0 +1,94 @@
+//! `trigger` (the seed's start signal) and Floodgate's own control topic.
+//!
+//! The seed's `trigger` topic carries only `"trigger": "YES"`: seed drivers start (or re-run, or
+//! crash on) any other value, so Floodgate never writes one there. Stopping a test, and later
+//! changing its rate, goes on the control topic (`floodgate.control`), which seed nodes never read.
+
+use super::lenient::{any_as_string, lenient_opt_u64};
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// What a `trigger` message asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerAction {
+    /// The seed's `"YES"`: start the configured test.
+    Start,
+    /// `"STOP"`, as Floodgate 0.1 orchestrators sent on `trigger`; still obeyed when read, never
+    /// written (Floodgate now stops tests through [`Control::Stop`]).
+    Stop,
+}
+
+impl Serialize for TriggerAction {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            TriggerAction::Start => "YES",
+            TriggerAction::Stop => "STOP",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for TriggerAction {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(true) => Ok(TriggerAction::Start),
+            serde_json::Value::Bool(false) => Ok(TriggerAction::Stop),
+            serde_json::Value::String(s) => match s.trim().to_ascii_uppercase().as_str() {
+                "YES" | "TRUE" | "START" => Ok(TriggerAction::Start),
+                "STOP" | "NO" | "FALSE" => Ok(TriggerAction::Stop),
+                _ => Err(de::Error::custom(format!("unknown trigger {s:?}"))),
+            },
+            other => Err(de::Error::custom(format!("unknown trigger {other}"))),
+        }
+    }
+}
+
+/// `trigger` topic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    #[serde(
+        alias = "testId",
+        alias = "test_ID",
+        deserialize_with = "any_as_string"
+    )]
+    pub test_id: String,
+    pub trigger: TriggerAction,
+    /// Unix time in milliseconds at which every driver starts, so that all begin together.
+    #[serde(
+        default,
+        deserialize_with = "lenient_opt_u64",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub start_at_ms: Option<u64>,
+}
+
+impl Trigger {
+    /// The seed's start signal, with Floodgate's common start instant.
+    pub fn start(test_id: &str, start_at_ms: u64) -> Self {
+        Self {
+            test_id: test_id.to_string(),
+            trigger: TriggerAction::Start,
+            start_at_ms: Some(start_at_ms),
+        }
+    }
+}
+
+/// `floodgate.control` topic: Floodgate's own commands to its drivers. A message of a type a
+/// driver does not know is ignored, so newer orchestrators can add commands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Control {
+    /// Stop a running test early; the drivers still send their final reports.
+    Stop {
+        test_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        orchestrator_id: Option<String>,
+    },
+}
+
+impl Control {
+    pub fn test_id(&self) -> &str {
+        match self {
+            Control::Stop { test_id, .. } => test_id,
+        }
+    }
+}

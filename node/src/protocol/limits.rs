@@ -1,0 +1,57 @@
+//! The bounds of every test figure, defined once: the REST API, the LoadTest CRD and a driver
+//! reading a `test_config` from Kafka check against the same numbers, so nothing a user or a
+//! peer sends can reach the engine out of range (a rate of `1e-300` would otherwise ask for a
+//! gap of 10²⁹⁴ s).
+
+/// Drivers in one test.
+pub const MIN_DRIVERS: usize = 2;
+pub const MAX_DRIVERS: usize = 8;
+/// Requests per driver.
+pub const MAX_REQUESTS: u64 = 1_000_000_000;
+/// The longest Tsunami gap: one hour, in microseconds.
+pub const MAX_DELAY_US: u64 = 3_600_000_000;
+/// Requests per second per driver: at most ten million, at least one an hour.
+pub const MAX_RATE: f64 = 10_000_000.0;
+pub const MIN_RATE: f64 = 1.0 / 3600.0;
+/// Connections per driver.
+pub const MAX_CONCURRENCY: u64 = 10_000;
+/// Per-request timeout.
+pub const MAX_TIMEOUT_MS: u64 = 600_000;
+
+/// Checks a rate cap; the message says the allowed range.
+pub fn check_rate(rate: f64) -> Result<f64, String> {
+    if rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!(
+            "must be between {MIN_RATE:.6} (one an hour) and {MAX_RATE} requests/s"
+        ))
+    }
+}
+
+/// Checks a delay in microseconds.
+pub fn check_delay_us(us: f64) -> Result<u64, String> {
+    if us.is_finite() && (0.0..=MAX_DELAY_US as f64).contains(&us) {
+        Ok(us.round() as u64)
+    } else {
+        Err(format!("must be between 0 and {} ms", MAX_DELAY_US / 1000))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_figures_are_refused_not_converted() {
+        assert!(check_rate(1e-300).is_err());
+        assert!(check_rate(f64::INFINITY).is_err());
+        assert!(check_rate(0.0).is_err());
+        assert_eq!(check_rate(500.0), Ok(500.0));
+        assert!(check_delay_us(1e300).is_err());
+        assert!(check_delay_us(-1.0).is_err());
+        assert!(check_delay_us(f64::NAN).is_err());
+        assert_eq!(check_delay_us(2_500.4), Ok(2_500));
+        assert_eq!(check_delay_us(MAX_DELAY_US as f64), Ok(MAX_DELAY_US));
+    }
+}

@@ -1,0 +1,169 @@
+//! `register` and `heartbeat`: who is there, and who is still alive.
+
+use super::lenient::{any_as_string, lenient_opt_u64};
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+
+/// Seed value of `register.message_type` for drivers.
+pub const DRIVER_REGISTER: &str = "DRIVER_NODE_REGISTER";
+/// Floodgate's value of `register.message_type` for the orchestrator's own registration.
+pub const ORCHESTRATOR_REGISTER: &str = "ORCHESTRATOR_NODE_REGISTER";
+/// The `agent` extension Floodgate's nodes put in `register` and `heartbeat`: it tells an
+/// orchestrator which nodes speak the extensions (final reports, test IDs in heartbeats).
+pub const AGENT: &str = "floodgate";
+
+/// Which kind of node sent a message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Driver,
+    Orchestrator,
+}
+
+/// `register` topic. A registration names its node and carries `node_IP` or `message_type`
+/// (older implementations left one of them out, never both), so other JSON that merely has a
+/// `node_id` is not mistaken for a new driver.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RegisterWire")]
+pub struct Register {
+    pub node_id: String,
+    #[serde(rename = "node_IP")]
+    pub node_ip: String,
+    pub message_type: String,
+    // --- Floodgate extensions ---
+    pub role: Role,
+    /// The orchestrator address the node was told on its command line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orchestrator: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `floodgate` on Floodgate's nodes; absent on other implementations'.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The node's heartbeat interval, so that liveness is judged against it from the start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct RegisterWire {
+    #[serde(
+        alias = "node_ID",
+        alias = "nodeId",
+        alias = "id",
+        deserialize_with = "any_as_string"
+    )]
+    node_id: String,
+    #[serde(
+        rename = "node_IP",
+        alias = "node_ip",
+        alias = "node_Ip",
+        alias = "nodeIp"
+    )]
+    node_ip: Option<String>,
+    message_type: Option<String>,
+    #[serde(default)]
+    role: Role,
+    #[serde(default)]
+    orchestrator: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    agent: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    heartbeat_ms: Option<u64>,
+}
+
+impl TryFrom<RegisterWire> for Register {
+    type Error = String;
+
+    fn try_from(w: RegisterWire) -> Result<Self, String> {
+        if w.node_ip.is_none() && w.message_type.is_none() {
+            return Err("a registration needs node_IP or message_type".into());
+        }
+        if w.node_id.trim().is_empty() {
+            return Err("node_id is empty".into());
+        }
+        Ok(Register {
+            node_id: w.node_id,
+            node_ip: w.node_ip.unwrap_or_default(),
+            message_type: w
+                .message_type
+                .unwrap_or_else(|| DRIVER_REGISTER.to_string()),
+            role: w.role,
+            orchestrator: w.orchestrator,
+            version: w.version,
+            agent: w.agent,
+            heartbeat_ms: w.heartbeat_ms,
+        })
+    }
+}
+
+impl Register {
+    /// A registration is a driver's unless it says otherwise in either field.
+    pub fn is_driver(&self) -> bool {
+        self.role == Role::Driver
+            && !self
+                .message_type
+                .eq_ignore_ascii_case(ORCHESTRATOR_REGISTER)
+    }
+}
+
+/// `heartbeat` topic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    #[serde(
+        alias = "node_ID",
+        alias = "nodeId",
+        deserialize_with = "any_as_string"
+    )]
+    pub node_id: String,
+    /// Required: JSON without it is not a heartbeat, whatever else it holds.
+    #[serde(deserialize_with = "lenient_yes")]
+    pub heartbeat: String,
+    /// Sender's clock, informational only: liveness is judged by the time of receipt.
+    #[serde(default, deserialize_with = "any_as_string")]
+    pub timestamp: String,
+    // --- Floodgate extensions, so that a restarted orchestrator learns of running drivers ---
+    #[serde(
+        rename = "node_IP",
+        alias = "node_ip",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub node_ip: Option<String>,
+    #[serde(default)]
+    pub role: Role,
+    /// The test the node is running, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The interval at which this node beats.
+    #[serde(
+        default,
+        deserialize_with = "lenient_opt_u64",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub heartbeat_ms: Option<u64>,
+}
+
+impl Heartbeat {
+    /// Whether the sender is a Floodgate node (it speaks the extensions).
+    pub fn is_floodgate(&self) -> bool {
+        self.agent.as_deref() == Some(AGENT)
+    }
+}
+
+fn lenient_yes<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(true) => Ok("YES".to_string()),
+        serde_json::Value::String(s) if s.eq_ignore_ascii_case("yes") || s == "true" => {
+            Ok("YES".to_string())
+        }
+        other => Err(de::Error::custom(format!(
+            "heartbeat must be \"YES\" or true, got {other}"
+        ))),
+    }
+}
