@@ -87,7 +87,7 @@ pub async fn run(
         metrics,
     });
     tokio::spawn(serve_health(ctx.clone(), http));
-    register(&ctx).await;
+    register(&ctx).await?;
     tracing::info!(id = %ctx.cfg.id, orchestrator = %ctx.cfg.orchestrator, "driver registered");
 
     let heartbeat = tokio::spawn(heartbeat_loop(ctx.clone()));
@@ -143,7 +143,8 @@ async fn serve_health(ctx: Arc<Ctx>, listener: tokio::net::TcpListener) {
     }
 }
 
-async fn register(ctx: &Ctx) {
+/// Registers, waiting out a broker that is not ready (up to the start-up deadline).
+async fn register(ctx: &Ctx) -> anyhow::Result<()> {
     let msg = Register {
         node_id: ctx.cfg.id.clone(),
         node_ip: ctx.cfg.advertise.clone(),
@@ -155,16 +156,19 @@ async fn register(ctx: &Ctx) {
         heartbeat_ms: Some(ctx.cfg.heartbeat_interval.as_millis() as u64),
     };
     let payload = protocol::emit(&msg);
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = crate::bus::startup::Backoff::new(
+        "registering",
+        ctx.cfg.kafka_wait,
+        std::time::Instant::now(),
+    );
     while let Err(e) = ctx
         .bus
         .publish(&ctx.cfg.topics.register, &ctx.cfg.id, &payload)
         .await
     {
-        ctx.bus.stats.trouble("cannot register yet", &e);
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        backoff.wait(e).await?;
     }
+    Ok(())
 }
 
 /// Heartbeats from registration until the driver stops, on a fixed schedule.

@@ -232,8 +232,10 @@ impl TestRun {
         }
     }
 
-    /// A test restored from the store after it finished.
-    pub fn finished(view: TestView) -> Self {
+    /// A test restored from the store after it finished. It takes no more reports, so its
+    /// numbers are final even if it was stored while settling after a stop.
+    pub fn finished(mut view: TestView) -> Self {
+        view.settled = true;
         let mut run = Self::new(
             view.id.clone(),
             view.spec.clone(),
