@@ -147,9 +147,9 @@ pub struct OrchestratorArgs {
     /// Drivers start together this long after a trigger.
     #[arg(long, env = "FLOODGATE_START_DELAY_MS", default_value_t = 1000)]
     pub start_delay_ms: u64,
-    /// The least gap between the last test_config and its trigger (seed drivers that read the
-    /// trigger first crash).
-    #[arg(long, env = "FLOODGATE_CONFIG_GAP_MS", default_value_t = 500)]
+    /// The least gap between the last test_config and its trigger: seed drivers that read the
+    /// trigger first crash, and one opens its trigger reader only once the config is in.
+    #[arg(long, env = "FLOODGATE_CONFIG_GAP_MS", default_value_t = 1000)]
     pub config_gap_ms: u64,
     /// A driver that gives no completion signal (no final report, status or count) is done when
     /// its reports have not changed for this long (or three of its report intervals, if longer).

@@ -401,12 +401,11 @@ pub fn print_result(v: &TestView, output: Output) {
 }
 
 fn row(name: &str, s: &Stats) -> String {
-    let counts = |n: u64| {
-        if s.counted {
-            n.to_string()
-        } else {
-            "?".to_string()
-        }
+    // Counts a driver of another implementation did not report are unknown, not zero.
+    let counts = |n: u64| match (s.counted, n) {
+        (true, _) => n.to_string(),
+        (false, 0) => "?".to_string(),
+        (false, _) => format!("{n}+?"),
     };
     let mut line = format!(
         "{:<14} {:>9} {:>9} {:>7} {:>9.1}",

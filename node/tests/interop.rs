@@ -163,6 +163,33 @@ async fn a_seed_driver_that_needs_integers_and_seconds_gets_them() {
     }
 }
 
+/// Item 8, the other half: a peer that heartbeats only once its test runs (every 10 s, the first
+/// 10 s after its trigger) but reports all along is alive while it reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_driver_that_reports_but_heartbeats_late_is_not_lost() {
+    let target = Target::start(&[]).await;
+    let c = Cluster::start(0).await;
+    let quirks = [
+        "--heartbeat-after-trigger",
+        "--heartbeat-s",
+        "30",
+        "--report-s",
+        "0.5",
+        "--metrics",
+        "duration",
+    ];
+    let _seeds = [
+        seed_driver(&c.prefix, "seed-h1", &target.url(), &quirks).await,
+        seed_driver(&c.prefix, "seed-h2", &target.url(), &quirks).await,
+    ];
+    c.wait_alive(2).await;
+    // 60 requests 300 ms apart: 18 s, past the 15 s a registration alone keeps a driver alive.
+    let spec = json!({"test_type": "tsunami", "delay_ms": 300, "requests_per_driver": 60, "target_url": target.url()});
+    let v = c.run_test(spec, MIN).await;
+    assert_eq!(v["status"], "completed", "{v}");
+    assert_eq!(target.metrics().await, (120, 120));
+}
+
 /// Item 3: string (and Go duration) summaries sent once, at the end; registrations with
 /// `node_ip` and no message_type.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,7 +261,10 @@ async fn floodgate_drivers_complete_tests_of_a_seed_orchestrator_that_names_no_c
     assert_eq!(finals.len(), 2, "{}", o.output());
     for m in &finals {
         assert_eq!(m["requests_sent"], 30);
-        assert_eq!(m["test_status"], "completed");
+        assert_eq!(
+            m["test_status"], "complete",
+            "the word the peer that reads it waits for"
+        );
         assert_eq!(
             m["defaults"]["message_count_per_driver"], 30,
             "the report says a default was used: {m}"

@@ -118,8 +118,9 @@ const num = (metric, text, extra = {}) => h('td', { class: `num ${extra.class ??
 function statsRow(kind, id, name, s, state, badge) {
   const e = s.errors || {};
   const hasLatency = hasFigures(s.latency);
-  // A driver of another implementation may report no counts: unknown, not zero.
-  const count = (n) => (s.counted === false ? '?' : fmtInt(n));
+  // A driver of another implementation may report no counts: unknown, not zero. The aggregate
+  // then shows what is known and that more may have been sent.
+  const count = (n) => (s.counted !== false ? fmtInt(n) : n > 0 ? `${fmtInt(n)}+?` : '?');
   return h(
     'tr',
     { class: `row-${kind}`, 'data-testid': 'stats-row', dataset: { row: kind, driver: id ?? '' } },

@@ -102,7 +102,7 @@ pub async fn run(
             _ = &mut shutdown => break,
         }
     }
-    if let Some(active) = control.active.take() {
+    if let Some(active) = control.active.take().filter(|a| !a.task.is_finished()) {
         tracing::info!(test_id = %active.test_id, "stopping the running test before exit");
         active.running.stop();
         let _ = tokio::time::timeout(Duration::from_secs(10), active.task).await;

@@ -74,6 +74,7 @@ impl Orchestrator {
         let now = Instant::now();
         let applied = {
             let mut st = self.state();
+            st.registry.heard_from(&report.node_id, now);
             match st.tests.get_mut(&report.test_id) {
                 None => Err(Rejected::NotParticipant),
                 Some(t) => t.apply(report.clone(), now),

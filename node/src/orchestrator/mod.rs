@@ -57,7 +57,7 @@ impl OrchestratorConfig {
             store,
             heartbeat_timeout: Duration::from_secs(3),
             start_delay: Duration::from_secs(1),
-            config_gap: Duration::from_millis(500),
+            config_gap: Duration::from_millis(1000),
             seed: SeedStyle::default(),
             policy: Policy::default(),
             kafka_wait: crate::bus::startup::DEFAULT_STARTUP_WAIT,

@@ -166,7 +166,7 @@ impl Part {
         }
         if !live.alive {
             return Judgement::Lost(format!(
-                "no heartbeat for {} ms",
+                "no heartbeat or report for {} ms",
                 live.silent_for.as_millis()
             ));
         }

@@ -138,7 +138,7 @@ fn when_a_part_has_ended_decision_table() {
         Case("status running", Some(status("running")), live(true, false, None), 1, 1, Pending),
         Case("count reached", Some(count(100)), live(true, false, None), 1, 0, Done(Ended::Count)),
         Case("count short", Some(count(99)), live(true, false, None), 1, 1, Pending),
-        Case("count short and gone", Some(count(50)), live(false, false, None), 30, 20, lost("no heartbeat for 20000 ms")),
+        Case("count short and gone", Some(count(50)), live(false, false, None), 30, 20, lost("no heartbeat or report for 20000 ms")),
         Case("quiet not yet", Some(bare.clone()), live(true, false, None), 10, 4, Pending),
         Case("quiet", Some(bare.clone()), live(true, false, None), 10, 5, Done(Ended::Quiet)),
         Case("quiet even if gone", Some(bare), live(false, false, None), 30, 6, Done(Ended::Quiet)),
@@ -147,7 +147,7 @@ fn when_a_part_has_ended_decision_table() {
         Case("seed driver never reports", None, live(true, false, None), 121, 0, lost("sent no report within 120 s of the start")),
         Case("floodgate never started", None, live(true, true, None), 16, 0, lost("alive but never started the test (15 s after the start)")),
         Case("floodgate starting", None, live(true, true, Some("t")), 16, 0, Pending),
-        Case("gone", Some(floodgate(2, false)), live(false, true, Some("t")), 30, 20, lost("no heartbeat for 20000 ms")),
+        Case("gone", Some(floodgate(2, false)), live(false, true, Some("t")), 30, 20, lost("no heartbeat or report for 20000 ms")),
     ];
     for Case(name, report, liveness, since_start, since_report, want) in cases {
         let mut p = Part::default();

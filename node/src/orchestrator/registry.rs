@@ -161,6 +161,14 @@ impl Registry {
         }
     }
 
+    /// A sign of life other than a heartbeat (a metrics report) from a driver already known:
+    /// one peer sends no heartbeat until long after its test has started, but reports all along.
+    pub fn heard_from(&mut self, id: &str, now: Instant) {
+        if let Some(e) = self.drivers.get_mut(id) {
+            e.last_seen = e.last_seen.max(now);
+        }
+    }
+
     pub fn liveness(&self, id: &str, now: Instant) -> Liveness {
         match self.drivers.get(id) {
             Some(e) => Liveness {
@@ -331,6 +339,21 @@ mod tests {
             r.alive(t0).is_empty(),
             "but it is not offered for new tests"
         );
+    }
+
+    #[test]
+    fn a_report_keeps_a_known_driver_alive_but_makes_no_stranger_known() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(3 * S);
+        r.seen("quiet", &Beat::default(), t0);
+        r.heard_from("quiet", t0 + 14 * S);
+        r.heard_from("stranger", t0 + 14 * S);
+        assert!(
+            r.liveness("quiet", t0 + 28 * S).alive,
+            "15 s from its last report"
+        );
+        assert!(!r.liveness("quiet", t0 + 30 * S).alive);
+        assert_eq!(r.view(t0).len(), 1);
     }
 
     #[test]

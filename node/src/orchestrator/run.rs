@@ -300,7 +300,12 @@ impl TestRun {
             return false;
         }
         let t_ms = now.saturating_duration_since(start).as_millis() as u64;
-        let totals = self.parts.iter().map(|(id, part)| {
+        // A driver that reports no counts has no rate to chart (it would read as zero).
+        let charted = self
+            .parts
+            .iter()
+            .filter(|(_, p)| p.report.as_ref().is_none_or(|r| r.counted));
+        let totals = charted.map(|(id, part)| {
             let r = part.report.as_ref();
             // Reports without their own clock are placed at their arrival.
             let arrival_us = part

@@ -160,7 +160,9 @@ impl StatusClasses {
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
     Running,
-    /// Every request was sent and every response (or error) is in.
+    /// Every request was sent and every response (or error) is in. Written `complete`, the
+    /// word the one peer orchestrator that reads this field waits for; `completed` is read too.
+    #[serde(rename = "complete", alias = "completed")]
     Completed,
     /// Ended early on request (a stop, or the driver shutting down).
     Stopped,

@@ -313,7 +313,7 @@ fn metrics_emit_latencies_in_the_seed_style_and_round_trip() {
     let m = report();
     let v = m.to_json(&SeedStyle::default());
     assert_eq!(v["metrics"]["mean_latency"], json!(1.5));
-    assert_eq!(v["test_status"], "completed");
+    assert_eq!(v["test_status"], "complete");
     assert_eq!(v["final"], true);
     assert_eq!(v["status"]["2xx"], 10);
     assert!(

@@ -79,6 +79,7 @@ class Driver:
     def __init__(self, a):
         self.a = a
         self.configs = {}
+        self.beating = False
         self.producer = KafkaProducer(bootstrap_servers=a.bootstrap)
         self.topic = lambda name: a.prefix + name
 
@@ -92,7 +93,9 @@ class Driver:
             msg["message_type"] = "DRIVER_NODE_REGISTER"
         self.send("register", msg)
 
-    def heartbeats(self):
+    def heartbeats(self, wait_first=False):
+        if wait_first:
+            time.sleep(self.a.heartbeat_s)
         while True:
             beat = {"node_id": self.a.id, "heartbeat": True if self.a.heartbeat_bool else "YES"}
             if self.a.timestamp == "seed":
@@ -113,6 +116,9 @@ class Driver:
     def on_trigger(self, t):
         if self.a.strict_trigger and t.get("trigger") != "YES":
             panic(f"trigger value {t.get('trigger')!r} is not YES")
+        if self.a.heartbeat_after_trigger and not self.beating:
+            self.beating = True
+            threading.Thread(target=self.heartbeats, args=(True,), daemon=True).start()
         c = self.configs.get(str(t.get("test_id")))
         if c is None:
             if self.a.panic_on_unknown:
@@ -218,7 +224,9 @@ class Driver:
         ensure_topics(self.a.bootstrap, self.a.prefix)
         inbox = consumer_at_end(self.a.bootstrap, [self.topic("test_config"), self.topic("trigger")])
         self.register()
-        threading.Thread(target=self.heartbeats, daemon=True).start()
+        if not self.a.heartbeat_after_trigger:
+            self.beating = True
+            threading.Thread(target=self.heartbeats, daemon=True).start()
         log("REGISTERED", self.a.id)
         for msg in inbox:
             try:
@@ -299,6 +307,7 @@ def main():
     d.add_argument("--requests", type=int, default=0, help="a fixed count, whatever the config says")
     d.add_argument("--delay-unit", choices=["s", "ms"], default="s")
     d.add_argument("--heartbeat-s", type=float, default=1.0)
+    d.add_argument("--heartbeat-after-trigger", action="store_true", help="first heartbeat one interval after the first trigger")
     d.add_argument("--heartbeat-bool", action="store_true", help='"heartbeat": true instead of "YES"')
     d.add_argument("--timestamp", choices=["none", "seed", "rfc3339"], default="none")
     d.add_argument("--ip-field", default="node_IP")
