@@ -10,6 +10,7 @@ pub mod run;
 pub mod series;
 pub mod spec;
 pub mod store;
+pub mod view;
 
 use crate::bus::Bus;
 use crate::protocol::limits::{MAX_DRIVERS, MIN_DRIVERS};

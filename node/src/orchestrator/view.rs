@@ -1,0 +1,283 @@
+//! What the API shows of a test: counters and latency per driver and over all of them, exact
+//! where they can be (merged histograms, exact sums) and `null` with a reason where they cannot
+//! (a median of other implementations' summaries).
+
+use super::part::{Ended, Judgement, Part};
+use super::run::TestStatus;
+use super::spec::TestSpec;
+use crate::protocol::{ErrorCounts, MetricsReport, StatusClasses};
+use crate::stats::{Latency, LatencySource, LatencyStats, NotMergeable};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Counters and latency over one driver or all of them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub requests_total: u64,
+    pub sent: u64,
+    pub responses: u64,
+    pub ok: u64,
+    pub errors: ErrorCounts,
+    pub error_total: u64,
+    pub status: StatusClasses,
+    /// False when a driver reported no counts (another implementation's seed-format reports):
+    /// then its counts above are 0 because they are unknown, not because nothing was sent.
+    #[serde(default = "yes")]
+    pub counted: bool,
+    /// Responses per second over the elapsed time.
+    pub achieved_rps: f64,
+    /// Requests ended (a response or an error) over requests to send, 0 to 1.
+    pub progress: f64,
+    pub elapsed_ms: u64,
+    /// From the intended send instant (coordinated omission); in ms.
+    pub latency: LatencyStats,
+    /// From the actual write (raw service time); in ms.
+    pub service_time: LatencyStats,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            requests_total: 0,
+            sent: 0,
+            responses: 0,
+            ok: 0,
+            errors: ErrorCounts::default(),
+            error_total: 0,
+            status: StatusClasses::default(),
+            counted: true,
+            achieved_rps: 0.0,
+            progress: 0.0,
+            elapsed_ms: 0,
+            latency: LatencyStats::default(),
+            service_time: LatencyStats::default(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverState {
+    Waiting,
+    Running,
+    Done,
+    Lost,
+    Refused,
+}
+
+/// How a driver reports: Floodgate's sequenced, cumulative reports, or the seed's summaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportFormat {
+    Floodgate,
+    Seed,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DriverStats {
+    pub driver_id: String,
+    pub state: DriverState,
+    pub report_seq: u64,
+    /// How old the newest report is, while the test runs.
+    pub report_age_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_format: Option<ReportFormat>,
+    /// How its part ended (done), or why it was lost or refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<Ended>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Settings the driver filled in itself (e.g. a default request count).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub defaults: BTreeMap<String, serde_json::Value>,
+    #[serde(flatten)]
+    pub stats: Stats,
+}
+
+/// What the API returns for a test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestView {
+    pub id: String,
+    pub status: TestStatus,
+    pub reason: Option<String>,
+    pub spec: TestSpec,
+    pub drivers: Vec<String>,
+    pub created_at_ms: u64,
+    pub started_at_ms: Option<u64>,
+    pub finished_at_ms: Option<u64>,
+    /// True once the numbers are final: the test has ended and no more reports are taken (a
+    /// stopped test takes its drivers' last reports for a few seconds after the stop).
+    #[serde(default = "yes")]
+    pub settled: bool,
+    pub aggregate: Stats,
+    pub per_driver: Vec<DriverStats>,
+}
+
+pub(super) fn driver_stats(
+    id: &str,
+    part: &Part,
+    requests: u64,
+    running: bool,
+    now: Instant,
+) -> DriverStats {
+    let mut s = Stats {
+        requests_total: requests,
+        ..Default::default()
+    };
+    let r = part.report.as_ref();
+    if let Some(r) = r {
+        fill_counts(&mut s, r);
+    }
+    s.latency = part.figures();
+    s.service_time = LatencyStats::exact(&part.service);
+    let (state, ended_by, reason) = match &part.judged {
+        Some(Judgement::Done(how)) => (DriverState::Done, Some(*how), None),
+        Some(Judgement::Refused(why)) => (DriverState::Refused, None, Some(why.clone())),
+        Some(Judgement::Lost(why)) => (DriverState::Lost, None, Some(why.clone())),
+        _ => match r {
+            Some(r) if r.is_final => (DriverState::Done, Some(Ended::Final), None),
+            Some(_) => (DriverState::Running, None, None),
+            None => (DriverState::Waiting, None, None),
+        },
+    };
+    if state == DriverState::Done && !s.counted {
+        // It says it is done but gave no count: all of its share, as far as it is known.
+        s.progress = 1.0;
+    }
+    let reason = reason.or_else(|| r.and_then(|r| r.reason.clone()));
+    DriverStats {
+        driver_id: id.to_string(),
+        state,
+        report_seq: part.order,
+        report_age_ms: part
+            .received_at
+            .filter(|_| running)
+            .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+        report_format: r.map(|r| {
+            if r.seq > 0 {
+                ReportFormat::Floodgate
+            } else {
+                ReportFormat::Seed
+            }
+        }),
+        ended_by,
+        reason,
+        defaults: r.map(|r| r.defaults.clone()).unwrap_or_default(),
+        stats: s,
+    }
+}
+
+/// The aggregate of several drivers' figures: the merged histograms where every driver sent
+/// one (exact); otherwise min of mins and max of maxes, a mean weighted by counts where every
+/// count is known, and no median or percentile (they cannot be merged from per-driver values).
+pub(super) fn merged<'a>(
+    parts: impl Iterator<Item = (&'a str, &'a Latency, LatencyStats)>,
+) -> LatencyStats {
+    let mut all = Latency::default();
+    let mut summaries: Vec<(&str, LatencyStats)> = Vec::new();
+    for (id, latency, figures) in parts {
+        match figures.source {
+            LatencySource::Histogram => all.merge(latency),
+            LatencySource::Summary | LatencySource::Mixed => summaries.push((id, figures)),
+            LatencySource::None => {}
+        }
+    }
+    let exact = LatencyStats::exact(&all);
+    if summaries.is_empty() {
+        return exact;
+    }
+    if summaries.len() == 1 && exact.is_empty() {
+        // One driver's figures are the whole data so far.
+        return summaries.remove(0).1;
+    }
+    let mut figures: Vec<&LatencyStats> = summaries.iter().map(|(_, f)| f).collect();
+    if !exact.is_empty() {
+        figures.push(&exact);
+    }
+    let all_of = |f: fn(&LatencyStats) -> Option<f64>| -> Option<Vec<f64>> {
+        figures.iter().map(|s| f(s)).collect()
+    };
+    let min_ms = all_of(|s| s.min_ms).map(|v| v.into_iter().fold(f64::INFINITY, f64::min));
+    let max_ms = all_of(|s| s.max_ms).map(|v| v.into_iter().fold(0.0, f64::max));
+    let counted = figures.iter().all(|s| s.count > 0);
+    let count: u64 = figures.iter().map(|s| s.count).sum();
+    let mean_ms = match (counted, all_of(|s| s.mean_ms)) {
+        (true, Some(_)) => Some(
+            figures
+                .iter()
+                .map(|s| s.count as f64 * s.mean_ms.unwrap_or(0.0))
+                .sum::<f64>()
+                / count as f64,
+        ),
+        _ => None,
+    };
+    let mut fields: Vec<String> = ["median_ms", "mode_ms", "p90_ms", "p95_ms", "p99_ms"]
+        .map(String::from)
+        .to_vec();
+    let names: Vec<&str> = summaries.iter().map(|(id, _)| *id).collect();
+    let mut reason = format!(
+        "{} sent only summary figures, no histogram: a median or percentile cannot be merged from per-driver values",
+        names.join(", ")
+    );
+    if mean_ms.is_none() {
+        fields.insert(0, "mean_ms".into());
+        reason.push_str("; the mean needs every driver's count and mean");
+    }
+    for (name, v) in [("min_ms", min_ms), ("max_ms", max_ms)] {
+        if v.is_none() {
+            fields.insert(0, name.into());
+        }
+    }
+    LatencyStats {
+        count: if counted { count } else { 0 },
+        min_ms,
+        max_ms,
+        mean_ms,
+        median_ms: None,
+        mode_ms: None,
+        p90_ms: None,
+        p95_ms: None,
+        p99_ms: None,
+        source: if exact.is_empty() {
+            LatencySource::Summary
+        } else {
+            LatencySource::Mixed
+        },
+        not_mergeable: Some(NotMergeable { fields, reason }),
+    }
+}
+
+fn fill_counts(s: &mut Stats, r: &MetricsReport) {
+    s.counted = r.counted;
+    s.sent = r.requests_sent;
+    s.responses = r.responses_received;
+    // Counts without status classes (another implementation's) are successes as far as known.
+    s.ok = if r.status.total() > 0 || r.seq > 0 {
+        r.status.c2
+    } else {
+        r.responses_received
+    };
+    s.errors = r.errors;
+    s.error_total = r.errors.total();
+    s.status = r.status;
+    s.elapsed_ms = r.elapsed_us / 1000;
+    if r.requests_total > 0 {
+        s.requests_total = r.requests_total;
+    }
+    finish_rates(s);
+}
+
+pub(super) fn finish_rates(s: &mut Stats) {
+    if s.elapsed_ms > 0 {
+        s.achieved_rps = s.responses as f64 * 1000.0 / s.elapsed_ms as f64;
+    }
+    let ended = s.responses + s.errors.connect + s.errors.timeout + s.errors.io;
+    if s.requests_total > 0 {
+        s.progress = (ended as f64 / s.requests_total as f64).min(1.0);
+    }
+}
