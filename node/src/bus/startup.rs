@@ -61,7 +61,7 @@ pub fn retriable(e: &BusError) -> bool {
     match e {
         BusError::Kafka(KafkaError::AdminOp(code)) => retriable_code(*code),
         BusError::Kafka(k) => k.rdkafka_error_code().is_some_and(retriable_code),
-        BusError::NotReady(_) => true,
+        BusError::NotReady(_) | BusError::Down => true,
         BusError::Other(_) => false,
     }
 }

@@ -77,13 +77,13 @@ impl Control {
                     }
                 }
                 Err(e @ protocol::ConfigError::Malformed(_)) => {
-                    self.ctx.bus.stats.malformed(topic, &e)
+                    self.ctx.bus.stats().malformed(topic, &e)
                 }
             }
         } else if topic == topics.trigger {
             match protocol::parse::<Trigger>(payload) {
                 Ok(t) => self.on_trigger(t).await,
-                Err(e) => self.ctx.bus.stats.malformed(topic, &e),
+                Err(e) => self.ctx.bus.stats().malformed(topic, &e),
             }
         } else if topic == topics.control {
             match protocol::parse::<ControlMsg>(payload) {
@@ -93,14 +93,13 @@ impl Control {
                         "ignoring a control message of a kind this driver does not know: {e}"
                     )
                 }
-                Err(e) => self.ctx.bus.stats.malformed(topic, &e),
+                Err(e) => self.ctx.bus.stats().malformed(topic, &e),
             }
         }
     }
 
     /// Drops triggers whose config never came, with the warning the spec asks for.
-    pub(super) fn prune(&mut self) {
-        let now = Instant::now();
+    pub(super) fn prune(&mut self, now: Instant) {
         self.early_triggers.retain(|(t, at)| {
             let keep = now.duration_since(*at) < TRIGGER_GRACE;
             if !keep {
@@ -366,3 +365,7 @@ async fn finish(ctx: &Ctx, report: &protocol::MetricsReport) {
     }
     ctx.outbox.notify_one();
 }
+
+#[cfg(test)]
+#[path = "control_tests.rs"]
+mod tests;

@@ -5,7 +5,7 @@ mod control;
 mod reporter;
 pub mod store;
 
-use crate::bus::Bus;
+use crate::bus::{Bus, KafkaBus};
 use crate::engine::{Pacer, Plan, PreparedRequest};
 use crate::protocol::{self, Heartbeat, Register, Role, SeedStyle, TestConfig, TestType};
 use control::Control;
@@ -46,7 +46,7 @@ pub struct DriverConfig {
 
 struct Ctx {
     cfg: DriverConfig,
-    bus: Bus,
+    bus: Arc<dyn Bus>,
     store: DriverStore,
     /// The test being run, shown in heartbeats.
     current: Mutex<Option<String>>,
@@ -55,29 +55,42 @@ struct Ctx {
     metrics: crate::metrics::driver::DriverMetrics,
 }
 
-/// Runs a driver until `shutdown` resolves, serving its health endpoint on `http`.
+/// Runs a driver on Kafka until `shutdown` resolves, serving its health endpoint on `http`.
 pub async fn run(
     cfg: DriverConfig,
     http: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let store = DriverStore::open(&cfg.store)?;
-    let bus = Bus::with_startup_wait(
+    let bus = KafkaBus::with_startup_wait(
         &cfg.kafka,
         &format!("floodgate-driver-{}", cfg.id),
         cfg.topics.clone(),
         cfg.kafka_wait,
     )?;
+    run_on(cfg, Arc::new(bus), http, shutdown).await
+}
+
+/// [`run`] on a given bus (the in-memory one, in unit tests).
+pub async fn run_on(
+    cfg: DriverConfig,
+    bus: Arc<dyn Bus>,
+    http: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let store = DriverStore::open(&cfg.store)?;
     bus.ensure_topics().await?;
     // Listen before registering, so that a config sent in answer to the registration is seen.
-    let inbox = bus
-        .consume_from_now(&[
-            &cfg.topics.test_config,
-            &cfg.topics.trigger,
-            &cfg.topics.control,
-        ])
+    let mut inbox = bus
+        .subscribe(
+            &[
+                &cfg.topics.test_config,
+                &cfg.topics.trigger,
+                &cfg.topics.control,
+            ],
+            vec![],
+        )
         .await?;
-    let metrics = crate::metrics::driver::DriverMetrics::new(&cfg.id, bus.stats.clone()); // issue 3
+    let metrics = crate::metrics::driver::DriverMetrics::new(&cfg.id, bus.stats().clone());
     let ctx = Arc::new(Ctx {
         cfg,
         bus,
@@ -98,7 +111,7 @@ pub async fn run(
     loop {
         tokio::select! {
             msg = inbox.recv() => control.handle(&msg.topic, &msg.payload).await,
-            _ = prune.tick() => control.prune(),
+            _ = prune.tick() => control.prune(std::time::Instant::now()),
             _ = &mut shutdown => break,
         }
     }
@@ -128,7 +141,7 @@ async fn serve_health(ctx: Arc<Ctx>, listener: tokio::net::TcpListener) {
         axum::routing::get(move || async move {
             let test_id = ctx.current.lock().unwrap_or_else(|p| p.into_inner()).clone();
             axum::Json(serde_json::json!({
-                "status": "ok", "driver_id": ctx.cfg.id, "test_id": test_id, "kafka": ctx.bus.stats.to_json(),
+                "status": "ok", "driver_id": ctx.cfg.id, "test_id": test_id, "kafka": ctx.bus.stats().to_json(),
             }))
         }),
     )
@@ -238,7 +251,7 @@ async fn deliver_owed(ctx: &Ctx) -> bool {
             }
             Err(e) => {
                 ctx.bus
-                    .stats
+                    .stats()
                     .trouble("final report not delivered yet, will retry", &e);
                 all = false;
             }

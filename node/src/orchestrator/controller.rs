@@ -11,7 +11,7 @@ use crate::protocol::{self, Heartbeat, MetricsReport, Register, Role};
 use std::time::{Duration, Instant};
 
 impl Orchestrator {
-    pub(super) async fn presence_loop(self, inbox: Inbox) {
+    pub(super) async fn presence_loop(self, mut inbox: Box<dyn Inbox>) {
         let topics = self.inner.cfg.topics.clone();
         loop {
             let msg = inbox.recv().await;
@@ -29,7 +29,7 @@ impl Orchestrator {
                         self.state().registry.seen(&r.node_id, &beat, now);
                     }
                     Ok(_) => {}
-                    Err(e) => self.inner.bus.stats.malformed(&msg.topic, &e),
+                    Err(e) => self.inner.bus.stats().malformed(&msg.topic, &e),
                 }
             } else if msg.topic == topics.heartbeat {
                 match protocol::parse::<Heartbeat>(&msg.payload) {
@@ -43,13 +43,13 @@ impl Orchestrator {
                         self.state().registry.heartbeat(&h.node_id, beat, now);
                     }
                     Ok(_) => {}
-                    Err(e) => self.inner.bus.stats.malformed(&msg.topic, &e),
+                    Err(e) => self.inner.bus.stats().malformed(&msg.topic, &e),
                 }
             }
         }
     }
 
-    pub(super) async fn metrics_loop(self, inbox: Inbox) {
+    pub(super) async fn metrics_loop(self, mut inbox: Box<dyn Inbox>) {
         loop {
             let msg = inbox.recv().await;
             self.on_metrics(&msg.topic, &msg.payload).await;
@@ -66,7 +66,7 @@ impl Orchestrator {
     }
 
     async fn on_metrics(&self, topic: &str, payload: &[u8]) {
-        let stats = &self.inner.bus.stats;
+        let stats = self.inner.bus.stats();
         let report = match protocol::parse::<MetricsReport>(payload) {
             Ok(r) => r,
             Err(e) => return stats.malformed(topic, &e),

@@ -12,7 +12,7 @@ pub mod spec;
 pub mod store;
 pub mod view;
 
-use crate::bus::Bus;
+use crate::bus::{Bus, KafkaBus};
 use crate::protocol::limits::{MAX_DRIVERS, MIN_DRIVERS};
 use crate::protocol::{self, Control, Register, Role, SeedStyle, Topics, Trigger};
 use registry::{DriverView, Registry};
@@ -92,7 +92,7 @@ pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
 struct Inner {
     extra_metrics: Mutex<Vec<MetricsSource>>,
     cfg: OrchestratorConfig,
-    bus: Bus,
+    bus: Arc<dyn Bus>,
     store: OrchestratorStore,
     state: Mutex<State>,
     /// Serializes create, trigger and stop, so that a check ("no test is running") still holds
@@ -110,21 +110,29 @@ struct State {
 impl Orchestrator {
     /// Connects to Kafka, restores history from the store, and starts the controller's tasks.
     pub async fn start(cfg: OrchestratorConfig) -> anyhow::Result<Orchestrator> {
-        let store = OrchestratorStore::open(&cfg.store)?;
-        let bus = Bus::with_startup_wait(
+        let bus = KafkaBus::with_startup_wait(
             &cfg.kafka,
             &format!("floodgate-orchestrator-{}", cfg.id),
             cfg.topics.clone(),
             cfg.kafka_wait,
         )?;
+        Self::start_on(cfg, Arc::new(bus)).await
+    }
+
+    /// [`Orchestrator::start`] on a given bus (the in-memory one, in unit tests).
+    pub async fn start_on(
+        cfg: OrchestratorConfig,
+        bus: Arc<dyn Bus>,
+    ) -> anyhow::Result<Orchestrator> {
+        let store = OrchestratorStore::open(&cfg.store)?;
         bus.ensure_topics().await?;
         let presence = bus
-            .consume_from_now(&[&cfg.topics.register, &cfg.topics.heartbeat])
+            .subscribe(&[&cfg.topics.register, &cfg.topics.heartbeat], vec![])
             .await?;
         // Metrics resume from the position this orchestrator stored, so final reports sent
         // while it was down are not lost; positions are explicit, so none is missed at start.
         let metrics = bus
-            .consume_resuming(&[&cfg.topics.metrics], store.positions().await?)
+            .subscribe(&[&cfg.topics.metrics], store.positions().await?)
             .await?;
         let mut state = State {
             registry: Registry::new(cfg.heartbeat_timeout),
@@ -175,7 +183,7 @@ impl Orchestrator {
     }
 
     pub fn bus_stats(&self) -> &crate::bus::BusStats {
-        &self.inner.bus.stats
+        self.inner.bus.stats()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

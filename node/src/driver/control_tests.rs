@@ -1,0 +1,252 @@
+//! The driver's control loop on the in-memory bus: which configs and triggers start a test, and
+//! which are held, dropped, refused or ignored. The target is a closed local port, so a run's
+//! requests end at once (as connect errors) and the tests are about control, not load.
+
+use super::*;
+use crate::bus::{Bus, MemoryBus};
+use crate::driver::store::DriverStore;
+use crate::driver::{Ctx, DriverConfig};
+use crate::protocol::{self, MetricsReport, RunState, SeedStyle, Topics};
+use serde_json::json;
+use std::sync::Mutex;
+use tokio::sync::Notify;
+
+const CLOSED: &str = "http://127.0.0.1:1/ping";
+
+struct Rig {
+    control: Control,
+    bus: MemoryBus,
+    _dir: tempfile::TempDir,
+}
+
+fn rig(default_target: Option<&str>) -> Rig {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topics = Topics::with_prefix("");
+    let bus = MemoryBus::new(topics.clone());
+    let cfg = DriverConfig {
+        id: "me".into(),
+        kafka: String::new(),
+        orchestrator: String::new(),
+        advertise: "127.0.0.1:1".into(),
+        topics,
+        store: dir.path().join("d.sqlite"),
+        heartbeat_interval: Duration::from_secs(1),
+        report_interval: Duration::from_millis(100),
+        default_target: default_target.map(str::to_string),
+        default_count: 7,
+        seed: SeedStyle::default(),
+        kafka_wait: Duration::from_secs(1),
+    };
+    let ctx = Arc::new(Ctx {
+        store: DriverStore::open(&cfg.store).expect("store"),
+        metrics: crate::metrics::driver::DriverMetrics::new("me", bus.stats().clone()),
+        bus: Arc::new(bus.handle()),
+        current: Mutex::new(None),
+        outbox: Notify::new(),
+        cfg,
+    });
+    Rig {
+        control: Control::new(ctx),
+        bus,
+        _dir: dir,
+    }
+}
+
+impl Rig {
+    async fn config(&mut self, c: serde_json::Value) {
+        let t = self.control.ctx.cfg.topics.test_config.clone();
+        self.control.handle(&t, c.to_string().as_bytes()).await;
+    }
+
+    async fn trigger(&mut self, id: &str, start_at_ms: Option<u64>) {
+        let t = self.control.ctx.cfg.topics.trigger.clone();
+        let mut msg = json!({"test_id": id, "trigger": "YES"});
+        if let Some(at) = start_at_ms {
+            msg["start_at_ms"] = json!(at);
+        }
+        self.control.handle(&t, msg.to_string().as_bytes()).await;
+    }
+
+    async fn control_msg(&mut self, raw: &str) {
+        let t = self.control.ctx.cfg.topics.control.clone();
+        self.control.handle(&t, raw.as_bytes()).await;
+    }
+
+    /// Waits for the running test (if any) to end, then returns the final reports owed.
+    async fn finals(&mut self) -> Vec<MetricsReport> {
+        if let Some(a) = self.control.active.take() {
+            tokio::time::timeout(Duration::from_secs(20), a.task)
+                .await
+                .expect("the run ends")
+                .expect("the report loop does not panic");
+        }
+        self.control
+            .ctx
+            .store
+            .undelivered()
+            .await
+            .expect("outbox")
+            .iter()
+            .map(|(_, p)| protocol::parse(p).expect("a report"))
+            .collect()
+    }
+
+    fn malformed(&self) -> u64 {
+        self.control
+            .ctx
+            .bus
+            .stats()
+            .malformed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+fn avalanche(id: &str, n: u64) -> serde_json::Value {
+    json!({"test_id": id, "test_type": "AVALANCHE", "test_message_delay": 0, "message_count_per_driver": n, "target_url": CLOSED})
+}
+
+#[tokio::test]
+async fn a_config_and_its_trigger_run_the_test_once() {
+    let mut r = rig(None);
+    r.config(avalanche("t1", 5)).await;
+    r.trigger("t1", None).await;
+    let finals = r.finals().await;
+    assert_eq!(finals.len(), 1);
+    let f = &finals[0];
+    assert_eq!(
+        (f.test_id.as_str(), f.requests_sent, f.is_final),
+        ("t1", 5, true)
+    );
+    assert_eq!(f.errors.connect, 5, "nothing listens on the target");
+    // The same test again (a replay, or a second trigger) never runs twice.
+    r.config(avalanche("t1", 5)).await;
+    r.trigger("t1", None).await;
+    assert!(r.control.active.is_none(), "not started again");
+}
+
+#[tokio::test]
+async fn an_early_trigger_is_held_for_its_config_and_dropped_after_the_grace() {
+    let mut r = rig(None);
+    r.trigger("early", None).await;
+    assert!(r.control.active.is_none());
+    r.config(avalanche("early", 2)).await;
+    assert_eq!(
+        r.finals().await.len(),
+        1,
+        "the held trigger ran once the config came"
+    );
+
+    r.trigger("late", None).await;
+    r.control.prune(Instant::now() + TRIGGER_GRACE);
+    r.config(avalanche("late", 2)).await;
+    assert!(
+        r.control.active.is_none(),
+        "the trigger was dropped after the grace"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_trigger_is_never_run() {
+    let mut r = rig(None);
+    r.config(avalanche("old", 2)).await;
+    let long_ago = protocol::now_unix_ms() - STALE_START.as_millis() as u64 - 1_000;
+    r.trigger("old", Some(long_ago)).await;
+    assert!(r.control.active.is_none());
+    assert!(!r.control.ctx.store.has_run("old").await.expect("store"));
+}
+
+#[tokio::test]
+async fn pending_configs_are_capped_by_evicting_the_oldest() {
+    let mut r = rig(None);
+    for i in 0..=MAX_PENDING_CONFIGS {
+        r.config(avalanche(&format!("c{i}"), 1)).await;
+    }
+    assert_eq!(r.control.configs.len(), MAX_PENDING_CONFIGS);
+    assert!(!r.control.configs.contains_key("c0"), "the oldest went");
+    assert!(r
+        .control
+        .configs
+        .contains_key(&format!("c{MAX_PENDING_CONFIGS}")));
+}
+
+#[tokio::test]
+async fn a_config_for_other_drivers_is_ignored() {
+    let mut r = rig(None);
+    let mut c = avalanche("theirs", 2);
+    c["drivers"] = json!(["someone-else"]);
+    r.config(c).await;
+    r.trigger("theirs", None).await;
+    assert!(r.control.active.is_none());
+    assert!(r.finals().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_config_that_cannot_run_is_refused_once_with_a_report() {
+    let mut r = rig(None);
+    let no_target = json!({"test_id": "nt", "test_type": "AVALANCHE", "test_message_delay": 0});
+    r.config(no_target.clone()).await;
+    r.config(no_target).await;
+    r.trigger("nt", None).await;
+    let finals = r.finals().await;
+    assert_eq!(
+        finals.len(),
+        1,
+        "one report, however often the config comes"
+    );
+    let f = &finals[0];
+    assert_eq!(f.test_status, Some(RunState::Refused));
+    assert!(f.reason.as_deref().unwrap_or("").contains("no target URL"));
+    assert_eq!(
+        (f.requests_sent, f.errors.total(), f.requests_total),
+        (0, 0, 7)
+    );
+    assert!(r.control.ctx.store.has_run("nt").await.expect("store"));
+
+    let bad_rate = json!({"test_id": "br", "test_type": "AVALANCHE", "message_count_per_driver": 1,
+                          "throughput_per_driver": 1e-300, "target_url": CLOSED});
+    r.config(bad_rate).await;
+    let f = r.finals().await;
+    let f = f.iter().find(|f| f.test_id == "br").expect("refused");
+    assert!(f
+        .reason
+        .as_deref()
+        .unwrap_or("")
+        .contains("throughput_per_driver"));
+}
+
+#[tokio::test]
+async fn a_missing_count_uses_the_default_and_the_report_says_so() {
+    let mut r = rig(Some(CLOSED));
+    r.config(json!({"test_id": "d", "test_type": "TSUNAMI", "test_message_delay": 0}))
+        .await;
+    r.trigger("d", None).await;
+    let f = r.finals().await;
+    assert_eq!(f[0].requests_sent, 7);
+    assert_eq!(
+        f[0].defaults.get("message_count_per_driver"),
+        Some(&json!(7))
+    );
+}
+
+#[tokio::test]
+async fn a_stop_on_the_control_topic_ends_the_run_early_and_unknown_commands_are_ignored() {
+    let mut r = rig(None);
+    let mut long = avalanche("long", 100_000);
+    long["test_type"] = json!("TSUNAMI");
+    long["delay_us"] = json!(10_000);
+    r.config(long).await;
+    r.trigger("long", None).await;
+    assert!(r.control.active.is_some());
+    r.control_msg(r#"{"type":"set_rate","test_id":"long","rate":5}"#)
+        .await;
+    assert_eq!(r.malformed(), 0, "a newer command is not malformed");
+    assert!(r.control.active.as_ref().is_some_and(|a| !a.stopping));
+    r.control_msg(r#"{"type":"stop","test_id":"long"}"#).await;
+    let f = r.finals().await;
+    assert_eq!(f[0].test_status, Some(RunState::Stopped));
+    assert!(f[0].requests_sent < 100_000);
+    r.control_msg("EOT").await;
+    assert_eq!(r.malformed(), 1);
+    // Nothing of this went out on the seed's trigger topic.
+    assert!(r.bus.messages(&r.control.ctx.cfg.topics.trigger).is_empty());
+}
