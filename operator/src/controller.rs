@@ -350,7 +350,7 @@ async fn start_test(lt: &LoadTest, driver_ids: &[String], ctx: &Context) -> Resu
             Ok(())
         }
         // Created by an earlier reconcile whose status write was lost: nothing to do.
-        Err(OrchestratorError::Conflict(msg)) if msg.contains("exists already") => Ok(()),
+        Err(OrchestratorError::AlreadyExists(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

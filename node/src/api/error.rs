@@ -47,7 +47,9 @@ impl From<OrchestratorError> for ApiError {
         let status = match &e {
             OrchestratorError::Invalid(f) => return f.clone().into(),
             OrchestratorError::NotFound(_) => StatusCode::NOT_FOUND,
-            OrchestratorError::Conflict(_) => StatusCode::CONFLICT,
+            OrchestratorError::AlreadyExists(_) | OrchestratorError::Conflict(_) => {
+                StatusCode::CONFLICT
+            }
             OrchestratorError::Bus(_) => StatusCode::SERVICE_UNAVAILABLE,
             OrchestratorError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

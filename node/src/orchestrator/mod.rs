@@ -1,24 +1,24 @@
-//! The orchestrator role and its runtime controller: tracks drivers through `register` and
-//! `heartbeat`, publishes `test_config` and `trigger`, folds `metrics` reports into each test,
-//! and decides when a test has ended. The REST API and the operator drive it through
-//! [`Orchestrator`]'s methods.
+//! The orchestrator role: the handle the REST API and the operator drive ([`Orchestrator`]),
+//! the edges that carry out what the state decides (Kafka, the store), and the runtime
+//! controller's intake (`intake`). The state itself, and its one transition function, are in
+//! `state`; the decisions it applies are pure functions in `registry`, `part`, `run` and `state`.
 
-mod controller;
+mod intake;
 pub mod part;
 pub mod registry;
 pub mod run;
 pub mod series;
 pub mod spec;
+pub mod state;
 pub mod store;
 pub mod view;
 
 use crate::bus::{Bus, KafkaBus};
-use crate::protocol::limits::{MAX_DRIVERS, MIN_DRIVERS};
 use crate::protocol::{self, Control, Register, Role, SeedStyle, Topics, Trigger};
-use registry::{DriverView, Registry};
-use run::{Policy, TestRun, TestStatus, TestView};
+use registry::DriverView;
+use run::{Policy, Rejected, TestRun, TestStatus, TestView};
 use spec::{FieldError, TestSpecInput};
-use std::collections::BTreeMap;
+use state::{Applied, Effect, Event, State};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -73,6 +73,9 @@ pub enum OrchestratorError {
     Invalid(#[from] FieldError),
     #[error("no test with id {0:?}")]
     NotFound(String),
+    /// A test with this ID exists already (the operator creates idempotently by ID).
+    #[error("a test with id {0} exists already")]
+    AlreadyExists(String),
     #[error("{0}")]
     Conflict(String),
     #[error("kafka is unavailable: {0}")]
@@ -94,17 +97,13 @@ struct Inner {
     cfg: OrchestratorConfig,
     bus: Arc<dyn Bus>,
     store: OrchestratorStore,
+    /// The one owner of the orchestrator's state; changed only through [`State::apply`].
     state: Mutex<State>,
+    /// Applies one event and writes its effects at a time, so the store sees them in order.
+    writes: tokio::sync::Mutex<()>,
     /// Serializes create, trigger and stop, so that a check ("no test is running") still holds
-    /// when the action it allowed is taken.
+    /// when the action it allowed is taken, across the trigger's awaits.
     control: tokio::sync::Mutex<()>,
-}
-
-struct State {
-    registry: Registry,
-    tests: BTreeMap<String, TestRun>,
-    /// Test IDs in creation order.
-    order: Vec<String>,
 }
 
 impl Orchestrator {
@@ -134,12 +133,8 @@ impl Orchestrator {
         let metrics = bus
             .subscribe(&[&cfg.topics.metrics], store.positions().await?)
             .await?;
-        let mut state = State {
-            registry: Registry::new(cfg.heartbeat_timeout),
-            tests: BTreeMap::new(),
-            order: Vec::new(),
-        };
-        restore(&store, &mut state, cfg.policy).await?;
+        let mut state = State::new(cfg.heartbeat_timeout, cfg.policy);
+        restore(&store, &mut state).await?;
         let o = Orchestrator {
             inner: Arc::new(Inner {
                 extra_metrics: Mutex::new(Vec::new()),
@@ -147,13 +142,14 @@ impl Orchestrator {
                 bus,
                 store,
                 state: Mutex::new(state),
+                writes: tokio::sync::Mutex::new(()),
                 control: tokio::sync::Mutex::new(()),
             }),
         };
         o.announce().await;
-        tokio::spawn(o.clone().presence_loop(presence));
-        tokio::spawn(o.clone().metrics_loop(metrics));
-        tokio::spawn(o.clone().tick_loop());
+        tokio::spawn(intake::presence(o.clone(), presence));
+        tokio::spawn(intake::metrics(o.clone(), metrics));
+        tokio::spawn(intake::ticks(o.clone()));
         tracing::info!(id = %o.inner.cfg.id, "orchestrator started");
         Ok(o)
     }
@@ -190,6 +186,49 @@ impl Orchestrator {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Applies an event to the state, then carries out its effects (store writes).
+    async fn apply(&self, event: Event) -> Result<Applied, OrchestratorError> {
+        let _in_order = self.inner.writes.lock().await;
+        let applied = self
+            .state()
+            .apply(event, Instant::now(), protocol::now_unix_ms())?;
+        for effect in &applied.effects {
+            self.carry_out(effect).await;
+        }
+        for v in &applied.ended {
+            tracing::info!(test_id = %v.id, status = v.status.as_str(), reason = v.reason.as_deref().unwrap_or(""), "test ended");
+        }
+        Ok(applied)
+    }
+
+    async fn carry_out(&self, effect: &Effect) {
+        let store = &self.inner.store;
+        let done = match effect {
+            Effect::SaveTest(v) => store.save_test(v).await,
+            Effect::SaveReport { report, order } => {
+                store
+                    .save_report(report, *order, protocol::now_unix_ms())
+                    .await
+            }
+            Effect::SaveSeries { id, points } => {
+                let saved = store.save_series(id, points).await;
+                if saved.is_ok() {
+                    // The points stay in memory until the store has them, so they are always
+                    // readable from one or the other.
+                    let _ = self.state().apply(
+                        Event::SeriesStored { id: id.clone() },
+                        Instant::now(),
+                        protocol::now_unix_ms(),
+                    );
+                }
+                saved
+            }
+        };
+        if let Err(e) = done {
+            tracing::error!("metrics store: {e}");
+        }
+    }
+
     /// Registers the orchestrator itself on the `register` topic (the spec: all nodes register).
     async fn announce(&self) {
         let me = Register {
@@ -217,40 +256,22 @@ impl Orchestrator {
     }
 
     pub fn drivers(&self) -> Vec<DriverView> {
-        self.state().registry.view(Instant::now())
+        self.state().drivers(Instant::now())
     }
 
     pub fn list(&self) -> Vec<TestView> {
-        let now = Instant::now();
-        let st = self.state();
-        st.order
-            .iter()
-            .rev()
-            .filter_map(|id| st.tests.get(id))
-            .map(|t| t.view(now))
-            .collect()
+        self.state().list(Instant::now())
     }
 
     pub fn get(&self, id: &str) -> Result<TestView, OrchestratorError> {
-        let st = self.state();
-        st.tests
-            .get(id)
-            .map(|t| t.view(Instant::now()))
-            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))
+        self.state().get(id, Instant::now())
     }
 
     /// A test's chart points: live from memory while it runs, from the store once it ended.
     /// The second value changes when a long series was thinned out (clients then reload it).
     pub async fn series(&self, id: &str) -> Result<(Vec<series::Point>, u64), OrchestratorError> {
-        {
-            let st = self.state();
-            let t = st
-                .tests
-                .get(id)
-                .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
-            if let Some((points, generation)) = t.series() {
-                return Ok((points.to_vec(), generation));
-            }
+        if let Some(live) = self.state().series(id)? {
+            return Ok(live);
         }
         let points = self
             .inner
@@ -264,14 +285,13 @@ impl Orchestrator {
     /// Points of a running test's series from index `from` on, with its generation; `None` when
     /// the test is not running.
     pub fn series_since(&self, id: &str, from: usize) -> Option<(Vec<series::Point>, u64)> {
-        let st = self.state();
-        let (points, generation) = st.tests.get(id)?.series()?;
+        let (points, generation) = self.state().series(id).ok()??;
         Some((points.get(from..).unwrap_or_default().to_vec(), generation))
     }
 
-    /// For the Prometheus exporter (`crate::metrics`; accessor added for issue 3): the status of
-    /// every test held, and the running test(s) plus the `recent` newest others, each with its
-    /// drivers' latency histograms while it still holds them (an ended test has freed them).
+    /// For the Prometheus exporter: the status of every test held, and the running test(s) plus
+    /// the `recent` newest others, each with its drivers' latency histograms while it still
+    /// holds them (an ended test has freed them).
     #[allow(clippy::type_complexity)]
     pub fn metrics_view(
         &self,
@@ -280,42 +300,12 @@ impl Orchestrator {
         Vec<TestStatus>,
         Vec<(TestView, Vec<(String, crate::stats::Latency)>)>,
     ) {
-        let now = Instant::now();
-        let st = self.state();
-        let statuses = st.tests.values().map(|t| t.status).collect();
-        let running = st
-            .tests
-            .values()
-            .filter(|t| t.status == TestStatus::Running);
-        let others = st
-            .order
-            .iter()
-            .rev()
-            .filter_map(|id| st.tests.get(id))
-            .filter(|t| t.status != TestStatus::Running)
-            .take(recent);
-        let views = running
-            .chain(others)
-            .map(|t| {
-                let latencies = t
-                    .driver_latencies()
-                    .map(|(id, l)| (id.to_string(), l.clone()))
-                    .collect();
-                (t.view(now), latencies)
-            })
-            .collect();
-        (statuses, views)
+        self.state().metrics_view(recent, Instant::now())
     }
 
     /// The running test, or else the most recent one.
     pub fn current(&self) -> Option<TestView> {
-        let st = self.state();
-        let now = Instant::now();
-        st.tests
-            .values()
-            .find(|t| t.status == TestStatus::Running)
-            .or_else(|| st.order.last().and_then(|id| st.tests.get(id)))
-            .map(|t| t.view(now))
+        self.state().current(Instant::now())
     }
 
     /// Validates a spec, picks its drivers and publishes its `test_config`; with `trigger: true`
@@ -326,7 +316,7 @@ impl Orchestrator {
     }
 
     /// [`Orchestrator::create`] with a chosen test ID (the operator uses the LoadTest's UID, so
-    /// that creating is idempotent). An ID already in use is a conflict.
+    /// that creating is idempotent). An ID already in use is [`OrchestratorError::AlreadyExists`].
     pub async fn create_as(
         &self,
         id: String,
@@ -335,66 +325,17 @@ impl Orchestrator {
         let trigger = input.trigger.unwrap_or(false);
         let spec = input.validate()?;
         let _control = self.inner.control.lock().await;
-        let view = {
-            let mut st = self.state();
-            if st.tests.contains_key(&id) {
-                return Err(OrchestratorError::Conflict(format!(
-                    "a test with id {id} exists already"
-                )));
-            }
-            // A refused request changes nothing: check what the trigger would refuse first.
-            if trigger {
-                if let Some(other) = running(&st) {
-                    return Err(OrchestratorError::Conflict(format!(
-                        "test {other} is running; stop it or wait for it to end"
-                    )));
-                }
-            }
-            let now = Instant::now();
-            let alive = st.registry.alive(now);
-            let drivers = match &spec.driver_ids {
-                Some(ids) => {
-                    let missing: Vec<&str> = ids
-                        .iter()
-                        .filter(|i| !alive.contains(i))
-                        .map(String::as_str)
-                        .collect();
-                    if !missing.is_empty() {
-                        return Err(OrchestratorError::Conflict(format!(
-                            "driver(s) not alive: {}",
-                            missing.join(", ")
-                        )));
-                    }
-                    ids.clone()
-                }
-                None => {
-                    let want = spec
-                        .drivers
-                        .map(|n| n as usize)
-                        .unwrap_or(alive.len().min(MAX_DRIVERS));
-                    if alive.len() < want.max(MIN_DRIVERS) {
-                        return Err(OrchestratorError::Conflict(format!(
-                            "a test needs {} to {MAX_DRIVERS} alive drivers; {} alive",
-                            want.max(MIN_DRIVERS),
-                            alive.len()
-                        )));
-                    }
-                    alive.into_iter().take(want).collect()
-                }
-            };
-            let run = TestRun::new(
-                id.clone(),
+        let created = self
+            .apply(Event::Create {
+                id: id.clone(),
                 spec,
-                drivers,
-                protocol::now_unix_ms(),
-                self.inner.cfg.policy,
-            );
-            let view = run.view(now);
-            st.tests.insert(id.clone(), run);
-            st.order.push(id.clone());
-            view
-        };
-        self.save(&view).await;
+                for_trigger: trigger,
+                created_ms: protocol::now_unix_ms(),
+            })
+            .await?;
+        let view = created
+            .view
+            .ok_or_else(|| OrchestratorError::NotFound(id.clone()))?;
         if let Err(e) = self.publish_config(&view).await {
             self.fail(&id, &format!("could not publish test_config: {e}"))
                 .await;
@@ -428,45 +369,7 @@ impl Orchestrator {
 
     /// [`Orchestrator::trigger`] with the control lock held.
     async fn trigger_locked(&self, id: &str) -> Result<TestView, OrchestratorError> {
-        let view = {
-            let st = self.state();
-            let now = Instant::now();
-            if let Some(other) = running(&st).filter(|other| other != id) {
-                return Err(OrchestratorError::Conflict(format!(
-                    "test {other} is running; stop it or wait for it to end"
-                )));
-            }
-            let lost: Vec<String> = {
-                let t = st
-                    .tests
-                    .get(id)
-                    .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
-                if t.status != TestStatus::Created {
-                    return Err(OrchestratorError::Conflict(
-                        format!(
-                            "test {id} is {:?}, not created; create a new test to run again",
-                            t.status
-                        )
-                        .to_lowercase(),
-                    ));
-                }
-                t.drivers
-                    .iter()
-                    .filter(|d| !st.registry.liveness(d, now).alive)
-                    .cloned()
-                    .collect()
-            };
-            if !lost.is_empty() {
-                return Err(OrchestratorError::Conflict(format!(
-                    "driver(s) lost since the test was created: {}; create a new test",
-                    lost.join(", ")
-                )));
-            }
-            st.tests
-                .get(id)
-                .map(|t| t.view(now))
-                .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?
-        };
+        let view = self.state().check_startable(id, Instant::now())?;
         // The config again first (a driver restarted since creation has not seen it), then a
         // gap, so that no driver reads the trigger before the config.
         if let Err(e) = self.publish_config(&view).await {
@@ -476,18 +379,15 @@ impl Orchestrator {
         }
         tokio::time::sleep(self.inner.cfg.config_gap).await;
         let start_at_ms = protocol::now_unix_ms() + self.inner.cfg.start_delay.as_millis() as u64;
-        let view = {
-            let mut st = self.state();
-            let t = st
-                .tests
-                .get_mut(id)
-                .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
-            let now = Instant::now();
-            t.start(start_at_ms, now + self.inner.cfg.start_delay);
-            t.view(now)
-        };
+        let started = self
+            .apply(Event::Start {
+                id: id.to_string(),
+                start_at_ms,
+                start: Instant::now() + self.inner.cfg.start_delay,
+            })
+            .await?;
         let trigger = Trigger::start(id, start_at_ms);
-        let published = self
+        if let Err(e) = self
             .inner
             .bus
             .publish(
@@ -496,15 +396,16 @@ impl Orchestrator {
                 &protocol::emit(&trigger),
             )
             .await
-            .map_err(|e| OrchestratorError::Bus(e.to_string()));
-        if let Err(e) = published {
+        {
+            let e = OrchestratorError::Bus(e.to_string());
             self.fail(id, &format!("could not publish the trigger: {e}"))
                 .await;
             return Err(e);
         }
-        self.save(&view).await;
         tracing::info!(test_id = %id, start_at_ms, "test triggered");
-        Ok(view)
+        started
+            .view
+            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))
     }
 
     /// Stops a test at once, whatever its drivers do: a running one becomes `stopped` with what
@@ -512,32 +413,8 @@ impl Orchestrator {
     /// arriving within the settle window, fill in the numbers); a created one is cancelled.
     pub async fn stop(&self, id: &str) -> Result<TestView, OrchestratorError> {
         let _control = self.inner.control.lock().await;
-        // Decide under the lock, act (store, Kafka) after it.
-        let (view, was_running) = {
-            let mut st = self.state();
-            let t = st
-                .tests
-                .get_mut(id)
-                .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
-            let now = Instant::now();
-            let was_running = match t.status {
-                TestStatus::Running => true,
-                TestStatus::Created => false,
-                s => {
-                    return Err(OrchestratorError::Conflict(
-                        format!("test {id} has already ended ({s:?})").to_lowercase(),
-                    ))
-                }
-            };
-            t.stop(now, protocol::now_unix_ms());
-            let view = if was_running {
-                t.view(now)
-            } else {
-                t.freeze(now)
-            };
-            (view, was_running)
-        };
-        self.save(&view).await;
+        let was_running = self.state().running() == Some(id);
+        let stopped = self.apply(Event::Stop { id: id.to_string() }).await?;
         tracing::info!(test_id = %id, "test stopped");
         if was_running {
             let stop = Control::Stop {
@@ -554,45 +431,45 @@ impl Orchestrator {
                 tracing::warn!(test_id = %id, "could not tell the drivers to stop: {e}");
             }
         }
-        Ok(view)
+        stopped
+            .view
+            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))
     }
 
     async fn fail(&self, id: &str, reason: &str) {
-        let v = {
-            let mut st = self.state();
-            let Some(t) = st.tests.get_mut(id) else {
-                return;
-            };
-            t.fail(reason, protocol::now_unix_ms());
-            t.freeze(Instant::now())
-        };
-        self.save(&v).await;
+        let failed = self
+            .apply(Event::Fail {
+                id: id.to_string(),
+                reason: reason.to_string(),
+            })
+            .await;
+        if let Err(e) = failed {
+            tracing::warn!(test_id = %id, "could not fail the test: {e}");
+        }
     }
 
-    async fn save(&self, v: &TestView) {
-        if let Err(e) = self.inner.store.save_test(v).await {
-            tracing::error!(test_id = %v.id, "metrics store: {e}");
+    /// Takes one message from the bus as an event; a report that is not taken is returned.
+    async fn take(&self, event: Event) -> Option<Rejected> {
+        match self.apply(event).await {
+            Ok(applied) => applied.rejected,
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
         }
     }
 }
 
-/// The running test's ID, if one runs.
-fn running(st: &State) -> Option<String> {
-    st.tests
-        .values()
-        .find(|t| t.status == TestStatus::Running)
-        .map(|t| t.id.clone())
-}
-
 /// Rebuilds tests from the store after a restart.
-async fn restore(store: &OrchestratorStore, st: &mut State, policy: Policy) -> anyhow::Result<()> {
+async fn restore(store: &OrchestratorStore, st: &mut State) -> anyhow::Result<()> {
     let now = Instant::now();
     for t in store.load().await? {
         let run = match t.view {
             Some(view) => TestRun::finished(view),
             None => {
-                let mut run = TestRun::new(t.id.clone(), t.spec, t.drivers, t.created_ms, policy);
-                if t.status == "running" {
+                let mut run =
+                    TestRun::new(t.id.clone(), t.spec, t.drivers, t.created_ms, st.policy());
+                if t.status == TestStatus::Running {
                     run.start(t.started_ms.unwrap_or(t.created_ms), now);
                 }
                 for r in t.latest {
@@ -601,8 +478,7 @@ async fn restore(store: &OrchestratorStore, st: &mut State, policy: Policy) -> a
                 run
             }
         };
-        st.order.push(t.id.clone());
-        st.tests.insert(t.id, run);
+        st.restore(run);
     }
     Ok(())
 }

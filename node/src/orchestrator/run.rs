@@ -33,6 +33,17 @@ pub enum TestStatus {
 }
 
 impl TestStatus {
+    /// The wire and store name (`running`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestStatus::Created => "created",
+            TestStatus::Running => "running",
+            TestStatus::Completed => "completed",
+            TestStatus::Failed => "failed",
+            TestStatus::Stopped => "stopped",
+        }
+    }
+
     pub fn is_finished(self) -> bool {
         matches!(
             self,
@@ -59,16 +70,17 @@ impl Default for Policy {
     }
 }
 
+/// One test. Its status only moves forward, through the methods below.
 #[derive(Debug)]
 pub struct TestRun {
-    pub id: String,
-    pub spec: TestSpec,
-    pub drivers: Vec<String>,
-    pub status: TestStatus,
-    pub reason: Option<String>,
-    pub created_at_ms: u64,
-    pub started_at_ms: Option<u64>,
-    pub finished_at_ms: Option<u64>,
+    id: String,
+    spec: TestSpec,
+    drivers: Vec<String>,
+    status: TestStatus,
+    reason: Option<String>,
+    created_at_ms: u64,
+    started_at_ms: Option<u64>,
+    finished_at_ms: Option<u64>,
     start_instant: Option<Instant>,
     parts: BTreeMap<String, Part>,
     rules: Rules,
@@ -125,6 +137,26 @@ impl TestRun {
             frozen: None,
             series: None,
         }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn status(&self) -> TestStatus {
+        self.status
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    pub fn drivers(&self) -> &[String] {
+        &self.drivers
+    }
+
+    pub fn finished_at_ms(&self) -> Option<u64> {
+        self.finished_at_ms
     }
 
     /// A test restored from the store after it finished. It takes no more reports, so its

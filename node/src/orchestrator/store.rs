@@ -2,7 +2,7 @@
 //! a time series of progress per driver, and each driver's latest full report, so history and
 //! a running test's state survive an orchestrator restart.
 
-use super::run::TestView;
+use super::run::{TestStatus, TestView};
 use super::series::Point;
 use super::spec::TestSpec;
 use crate::protocol::MetricsReport;
@@ -67,7 +67,7 @@ pub struct StoredTest {
     pub id: String,
     pub spec: TestSpec,
     pub drivers: Vec<String>,
-    pub status: String,
+    pub status: TestStatus,
     pub created_ms: u64,
     pub started_ms: Option<u64>,
     pub view: Option<TestView>,
@@ -90,10 +90,7 @@ impl OrchestratorStore {
     pub async fn save_test(&self, v: &TestView) -> anyhow::Result<()> {
         let spec = serde_json::to_string(&v.spec)?;
         let drivers = serde_json::to_string(&v.drivers)?;
-        let status = serde_json::to_value(v.status)?
-            .as_str()
-            .unwrap_or("created")
-            .to_string();
+        let status = v.status.as_str();
         let view = if v.status.is_finished() {
             Some(serde_json::to_string(v)?)
         } else {
@@ -239,7 +236,7 @@ impl OrchestratorStore {
             out.push(StoredTest {
                 spec: serde_json::from_str(&spec)?,
                 drivers: serde_json::from_str(&drivers)?,
-                status,
+                status: serde_json::from_value(serde_json::Value::String(status))?,
                 created_ms: created as u64,
                 started_ms: started.map(|s| s as u64),
                 view: view.map(|v| serde_json::from_str(&v)).transpose()?,

@@ -1,0 +1,87 @@
+//! The runtime controller's intake: registrations, heartbeats and metrics reports off the bus
+//! become events for the state, and a tick lets time pass (tests end on lost drivers and quiet
+//! periods, stopped tests settle). Messages that cannot be used are counted and skipped.
+
+use super::run::Rejected;
+use super::state::Event;
+use super::Orchestrator;
+use crate::bus::Inbox;
+use crate::protocol::{self, Heartbeat, MetricsReport, Register};
+use std::time::Duration;
+
+/// `register` and `heartbeat`.
+pub(super) async fn presence(o: Orchestrator, mut inbox: Box<dyn Inbox>) {
+    let topics = o.inner.cfg.topics.clone();
+    let stats = o.inner.bus.stats().clone();
+    loop {
+        let msg = inbox.recv().await;
+        let event = if msg.topic == topics.register {
+            match protocol::parse::<Register>(&msg.payload) {
+                Ok(r) => {
+                    if r.is_driver() {
+                        tracing::info!(driver = %r.node_id, address = %r.node_ip, agent = r.agent.as_deref().unwrap_or("other"), "driver registered");
+                    }
+                    Event::Registered(r)
+                }
+                Err(e) => {
+                    stats.malformed(&msg.topic, &e);
+                    continue;
+                }
+            }
+        } else if msg.topic == topics.heartbeat {
+            match protocol::parse::<Heartbeat>(&msg.payload) {
+                Ok(h) => Event::Heartbeat(h),
+                Err(e) => {
+                    stats.malformed(&msg.topic, &e);
+                    continue;
+                }
+            }
+        } else {
+            continue;
+        };
+        o.take(event).await;
+    }
+}
+
+/// `metrics`, from the position stored after each message: replaying a report is harmless,
+/// skipping one is not.
+pub(super) async fn metrics(o: Orchestrator, mut inbox: Box<dyn Inbox>) {
+    let stats = o.inner.bus.stats().clone();
+    loop {
+        let msg = inbox.recv().await;
+        match protocol::parse::<MetricsReport>(&msg.payload) {
+            Ok(report) => {
+                let (test, node) = (report.test_id.clone(), report.node_id.clone());
+                match o.take(Event::Report(Box::new(report))).await {
+                    Some(Rejected::Malformed(why)) => stats.malformed(&msg.topic, &why),
+                    Some(Rejected::NotParticipant) => stats.malformed(
+                        &msg.topic,
+                        &format!("report for unknown test {test} or node {node}"),
+                    ),
+                    Some(Rejected::Stale | Rejected::Finished) | None => {}
+                }
+            }
+            Err(e) => stats.malformed(&msg.topic, &e),
+        }
+        if let Err(e) = o
+            .inner
+            .store
+            .save_position(&msg.topic, msg.partition, msg.offset + 1)
+            .await
+        {
+            tracing::error!("metrics store: {e}");
+        }
+    }
+}
+
+/// How often running tests are evaluated (and chart points taken).
+const TICK: Duration = Duration::from_millis(200);
+
+/// Lets time pass for every running or settling test.
+pub(super) async fn ticks(o: Orchestrator) {
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        tick.tick().await;
+        o.take(Event::Evaluate { only: None }).await;
+    }
+}

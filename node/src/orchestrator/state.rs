@@ -1,0 +1,419 @@
+//! The orchestrator's state and its one transition function: every change (a driver seen, a
+//! report, a test created, started, stopped, failed, ended) is an [`Event`] applied here, which
+//! returns the [`Effect`]s (store writes) for the edges to carry out. Synchronous and free of I/O,
+//! so it is tested without a broker or a store; the decisions it applies are pure functions
+//! (participant choice here, liveness in `registry`, completion in `part` and `run`).
+
+use super::registry::{Beat, DriverView, Registry};
+use super::run::{Policy, Rejected, TestRun, TestStatus, TestView};
+use super::series::Point;
+use super::spec::TestSpec;
+use super::OrchestratorError;
+use crate::protocol::limits::{MAX_DRIVERS, MIN_DRIVERS};
+use crate::protocol::{Heartbeat, MetricsReport, Register, Role};
+use crate::stats::Latency;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Something that happened, for [`State::apply`].
+#[derive(Debug)]
+pub enum Event {
+    Registered(Register),
+    Heartbeat(Heartbeat),
+    Report(Box<MetricsReport>),
+    /// A new test; `for_trigger` refuses it if another test runs (a create-and-trigger that
+    /// would be refused must change nothing).
+    Create {
+        id: String,
+        spec: TestSpec,
+        for_trigger: bool,
+        created_ms: u64,
+    },
+    /// The trigger is about to be published: the test runs from `start_at_ms` (`start` here).
+    Start {
+        id: String,
+        start_at_ms: u64,
+        start: Instant,
+    },
+    Stop {
+        id: String,
+    },
+    Fail {
+        id: String,
+        reason: String,
+    },
+    /// Time passed: decide which tests have ended (`only` narrows it to one).
+    Evaluate {
+        only: Option<String>,
+    },
+    /// The store holds a finished test's chart points: free them.
+    SeriesStored {
+        id: String,
+    },
+}
+
+/// What the edges must do after an event.
+#[derive(Debug, PartialEq)]
+pub enum Effect {
+    SaveTest(Box<TestView>),
+    SaveReport {
+        report: Box<MetricsReport>,
+        order: u64,
+    },
+    SaveSeries {
+        id: String,
+        points: Vec<Point>,
+    },
+}
+
+/// The outcome of an event: the view of the test it concerned, if any, and what to store.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub view: Option<TestView>,
+    pub effects: Vec<Effect>,
+    /// Tests that ended with this event (for the log).
+    pub ended: Vec<TestView>,
+    /// Why a report was not taken (not an error of the caller: reports arrive from anyone).
+    pub rejected: Option<Rejected>,
+}
+
+pub struct State {
+    registry: Registry,
+    tests: BTreeMap<String, TestRun>,
+    /// Test IDs in creation order.
+    order: Vec<String>,
+    policy: Policy,
+}
+
+/// Picks a test's participants among the alive drivers (in the order they were first seen):
+/// exactly `driver_ids` if given (all alive), else the first `drivers`, else every alive one up
+/// to the maximum; never fewer than the minimum.
+pub fn participants(spec: &TestSpec, alive: &[String]) -> Result<Vec<String>, OrchestratorError> {
+    if let Some(ids) = &spec.driver_ids {
+        let missing: Vec<&str> = ids
+            .iter()
+            .filter(|i| !alive.contains(i))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(OrchestratorError::Conflict(format!(
+                "driver(s) not alive: {}",
+                missing.join(", ")
+            )));
+        }
+        return Ok(ids.clone());
+    }
+    let want = spec
+        .drivers
+        .map(|n| n as usize)
+        .unwrap_or(alive.len().min(MAX_DRIVERS))
+        .max(MIN_DRIVERS);
+    if alive.len() < want {
+        return Err(OrchestratorError::Conflict(format!(
+            "a test needs {want} to {MAX_DRIVERS} alive drivers; {} alive",
+            alive.len()
+        )));
+    }
+    Ok(alive.iter().take(want).cloned().collect())
+}
+
+impl State {
+    pub fn new(heartbeat_timeout: Duration, policy: Policy) -> Self {
+        Self {
+            registry: Registry::new(heartbeat_timeout),
+            tests: BTreeMap::new(),
+            order: Vec::new(),
+            policy,
+        }
+    }
+
+    /// A test read back from the store at start-up.
+    pub fn restore(&mut self, run: TestRun) {
+        self.order.push(run.id().to_string());
+        self.tests.insert(run.id().to_string(), run);
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The one transition function.
+    pub fn apply(
+        &mut self,
+        event: Event,
+        now: Instant,
+        now_ms: u64,
+    ) -> Result<Applied, OrchestratorError> {
+        let mut out = Applied::default();
+        match event {
+            Event::Registered(r) => {
+                if r.is_driver() {
+                    let beat = Beat {
+                        address: Some(&r.node_ip),
+                        test_id: None,
+                        agent: r.agent.as_deref(),
+                        interval: r.heartbeat_ms.map(Duration::from_millis),
+                    };
+                    self.registry.seen(&r.node_id, &beat, now);
+                }
+            }
+            Event::Heartbeat(h) => {
+                if h.role == Role::Driver {
+                    let beat = Beat {
+                        address: h.node_ip.as_deref(),
+                        test_id: h.test_id.clone(),
+                        agent: h.agent.as_deref(),
+                        interval: h.heartbeat_ms.map(Duration::from_millis),
+                    };
+                    self.registry.heartbeat(&h.node_id, beat, now);
+                }
+            }
+            Event::Report(report) => {
+                // A report is a sign of life, whatever test it is for.
+                self.registry.heard_from(&report.node_id, now);
+                let test_id = report.test_id.clone();
+                let applied = match self.tests.get_mut(&test_id) {
+                    Some(t) => t.apply(*report, now),
+                    None => Err(Rejected::NotParticipant),
+                };
+                match applied {
+                    Ok((order, held)) => {
+                        out.effects.push(Effect::SaveReport {
+                            report: Box::new(held),
+                            order,
+                        });
+                        self.evaluate(Some(&test_id), now, now_ms, &mut out);
+                    }
+                    Err(why) => out.rejected = Some(why),
+                }
+            }
+            Event::Create {
+                id,
+                spec,
+                for_trigger,
+                created_ms,
+            } => {
+                if self.tests.contains_key(&id) {
+                    return Err(OrchestratorError::AlreadyExists(id));
+                }
+                if for_trigger {
+                    self.check_none_running(&id)?;
+                }
+                let drivers = participants(&spec, &self.registry.alive(now))?;
+                let run = TestRun::new(id.clone(), spec, drivers, created_ms, self.policy);
+                let view = run.view(now);
+                self.tests.insert(id.clone(), run);
+                self.order.push(id);
+                out.effects.push(Effect::SaveTest(Box::new(view.clone())));
+                out.view = Some(view);
+            }
+            Event::Start {
+                id,
+                start_at_ms,
+                start,
+            } => {
+                self.check_startable(&id, now)?;
+                let t = self.test_mut(&id)?;
+                t.start(start_at_ms, start);
+                let view = t.view(now);
+                out.effects.push(Effect::SaveTest(Box::new(view.clone())));
+                out.view = Some(view);
+            }
+            Event::Stop { id } => {
+                let t = self.test_mut(&id)?;
+                let was_running = match t.status() {
+                    TestStatus::Running => true,
+                    TestStatus::Created => false,
+                    s => {
+                        return Err(OrchestratorError::Conflict(format!(
+                            "test {id} has already ended ({})",
+                            s.as_str()
+                        )))
+                    }
+                };
+                t.stop(now, now_ms);
+                let view = if was_running {
+                    t.view(now)
+                } else {
+                    t.freeze(now)
+                };
+                out.effects.push(Effect::SaveTest(Box::new(view.clone())));
+                out.view = Some(view);
+            }
+            Event::Fail { id, reason } => {
+                let t = self.test_mut(&id)?;
+                t.fail(&reason, now_ms);
+                let view = t.freeze(now);
+                out.effects.push(Effect::SaveTest(Box::new(view.clone())));
+                out.view = Some(view);
+            }
+            Event::Evaluate { only } => {
+                self.evaluate(only.as_deref(), now, now_ms, &mut out);
+                if only.is_none() {
+                    self.registry.prune(now);
+                }
+            }
+            Event::SeriesStored { id } => {
+                if let Some(t) = self.tests.get_mut(&id) {
+                    t.drop_series();
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends running tests whose drivers are all done or lost, and freezes stopped tests once they
+    /// have settled; their views and chart points go to the store.
+    fn evaluate(&mut self, only: Option<&str>, now: Instant, now_ms: u64, out: &mut Applied) {
+        let registry = &self.registry;
+        for t in self.tests.values_mut() {
+            let live = t.status() == TestStatus::Running || t.settling();
+            if !live || only.is_some_and(|id| id != t.id()) {
+                continue;
+            }
+            t.sample(now, false);
+            if t.evaluate(now, now_ms, |d| registry.liveness(d, now)) {
+                // The last point shows the test's end even if one was taken a moment ago.
+                t.sample(now, true);
+                let points = t.series_points();
+                let view = t.freeze(now);
+                out.effects.push(Effect::SaveTest(Box::new(view.clone())));
+                if let Some(points) = points {
+                    out.effects.push(Effect::SaveSeries {
+                        id: view.id.clone(),
+                        points,
+                    });
+                }
+                out.ended.push(view);
+            }
+        }
+    }
+
+    fn test_mut(&mut self, id: &str) -> Result<&mut TestRun, OrchestratorError> {
+        self.tests
+            .get_mut(id)
+            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))
+    }
+
+    fn check_none_running(&self, except: &str) -> Result<(), OrchestratorError> {
+        match self.running() {
+            Some(other) if other != except => Err(OrchestratorError::Conflict(format!(
+                "test {other} is running; stop it or wait for it to end"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `id` may be triggered now: created, no other test running, every participant
+    /// still alive. Checked before the trigger's messages are published, and again at `Start`.
+    pub fn check_startable(&self, id: &str, now: Instant) -> Result<TestView, OrchestratorError> {
+        self.check_none_running(id)?;
+        let t = self
+            .tests
+            .get(id)
+            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
+        if t.status() != TestStatus::Created {
+            return Err(OrchestratorError::Conflict(format!(
+                "test {id} is {}, not created; create a new test to run again",
+                t.status().as_str()
+            )));
+        }
+        let lost: Vec<&str> = t
+            .drivers()
+            .iter()
+            .filter(|d| !self.registry.liveness(d, now).alive)
+            .map(String::as_str)
+            .collect();
+        if !lost.is_empty() {
+            return Err(OrchestratorError::Conflict(format!(
+                "driver(s) lost since the test was created: {}; create a new test",
+                lost.join(", ")
+            )));
+        }
+        Ok(t.view(now))
+    }
+
+    /// The running test's ID, if one runs.
+    pub fn running(&self) -> Option<&str> {
+        self.tests
+            .values()
+            .find(|t| t.status() == TestStatus::Running)
+            .map(TestRun::id)
+    }
+
+    // --- queries ---
+
+    pub fn drivers(&self, now: Instant) -> Vec<DriverView> {
+        self.registry.view(now)
+    }
+
+    pub fn get(&self, id: &str, now: Instant) -> Result<TestView, OrchestratorError> {
+        self.tests
+            .get(id)
+            .map(|t| t.view(now))
+            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))
+    }
+
+    /// Every test, newest first.
+    pub fn list(&self, now: Instant) -> Vec<TestView> {
+        self.newest_first().map(|t| t.view(now)).collect()
+    }
+
+    /// The running test, or else the most recent one.
+    pub fn current(&self, now: Instant) -> Option<TestView> {
+        self.tests
+            .values()
+            .find(|t| t.status() == TestStatus::Running)
+            .or_else(|| self.newest_first().next())
+            .map(|t| t.view(now))
+    }
+
+    /// A test's chart points while it holds them, with their generation; `Ok(None)` once they
+    /// moved to the store.
+    #[allow(clippy::type_complexity)]
+    pub fn series(&self, id: &str) -> Result<Option<(Vec<Point>, u64)>, OrchestratorError> {
+        let t = self
+            .tests
+            .get(id)
+            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
+        Ok(t.series().map(|(p, g)| (p.to_vec(), g)))
+    }
+
+    /// For the Prometheus exporter: every test's status, and the running test(s) plus the
+    /// `recent` newest others, each with its drivers' histograms while it still holds them.
+    #[allow(clippy::type_complexity)]
+    pub fn metrics_view(
+        &self,
+        recent: usize,
+        now: Instant,
+    ) -> (Vec<TestStatus>, Vec<(TestView, Vec<(String, Latency)>)>) {
+        let statuses = self.tests.values().map(TestRun::status).collect();
+        let running = self
+            .tests
+            .values()
+            .filter(|t| t.status() == TestStatus::Running);
+        let others = self
+            .newest_first()
+            .filter(|t| t.status() != TestStatus::Running)
+            .take(recent);
+        let views = running
+            .chain(others)
+            .map(|t| {
+                let latencies = t
+                    .driver_latencies()
+                    .map(|(id, l)| (id.to_string(), l.clone()))
+                    .collect();
+                (t.view(now), latencies)
+            })
+            .collect();
+        (statuses, views)
+    }
+
+    fn newest_first(&self) -> impl Iterator<Item = &TestRun> {
+        self.order.iter().rev().filter_map(|id| self.tests.get(id))
+    }
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
