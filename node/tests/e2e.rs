@@ -237,16 +237,18 @@ async fn the_rate_cap_holds() {
     assert_eq!(v["status"], "completed", "{v}");
     assert_eq!(target.metrics().await.0, 4000);
     for d in v["per_driver"].as_array().unwrap() {
+        // What each driver recorded: from its scheduled start to its last response. The cap
+        // is exact from below (2,000 requests at 500/s cannot end before 3.998 s); from above
+        // only a slow machine delays it, so that bound is loose.
         let ms = d["elapsed_ms"].as_u64().unwrap();
         assert!(
-            (3960..=4400).contains(&ms),
+            (3_998..=6_000).contains(&ms),
             "2,000 requests at 500/s took {ms} ms on {}",
             d["driver_id"]
         );
-        assert!(
-            (d["achieved_rps"].as_f64().unwrap() - 500.0).abs() < 10.0,
-            "{d}"
-        );
+        let rps = d["achieved_rps"].as_f64().unwrap();
+        assert!(rps <= 500.5, "never above the cap: {d}");
+        assert!(rps >= 2000.0 / 6.0, "{d}");
     }
 }
 
@@ -269,12 +271,25 @@ async fn tsunami_keeps_its_gap_without_drift() {
         (9_500..=10_500).contains(&median),
         "median gap {median} µs, want 10 ms"
     );
-    let span = arrivals[arrivals.len() - 1] - arrivals[0];
-    let due = (n as u64 - 1) * 10_000;
-    let drift = span.abs_diff(due);
+    // No drift: on an absolute schedule a late request does not delay the next ones, so the
+    // lateness of the last requests is that of the first, however busy the machine. (A schedule
+    // of "sleep 10 ms after each" would add its overhead on every request: 200 × 0.1 ms and up.)
+    let t0 = arrivals[0];
+    let lateness: Vec<i64> = arrivals
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a - t0) as i64 - (i as i64 / 2) * 10_000)
+        .collect();
+    let median = |v: &[i64]| {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let first = median(&lateness[..40]);
+    let last = median(&lateness[lateness.len() - 40..]);
     assert!(
-        drift <= 25_000,
-        "last request {drift} µs off its due time (span {span} µs, due {due} µs)"
+        (last - first).abs() <= 5_000,
+        "the schedule drifted: median lateness {first} µs at the start, {last} µs at the end"
     );
 }
 
@@ -404,30 +419,76 @@ async fn a_stopped_test_ends_early_as_stopped() {
         (c.test(&id).await["aggregate"]["sent"].as_u64().unwrap_or(0) > 20).then_some(())
     })
     .await;
-    // While it runs, the orchestrator's count of each driver's requests is at most 1 s old.
-    for _ in 0..10 {
-        let v = c.test(&id).await;
-        for d in v["per_driver"].as_array().unwrap() {
-            let age = d["report_age_ms"].as_u64().unwrap();
-            assert!(
-                age <= 1000,
-                "report from {} is {age} ms old",
-                d["driver_id"]
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
+    // While it runs, the orchestrator keeps getting fresh counts from every driver.
+    let seqs = |v: &Value| -> Vec<u64> {
+        v["per_driver"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["report_seq"].as_u64().unwrap())
+            .collect()
+    };
+    let before = seqs(&c.test(&id).await);
+    eventually("newer reports from every driver", MIN, async || {
+        let now = seqs(&c.test(&id).await);
+        now.iter().zip(&before).all(|(n, b)| n > b).then_some(())
+    })
+    .await;
     let (status, _) = post(&c.url(&format!("/api/v1/tests/{id}/stop")), None).await;
     assert_eq!(status, 200);
     let v = c.wait_finished(&id, MIN).await;
     assert_eq!(v["status"], "stopped", "{v}");
     let sent = v["aggregate"]["sent"].as_u64().unwrap();
-    assert!(sent < 200_000);
     assert_eq!(
         target.metrics().await.0,
         sent,
-        "every request sent was received, and none after the stop"
+        "every request sent was received"
     );
+    // Each driver reported at least every second, by its own clock (the progress rows of its
+    // metrics store, served on its own HTTP port): so the orchestrator's count of its requests
+    // was never more than about 1 s old.
+    for i in 0..2 {
+        let d = c.driver(&Cluster::driver_id(i)).await.unwrap();
+        let rows = get(&format!(
+            "http://{}/api/v1/tests/{id}",
+            d["address"].as_str().unwrap()
+        ))
+        .await;
+        let at: Vec<u64> = rows["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["at_ms"].as_u64().unwrap())
+            .collect();
+        assert!(at.len() >= 3, "{rows}");
+        for w in at.windows(2) {
+            assert!(
+                w[1] - w[0] <= 1_000,
+                "driver {i} reported {} ms apart",
+                w[1] - w[0]
+            );
+        }
+        let listed = get(&format!(
+            "http://{}/api/v1/tests",
+            d["address"].as_str().unwrap()
+        ))
+        .await;
+        assert_eq!(listed["tests"][0]["test_id"], id.as_str(), "{listed}");
+    }
+    for d in v["per_driver"].as_array().unwrap() {
+        assert_eq!(d["state"], "done", "its final report came: {d}");
+        let reason = d["reason"].as_str().unwrap_or("");
+        assert!(
+            reason.starts_with("stopped after sending"),
+            "the driver says it stopped short: {d}"
+        );
+    }
+    // And nothing after the stop: the target's count stays put (watched for a second).
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < until {
+        assert_eq!(target.metrics().await.0, sent, "a request after the stop");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -254,17 +254,34 @@ fn results_and_conditions_land_in_the_status() {
 
 #[test]
 fn progress_is_recorded_while_running() {
+    // Starting sets Progressing=True; progress keeps it so and records the figures.
+    let started = plan(
+        &spec(3),
+        Some(&status(Phase::Scaling)),
+        &seen(Some(3), 3, None),
+    );
+    let progressing = |st: &LoadTestStatus| {
+        st.conditions
+            .iter()
+            .find(|c| c.type_ == "Progressing")
+            .map(|c| c.status.clone())
+    };
+    assert_eq!(progressing(&started.status).as_deref(), Some("True"));
     let p = plan(
         &spec(3),
-        Some(&status(Phase::Running)),
+        Some(&started.status),
         &seen(Some(3), 0, Some(test("running"))),
     );
-    assert_eq!(p.status.aggregate.map(|a| a.p99_ms), Some(Some(3.5)));
+    assert_eq!(
+        p.status.aggregate.as_ref().map(|a| a.p99_ms),
+        Some(Some(3.5))
+    );
     assert_eq!(p.requeue, Some(PROGRESS_EVERY));
-    let progressing = p
-        .status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Progressing");
-    assert!(progressing.is_none() || progressing.is_some_and(|c| c.status == "True"));
+    assert_eq!(progressing(&p.status).as_deref(), Some("True"));
+    let done = plan(
+        &spec(3),
+        Some(&p.status),
+        &seen(Some(3), 0, Some(test("completed"))),
+    );
+    assert_eq!(progressing(&done.status).as_deref(), Some("False"));
 }

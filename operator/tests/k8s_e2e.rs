@@ -423,14 +423,26 @@ async fn a_loadtest_scales_its_drivers_runs_and_succeeds_with_exact_totals() {
         metrics.contains("floodgate_loadtests{phase=\"Succeeded\"} 1"),
         "{metrics}"
     );
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+    };
+    // Pending, Scaling, Running and Succeeded are four reconciles at the least.
     assert!(
-        metrics.contains("floodgate_operator_reconciles_total"),
+        value("floodgate_operator_reconciles_total ") >= 4.0,
         "{metrics}"
     );
-    assert!(
-        metrics.contains("floodgate_operator_reconcile_errors_total{kind=\"kubernetes\"}"),
-        "{metrics}"
-    );
+    for kind in ["kubernetes", "orchestrator", "finalizer"] {
+        assert_eq!(
+            value(&format!(
+                "floodgate_operator_reconcile_errors_total{{kind=\"{kind}\"}} "
+            )),
+            0.0,
+            "a clean run has no {kind} errors"
+        );
+    }
     // Deleting the LoadTest removes its drivers and the LoadTest (the finalizer lets go).
     e.loadtests()
         .delete("ok", &DeleteParams::default())

@@ -51,7 +51,15 @@ impl From<OrchestratorError> for ApiError {
                 StatusCode::CONFLICT
             }
             OrchestratorError::Bus(_) => StatusCode::SERVICE_UNAVAILABLE,
-            OrchestratorError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            OrchestratorError::Store(why) => {
+                // The database's own message stays in the log, not in the response.
+                tracing::error!("metrics store: {why}");
+                return Self {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: "the orchestrator's metrics store failed; see its log".into(),
+                    field: None,
+                };
+            }
         };
         Self {
             status,

@@ -17,7 +17,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::time::Duration;
 
 pub fn routes() -> Router<Orchestrator> {
     Router::new()
@@ -118,25 +117,10 @@ fn finished_view(o: &Orchestrator, id: &str) -> Result<TestView, ApiError> {
     Err(OrchestratorError::Conflict(why).into())
 }
 
-/// How long to wait for the chart points of a test that has just ended: the orchestrator
-/// marks the test ended before its points reach the store, so for a moment they are in
-/// neither place.
-const SERIES_GRACE: Duration = Duration::from_millis(1000);
-
-/// The test's view and chart points, if it has ended.
 async fn finished(o: &Orchestrator, id: &str) -> Result<(TestView, Vec<Point>), ApiError> {
     let view = finished_view(o, id)?;
-    // Only a test that started and ended moments ago may still be saving its points.
-    let just_ended = view.started_at_ms.is_some()
-        && view.finished_at_ms.is_some_and(|f| {
-            crate::protocol::now_unix_ms().saturating_sub(f) < 5 * SERIES_GRACE.as_millis() as u64
-        });
-    let deadline = tokio::time::Instant::now() + SERIES_GRACE;
-    loop {
-        let (points, _) = o.series(id).await?;
-        if !points.is_empty() || !just_ended || tokio::time::Instant::now() >= deadline {
-            return Ok((view, points));
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    // A test's points are in memory until the store holds them, so they are always in one of
+    // the two: no waiting here.
+    let (points, _) = o.series(id).await?;
+    Ok((view, points))
 }

@@ -294,7 +294,7 @@ impl Control {
         };
         tracing::info!(%test_id, "test started");
         *self.ctx.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(test_id.clone());
-        // Issue 3: the live run, for GET /metrics.
+        // The live run, for GET /metrics.
         self.ctx.metrics.started(&test_id, running.clone());
         let task = tokio::spawn(report_loop(self.ctx.clone(), running.clone(), reporter));
         self.active = Some(ActiveRun {
@@ -336,7 +336,7 @@ async fn report_loop(ctx: Arc<Ctx>, running: Running, mut reporter: Reporter) {
         }
     };
     let report = reporter.report(&last, true);
-    ctx.metrics.ended(&report.test_id, &last); // issue 3: final figures for GET /metrics
+    ctx.metrics.ended(&report.test_id, &last);
     tracing::info!(
         test_id = %report.test_id,
         sent = report.requests_sent,

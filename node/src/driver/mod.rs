@@ -51,7 +51,7 @@ struct Ctx {
     /// The test being run, shown in heartbeats.
     current: Mutex<Option<String>>,
     outbox: Notify,
-    /// Prometheus metrics (issue 3): the running test's engine and recent tests' figures.
+    /// Prometheus metrics: the running test's engine and recent tests' figures.
     metrics: crate::metrics::driver::DriverMetrics,
 }
 
@@ -134,8 +134,13 @@ pub async fn run_on(
     Ok(())
 }
 
+/// The driver's HTTP endpoint: `/healthz`, Prometheus `/metrics`, and its metrics store:
+/// `/api/v1/tests` (the tests it ran, newest first, each with its last progress row) and
+/// `/api/v1/tests/{id}` (every progress row of one test).
 async fn serve_health(ctx: Arc<Ctx>, listener: tokio::net::TcpListener) {
-    let metrics_ctx = ctx.clone(); // issue 3: GET /metrics (Prometheus text format)
+    let metrics_ctx = ctx.clone();
+    let store = ctx.store.clone();
+    let store2 = ctx.store.clone();
     let app = axum::Router::new().route(
         "/healthz",
         axum::routing::get(move || async move {
@@ -150,10 +155,37 @@ async fn serve_health(ctx: Arc<Ctx>, listener: tokio::net::TcpListener) {
         axum::routing::get(move || async move {
             crate::metrics::response(metrics_ctx.metrics.render())
         }),
+    )
+    .route(
+        "/api/v1/tests",
+        axum::routing::get(move || async move {
+            match store.tests().await {
+                Ok(tests) => Ok(axum::Json(serde_json::json!({ "tests": tests }))),
+                Err(e) => Err(store_error(&e)),
+            }
+        }),
+    )
+    .route(
+        "/api/v1/tests/{id}",
+        axum::routing::get(move |axum::extract::Path(id): axum::extract::Path<String>| async move {
+            match store2.reports(&id, false).await {
+                Ok(rows) => Ok(axum::Json(serde_json::json!({ "test_id": id, "reports": rows }))),
+                Err(e) => Err(store_error(&e)),
+            }
+        }),
     );
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("driver HTTP endpoint stopped: {e}");
     }
+}
+
+/// A store failure as a 500 that does not echo the database's message (it is logged).
+fn store_error(e: &anyhow::Error) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    tracing::error!("metrics store: {e}");
+    (
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(serde_json::json!({"error": "the driver's metrics store failed; see its log"})),
+    )
 }
 
 /// Registers, waiting out a broker that is not ready (up to the start-up deadline).

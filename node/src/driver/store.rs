@@ -34,6 +34,33 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 ";
 
+/// One progress row of a test, as the driver recorded it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ReportRow {
+    pub seq: u64,
+    pub is_final: bool,
+    pub at_ms: u64,
+    pub sent: u64,
+    pub responses: u64,
+    pub errors: u64,
+    pub mean_ms: f64,
+    pub median_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// A test this driver ran (or refused), with its latest progress row.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TestRecord {
+    pub test_id: String,
+    pub started_ms: u64,
+    pub finished_ms: Option<u64>,
+    pub reports: u64,
+    pub last: Option<ReportRow>,
+}
+
+/// Tests listed by [`DriverStore::tests`] at most.
+pub const MAX_LISTED: usize = 100;
+
 #[derive(Clone)]
 pub struct DriverStore {
     db: Db,
@@ -157,7 +184,72 @@ impl DriverStore {
             .await
     }
 
+    /// The newest tests, at most [`MAX_LISTED`], newest first.
+    pub async fn tests(&self) -> anyhow::Result<Vec<TestRecord>> {
+        let rows: Vec<(String, i64, Option<i64>, i64)> = self
+            .db
+            .call(|c| {
+                let mut st = c.prepare(
+                    "SELECT t.test_id, t.started_ms, t.finished_ms, \
+                     (SELECT COUNT(*) FROM reports r WHERE r.test_id = t.test_id) \
+                     FROM tests t ORDER BY t.started_ms DESC LIMIT ?1",
+                )?;
+                let rows = st.query_map([MAX_LISTED as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?;
+                rows.collect()
+            })
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (test_id, started, finished, n) in rows {
+            let last = self.reports(&test_id, true).await?.pop();
+            out.push(TestRecord {
+                test_id,
+                started_ms: started as u64,
+                finished_ms: finished.map(|f| f as u64),
+                reports: n as u64,
+                last,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A test's progress rows in order (only the last one with `last_only`).
+    pub async fn reports(&self, test_id: &str, last_only: bool) -> anyhow::Result<Vec<ReportRow>> {
+        let id = test_id.to_string();
+        let mut rows: Vec<ReportRow> = self
+            .db
+            .call(move |c| {
+                let sql = if last_only {
+                    "SELECT seq, is_final, at_ms, sent, responses, errors, mean_ms, median_ms, p99_ms \
+                     FROM reports WHERE test_id = ?1 ORDER BY seq DESC LIMIT 1"
+                } else {
+                    "SELECT seq, is_final, at_ms, sent, responses, errors, mean_ms, median_ms, p99_ms \
+                     FROM reports WHERE test_id = ?1 ORDER BY seq"
+                };
+                let mut st = c.prepare(sql)?;
+                let rows = st.query_map([id], |r| {
+                    Ok(ReportRow {
+                        seq: r.get::<_, i64>(0)? as u64,
+                        is_final: r.get(1)?,
+                        at_ms: r.get::<_, i64>(2)? as u64,
+                        sent: r.get::<_, i64>(3)? as u64,
+                        responses: r.get::<_, i64>(4)? as u64,
+                        errors: r.get::<_, i64>(5)? as u64,
+                        mean_ms: r.get(6)?,
+                        median_ms: r.get(7)?,
+                        p99_ms: r.get(8)?,
+                    })
+                })?;
+                rows.collect()
+            })
+            .await?;
+        rows.shrink_to_fit();
+        Ok(rows)
+    }
+
     /// The final report of a test, if it finished here.
+    #[cfg(test)]
     pub async fn final_report(&self, test_id: &str) -> anyhow::Result<Option<MetricsReport>> {
         let id = test_id.to_string();
         let payload: Option<Vec<u8>> = self
@@ -221,5 +313,13 @@ mod tests {
         assert_eq!(store.final_report("t1").await.expect("final"), Some(report));
         store.delivered("t1").await.expect("mark");
         assert!(store.undelivered().await.expect("owed").is_empty());
+        // The metrics store shows the test with its rows.
+        let tests = store.tests().await.expect("tests");
+        assert_eq!(tests.len(), 1);
+        assert_eq!((tests[0].reports, tests[0].finished_ms), (1, Some(5)));
+        assert_eq!(
+            tests[0].last.as_ref().map(|r| (r.seq, r.sent)),
+            Some((4, 3))
+        );
     }
 }

@@ -205,11 +205,7 @@ impl Orchestrator {
         let store = &self.inner.store;
         let done = match effect {
             Effect::SaveTest(v) => store.save_test(v).await,
-            Effect::SaveReport { report, order } => {
-                store
-                    .save_report(report, *order, protocol::now_unix_ms())
-                    .await
-            }
+            Effect::SaveReport { report, order } => store.save_report(report, *order).await,
             Effect::SaveSeries { id, points } => {
                 let saved = store.save_series(id, points).await;
                 if saved.is_ok() {

@@ -438,7 +438,7 @@ impl TestRun {
         }
     }
 
-    /// Each reporting participant's latency histogram (for the Prometheus exporter, issue 3);
+    /// Each reporting participant's latency histogram (for the Prometheus exporter);
     /// empty once the test has ended and freed its histograms.
     pub fn driver_latencies(&self) -> impl Iterator<Item = (&str, &Latency)> {
         self.parts

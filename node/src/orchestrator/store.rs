@@ -1,6 +1,6 @@
-//! The orchestrator's metrics store (SQLite): every test with its spec, status and final view,
-//! a time series of progress per driver, and each driver's latest full report, so history and
-//! a running test's state survive an orchestrator restart.
+//! The orchestrator's metrics store (SQLite): every test with its spec, status, final view and
+//! chart points, each driver's latest full report, and the read position on `metrics`, so
+//! history and a running test's state survive an orchestrator restart.
 
 use super::run::{TestStatus, TestView};
 use super::series::Point;
@@ -22,19 +22,6 @@ CREATE TABLE IF NOT EXISTS tests (
     finished_ms INTEGER,
     view        TEXT,
     series      TEXT
-);
-CREATE TABLE IF NOT EXISTS series (
-    test_id   TEXT NOT NULL,
-    node_id   TEXT NOT NULL,
-    seq       INTEGER NOT NULL,
-    at_ms     INTEGER NOT NULL,
-    sent      INTEGER NOT NULL,
-    responses INTEGER NOT NULL,
-    errors    INTEGER NOT NULL,
-    p50_ms    REAL,
-    p95_ms    REAL,
-    p99_ms    REAL,
-    PRIMARY KEY (test_id, node_id, seq)
 );
 CREATE TABLE IF NOT EXISTS positions (
     topic     TEXT NOT NULL,
@@ -116,41 +103,19 @@ impl OrchestratorStore {
             .await
     }
 
-    /// Keeps one progress point and the report itself as its driver's latest; `order` is the
+    /// Keeps a report as its driver's latest, if it is newer than the one stored; `order` is the
     /// report's `seq`, or its arrival number for a sender that numbers nothing.
-    pub async fn save_report(
-        &self,
-        r: &MetricsReport,
-        order: u64,
-        at_ms: u64,
-    ) -> anyhow::Result<()> {
+    pub async fn save_report(&self, r: &MetricsReport, order: u64) -> anyhow::Result<()> {
         let json = serde_json::to_string(r)?;
-        let m = &r.metrics;
-        let row = (
-            r.test_id.clone(),
-            r.node_id.clone(),
-            order as i64,
-            at_ms as i64,
-            r.requests_sent as i64,
-            r.responses_received as i64,
-            r.errors.total() as i64,
-            m.median_latency,
-            m.p95_latency,
-            m.p99_latency,
-        );
+        let key = (r.test_id.clone(), r.node_id.clone(), order as i64);
         self.db
             .call(move |c| {
-                let tx = c.transaction()?;
-                tx.execute(
-                    "INSERT OR IGNORE INTO series VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9],
-                )?;
-                tx.execute(
+                c.execute(
                     "INSERT INTO latest VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT(test_id, node_id) DO UPDATE SET seq = ?3, report = ?4 WHERE seq < ?3",
-                    params![row.0, row.1, row.2, json],
+                    params![key.0, key.1, key.2, json],
                 )?;
-                tx.commit()
+                Ok(())
             })
             .await
     }
