@@ -192,8 +192,8 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let lat = s.recorder.latency.summary();
     let svc = s.recorder.service.summary();
     let result = serde_json::json!({
-        "requests": s.requests_total, "sent": s.sent, "ok": s.ok(), "responses": s.responses(),
-        "errors": s.recorder.errors, "elapsed_s": s.elapsed.as_secs_f64(), "achieved_rps": s.achieved_rps(),
+        "requests": s.requests, "sent": s.sent, "ok": s.ok(), "responses": s.responses(),
+        "errors": {"connect": s.recorder.errors.connect, "timeout": s.recorder.errors.timeout, "http": s.recorder.errors.http, "io": s.recorder.errors.io}, "elapsed_s": s.elapsed.as_secs_f64(), "achieved_rps": s.achieved_rps(),
         "latency": lat, "service_time": svc, "first_error": s.recorder.first_error,
     });
     if args.json {

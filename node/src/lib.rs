@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod driver;
 pub mod engine;
+pub mod http;
 pub mod metrics;
 pub mod orchestrator;
 pub mod protocol;

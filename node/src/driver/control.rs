@@ -118,7 +118,7 @@ impl Control {
             return;
         }
         let mut defaults = BTreeMap::new();
-        let requests = match c.request_count {
+        let requests = match c.requests {
             Some(n) => n,
             None => {
                 let n = self.ctx.cfg.default_count;

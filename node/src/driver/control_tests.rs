@@ -196,10 +196,7 @@ async fn a_config_that_cannot_run_is_refused_once_with_a_report() {
     let f = &finals[0];
     assert_eq!(f.test_status, Some(RunState::Refused));
     assert!(f.reason.as_deref().unwrap_or("").contains("no target URL"));
-    assert_eq!(
-        (f.requests_sent, f.errors.total(), f.requests_total),
-        (0, 0, 7)
-    );
+    assert_eq!((f.requests_sent, f.errors.total(), f.requests), (0, 0, 7));
     assert!(r.control.ctx.store.has_run("nt").await.expect("store"));
 
     let bad_rate = json!({"test_id": "br", "test_type": "AVALANCHE", "message_count_per_driver": 1,

@@ -16,9 +16,6 @@ use std::time::{Duration, SystemTime};
 use store::DriverStore;
 use tokio::sync::Notify;
 
-/// Defaults applied when a `test_config` leaves an option out (older orchestrators do).
-pub const DEFAULT_CONCURRENCY: u64 = 50;
-pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 /// Requests per driver when a `test_config` names no count (one peer's orchestrator sends none);
 /// `--default-count` changes it, and every report of such a test says it was used.
 pub const DEFAULT_COUNT: u64 = 1000;
@@ -335,9 +332,17 @@ pub fn plan_for(
         request,
         pacer: Pacer::new(delay, c.throughput_per_driver),
         requests,
-        concurrency: usize::try_from(c.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1))
-            .unwrap_or(usize::MAX),
-        timeout: Duration::from_millis(c.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS).max(1)),
+        concurrency: usize::try_from(
+            c.concurrency
+                .unwrap_or(protocol::limits::DEFAULT_CONCURRENCY)
+                .max(1),
+        )
+        .unwrap_or(usize::MAX),
+        timeout: Duration::from_millis(
+            c.timeout_ms
+                .unwrap_or(protocol::limits::DEFAULT_TIMEOUT_MS)
+                .max(1),
+        ),
         start_at,
     })
 }

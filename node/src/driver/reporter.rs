@@ -1,7 +1,10 @@
 //! Turns engine snapshots into cumulative, sequenced metrics reports for one (test, node).
 
+use crate::engine;
 use crate::engine::Snapshot;
-use crate::protocol::{now_unix_ms, LatencyFields, MetricsReport, RunState};
+use crate::protocol::{
+    now_unix_ms, ErrorCounts, LatencyFields, MetricsReport, RunState, StatusClasses,
+};
 use crate::stats;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -32,12 +35,12 @@ impl Reporter {
         let s = lat.summary();
         let (state, reason) = match is_final {
             false => (RunState::Running, None),
-            true if snap.sent >= snap.requests_total => (RunState::Completed, None),
+            true if snap.sent >= snap.requests => (RunState::Completed, None),
             true => (
                 RunState::Stopped,
                 Some(format!(
                     "stopped after sending {} of {} requests",
-                    snap.sent, snap.requests_total
+                    snap.sent, snap.requests
                 )),
             ),
         };
@@ -65,9 +68,9 @@ impl Reporter {
             samples_ms: None,
             requests_sent: snap.sent,
             responses_received: snap.responses(),
-            errors: snap.recorder.errors,
-            status: snap.recorder.status,
-            requests_total: snap.requests_total,
+            errors: wire_errors(&snap.recorder.errors),
+            status: StatusClasses::from_array(snap.recorder.status.0),
+            requests: snap.requests,
             latency_sum_us: lat.sum_us,
             service_sum_us: snap.recorder.service.sum_us,
             elapsed_us: u64::try_from(snap.elapsed.as_micros()).unwrap_or(u64::MAX),
@@ -81,7 +84,7 @@ impl Reporter {
     /// says why (never a count of fake errors), so the orchestrator ends the test at once.
     pub fn refused(&mut self, requests: u64, reason: &str) -> MetricsReport {
         let snap = Snapshot {
-            requests_total: requests,
+            requests,
             done: true,
             ..Default::default()
         };
@@ -92,6 +95,16 @@ impl Reporter {
     }
 }
 
+/// The engine's error counts as the wire carries them.
+fn wire_errors(e: &engine::ErrorCounts) -> ErrorCounts {
+    ErrorCounts {
+        connect: e.connect,
+        timeout: e.timeout,
+        http: e.http,
+        io: e.io,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,7 +112,7 @@ mod tests {
     #[test]
     fn reports_are_sequenced_and_carry_exact_fields() {
         let mut snap = Snapshot {
-            requests_total: 3,
+            requests: 3,
             sent: 3,
             ..Default::default()
         };
@@ -129,12 +142,7 @@ mod tests {
         assert_eq!(h.len(), 3);
         let f = r.refused(7, "no target URL");
         assert_eq!(
-            (
-                f.errors.total(),
-                f.requests_sent,
-                f.requests_total,
-                f.is_final
-            ),
+            (f.errors.total(), f.requests_sent, f.requests, f.is_final),
             (0, 0, 7, true),
             "a refusal counts no fake errors"
         );
@@ -145,7 +153,7 @@ mod tests {
     #[test]
     fn a_final_report_short_of_its_count_says_stopped() {
         let snap = Snapshot {
-            requests_total: 10,
+            requests: 10,
             sent: 4,
             done: true,
             ..Default::default()

@@ -275,7 +275,7 @@ mod tests {
             test_id: id.into(),
             test_type: TestType::Avalanche,
             delay_us: 0,
-            request_count: Some(3),
+            requests: Some(3),
             target: None,
             throughput_per_driver: None,
             concurrency: None,

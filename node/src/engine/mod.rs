@@ -13,9 +13,10 @@ mod recorder;
 pub mod request;
 mod worker;
 
+pub use crate::http::RequestError;
 pub use pacer::Pacer;
-pub use recorder::{Recorder, Snapshot};
-pub use request::{PreparedRequest, TargetError};
+pub use recorder::{ErrorCounts, Recorder, Snapshot, StatusClasses};
+pub use request::PreparedRequest;
 
 use recorder::StatsShard;
 use std::net::SocketAddr;
@@ -45,7 +46,8 @@ pub(crate) struct Shared {
     addr: SocketAddr,
     request: PreparedRequest,
     pacer: Pacer,
-    total: u64,
+    /// Requests to send in all.
+    requests: u64,
     timeout: Duration,
     start: Instant,
     /// The next request index to claim. Every worker writes it once per request, so it sits on
@@ -76,14 +78,14 @@ pub struct Running {
 }
 
 /// Resolves the target once, then starts the workers.
-pub async fn start(plan: Plan) -> Result<Running, TargetError> {
+pub async fn start(plan: Plan) -> Result<Running, RequestError> {
     let authority = plan.request.url.authority();
     let addr = tokio::net::lookup_host(&authority)
         .await
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| TargetError {
-            field: "target_url",
+        .ok_or_else(|| RequestError {
+            part: crate::http::Part::Url,
             message: format!("cannot resolve {authority}"),
         })?;
     Ok(start_at_addr(plan, addr))
@@ -100,7 +102,7 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         addr,
         request: plan.request,
         pacer: plan.pacer,
-        total: plan.requests,
+        requests: plan.requests,
         timeout: plan.timeout,
         start,
         next: CacheAligned(AtomicU64::new(0)),
@@ -136,7 +138,7 @@ impl Running {
     /// A merged, cumulative view of the run so far.
     pub fn snapshot(&self) -> Snapshot {
         let mut s = Snapshot::merge_from(&self.stats);
-        s.requests_total = self.shared.total;
+        s.requests = self.shared.requests;
         let finished_at = *self.finished.borrow();
         let until = finished_at.unwrap_or_else(Instant::now);
         s.elapsed = until.saturating_duration_since(self.shared.start);

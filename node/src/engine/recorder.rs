@@ -13,11 +13,71 @@
 //! Memory is bounded by the HDR histograms (they grow with the largest latency seen, never with
 //! the number of samples).
 
-use crate::protocol::{ErrorCounts, StatusClasses};
 use crate::stats::Latency;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// Requests that ended without a response, by kind, and responses whose status was not 2xx.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ErrorCounts {
+    /// Could not connect (refused, reset during connect, DNS).
+    pub connect: u64,
+    /// No complete response within the request timeout.
+    pub timeout: u64,
+    /// A complete response whose status was not 2xx.
+    pub http: u64,
+    /// The connection broke or the response could not be parsed.
+    pub io: u64,
+}
+
+impl ErrorCounts {
+    pub fn total(&self) -> u64 {
+        self.as_array().iter().sum()
+    }
+
+    pub fn add(&mut self, o: &ErrorCounts) {
+        self.connect += o.connect;
+        self.timeout += o.timeout;
+        self.http += o.http;
+        self.io += o.io;
+    }
+
+    /// connect, timeout, http, io.
+    pub fn as_array(&self) -> [u64; 4] {
+        [self.connect, self.timeout, self.http, self.io]
+    }
+}
+
+/// Responses by status class (1xx … 5xx).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatusClasses(pub [u64; 5]);
+
+impl StatusClasses {
+    /// Counts one response; a status outside 100–499 counts as 5xx.
+    pub fn record(&mut self, status: u16) {
+        let class = match status / 100 {
+            c @ 1..=4 => usize::from(c) - 1,
+            _ => 4,
+        };
+        self.0[class] += 1;
+    }
+
+    pub fn add(&mut self, o: &StatusClasses) {
+        for (a, b) in self.0.iter_mut().zip(o.0) {
+            *a += b;
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Responses with a 2xx status.
+    pub fn ok(&self) -> u64 {
+        self.0[1]
+    }
+}
 
 /// What one worker has measured.
 #[derive(Clone, Debug, Default)]
@@ -104,7 +164,7 @@ pub fn shard_for_this_thread(shards: &[StatsShard]) -> &StatsShard {
 /// A cumulative view of a whole run, merged from every shard.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
-    pub requests_total: u64,
+    pub requests: u64,
     pub sent: u64,
     pub recorder: Recorder,
     /// Time since the scheduled start (zero before it).
@@ -134,7 +194,7 @@ impl Snapshot {
 
     /// Responses with a 2xx status.
     pub fn ok(&self) -> u64 {
-        self.recorder.status.c2
+        self.recorder.status.ok()
     }
 
     /// Requests that ended one way or another (a response or an error other than an HTTP status).

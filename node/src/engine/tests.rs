@@ -125,7 +125,7 @@ async fn counts_http_errors_by_class() {
         .await;
     assert_eq!(
         (
-            s.recorder.status.c5,
+            s.recorder.status.0[4],
             s.recorder.errors.http,
             s.ok(),
             s.completed()

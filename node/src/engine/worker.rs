@@ -59,7 +59,7 @@ pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
         // Claiming indices from one counter is what makes the order first come, first served:
         // whichever worker is free first takes the next request.
         let index = shared.next.fetch_add(1, Ordering::Relaxed);
-        if index >= shared.total {
+        if index >= shared.requests {
             return;
         }
         let (intended, sent_at) = match shared.pacer.due(index) {

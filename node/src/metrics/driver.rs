@@ -6,12 +6,11 @@
 //! moments nothing is copied or counted for metrics, so the engine's hot loop is unchanged.
 
 use super::{
-    collect_common, descs, error_counts, quantiles, status_counts, Buckets, Families, Kind, Spec,
-    COMMON, ERROR_KINDS, RECENT_TESTS, STATUS_CLASSES,
+    collect_common, descs, quantiles, Buckets, Families, Kind, Spec, COMMON, ERROR_KINDS,
+    RECENT_TESTS, STATUS_CLASSES,
 };
 use crate::bus::BusStats;
-use crate::engine::{Running, Snapshot};
-use crate::protocol::{ErrorCounts, StatusClasses};
+use crate::engine::{ErrorCounts, Running, Snapshot, StatusClasses};
 use crate::stats::Summary;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -113,7 +112,7 @@ impl Figures {
         Figures {
             test_id: test_id.to_string(),
             running: running && !s.done,
-            planned: s.requests_total,
+            planned: s.requests,
             sent: s.sent,
             status: s.recorder.status,
             errors: s.recorder.errors,
@@ -232,10 +231,10 @@ fn figures(out: &mut Families, node: &str, f: &Figures) {
     out.gauge(&TEST_RUNNING, &ids, if f.running { 1.0 } else { 0.0 });
     out.gauge(&PLANNED, &ids, f.planned as f64);
     out.counter(&SENT, &ids, f.sent as f64);
-    for (class, n) in STATUS_CLASSES.iter().zip(status_counts(&f.status)) {
+    for (class, n) in STATUS_CLASSES.iter().zip(f.status.0) {
         out.counter(&RESPONSES, &[test, node, class], n as f64);
     }
-    for (kind, n) in ERROR_KINDS.iter().zip(error_counts(&f.errors)) {
+    for (kind, n) in ERROR_KINDS.iter().zip(f.errors.as_array()) {
         out.counter(&ERRORS, &[test, node, kind], n as f64);
     }
     out.gauge(&RPS, &ids, f.rps);

@@ -15,7 +15,6 @@ pub mod driver;
 pub mod orchestrator;
 
 use crate::bus::BusStats;
-use crate::protocol::{ErrorCounts, StatusClasses};
 use crate::stats::{Latency, Summary};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
@@ -36,18 +35,10 @@ pub const LATENCY_BUCKETS: [f64; 16] = [
     60.0,
 ];
 
-/// The values of the `status_class` label, in the order of [`status_counts`].
+/// The values of the `status_class` label, in the order of the counts' arrays.
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-/// The values of the `kind` label, in the order of [`error_counts`].
+/// The values of the `kind` label, in the order of the counts' arrays.
 pub const ERROR_KINDS: [&str; 4] = ["connect", "timeout", "http", "io"];
-
-pub fn status_counts(s: &StatusClasses) -> [u64; 5] {
-    [s.c1, s.c2, s.c3, s.c4, s.c5]
-}
-
-pub fn error_counts(e: &ErrorCounts) -> [u64; 4] {
-    [e.connect, e.timeout, e.http, e.io]
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

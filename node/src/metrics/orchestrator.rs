@@ -8,8 +8,8 @@
 //! tests alike.
 
 use super::{
-    collect_common, descs, error_counts, status_counts, Buckets, Families, Kind, Spec, COMMON,
-    ERROR_KINDS, RECENT_TESTS, STATUS_CLASSES,
+    collect_common, descs, Buckets, Families, Kind, Spec, COMMON, ERROR_KINDS, RECENT_TESTS,
+    STATUS_CLASSES,
 };
 use crate::orchestrator::run::{Stats, TestStatus};
 use crate::orchestrator::Orchestrator;
@@ -193,10 +193,10 @@ fn per_driver(out: &mut Families, test: &str, node: &str, s: &Stats) {
     let ids = [test, node];
     out.gauge(&TEST_PLANNED, &ids, s.requests_total as f64);
     out.counter(&TEST_SENT, &ids, s.sent as f64);
-    for (class, n) in STATUS_CLASSES.iter().zip(status_counts(&s.status)) {
+    for (class, n) in STATUS_CLASSES.iter().zip(s.status.as_array()) {
         out.counter(&TEST_RESPONSES, &[test, node, class], n as f64);
     }
-    for (kind, n) in ERROR_KINDS.iter().zip(error_counts(&s.errors)) {
+    for (kind, n) in ERROR_KINDS.iter().zip(s.errors.as_array()) {
         out.counter(&TEST_ERRORS, &[test, node, kind], n as f64);
     }
     out.gauge(&TEST_RPS, &ids, s.achieved_rps);

@@ -121,7 +121,7 @@ fn every_descriptor_is_valid_and_names_are_unique() {
 
 fn snapshot(test_ok: u64, latency_us: u64) -> Snapshot {
     let mut s = Snapshot {
-        requests_total: test_ok,
+        requests: test_ok,
         sent: test_ok,
         elapsed: Duration::from_secs(2),
         done: true,
@@ -130,7 +130,7 @@ fn snapshot(test_ok: u64, latency_us: u64) -> Snapshot {
     for _ in 0..test_ok {
         s.recorder.latency.record(latency_us);
     }
-    s.recorder.status.c2 = test_ok;
+    s.recorder.status.0[1] = test_ok;
     s
 }
 

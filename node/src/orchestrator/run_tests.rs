@@ -19,7 +19,7 @@ fn spec(requests: u64) -> TestSpec {
 /// A report as a driver would send it, from raw latencies in µs.
 fn report(node: &str, seq: u64, is_final: bool, latencies_us: &[u64]) -> MetricsReport {
     let mut snap = Snapshot {
-        requests_total: 4,
+        requests: 4,
         sent: latencies_us.len() as u64,
         ..Default::default()
     };

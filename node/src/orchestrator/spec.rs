@@ -3,7 +3,7 @@
 //! Strict where the wire protocol is liberal: this is user input, so an unknown field or a
 //! wrong type is an error that names the field, not something to guess around.
 
-use crate::engine::PreparedRequest;
+use crate::http::{self, Part};
 use crate::protocol::limits::{
     self, MAX_CONCURRENCY, MAX_DELAY_US, MAX_DRIVERS, MAX_REQUESTS, MAX_TIMEOUT_MS, MIN_DRIVERS,
 };
@@ -135,18 +135,22 @@ impl TestSpecInput {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        PreparedRequest::build(&target_url, &method, &header_list, self.body.as_deref())
-            .map_err(|e| FieldError::new(e.field, e.message))?;
-        let concurrency = self
-            .concurrency
-            .unwrap_or(crate::driver::DEFAULT_CONCURRENCY);
+        http::check(&target_url, &method, &header_list).map_err(|e| {
+            let field = match e.part {
+                Part::Url => "target_url",
+                Part::Method => "method",
+                Part::Header => "headers",
+            };
+            FieldError::new(field, e.message)
+        })?;
+        let concurrency = self.concurrency.unwrap_or(limits::DEFAULT_CONCURRENCY);
         if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
             return Err(FieldError::new(
                 "concurrency",
                 format!("must be between 1 and {MAX_CONCURRENCY}"),
             ));
         }
-        let timeout_ms = self.timeout_ms.unwrap_or(crate::driver::DEFAULT_TIMEOUT_MS);
+        let timeout_ms = self.timeout_ms.unwrap_or(limits::DEFAULT_TIMEOUT_MS);
         if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
             return Err(FieldError::new(
                 "timeout_ms",
@@ -213,7 +217,7 @@ impl TestSpec {
             test_id: test_id.to_string(),
             test_type: self.test_type,
             delay_us: (self.delay_ms * 1000.0).round() as u64,
-            request_count: Some(self.requests_per_driver),
+            requests: Some(self.requests_per_driver),
             target: Some(HttpTarget {
                 url: self.target_url.clone(),
                 method: self.method.clone(),

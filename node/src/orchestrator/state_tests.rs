@@ -168,7 +168,7 @@ fn reports_end_the_test_and_ask_for_the_view_and_the_points_to_be_stored() {
     start(&mut st, "t", t0).expect("started");
     let report = |node: &str| {
         let mut snap = crate::engine::Snapshot {
-            requests_total: 4,
+            requests: 4,
             sent: 4,
             ..Default::default()
         };

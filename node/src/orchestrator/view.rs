@@ -266,8 +266,8 @@ fn fill_counts(s: &mut Stats, r: &MetricsReport) {
     s.error_total = r.errors.total();
     s.status = r.status;
     s.elapsed_ms = r.elapsed_us / 1000;
-    if r.requests_total > 0 {
-        s.requests_total = r.requests_total;
+    if r.requests > 0 {
+        s.requests_total = r.requests;
     }
     finish_rates(s);
 }

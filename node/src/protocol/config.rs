@@ -109,7 +109,7 @@ pub struct TestConfig {
     /// The gap between two consecutive requests of one driver (Tsunami), in microseconds.
     pub delay_us: u64,
     /// Requests per driver; `None` when the config named no count (one peer sends none).
-    pub request_count: Option<u64>,
+    pub requests: Option<u64>,
     pub target: Option<HttpTarget>,
     /// Cap in requests per second per driver; `None` means uncapped.
     pub throughput_per_driver: Option<f64>,
@@ -247,7 +247,7 @@ impl TestConfig {
             test_id,
             test_type: w.test_type,
             delay_us,
-            request_count,
+            requests: request_count,
             target,
             throughput_per_driver,
             concurrency: w.concurrency,
@@ -268,11 +268,11 @@ impl TestConfig {
         );
         let delay = self.delay_us as f64 / style.delay_unit.micros();
         m.insert("test_message_delay".into(), style.number(delay));
-        if let Some(n) = self.request_count {
+        if let Some(n) = self.requests {
             m.insert("message_count_per_driver".into(), style.number(n as f64));
         }
         m.insert("delay_us".into(), json!(self.delay_us));
-        if let Some(n) = self.request_count {
+        if let Some(n) = self.requests {
             m.insert("request_count".into(), json!(n));
         }
         if let Some(t) = &self.target {

@@ -17,6 +17,9 @@ pub const MIN_RATE: f64 = 1.0 / 3600.0;
 pub const MAX_CONCURRENCY: u64 = 10_000;
 /// Per-request timeout.
 pub const MAX_TIMEOUT_MS: u64 = 600_000;
+/// What a test that names no concurrency or timeout gets (as oha: 50 connections).
+pub const DEFAULT_CONCURRENCY: u64 = 50;
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
 /// Checks a rate cap; the message says the allowed range.
 pub fn check_rate(rate: f64) -> Result<f64, String> {

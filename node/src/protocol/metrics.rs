@@ -114,6 +114,11 @@ impl ErrorCounts {
         self.http += o.http;
         self.io += o.io;
     }
+
+    /// connect, timeout, http, io.
+    pub fn as_array(&self) -> [u64; 4] {
+        [self.connect, self.timeout, self.http, self.io]
+    }
 }
 
 /// Responses by status class (`1xx` … `5xx`).
@@ -132,16 +137,6 @@ pub struct StatusClasses {
 }
 
 impl StatusClasses {
-    pub fn record(&mut self, status: u16) {
-        match status / 100 {
-            1 => self.c1 += 1,
-            2 => self.c2 += 1,
-            3 => self.c3 += 1,
-            4 => self.c4 += 1,
-            _ => self.c5 += 1,
-        }
-    }
-
     pub fn add(&mut self, o: &StatusClasses) {
         self.c1 += o.c1;
         self.c2 += o.c2;
@@ -151,7 +146,17 @@ impl StatusClasses {
     }
 
     pub fn total(&self) -> u64 {
-        self.c1 + self.c2 + self.c3 + self.c4 + self.c5
+        self.as_array().iter().sum()
+    }
+
+    /// 1xx … 5xx.
+    pub fn as_array(&self) -> [u64; 5] {
+        [self.c1, self.c2, self.c3, self.c4, self.c5]
+    }
+
+    pub fn from_array(a: [u64; 5]) -> Self {
+        let [c1, c2, c3, c4, c5] = a;
+        Self { c1, c2, c3, c4, c5 }
     }
 }
 
@@ -234,7 +239,8 @@ pub struct MetricsReport {
     pub errors: ErrorCounts,
     pub status: StatusClasses,
     /// Requests the test will send in all.
-    pub requests_total: u64,
+    #[serde(rename = "requests_total")]
+    pub requests: u64,
     /// Exact sum of latencies in microseconds, so that means merge exactly.
     pub latency_sum_us: u64,
     /// Exact sum of raw service times in microseconds.
@@ -373,7 +379,7 @@ impl TryFrom<Value> for MetricsReport {
             count_delta,
             errors: w.errors,
             status: classes,
-            requests_total: w.requests_total,
+            requests: w.requests_total,
             latency_sum_us: w.latency_sum_us,
             service_sum_us: w.service_sum_us,
             elapsed_us: w.elapsed_us,

@@ -14,7 +14,7 @@ fn config() -> TestConfig {
         test_id: "t1".into(),
         test_type: TestType::Tsunami,
         delay_us: 10_000,
-        request_count: Some(1000),
+        requests: Some(1000),
         target: Some(HttpTarget::get("http://127.0.0.1:8080/ping")),
         throughput_per_driver: Some(500.0),
         concurrency: Some(8),
@@ -179,7 +179,7 @@ fn test_config_parses_what_other_orchestrators_send() {
     for (raw, unit, delay_us, count, url) in cases {
         let c = TestConfig::parse(raw.to_string().as_bytes(), unit).expect("parses");
         assert_eq!(c.delay_us, delay_us, "{raw}");
-        assert_eq!(c.request_count, count, "{raw}");
+        assert_eq!(c.requests, count, "{raw}");
         assert_eq!(c.target.map(|t| t.url).as_deref(), url, "{raw}");
         assert!(c.drivers.is_empty());
     }
@@ -297,7 +297,7 @@ fn report() -> MetricsReport {
             c2: 10,
             ..Default::default()
         },
-        requests_total: 10,
+        requests: 10,
         latency_sum_us: 15_000,
         service_sum_us: 9_000,
         elapsed_us: 1,

@@ -1,0 +1,223 @@
+//! What a request to a target may be: an `http://` URL, a method, header names and values.
+//! One set of rules, used where a test is defined (the REST API) and where it is run (the
+//! engine), so that a test accepted by one is never refused by the other.
+
+/// Which part of a request a problem is in; each boundary names its own field for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Url,
+    Method,
+    Header,
+}
+
+/// Why a request cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RequestError {
+    pub part: Part,
+    pub message: String,
+}
+
+fn err(part: Part, message: impl Into<String>) -> RequestError {
+    RequestError {
+        part,
+        message: message.into(),
+    }
+}
+
+/// A parsed `http://host[:port]/path?query` URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    pub host: String,
+    pub port: u16,
+    /// Path and query, always starting with `/`.
+    pub path: String,
+}
+
+impl Url {
+    pub fn parse(url: &str) -> Result<Url, RequestError> {
+        let url = url.trim();
+        let rest = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+            Some((scheme, _)) => {
+                return Err(err(
+                    Part::Url,
+                    format!("scheme {scheme:?} is not supported; use http://"),
+                ))
+            }
+            None => return Err(err(Part::Url, "must start with http://")),
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_string()),
+        };
+        let path = path.split('#').next().unwrap_or("/").to_string();
+        if authority.is_empty() {
+            return Err(err(Part::Url, "has no host"));
+        }
+        if authority.contains('@') {
+            return Err(err(
+                Part::Url,
+                "user info in the URL is not supported; send an Authorization header",
+            ));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| err(Part::Url, "unclosed [ in IPv6 host"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => parse_port(p)?,
+                None if after.is_empty() => 80,
+                None => return Err(err(Part::Url, "junk after IPv6 host")),
+            };
+            (h.to_string(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), parse_port(p)?),
+                None => (authority.to_string(), 80),
+            }
+        };
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(err(Part::Url, format!("bad host {host:?}")));
+        }
+        if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(err(
+                Part::Url,
+                "path must be percent-encoded (no spaces or control characters)",
+            ));
+        }
+        Ok(Url { host, port, path })
+    }
+
+    /// `host:port` for connecting (IPv6 hosts bracketed).
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The `Host` header value: the port is left out when it is the default.
+    pub fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == 80 {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+fn parse_port(p: &str) -> Result<u16, RequestError> {
+    match p.parse::<u16>() {
+        Ok(0) | Err(_) => Err(err(Part::Url, format!("bad port {p:?}"))),
+        Ok(port) => Ok(port),
+    }
+}
+
+/// An HTTP method: upper-cased, letters only.
+pub fn method(method: &str) -> Result<String, RequestError> {
+    let m = method.trim().to_ascii_uppercase();
+    if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(err(Part::Method, format!("{m:?} is not an HTTP method")));
+    }
+    Ok(m)
+}
+
+/// A header a test may set: a token for a name, no line break in the value, and not one of the
+/// headers Floodgate sets itself.
+pub fn header(name: &str, value: &str) -> Result<(), RequestError> {
+    let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+    if !valid_name {
+        return Err(err(Part::Header, format!("bad header name {name:?}")));
+    }
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(err(
+            Part::Header,
+            format!("header {name} has a line break in its value"),
+        ));
+    }
+    if name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("transfer-encoding") {
+        return Err(err(
+            Part::Header,
+            format!("header {name} is set by Floodgate"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a whole request; returns its parsed URL and method.
+pub fn check(
+    url: &str,
+    method_name: &str,
+    headers: &[(String, String)],
+) -> Result<(Url, String), RequestError> {
+    let url = Url::parse(url)?;
+    let m = method(method_name)?;
+    for (k, v) in headers {
+        header(k, v)?;
+    }
+    Ok((url, m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        let u = Url::parse("http://127.0.0.1:8080/ping?x=1").expect("ok");
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 8080, "/ping?x=1")
+        );
+        let u = Url::parse("HTTP://localhost").expect("ok");
+        assert_eq!((u.port, u.path.as_str()), (80, "/"));
+        let u = Url::parse("http://h?q").expect("ok");
+        assert_eq!(u.path, "/?q");
+        let u = Url::parse("http://[::1]:9/a#frag").expect("ok");
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str(), u.authority()),
+            ("::1", 9, "/a", "[::1]:9".to_string())
+        );
+    }
+
+    #[test]
+    fn every_bad_part_is_named() {
+        for bad in [
+            "",
+            "ftp://x",
+            "https://x",
+            "http://",
+            "http://h:0",
+            "http://h:99999",
+            "http://a b/",
+            "http://u@h/",
+            "http://h/a b",
+            "127.0.0.1:80",
+        ] {
+            assert_eq!(Url::parse(bad).expect_err(bad).part, Part::Url, "{bad}");
+        }
+        let header = |k: &str, v: &str| check("http://h/", "GET", &[(k.into(), v.into())]);
+        assert_eq!(
+            header("X", "a\r\nB: c").map(|_| ()).map_err(|e| e.part),
+            Err(Part::Header)
+        );
+        assert_eq!(
+            header("Bad Name", "v").map(|_| ()).map_err(|e| e.part),
+            Err(Part::Header)
+        );
+        assert_eq!(
+            header("Host", "x").map(|_| ()).map_err(|e| e.part),
+            Err(Part::Header)
+        );
+        assert_eq!(method("GE T").map_err(|e| e.part), Err(Part::Method));
+        assert_eq!(method(" post ").as_deref(), Ok("POST"));
+    }
+}
