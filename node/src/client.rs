@@ -1,8 +1,9 @@
 //! The CLI's side of the REST API: `floodgate test run|list|show|stop|report` and
 //! `floodgate nodes`, with progress while a test runs and a table of the results.
 
+use crate::api::dto::{Stats, Test};
 use crate::cli::{ClientArgs, Output, ReportArgs, ReportFormat, RunArgs, TestKind};
-use crate::orchestrator::run::{DriverState, Stats, TestStatus, TestView};
+use crate::model::{DriverState, Ended, TestStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
@@ -93,7 +94,7 @@ impl Api {
         Ok(bytes.to_vec())
     }
 
-    async fn test(&self, id: &str) -> Result<TestView, CliError> {
+    async fn test(&self, id: &str) -> Result<Test, CliError> {
         let v = self
             .call(reqwest::Method::GET, &format!("/api/v1/tests/{id}"), None)
             .await?;
@@ -186,10 +187,10 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         s => Err(fail(
             1,
             format!(
-                "test {id} ended {s:?}: {}",
+                "test {id} ended {}: {}",
+                s.as_str(),
                 view.reason.as_deref().unwrap_or("stopped")
-            )
-            .to_lowercase(),
+            ),
         )),
     }
 }
@@ -259,7 +260,7 @@ impl Progress {
         }
     }
 
-    fn update(&mut self, v: &TestView) {
+    fn update(&mut self, v: &Test) {
         match self {
             Progress::Bars { total, drivers, .. } => {
                 set_bar(total, &v.aggregate, None);
@@ -313,7 +314,7 @@ fn set_bar(b: &ProgressBar, s: &Stats, state: Option<DriverState>) {
     b.set_message(msg);
 }
 
-fn progress_line(v: &TestView) -> String {
+fn progress_line(v: &Test) -> String {
     let a = &v.aggregate;
     let mut line = format!(
         "[{:>3.0}%] sent {}/{}  ok {}  errors {}  {:.0} req/s  p99 {} ms |",
@@ -335,7 +336,7 @@ fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-pub fn print_result(v: &TestView, output: Output) {
+pub fn print_result(v: &Test, output: Output) {
     if output == Output::Json {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
         return;
@@ -344,7 +345,7 @@ pub fn print_result(v: &TestView, output: Output) {
         "test {}  {}  {}  drivers {}{}",
         v.id,
         v.spec.test_type,
-        format!("{:?}", v.status).to_lowercase(),
+        v.status.as_str(),
         v.drivers.len(),
         v.reason
             .as_ref()
@@ -378,11 +379,8 @@ pub fn print_result(v: &TestView, output: Output) {
     }
     for d in &v.per_driver {
         let mut notes = Vec::new();
-        if let Some(how) = d
-            .ended_by
-            .filter(|h| *h != crate::orchestrator::run::Ended::Final)
-        {
-            notes.push(format!("ended by {how:?}").to_lowercase());
+        if let Some(how) = d.ended_by.filter(|h| *h != Ended::Final) {
+            notes.push(format!("ended by {}", how.as_str()));
         }
         if let Some(r) = &d.reason {
             notes.push(r.clone());
@@ -436,7 +434,7 @@ pub async fn list(args: ClientArgs) -> Result<(), CliError> {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
     }
-    let tests: Vec<TestView> = serde_json::from_value(v["tests"].clone())
+    let tests: Vec<Test> = serde_json::from_value(v["tests"].clone())
         .map_err(|e| fail(2, format!("unexpected answer: {e}")))?;
     println!(
         "{:<38} {:<10} {:<10} {:>7} {:>10} {:>9} {:>9}",
@@ -448,7 +446,7 @@ pub async fn list(args: ClientArgs) -> Result<(), CliError> {
             "{:<38} {:<10} {:<10} {:>7} {:>10} {:>9} {:>9}",
             t.id,
             t.spec.test_type.to_string(),
-            format!("{:?}", t.status).to_lowercase(),
+            t.status.as_str(),
             t.drivers.len(),
             a.sent,
             ms(a.latency.median_ms, 3),

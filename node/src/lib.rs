@@ -10,6 +10,7 @@ pub mod driver;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod model;
 pub mod orchestrator;
 pub mod protocol;
 pub mod report;

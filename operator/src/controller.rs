@@ -6,8 +6,8 @@
 use crate::crd::{DriverProgress, LoadTest, Phase, Stats};
 use crate::plan::{self, Action as Step, Observed, TestObservation};
 use crate::resources::{deployment_name, driver_deployment, owns_driver, DriverDefaults};
-use floodgate::orchestrator::run::TestView;
 use floodgate::orchestrator::spec::TestSpecInput;
+use floodgate::orchestrator::view::TestView;
 use floodgate::orchestrator::{Orchestrator, OrchestratorError};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -250,14 +250,10 @@ fn ms_to_rfc3339(ms: u64) -> String {
 
 /// The part of the orchestrator's view of a test that goes into the LoadTest status.
 pub fn observation(v: &TestView) -> TestObservation {
-    let status = serde_json::to_value(v.status)
-        .ok()
-        .and_then(|s| s.as_str().map(str::to_string))
-        .unwrap_or_default();
     let a = &v.aggregate;
     let l = &a.latency;
     TestObservation {
-        status,
+        status: v.status,
         reason: v.reason.clone(),
         aggregate: Stats {
             sent: a.sent,
@@ -278,10 +274,7 @@ pub fn observation(v: &TestView) -> TestObservation {
             .iter()
             .map(|d| DriverProgress {
                 id: d.driver_id.clone(),
-                state: serde_json::to_value(d.state)
-                    .ok()
-                    .and_then(|s| s.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                state: d.state.as_str().to_string(),
                 sent: d.stats.sent,
                 ok: d.stats.ok,
                 errors: d.stats.error_total,
@@ -330,7 +323,7 @@ pub async fn write_status(
 async fn start_test(lt: &LoadTest, driver_ids: &[String], ctx: &Context) -> Result<(), Error> {
     let s = &lt.spec;
     let input = TestSpecInput {
-        test_type: Some(format!("{:?}", s.test_type)),
+        test_type: Some(s.test_type.as_str().to_string()),
         delay_ms: s.delay_ms,
         requests_per_driver: Some(s.requests_per_driver),
         throughput_per_driver: s.throughput_per_driver,

@@ -85,6 +85,16 @@ pub enum TestType {
     Avalanche,
 }
 
+impl TestType {
+    /// The name the REST API takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestType::Tsunami => "tsunami",
+            TestType::Avalanche => "avalanche",
+        }
+    }
+}
+
 /// Phases only move forward: Pending → Scaling → Running → Succeeded | Failed.
 #[derive(
     Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,

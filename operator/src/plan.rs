@@ -7,6 +7,7 @@
 //! starting a second one.
 
 use crate::crd::{Condition, DriverProgress, LoadTestSpec, LoadTestStatus, Phase, Stats};
+use floodgate::model::TestStatus;
 use std::time::Duration;
 
 /// How long to wait for the drivers to register before giving up.
@@ -19,8 +20,7 @@ pub const SCALING_EVERY: Duration = Duration::from_secs(1);
 /// The orchestrator's view of a test, as much as the status needs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TestObservation {
-    /// created, running, completed, failed or stopped.
-    pub status: String,
+    pub status: TestStatus,
     pub reason: Option<String>,
     pub aggregate: Stats,
     pub drivers: Vec<DriverProgress>,
@@ -143,10 +143,10 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
             }
             Some(t) => {
                 record(&mut st, t);
-                match t.status.as_str() {
+                match t.status {
                     // Ended, but the last reports are still arriving: record them first.
-                    "completed" | "failed" | "stopped" if !t.settled => Some(PROGRESS_EVERY),
-                    "completed" => {
+                    s if s.is_finished() && !t.settled => Some(PROGRESS_EVERY),
+                    TestStatus::Completed => {
                         scale(&mut actions, 0);
                         finish(
                             &mut st,
@@ -157,12 +157,12 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
                         );
                         None
                     }
-                    "failed" | "stopped" => {
+                    TestStatus::Failed | TestStatus::Stopped => {
                         scale(&mut actions, 0);
                         let reason = t
                             .reason
                             .clone()
-                            .unwrap_or_else(|| format!("the test was {}", t.status));
+                            .unwrap_or_else(|| format!("the test was {}", t.status.as_str()));
                         finish(&mut st, Phase::Failed, &observed.now, "TestFailed", &reason);
                         None
                     }

@@ -33,8 +33,12 @@ fn ids(n: usize) -> Vec<String> {
 }
 
 fn test(state: &str) -> TestObservation {
+    let status = TestStatus::ALL
+        .into_iter()
+        .find(|s| s.as_str() == state)
+        .expect("a test status");
     TestObservation {
-        status: state.into(),
+        status,
         reason: (state == "failed").then(|| "lost driver(s) lt-drivers-1".to_string()),
         aggregate: Stats {
             sent: 150,

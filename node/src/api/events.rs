@@ -1,6 +1,7 @@
 //! Live updates for the dashboard: a Server-Sent Events stream that pushes, twice a second,
 //! the drivers, the current test and the chart points added since the last event.
 
+use super::dto;
 use crate::orchestrator::Orchestrator;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -79,8 +80,12 @@ pub async fn events(
                 None => {}
             }
         }
-        let data =
-            json!({ "drivers": o.drivers(), "test": test, "points": points, "reset": reset });
+        let data = json!({
+            "drivers": dto::drivers(&o.drivers()),
+            "test": test.as_ref().map(dto::Test::from),
+            "points": points,
+            "reset": reset,
+        });
         let event = Event::default().event("state").data(data.to_string());
         Some((Ok(event), (o, cur, false)))
     });

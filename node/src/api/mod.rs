@@ -2,6 +2,7 @@
 //! Handlers are thin: they parse, call the [`Orchestrator`], and let [`ApiError`] map failures.
 
 mod dashboard;
+pub mod dto;
 mod error;
 mod events;
 mod prometheus;
@@ -50,13 +51,13 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn drivers(State(o): State<Orchestrator>) -> impl IntoResponse {
-    let drivers = o.drivers();
+    let drivers = dto::drivers(&o.drivers());
     let alive = drivers.iter().filter(|d| d.alive).count();
     Json(json!({ "alive": alive, "drivers": drivers }))
 }
 
 async fn list_tests(State(o): State<Orchestrator>) -> impl IntoResponse {
-    Json(json!({ "tests": o.list() }))
+    Json(json!({ "tests": dto::tests(&o.list()) }))
 }
 
 async fn create_test(
@@ -68,13 +69,13 @@ async fn create_test(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/v1/tests/{}", view.id))],
-        Json(view),
+        Json(dto::Test::from(&view)),
     ))
 }
 
 async fn current_test(State(o): State<Orchestrator>) -> Result<impl IntoResponse, ApiError> {
     o.current()
-        .map(Json)
+        .map(|v| Json(dto::Test::from(&v)))
         .ok_or_else(|| ApiError::not_found("no test has been created yet"))
 }
 
@@ -82,19 +83,19 @@ async fn get_test(
     State(o): State<Orchestrator>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(o.get(&id)?))
+    Ok(Json(dto::Test::from(&o.get(&id)?)))
 }
 
 async fn trigger_test(
     State(o): State<Orchestrator>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(o.trigger(&id).await?))
+    Ok(Json(dto::Test::from(&o.trigger(&id).await?)))
 }
 
 async fn stop_test(
     State(o): State<Orchestrator>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(o.stop(&id).await?))
+    Ok(Json(dto::Test::from(&o.stop(&id).await?)))
 }

@@ -8,8 +8,9 @@
 //! `GET /api/v1/tests/{id}`); an unknown test is a `404`.
 
 use super::ApiError;
-use crate::orchestrator::run::{TestStatus, TestView};
+use crate::model::TestStatus;
 use crate::orchestrator::series::Point;
+use crate::orchestrator::view::TestView;
 use crate::orchestrator::{Orchestrator, OrchestratorError};
 use crate::report;
 use axum::extract::{Path, State};

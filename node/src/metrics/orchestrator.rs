@@ -11,7 +11,8 @@ use super::{
     collect_common, descs, Buckets, Families, Kind, Spec, COMMON, ERROR_KINDS, RECENT_TESTS,
     STATUS_CLASSES,
 };
-use crate::orchestrator::run::{Stats, TestStatus};
+use crate::model::TestStatus;
+use crate::orchestrator::view::Stats;
 use crate::orchestrator::Orchestrator;
 use crate::stats::LatencyStats;
 use prometheus::core::{Collector, Desc};

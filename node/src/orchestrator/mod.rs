@@ -14,15 +14,17 @@ pub mod store;
 pub mod view;
 
 use crate::bus::{Bus, KafkaBus};
+use crate::model::TestStatus;
 use crate::protocol::{self, Control, Register, Role, SeedStyle, Topics, Trigger};
 use registry::DriverView;
-use run::{Policy, Rejected, TestRun, TestStatus, TestView};
+use run::{Policy, Rejected, TestRun};
 use spec::{FieldError, TestSpecInput};
 use state::{Applied, Effect, Event, State};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use store::OrchestratorStore;
+use view::TestView;
 
 #[derive(Clone, Debug)]
 pub struct OrchestratorConfig {

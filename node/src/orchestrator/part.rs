@@ -3,24 +3,10 @@
 //! how: a final report, a status word, a count reached, or a quiet period; or lost.
 
 use super::registry::Liveness;
+pub use crate::model::Ended;
 use crate::protocol::{MetricsReport, RunState};
 use crate::stats::{self, Latency, LatencySource, LatencyStats};
-use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
-
-/// How a driver's part of a test ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Ended {
-    /// A report marked `final` (Floodgate's drivers).
-    Final,
-    /// A `test_status` saying it is over (`complete`, `done`, …).
-    Status,
-    /// A reported request count that reached the configured count.
-    Count,
-    /// No completion signal: its reports stopped changing for the quiet period.
-    Quiet,
-}
 
 /// The rules a part is judged by; the durations are documented in docs/protocol.md.
 #[derive(Clone, Copy, Debug)]

@@ -3,16 +3,16 @@
 //! (created → running → completed | failed | stopped). A stop ends the test at once; reports
 //! still arriving for a short settle window fill in its final numbers.
 
-pub use super::part::{Ended, Rejected};
+pub use super::part::Rejected;
 use super::part::{Judgement, Part, Rules};
 use super::registry::Liveness;
 use super::series::{DriverTotals, Point, Series};
 use super::spec::TestSpec;
 use super::view::{driver_stats, finish_rates, merged};
-pub use super::view::{DriverState, DriverStats, ReportFormat, Stats, TestView};
+use super::view::{DriverStats, Stats, TestView};
+use crate::model::TestStatus;
 use crate::protocol::{MetricsReport, RunState, TestType};
 use crate::stats::{Latency, LatencyStats};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -21,36 +21,6 @@ use std::time::{Duration, Instant};
 const NO_START_GRACE: Duration = Duration::from_secs(15);
 /// After a stop, reports are still taken this long (or until every part is final).
 pub const SETTLE: Duration = Duration::from_secs(10);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TestStatus {
-    Created,
-    Running,
-    Completed,
-    Failed,
-    Stopped,
-}
-
-impl TestStatus {
-    /// The wire and store name (`running`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TestStatus::Created => "created",
-            TestStatus::Running => "running",
-            TestStatus::Completed => "completed",
-            TestStatus::Failed => "failed",
-            TestStatus::Stopped => "stopped",
-        }
-    }
-
-    pub fn is_finished(self) -> bool {
-        matches!(
-            self,
-            TestStatus::Completed | TestStatus::Failed | TestStatus::Stopped
-        )
-    }
-}
 
 /// The orchestrator's settings for judging drivers without completion signals.
 #[derive(Clone, Copy, Debug)]

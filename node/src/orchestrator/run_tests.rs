@@ -3,6 +3,7 @@
 use super::*;
 use crate::driver::plan_for;
 use crate::engine::Snapshot;
+use crate::model::{DriverState, Ended, ReportFormat};
 use crate::orchestrator::spec::parse_input;
 use crate::stats::{Latency, LatencySource, LatencyStats};
 

@@ -5,10 +5,12 @@
 //! (participant choice here, liveness in `registry`, completion in `part` and `run`).
 
 use super::registry::{Beat, DriverView, Registry};
-use super::run::{Policy, Rejected, TestRun, TestStatus, TestView};
+use super::run::{Policy, Rejected, TestRun};
 use super::series::Point;
 use super::spec::TestSpec;
+use super::view::TestView;
 use super::OrchestratorError;
+use crate::model::TestStatus;
 use crate::protocol::limits::{MAX_DRIVERS, MIN_DRIVERS};
 use crate::protocol::{Heartbeat, MetricsReport, Register, Role};
 use crate::stats::Latency;

@@ -2,9 +2,10 @@
 //! chart points, each driver's latest full report, and the read position on `metrics`, so
 //! history and a running test's state survive an orchestrator restart.
 
-use super::run::{TestStatus, TestView};
 use super::series::Point;
 use super::spec::TestSpec;
+use super::view::TestView;
+use crate::model::TestStatus;
 use crate::protocol::MetricsReport;
 use crate::sqlite::Db;
 use rusqlite::{params, OptionalExtension};

@@ -2,9 +2,9 @@
 //! where they can be (merged histograms, exact sums) and `null` with a reason where they cannot
 //! (a median of other implementations' summaries).
 
-use super::part::{Ended, Judgement, Part};
-use super::run::TestStatus;
+use super::part::{Judgement, Part};
 use super::spec::TestSpec;
+use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
 use crate::protocol::{ErrorCounts, MetricsReport, StatusClasses};
 use crate::stats::{Latency, LatencySource, LatencyStats, NotMergeable};
 use serde::{Deserialize, Serialize};
@@ -58,24 +58,6 @@ impl Default for Stats {
             service_time: LatencyStats::default(),
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DriverState {
-    Waiting,
-    Running,
-    Done,
-    Lost,
-    Refused,
-}
-
-/// How a driver reports: Floodgate's sequenced, cumulative reports, or the seed's summaries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReportFormat {
-    Floodgate,
-    Seed,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,8 +4,9 @@
 //! escaped, and the page's Content-Security-Policy forbids loading anything from anywhere.
 
 use super::json;
-use crate::orchestrator::run::{DriverState, Stats, TestStatus, TestView};
+use crate::model::{DriverState, TestStatus};
 use crate::orchestrator::series::Point;
+use crate::orchestrator::view::{Stats, TestView};
 use crate::protocol::TestType;
 use crate::stats::LatencyStats;
 use std::fmt::Write as _;

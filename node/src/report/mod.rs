@@ -9,8 +9,8 @@ mod html;
 
 pub use html::{esc, html, CSP};
 
-use crate::orchestrator::run::{DriverStats, Stats, TestView};
 use crate::orchestrator::series::Point;
+use crate::orchestrator::view::{DriverStats, Stats, TestView};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -42,7 +42,9 @@ pub const CSV_COLUMNS: [&str; 20] = [
 /// The JSON export: the test's view (as `GET /api/v1/tests/{id}` returns it) with one more
 /// field, `series`, its chart points (as `GET /api/v1/tests/{id}/series` returns them).
 pub fn json(view: &TestView, points: &[Point]) -> Value {
-    let mut v = serde_json::to_value(view).unwrap_or_else(|_| json!({}));
+    // The test as the REST API shows it, and its chart points.
+    let mut v =
+        serde_json::to_value(crate::api::dto::Test::from(view)).unwrap_or_else(|_| json!({}));
     if let Value::Object(map) = &mut v {
         map.insert(
             "series".into(),
@@ -139,7 +141,7 @@ pub fn series_csv(points: &[Point]) -> String {
 }
 
 fn status_name(view: &TestView) -> String {
-    format!("{:?}", view.status).to_lowercase()
+    view.status.as_str().to_string()
 }
 
 fn stats_row(scope: &str, driver_id: &str, state: &str, s: &Stats) -> impl Iterator<Item = String> {

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
-use crate::orchestrator::run::{DriverState, TestStatus};
+use crate::model::{DriverState, TestStatus};
 use crate::orchestrator::series::DriverPoint;
 use crate::orchestrator::spec::TestSpec;
 use crate::protocol::{ErrorCounts, StatusClasses, TestType};

@@ -1,0 +1,199 @@
+//! The REST API's JSON: the contract with the CLI, the dashboard and every other client. Built
+//! from the orchestrator's views, so that the API's shape and the orchestrator's internals (its
+//! store among them) can each change without the other noticing. States are the shared enums of
+//! [`crate::model`]; counts and latency are the wire's and the statistics' value types.
+
+use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
+use crate::orchestrator::registry::DriverView;
+use crate::orchestrator::spec::TestSpec;
+use crate::orchestrator::view::{self, TestView};
+use crate::protocol::{ErrorCounts, StatusClasses, TestType};
+use crate::stats::LatencyStats;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A test: `GET /api/v1/tests/{id}`, and the element of `GET /api/v1/tests`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Test {
+    pub id: String,
+    pub status: TestStatus,
+    pub reason: Option<String>,
+    pub spec: Spec,
+    pub drivers: Vec<String>,
+    pub created_at_ms: u64,
+    pub started_at_ms: Option<u64>,
+    pub finished_at_ms: Option<u64>,
+    /// True once the numbers are final (a stopped test takes its drivers' last reports first).
+    pub settled: bool,
+    pub aggregate: Stats,
+    pub per_driver: Vec<DriverStats>,
+}
+
+/// What the test was asked to do, validated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    pub test_type: TestType,
+    pub delay_ms: f64,
+    pub requests_per_driver: u64,
+    pub throughput_per_driver: Option<f64>,
+    pub target_url: String,
+    pub method: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub concurrency: u64,
+    pub timeout_ms: u64,
+    pub drivers: Option<u64>,
+    pub driver_ids: Option<Vec<String>>,
+}
+
+/// Counters and latency over one driver or all of them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub requests_total: u64,
+    pub sent: u64,
+    pub responses: u64,
+    pub ok: u64,
+    pub errors: ErrorCounts,
+    pub error_total: u64,
+    pub status: StatusClasses,
+    /// False when a driver reported no counts: its counts are unknown, not 0.
+    pub counted: bool,
+    pub achieved_rps: f64,
+    pub progress: f64,
+    pub elapsed_ms: u64,
+    pub latency: LatencyStats,
+    pub service_time: LatencyStats,
+}
+
+/// One participant's row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DriverStats {
+    pub driver_id: String,
+    pub state: DriverState,
+    pub report_seq: u64,
+    pub report_age_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_format: Option<ReportFormat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<Ended>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub defaults: BTreeMap<String, serde_json::Value>,
+    #[serde(flatten)]
+    pub stats: Stats,
+}
+
+/// A driver: the element of `GET /api/v1/drivers`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Driver {
+    pub id: String,
+    pub address: String,
+    pub alive: bool,
+    pub heartbeat_age_ms: u64,
+    pub test_id: Option<String>,
+    pub heartbeats: u64,
+    pub registered_at: String,
+    pub agent: Option<String>,
+    pub heartbeat_interval_ms: u64,
+    pub timeout_ms: u64,
+}
+
+impl From<&TestView> for Test {
+    fn from(v: &TestView) -> Self {
+        Self {
+            id: v.id.clone(),
+            status: v.status,
+            reason: v.reason.clone(),
+            spec: Spec::from(&v.spec),
+            drivers: v.drivers.clone(),
+            created_at_ms: v.created_at_ms,
+            started_at_ms: v.started_at_ms,
+            finished_at_ms: v.finished_at_ms,
+            settled: v.settled,
+            aggregate: Stats::from(&v.aggregate),
+            per_driver: v.per_driver.iter().map(DriverStats::from).collect(),
+        }
+    }
+}
+
+impl From<&TestSpec> for Spec {
+    fn from(s: &TestSpec) -> Self {
+        Self {
+            test_type: s.test_type,
+            delay_ms: s.delay_ms,
+            requests_per_driver: s.requests_per_driver,
+            throughput_per_driver: s.throughput_per_driver,
+            target_url: s.target_url.clone(),
+            method: s.method.clone(),
+            headers: s.headers.clone(),
+            body: s.body.clone(),
+            concurrency: s.concurrency,
+            timeout_ms: s.timeout_ms,
+            drivers: s.drivers,
+            driver_ids: s.driver_ids.clone(),
+        }
+    }
+}
+
+impl From<&view::Stats> for Stats {
+    fn from(s: &view::Stats) -> Self {
+        Self {
+            requests_total: s.requests_total,
+            sent: s.sent,
+            responses: s.responses,
+            ok: s.ok,
+            errors: s.errors,
+            error_total: s.error_total,
+            status: s.status,
+            counted: s.counted,
+            achieved_rps: s.achieved_rps,
+            progress: s.progress,
+            elapsed_ms: s.elapsed_ms,
+            latency: s.latency.clone(),
+            service_time: s.service_time.clone(),
+        }
+    }
+}
+
+impl From<&view::DriverStats> for DriverStats {
+    fn from(d: &view::DriverStats) -> Self {
+        Self {
+            driver_id: d.driver_id.clone(),
+            state: d.state,
+            report_seq: d.report_seq,
+            report_age_ms: d.report_age_ms,
+            report_format: d.report_format,
+            ended_by: d.ended_by,
+            reason: d.reason.clone(),
+            defaults: d.defaults.clone(),
+            stats: Stats::from(&d.stats),
+        }
+    }
+}
+
+impl From<&DriverView> for Driver {
+    fn from(d: &DriverView) -> Self {
+        Self {
+            id: d.id.clone(),
+            address: d.address.clone(),
+            alive: d.alive,
+            heartbeat_age_ms: d.heartbeat_age_ms,
+            test_id: d.test_id.clone(),
+            heartbeats: d.heartbeats,
+            registered_at: d.registered_at.clone(),
+            agent: d.agent.clone(),
+            heartbeat_interval_ms: d.heartbeat_interval_ms,
+            timeout_ms: d.timeout_ms,
+        }
+    }
+}
+
+/// The views as the API shows them.
+pub fn tests(views: &[TestView]) -> Vec<Test> {
+    views.iter().map(Test::from).collect()
+}
+
+pub fn drivers(views: &[DriverView]) -> Vec<Driver> {
+    views.iter().map(Driver::from).collect()
+}
