@@ -145,7 +145,7 @@ async fn reconcile(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action, Error
     ctx.counters.reconciles.fetch_add(1, Ordering::Relaxed);
     let ns = lt.namespace().unwrap_or_else(|| "default".to_string());
     let api: Api<LoadTest> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, FINALIZER, lt, |event| async {
+    let result = finalizer(&api, FINALIZER, lt.clone(), |event| async {
         match event {
             Event::Apply(lt) => apply(&lt, &ctx).await,
             Event::Cleanup(lt) => cleanup(&lt, &ctx).await,
@@ -156,7 +156,33 @@ async fn reconcile(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action, Error
         kube::runtime::finalizer::Error::ApplyFailed(e)
         | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => Error::Finalizer(other.to_string()),
-    })
+    });
+    match result {
+        // The orchestrator refused the spec: it can never run, so the LoadTest fails with the
+        // reason instead of retrying every few seconds.
+        Err(Error::Orchestrator(OrchestratorError::Invalid(why))) => {
+            let st = plan::failed_reconcile(
+                lt.status.as_ref(),
+                "orchestrator",
+                &why.to_string(),
+                true,
+                &now(),
+            );
+            write_status(&api, &lt.name_any(), &st).await?;
+            ctx.set_phase(&lt, Some(st.phase));
+            Ok(Action::await_change())
+        }
+        Err(e) => {
+            // Shown in the status too (best effort: the status write may be what failed).
+            let st =
+                plan::failed_reconcile(lt.status.as_ref(), e.kind(), &e.to_string(), false, &now());
+            if lt.status.as_ref() != Some(&st) {
+                let _ = write_status(&api, &lt.name_any(), &st).await;
+            }
+            Err(e)
+        }
+        ok => ok,
+    }
 }
 
 fn error_policy(lt: Arc<LoadTest>, e: &Error, ctx: Arc<Context>) -> Action {

@@ -3,6 +3,7 @@
 //! crdgen`). The API server enforces the schema (ranges, the `http://` pattern) and the CEL
 //! rules, so an invalid LoadTest is refused at `kubectl apply` with a clear message.
 
+use floodgate::protocol::limits;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -51,25 +52,25 @@ pub struct LoadTestSpec {
     pub test_type: TestType,
     /// Tsunami only: milliseconds between two consecutive requests of one driver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 3_600_000.0))]
+    #[schemars(range(min = 0.0, max = limits::MAX_DELAY_MS))]
     pub delay_ms: Option<f64>,
     /// Requests each driver sends.
-    #[schemars(range(min = 1, max = 1_000_000_000))]
+    #[schemars(range(min = 1, max = limits::MAX_REQUESTS))]
     pub requests_per_driver: u64,
     /// Cap in requests per second per driver; absent means uncapped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.001, max = 10_000_000.0))]
+    #[schemars(range(min = limits::MIN_RATE, max = limits::MAX_RATE))]
     pub throughput_per_driver: Option<f64>,
     /// Number of drivers (the driver Deployment's replicas).
-    #[schemars(range(min = 2, max = 8))]
+    #[schemars(range(min = limits::MIN_DRIVERS, max = limits::MAX_DRIVERS))]
     pub drivers: u32,
     /// Connections per driver (default 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 10_000))]
+    #[schemars(range(min = 1, max = limits::MAX_CONCURRENCY))]
     pub concurrency: Option<u32>,
     /// Per-request timeout in milliseconds (default 10000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 600_000))]
+    #[schemars(range(min = 1, max = limits::MAX_TIMEOUT_MS))]
     pub timeout_ms: Option<u64>,
     /// Driver image (default: the operator's --driver-image).
     #[serde(default, skip_serializing_if = "Option::is_none")]

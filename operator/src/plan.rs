@@ -177,11 +177,47 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
         }
     };
     st.drivers_summary = Some(format!("{}/{}", st.drivers_registered, wanted));
+    // A reconcile that failed earlier has passed now.
+    if st
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Reconciled" && c.status == "False")
+    {
+        set_condition(
+            &mut st,
+            "Reconciled",
+            true,
+            "Reconciled",
+            "the last reconcile passed",
+            &observed.now,
+        );
+    }
     Plan {
         actions,
         status: st,
         requeue,
     }
+}
+
+/// A reconcile that failed, in the status the user reads (`kubectl describe`), instead of only
+/// a log line and a retry: `Reconciled=False` with the error, and the message. A `permanent`
+/// error (the orchestrator refused the spec) fails the LoadTest, which then never retries.
+pub fn failed_reconcile(
+    current: Option<&LoadTestStatus>,
+    kind: &str,
+    error: &str,
+    permanent: bool,
+    now: &str,
+) -> LoadTestStatus {
+    let mut st = current.cloned().unwrap_or_default();
+    let message = format!("reconcile failed ({kind}): {error}");
+    set_condition(&mut st, "Reconciled", false, kind, &message, now);
+    if permanent {
+        finish(&mut st, Phase::Failed, now, "Refused", &message);
+    } else {
+        st.message = Some(message);
+    }
+    st
 }
 
 /// Moves the phase forward (never back) and records the transition as a condition.

@@ -289,3 +289,54 @@ fn progress_is_recorded_while_running() {
     );
     assert_eq!(progressing(&done.status).as_deref(), Some("False"));
 }
+
+#[test]
+fn a_failed_reconcile_is_shown_in_the_status_and_a_refused_spec_fails_the_loadtest() {
+    let running = status(Phase::Running);
+    let st = failed_reconcile(Some(&running), "kubernetes", "conflict", false, "now");
+    assert_eq!(st.phase, Phase::Running, "a passing error keeps the phase");
+    assert!(st.message.as_deref().unwrap_or("").contains("conflict"));
+    let c = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Reconciled")
+        .expect("condition");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "kubernetes")
+    );
+    let healed = plan(
+        &spec(3),
+        Some(&st),
+        &seen(Some(3), 0, Some(test("running"))),
+    );
+    let c = healed
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Reconciled")
+        .expect("condition");
+    assert_eq!(c.status, "True", "the next reconcile that passes says so");
+
+    let scaling = status(Phase::Scaling);
+    let st = failed_reconcile(
+        Some(&scaling),
+        "orchestrator",
+        "drivers: must be between 2 and 8",
+        true,
+        "now",
+    );
+    assert_eq!(
+        st.phase,
+        Phase::Failed,
+        "a refused spec will never run: no retry loop"
+    );
+    assert!(st
+        .message
+        .as_deref()
+        .unwrap_or("")
+        .contains("must be between 2 and 8"));
+    let done = plan(&spec(3), Some(&st), &seen(Some(3), 3, None));
+    assert!(done.actions.iter().all(|a| *a == Action::ScaleDrivers(0)));
+    assert_eq!(done.requeue, None);
+}

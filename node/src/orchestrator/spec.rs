@@ -5,13 +5,11 @@
 
 use crate::http::{self, Part};
 use crate::protocol::limits::{
-    self, MAX_CONCURRENCY, MAX_DELAY_US, MAX_DRIVERS, MAX_REQUESTS, MAX_TIMEOUT_MS, MIN_DRIVERS,
+    self, MAX_CONCURRENCY, MAX_DELAY_MS, MAX_DRIVERS, MAX_REQUESTS, MAX_TIMEOUT_MS, MIN_DRIVERS,
 };
 use crate::protocol::{HttpTarget, TestConfig, TestType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-const MAX_DELAY_MS: f64 = (MAX_DELAY_US / 1000) as f64;
 
 /// A validation failure naming the field to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

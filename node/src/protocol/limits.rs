@@ -8,8 +8,10 @@ pub const MIN_DRIVERS: usize = 2;
 pub const MAX_DRIVERS: usize = 8;
 /// Requests per driver.
 pub const MAX_REQUESTS: u64 = 1_000_000_000;
-/// The longest Tsunami gap: one hour, in microseconds.
+/// The longest Tsunami gap: one hour, in microseconds (and in milliseconds, as the REST API
+/// and the LoadTest take it).
 pub const MAX_DELAY_US: u64 = 3_600_000_000;
+pub const MAX_DELAY_MS: f64 = (MAX_DELAY_US / 1000) as f64;
 /// Requests per second per driver: at most ten million, at least one an hour.
 pub const MAX_RATE: f64 = 10_000_000.0;
 pub const MIN_RATE: f64 = 1.0 / 3600.0;
