@@ -1,11 +1,17 @@
 # Floodgate: the README's two commands are `make demo` (the main job) and `make test`.
-.PHONY: demo test bench lint fmt build clean kafka-start kafka-stop generate
+.PHONY: demo test check bench lint fmt build clean kafka-start kafka-stop generate
 
 demo:          ## build, start Kafka + target + orchestrator + 2 drivers, run both test types
 	bash scripts/demo.sh
 
 test:          ## lint, build, start a real Kafka, run every test (what CI runs)
 	bash scripts/test.sh
+
+check:         ## the fast tier: fmt, clippy, unit tests (in-memory bus, no services)
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo test --workspace --lib --locked
+	cargo test -p floodgate-target --tests --locked
 
 bench:         ## the load engine beside wrk on the same target; prints ratios
 	bash scripts/bench.sh

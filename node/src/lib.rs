@@ -17,3 +17,7 @@ pub mod report;
 pub mod sqlite;
 pub mod stats;
 pub mod telemetry;
+
+#[cfg(test)]
+#[path = "architecture_tests.rs"]
+mod architecture_tests;

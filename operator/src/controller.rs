@@ -6,6 +6,7 @@
 use crate::crd::{DriverProgress, LoadTest, Phase, Stats};
 use crate::plan::{self, Action as Step, Observed, TestObservation};
 use crate::resources::{deployment_name, driver_deployment, owns_driver, DriverDefaults};
+use floodgate::metrics::{self, Kind, Spec};
 use floodgate::orchestrator::spec::TestSpecInput;
 use floodgate::orchestrator::view::TestView;
 use floodgate::orchestrator::{Orchestrator, OrchestratorError};
@@ -74,9 +75,23 @@ impl Context {
         };
     }
 
-    /// The operator's metrics in the Prometheus text format.
+    /// The operator's metrics in the Prometheus text format (appended to the orchestrator's).
     pub fn metrics_text(&self) -> String {
-        let c = &self.counters;
+        let reconciles = self.counters.reconciles.load(Ordering::Relaxed) as f64;
+        let errors = [
+            (
+                "kubernetes",
+                self.counters.errors_kubernetes.load(Ordering::Relaxed),
+            ),
+            (
+                "orchestrator",
+                self.counters.errors_orchestrator.load(Ordering::Relaxed),
+            ),
+            (
+                "finalizer",
+                self.counters.errors_finalizer.load(Ordering::Relaxed),
+            ),
+        ];
         let mut by_phase = [0u64; 5];
         for p in self
             .phases
@@ -86,39 +101,46 @@ impl Context {
         {
             by_phase[*p as usize] += 1;
         }
-        let mut out = String::new();
-        out.push_str("# HELP floodgate_operator_reconciles_total LoadTest reconciliations run.\n");
-        out.push_str("# TYPE floodgate_operator_reconciles_total counter\n");
-        out.push_str(&format!(
-            "floodgate_operator_reconciles_total {}\n",
-            c.reconciles.load(Ordering::Relaxed)
-        ));
-        out.push_str("# HELP floodgate_operator_reconcile_errors_total Failed reconciliations, by kind of error.\n");
-        out.push_str("# TYPE floodgate_operator_reconcile_errors_total counter\n");
-        for (kind, n) in [
-            ("kubernetes", &c.errors_kubernetes),
-            ("orchestrator", &c.errors_orchestrator),
-            ("finalizer", &c.errors_finalizer),
-        ] {
-            out.push_str(&format!(
-                "floodgate_operator_reconcile_errors_total{{kind=\"{kind}\"}} {}\n",
-                n.load(Ordering::Relaxed)
-            ));
-        }
-        out.push_str("# HELP floodgate_loadtests LoadTests known to the operator, by phase.\n");
-        out.push_str("# TYPE floodgate_loadtests gauge\n");
-        for (i, name) in ["Pending", "Scaling", "Running", "Succeeded", "Failed"]
-            .iter()
-            .enumerate()
-        {
-            out.push_str(&format!(
-                "floodgate_loadtests{{phase=\"{name}\"}} {}\n",
-                by_phase[i]
-            ));
-        }
-        out
+        let text =
+            metrics::render_families(&[&RECONCILES, &RECONCILE_ERRORS, &LOADTESTS], move || {
+                let mut out = metrics::Families::default();
+                out.counter(&RECONCILES, &[], reconciles);
+                for (kind, n) in errors {
+                    out.counter(&RECONCILE_ERRORS, &[kind], n as f64);
+                }
+                for (name, n) in ["Pending", "Scaling", "Running", "Succeeded", "Failed"]
+                    .iter()
+                    .zip(by_phase)
+                {
+                    out.gauge(&LOADTESTS, &[name], n as f64);
+                }
+                out
+            });
+        text.unwrap_or_else(|e| {
+            tracing::error!("encoding the operator's metrics: {e}");
+            String::new()
+        })
     }
 }
+
+const RECONCILES: Spec = Spec {
+    name: "floodgate_operator_reconciles_total",
+    help: "LoadTest reconciliations run.",
+    kind: Kind::Counter,
+    labels: &[],
+};
+const RECONCILE_ERRORS: Spec = Spec {
+    name: "floodgate_operator_reconcile_errors_total",
+    help: "Failed reconciliations, by kind of error.",
+    kind: Kind::Counter,
+    labels: &["kind"],
+};
+const LOADTESTS: Spec = Spec {
+    name: "floodgate_loadtests",
+    help: "LoadTests known to the operator, by phase.",
+    kind: Kind::Gauge,
+    labels: &["phase"],
+};
 
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use floodgate_operator::crd::{LoadTest, Phase};
+use floodgate_testkit::{eventually, Proc};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -13,11 +14,9 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -41,90 +40,6 @@ async fn client() -> Client {
         .await
         .expect("config");
     Client::try_from(config).expect("client")
-}
-
-async fn eventually<T>(what: &str, within: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A child process killed on drop; its output is printed if the test fails.
-struct Proc {
-    name: String,
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(name: &str, cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let streams: Vec<Box<dyn std::io::Read + Send>> = vec![
-            Box::new(child.stdout.take().expect("stdout")),
-            Box::new(child.stderr.take().expect("stderr")),
-        ];
-        for s in streams {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(s).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(l);
-                }
-            });
-        }
-        Proc {
-            name: name.into(),
-            child,
-            lines,
-        }
-    }
-
-    async fn line(&self, needle: &str) -> String {
-        eventually(
-            &format!("{} to print {needle:?}", self.name),
-            Duration::from_secs(60),
-            async || {
-                self.lines
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .find(|l| l.contains(needle))
-                    .cloned()
-            },
-        )
-        .await
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!(
-                "----- {} -----\n{}",
-                self.name,
-                self.lines.lock().unwrap().join("\n")
-            );
-        }
-    }
 }
 
 /// Installs the committed CRD (idempotent) and waits until the API server serves it.
@@ -184,7 +99,7 @@ impl Env {
         .expect("namespace");
         let dir = tempfile::tempdir().unwrap();
         let prefix = format!("{ns}.");
-        let target_proc = Proc::spawn(
+        let mut target_proc = Proc::start(
             "target",
             Command::new(bin("floodgate-target")).args([
                 "--listen",
@@ -194,14 +109,16 @@ impl Env {
             ]),
         );
         let target = target_proc
-            .line("listening on")
+            .wait_line("listening on", Duration::from_secs(60))
             .await
             .split_whitespace()
             .last()
             .unwrap()
             .to_string();
-        let operator = spawn_operator(&ns, &prefix, dir.path(), "127.0.0.1:0");
-        let line = operator.line("operator listening on").await;
+        let mut operator = spawn_operator(&ns, &prefix, dir.path(), "127.0.0.1:0");
+        let line = operator
+            .wait_line("operator listening on", Duration::from_secs(60))
+            .await;
         let api = line.split_whitespace().last().unwrap().to_string();
         Env {
             client,
@@ -219,7 +136,9 @@ impl Env {
     async fn restart_operator(&mut self) {
         self.operator.kill();
         self.operator = spawn_operator(&self.ns, &self.prefix, self._dir.path(), &self.api);
-        self.operator.line("operator listening on").await;
+        self.operator
+            .wait_line("operator listening on", Duration::from_secs(60))
+            .await;
     }
 
     fn loadtests(&self) -> Api<LoadTest> {
@@ -253,7 +172,7 @@ impl Env {
         for i in 0..replicas {
             let id = format!("{name}-pod{i}");
             let store = self._dir.path().join(format!("{id}.sqlite"));
-            let p = Proc::spawn(
+            let mut p = Proc::start(
                 &id,
                 Command::new(bin("floodgate"))
                     .args([
@@ -271,7 +190,8 @@ impl Env {
                     .arg(store)
                     .env("TOKIO_WORKER_THREADS", "2"),
             );
-            p.line("driver registered").await;
+            p.wait_line("driver registered", Duration::from_secs(60))
+                .await;
             procs.push(p);
         }
         procs
@@ -297,7 +217,7 @@ impl Env {
 }
 
 fn spawn_operator(ns: &str, prefix: &str, dir: &std::path::Path, listen: &str) -> Proc {
-    Proc::spawn(
+    Proc::start(
         "operator",
         Command::new(bin("floodgate-operator"))
             .args([
@@ -527,7 +447,7 @@ async fn an_operator_restart_mid_test_resumes_the_test() {
 async fn the_operator_is_live_while_it_waits_for_kafka() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens on port 1: the operator waits for Kafka, and must say so, not hang.
-    let op = Proc::spawn(
+    let mut op = Proc::start(
         "operator",
         Command::new(bin("floodgate-operator"))
             .args(["--kafka", "127.0.0.1:1", "--listen", "127.0.0.1:0"])
@@ -536,7 +456,7 @@ async fn the_operator_is_live_while_it_waits_for_kafka() {
             .env("KUBECONFIG", env("FLOODGATE_TEST_KUBECONFIG")),
     );
     let addr = op
-        .line("operator listening on")
+        .wait_line("operator listening on", Duration::from_secs(60))
         .await
         .split_whitespace()
         .last()

@@ -99,3 +99,6 @@ async fn stop_test(
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(dto::Test::from(&o.stop(&id).await?)))
 }
+
+#[cfg(test)]
+mod tests;

@@ -299,6 +299,30 @@ impl Families {
     }
 }
 
+/// The families that `collect` builds, declared by `specs`, in the text format: how an embedding
+/// (the operator) exports metrics of its own with the same builder and checks as the nodes.
+pub fn render_families(
+    specs: &[&Spec],
+    collect: impl Fn() -> Families + Send + Sync + 'static,
+) -> Result<String, prometheus::Error> {
+    struct Built<F> {
+        descs: Vec<Desc>,
+        collect: F,
+    }
+    impl<F: Fn() -> Families + Send + Sync> Collector for Built<F> {
+        fn desc(&self) -> Vec<&Desc> {
+            self.descs.iter().collect()
+        }
+        fn collect(&self) -> Vec<MetricFamily> {
+            (self.collect)().into_families()
+        }
+    }
+    encode(Built {
+        descs: descs(specs),
+        collect,
+    })
+}
+
 /// Gathers one collector through a fresh registry (which sorts the series and checks the
 /// descriptors) and encodes the result in the text format.
 pub fn encode(collector: impl Collector + 'static) -> Result<String, prometheus::Error> {

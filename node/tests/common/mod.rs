@@ -4,11 +4,9 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub use floodgate_testkit::{eventually, Proc};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub fn kafka() -> String {
@@ -30,139 +28,6 @@ pub fn target_bin() -> PathBuf {
         p.display()
     );
     p
-}
-
-/// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
-pub async fn eventually<T>(
-    what: &str,
-    within: Duration,
-    mut f: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A child process killed on drop, with its output kept for diagnosis.
-pub struct Proc {
-    pub name: String,
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, bin: &Path, args: &[&str], envs: &[(&str, &str)]) -> Proc {
-        let mut cmd = Command::new(bin);
-        cmd.args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(Stdio::null());
-        cmd.env("FLOODGATE_LOG", "info");
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        Proc {
-            name: name.to_string(),
-            child,
-            lines,
-        }
-    }
-
-    /// Waits for an output line containing `needle` and returns it.
-    pub async fn wait_line(&mut self, needle: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(l) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return l.clone();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "{} exited ({status}) before printing {needle:?}:\n{}",
-                    self.name,
-                    self.output()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not print {needle:?} within {within:?}:\n{}",
-                self.name,
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    pub fn output(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    /// SIGKILL: the process gets no chance to say goodbye (a crash, a lost node).
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    pub async fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        eventually(
-            &format!("{} to exit", self.name),
-            Duration::from_secs(15),
-            async || self.child.try_wait().ok().flatten(),
-        )
-        .await
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("----- output of {} -----\n{}", self.name, self.output());
-        }
-    }
 }
 
 /// The port printed in a line ending with `HOST:PORT`.
@@ -527,33 +392,6 @@ pub fn spawn_floodgate_driver(
         &args,
         &[("TOKIO_WORKER_THREADS", "2")],
     )
-}
-
-impl Proc {
-    /// Whether the process is still running.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Waits for the process to exit and returns its exit code.
-    pub async fn exit_code(&mut self, within: Duration) -> Option<i32> {
-        let name = self.name.clone();
-        eventually(&format!("{name} to exit"), within, async || {
-            self.child.try_wait().ok().flatten()
-        })
-        .await
-        .code()
-    }
-
-    /// Every output line that starts with `prefix`, without it.
-    pub fn lines_starting(&self, prefix: &str) -> Vec<String> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| l.strip_prefix(prefix).map(str::to_string))
-            .collect()
-    }
 }
 
 /// Every record on partition 0 of `topic` so far: (broker timestamp in ms, payload).

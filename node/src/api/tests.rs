@@ -1,0 +1,180 @@
+//! The REST API and the orchestrator's coordination on the in-memory bus: no broker, no
+//! processes. What goes out on the bus is read back from it; what drivers would send is put on it.
+
+use super::router;
+use crate::bus::{Bus, MemoryBus};
+use crate::orchestrator::{Orchestrator, OrchestratorConfig};
+use crate::protocol::{self, Topics};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+struct Rig {
+    o: Orchestrator,
+    bus: MemoryBus,
+    _dir: tempfile::TempDir,
+}
+
+async fn rig() -> Rig {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topics = Topics::with_prefix("");
+    let bus = MemoryBus::new(topics.clone());
+    let cfg = OrchestratorConfig {
+        config_gap: Duration::ZERO,
+        start_delay: Duration::ZERO,
+        ..OrchestratorConfig::new(
+            "orch",
+            "",
+            "127.0.0.1:0",
+            topics,
+            dir.path().join("o.sqlite"),
+        )
+    };
+    let o = Orchestrator::start_on(cfg, Arc::new(bus.handle()))
+        .await
+        .expect("started");
+    Rig { o, bus, _dir: dir }
+}
+
+impl Rig {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .expect("request");
+        let resp = router(self.o.clone()).oneshot(req).await.expect("answer");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// What a Floodgate driver sends: a heartbeat.
+    async fn beat(&self, id: &str) {
+        let beat =
+            json!({"node_id": id, "heartbeat": "YES", "agent": "floodgate", "heartbeat_ms": 1000});
+        self.bus
+            .publish(
+                &self.bus.topics().heartbeat,
+                id,
+                beat.to_string().as_bytes(),
+            )
+            .await
+            .expect("publish");
+    }
+
+    async fn until(&self, what: &str, mut ok: impl FnMut(&Self) -> bool) {
+        for _ in 0..200 {
+            if ok(self) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn on(&self, topic: &str) -> Vec<Value> {
+        self.bus
+            .messages(topic)
+            .iter()
+            .filter_map(|m| serde_json::from_slice(m).ok())
+            .collect()
+    }
+}
+
+fn avalanche(trigger: bool) -> Value {
+    json!({"test_type": "avalanche", "requests_per_driver": 4, "target_url": "http://127.0.0.1:1/", "trigger": trigger})
+}
+
+#[tokio::test]
+async fn a_test_is_created_triggered_refused_stopped_and_ended_through_the_api() {
+    let r = rig().await;
+    let (status, v) = r
+        .call("POST", "/api/v1/tests", Some(json!({"test_type": "x"})))
+        .await;
+    assert_eq!(
+        (status, v["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("test_type"))
+    );
+    let (status, v) = r.call("POST", "/api/v1/tests", Some(avalanche(true))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "no drivers yet: {v}");
+
+    r.beat("a").await;
+    r.beat("b").await;
+    r.until("two drivers", |r| {
+        r.o.drivers().iter().filter(|d| d.alive).count() == 2
+    })
+    .await;
+    let (status, v) = r.call("POST", "/api/v1/tests", Some(avalanche(true))).await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (StatusCode::CREATED, Some("running")),
+        "{v}"
+    );
+    let id = v["id"].as_str().expect("id").to_string();
+    let triggers = r.on(&r.bus.topics().trigger);
+    assert_eq!(triggers.len(), 1);
+    assert_eq!(
+        (
+            triggers[0]["trigger"].as_str(),
+            triggers[0]["test_id"].as_str()
+        ),
+        (Some("YES"), Some(id.as_str()))
+    );
+    let configs = r.on(&r.bus.topics().test_config);
+    assert!(configs
+        .iter()
+        .all(|c| c["test_id"] == id.as_str() && c["request_count"] == 4));
+
+    // A second create-and-trigger while it runs changes nothing.
+    let (status, _) = r.call("POST", "/api/v1/tests", Some(avalanche(true))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (_, list) = r.call("GET", "/api/v1/tests", None).await;
+    assert_eq!(list["tests"].as_array().map(Vec::len), Some(1));
+
+    // Stop: at once, on the control topic, never on trigger.
+    let (status, v) = r
+        .call("POST", &format!("/api/v1/tests/{id}/stop"), None)
+        .await;
+    assert_eq!(
+        (status, v["status"].as_str(), v["settled"].as_bool()),
+        (StatusCode::OK, Some("stopped"), Some(false))
+    );
+    assert_eq!(r.on(&r.bus.topics().control)[0]["type"], "stop");
+    assert_eq!(r.on(&r.bus.topics().trigger).len(), 1);
+
+    // The drivers' final reports settle it.
+    for node in ["a", "b"] {
+        let snap = crate::engine::Snapshot {
+            requests: 4,
+            sent: 2,
+            ..Default::default()
+        };
+        let report = crate::driver::reporter_for_tests(node, &id, &snap, true);
+        r.bus
+            .publish(&r.bus.topics().metrics, node, &protocol::emit(&report))
+            .await
+            .expect("publish");
+    }
+    r.until("the stopped test to settle", |r| {
+        r.o.get(&id).is_ok_and(|v| v.settled)
+    })
+    .await;
+    let (_, v) = r.call("GET", &format!("/api/v1/tests/{id}"), None).await;
+    assert_eq!(
+        (v["status"].as_str(), v["aggregate"]["sent"].as_u64()),
+        (Some("stopped"), Some(4))
+    );
+    let (status, _) = r
+        .call("POST", &format!("/api/v1/tests/{id}/stop"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "already ended");
+}
