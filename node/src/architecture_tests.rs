@@ -23,7 +23,7 @@ const RULES: &[(&str, &[&str])] = &[
         &["bus", "http", "model", "protocol", "sqlite", "stats"],
     ),
     (
-        "client.rs",
+        "client",
         &["api", "cli", "model", "protocol", "report", "stats"],
     ),
 ];

@@ -1,13 +1,19 @@
 //! The CLI's side of the REST API: `floodgate test run|list|show|stop|report` and
 //! `floodgate nodes`, with progress while a test runs and a table of the results.
 
-use crate::api::dto::{Stats, Test};
+mod progress;
+mod table;
+
+use table::ms;
+pub use table::print_result;
+
+use crate::api::dto::Test;
 use crate::cli::{ClientArgs, Output, ReportArgs, ReportFormat, RunArgs, TestKind};
-use crate::model::{DriverState, Ended, TestStatus};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use crate::model::TestStatus;
+use progress::Progress;
 use serde_json::{json, Value};
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::time::Duration;
 
 /// A failure the CLI reports in one line, with its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -196,234 +202,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
 }
 
 /// How often `test run` asks for the test's state.
-const POLL: Duration = Duration::from_millis(500);
-/// Room kept for a bar's message: rate, p99, errors and state.
-const MSG_WIDTH: usize = 52;
-/// How often `test run` prints a progress line when stderr is not a terminal.
-const LINE_EVERY: Duration = Duration::from_secs(1);
-
-/// Progress of a running test on stderr: on a terminal, one bar per driver and one for the
-/// total, each with requests sent, req/s and p99; otherwise one plain line a second.
-enum Progress {
-    Bars {
-        _multi: MultiProgress,
-        total: ProgressBar,
-        drivers: Vec<(String, ProgressBar)>,
-    },
-    Lines {
-        last: Option<Instant>,
-    },
-}
-
-impl Progress {
-    fn new(drivers: &[String], requests_per_driver: u64) -> Self {
-        if !std::io::stderr().is_terminal() {
-            return Progress::Lines { last: None };
-        }
-        let width = drivers
-            .iter()
-            .map(|d| d.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(5);
-        let total = requests_per_driver * drivers.len() as u64;
-        let digits = total.max(1).ilog10() as usize + 1;
-        let target = ProgressDrawTarget::stderr();
-        // The bar takes what the terminal's width leaves, short of the last column (a line that
-        // fills it leaves the cursor waiting to wrap, which not every terminal does the same).
-        let term = usize::from(console::Term::stderr().size().1);
-        let bar_len = term
-            .saturating_sub(width + 2 * digits + MSG_WIDTH + 5)
-            .clamp(10, 40);
-        let style = ProgressStyle::with_template(&format!(
-            "{{prefix:<{width}.bold}} {{bar:{bar_len}.cyan/blue}} {{pos:>{digits}}}/{{len:<{digits}}} {{msg}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("█▉▊▋▌▍▎▏ ");
-        let multi = MultiProgress::with_draw_target(target);
-        let bar = |name: &str, len: u64| {
-            let b = multi.add(ProgressBar::new(len));
-            b.set_style(style.clone());
-            b.set_prefix(name.to_string());
-            b.set_message("waiting for the start");
-            b
-        };
-        let total = bar("total", total);
-        let drivers = drivers
-            .iter()
-            .map(|d| (d.clone(), bar(d, requests_per_driver)))
-            .collect();
-        Progress::Bars {
-            _multi: multi,
-            total,
-            drivers,
-        }
-    }
-
-    fn update(&mut self, v: &Test) {
-        match self {
-            Progress::Bars { total, drivers, .. } => {
-                set_bar(total, &v.aggregate, None);
-                for d in &v.per_driver {
-                    if let Some((_, b)) = drivers.iter().find(|(id, _)| *id == d.driver_id) {
-                        set_bar(b, &d.stats, Some(d.state));
-                    }
-                }
-            }
-            Progress::Lines { last } => {
-                let due = last.is_none_or(|t| t.elapsed() + POLL / 10 >= LINE_EVERY);
-                if due && !v.status.is_finished() {
-                    eprintln!("{}", progress_line(v));
-                    *last = Some(Instant::now());
-                }
-            }
-        }
-    }
-
-    /// Leaves the bars on screen at their final state.
-    fn finish(&mut self) {
-        if let Progress::Bars { total, drivers, .. } = self {
-            for (_, b) in drivers.iter() {
-                b.finish();
-            }
-            total.finish();
-        }
-    }
-}
-
-fn set_bar(b: &ProgressBar, s: &Stats, state: Option<DriverState>) {
-    if s.requests_total > 0 {
-        b.set_length(s.requests_total);
-    }
-    b.set_position(s.sent);
-    let mut msg = format!(
-        "{:>7.0} req/s  p99 {:>7} ms",
-        s.achieved_rps,
-        ms(s.latency.p99_ms, 2)
-    );
-    if s.error_total > 0 {
-        msg.push_str(&format!("  errors {}", s.error_total));
-    }
-    match state {
-        Some(DriverState::Done) => msg.push_str("  done"),
-        Some(DriverState::Lost) => msg.push_str("  LOST"),
-        Some(DriverState::Refused) => msg.push_str("  REFUSED"),
-        Some(DriverState::Waiting) if s.sent == 0 => msg.push_str("  waiting"),
-        _ => {}
-    }
-    b.set_message(msg);
-}
-
-fn progress_line(v: &Test) -> String {
-    let a = &v.aggregate;
-    let mut line = format!(
-        "[{:>3.0}%] sent {}/{}  ok {}  errors {}  {:.0} req/s  p99 {} ms |",
-        a.progress * 100.0,
-        a.sent,
-        a.requests_total,
-        a.ok,
-        a.error_total,
-        a.achieved_rps,
-        ms(a.latency.p99_ms, 2)
-    );
-    for d in &v.per_driver {
-        line.push_str(&format!(" {} {}", short(&d.driver_id), d.stats.sent));
-    }
-    line
-}
-
-fn short(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
-}
-
-pub fn print_result(v: &Test, output: Output) {
-    if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-        return;
-    }
-    println!(
-        "test {}  {}  {}  drivers {}{}",
-        v.id,
-        v.spec.test_type,
-        v.status.as_str(),
-        v.drivers.len(),
-        v.reason
-            .as_ref()
-            .map(|r| format!("  ({r})"))
-            .unwrap_or_default()
-    );
-    println!(
-        "{:<14} {:>9} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
-        "driver",
-        "sent",
-        "ok",
-        "errors",
-        "req/s",
-        "min",
-        "mean",
-        "median",
-        "mode",
-        "p90",
-        "p95",
-        "p99",
-        "max",
-        "(ms)"
-    );
-    println!("{}", row("all", &v.aggregate));
-    for d in &v.per_driver {
-        println!("{}", row(short(&d.driver_id), &d.stats));
-    }
-    // Say why a figure is missing, and what a driver of another implementation did.
-    if let Some(n) = &v.aggregate.latency.not_mergeable {
-        println!("n/a in the aggregate: {}", n.reason);
-    }
-    for d in &v.per_driver {
-        let mut notes = Vec::new();
-        if let Some(how) = d.ended_by.filter(|h| *h != Ended::Final) {
-            notes.push(format!("ended by {}", how.as_str()));
-        }
-        if let Some(r) = &d.reason {
-            notes.push(r.clone());
-        }
-        for (k, val) in &d.defaults {
-            notes.push(format!("{k} not in the config: used {val}"));
-        }
-        if !d.stats.counted {
-            notes.push("reported no counts".to_string());
-        }
-        if !notes.is_empty() {
-            println!("{}: {}", d.driver_id, notes.join("; "));
-        }
-    }
-    let _ = std::io::stdout().flush();
-}
-
-fn row(name: &str, s: &Stats) -> String {
-    // Counts a driver of another implementation did not report are unknown, not zero.
-    let counts = |n: u64| match (s.counted, n) {
-        (true, _) => n.to_string(),
-        (false, 0) => "?".to_string(),
-        (false, _) => format!("{n}+?"),
-    };
-    let mut line = format!(
-        "{:<14} {:>9} {:>9} {:>7} {:>9.1}",
-        name,
-        counts(s.sent),
-        counts(s.ok),
-        s.error_total,
-        s.achieved_rps
-    );
-    for v in s.latency.ordered_ms() {
-        line.push_str(&format!(" {:>8}", ms(v, 3)));
-    }
-    line
-}
-
-/// A latency in ms with `digits` decimals, or `n/a` where it is not known (a median that
-/// cannot be merged from other implementations' summaries).
-fn ms(v: Option<f64>, digits: usize) -> String {
-    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.digits$}"))
-}
+pub(super) const POLL: Duration = Duration::from_millis(500);
 
 pub async fn list(args: ClientArgs) -> Result<(), CliError> {
     let api = Api::new(&args.orchestrator)?;

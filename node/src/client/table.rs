@@ -1,0 +1,101 @@
+//! The results table of `floodgate test run|show` and its notes: the aggregate row and one row
+//! per driver, with `n/a` where a figure cannot be given exactly.
+
+use crate::api::dto::{Stats, Test};
+use crate::cli::Output;
+use crate::model::Ended;
+use std::io::Write;
+
+pub fn print_result(v: &Test, output: Output) {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        return;
+    }
+    println!(
+        "test {}  {}  {}  drivers {}{}",
+        v.id,
+        v.spec.test_type,
+        v.status.as_str(),
+        v.drivers.len(),
+        v.reason
+            .as_ref()
+            .map(|r| format!("  ({r})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "{:<14} {:>9} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "driver",
+        "sent",
+        "ok",
+        "errors",
+        "req/s",
+        "min",
+        "mean",
+        "median",
+        "mode",
+        "p90",
+        "p95",
+        "p99",
+        "max",
+        "(ms)"
+    );
+    println!("{}", row("all", &v.aggregate));
+    for d in &v.per_driver {
+        println!("{}", row(short(&d.driver_id), &d.stats));
+    }
+    // Say why a figure is missing, and what a driver of another implementation did.
+    if let Some(n) = &v.aggregate.latency.not_mergeable {
+        println!("n/a in the aggregate: {}", n.reason);
+    }
+    for d in &v.per_driver {
+        let mut notes = Vec::new();
+        if let Some(how) = d.ended_by.filter(|h| *h != Ended::Final) {
+            notes.push(format!("ended by {}", how.as_str()));
+        }
+        if let Some(r) = &d.reason {
+            notes.push(r.clone());
+        }
+        for (k, val) in &d.defaults {
+            notes.push(format!("{k} not in the config: used {val}"));
+        }
+        if !d.stats.counted {
+            notes.push("reported no counts".to_string());
+        }
+        if !notes.is_empty() {
+            println!("{}: {}", d.driver_id, notes.join("; "));
+        }
+    }
+    let _ = std::io::stdout().flush();
+}
+
+fn row(name: &str, s: &Stats) -> String {
+    // Counts a driver of another implementation did not report are unknown, not zero.
+    let counts = |n: u64| match (s.counted, n) {
+        (true, _) => n.to_string(),
+        (false, 0) => "?".to_string(),
+        (false, _) => format!("{n}+?"),
+    };
+    let mut line = format!(
+        "{:<14} {:>9} {:>9} {:>7} {:>9.1}",
+        name,
+        counts(s.sent),
+        counts(s.ok),
+        s.error_total,
+        s.achieved_rps
+    );
+    for v in s.latency.ordered_ms() {
+        line.push_str(&format!(" {:>8}", ms(v, 3)));
+    }
+    line
+}
+
+/// A latency in ms with `digits` decimals, or `n/a` where it is not known (a median that
+/// cannot be merged from other implementations' summaries).
+pub(super) fn ms(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.digits$}"))
+}
+
+/// A driver ID short enough for a table column.
+pub(super) fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
