@@ -132,3 +132,98 @@ async fn an_api_error_surfaces_as_an_error_not_a_panic() {
 fn the_test_id_is_the_loadtest_uid() {
     assert_eq!(test_id(&lt()), "uid-1");
 }
+
+/// A whole reconcile of a new LoadTest, with the orchestrator on the in-memory bus and a mocked
+/// API server: no broker, no cluster. It looks for the Deployment, scales it, writes the status.
+#[tokio::test]
+async fn a_reconcile_scales_the_drivers_and_writes_the_status_without_a_broker() {
+    use floodgate::bus::MemoryBus;
+    use floodgate::orchestrator::OrchestratorConfig;
+    use floodgate::protocol::Topics;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topics = Topics::with_prefix("");
+    let orchestrator = Orchestrator::start_on(
+        OrchestratorConfig::new(
+            "op",
+            "",
+            "127.0.0.1:0",
+            topics.clone(),
+            dir.path().join("o.sqlite"),
+        ),
+        std::sync::Arc::new(MemoryBus::new(topics)),
+    )
+    .await
+    .expect("orchestrator");
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some((req, send)) = handle.next_request().await {
+            let (method, path) = (req.method().clone(), req.uri().path().to_string());
+            let is_status = path.ends_with("/status");
+            let body = if method == http::Method::GET {
+                Vec::new()
+            } else {
+                serde_json::to_vec(&body_json(req).await).expect("json")
+            };
+            seen.push((method.clone(), path, body.clone()));
+            let response = if method == http::Method::GET {
+                // No Deployment yet.
+                let missing = serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404});
+                Response::builder()
+                    .status(404)
+                    .body(Body::from(serde_json::to_vec(&missing).expect("json")))
+            } else if is_status {
+                let mut answer = serde_json::to_value(lt()).expect("json");
+                let patch: serde_json::Value = serde_json::from_slice(&body).expect("json");
+                answer["status"] = patch["status"].clone();
+                Response::builder().body(Body::from(serde_json::to_vec(&answer).expect("json")))
+            } else {
+                Response::builder().body(Body::from(body))
+            };
+            send.send_response(response.expect("response"));
+            if is_status {
+                return seen;
+            }
+        }
+        seen
+    });
+    let ctx = Context {
+        client,
+        orchestrator,
+        defaults: defaults(),
+        counters: Default::default(),
+        phases: Default::default(),
+    };
+    let action = apply(&lt(), &ctx).await.expect("reconciled");
+    let seen = server.await.expect("server side ran");
+    let calls: Vec<(String, &str)> = seen
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (
+                "GET".to_string(),
+                "/apis/apps/v1/namespaces/load/deployments/ping-drivers"
+            ),
+            (
+                "PATCH".to_string(),
+                "/apis/apps/v1/namespaces/load/deployments/ping-drivers"
+            ),
+            (
+                "PATCH".to_string(),
+                "/apis/floodgate.dev/v1alpha1/namespaces/load/loadtests/ping/status"
+            ),
+        ]
+    );
+    let deployment: serde_json::Value = serde_json::from_slice(&seen[1].2).expect("json");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let status: serde_json::Value = serde_json::from_slice(&seen[2].2).expect("json");
+    assert_eq!(status["status"]["phase"], "Scaling");
+    assert_ne!(
+        action,
+        Action::await_change(),
+        "it comes back to see the drivers register"
+    );
+}
