@@ -117,16 +117,8 @@ impl TestRun {
         self.status
     }
 
-    pub fn reason(&self) -> Option<&str> {
-        self.reason.as_deref()
-    }
-
     pub fn drivers(&self) -> &[String] {
         &self.drivers
-    }
-
-    pub fn finished_at_ms(&self) -> Option<u64> {
-        self.finished_at_ms
     }
 
     /// A test restored from the store after it finished. It takes no more reports, so its
