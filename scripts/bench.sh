@@ -1,27 +1,45 @@
 #!/usr/bin/env bash
-# Benchmark of the load engine (`floodgate load`) against wrk, on loopback. A benchmark, not a
-# test: it prints figures and marks each goal OK or MISSED, and exits 0 either way (non-zero
-# only when it cannot run at all).
+# Benchmark of the load engine (`floodgate load`) against wrk, oha and vegeta, on loopback. A
+# benchmark, not a test: it prints figures and marks each goal OK or MISSED, and exits 0 either
+# way (non-zero only when it cannot run at all).
 #
 #   scripts/bench.sh        (or: make bench)
+#   BENCH_ONLY=rate scripts/bench.sh        (one section alone: saturation, rate or memory)
 #
 # What it measures, against one floodgate-target on 127.0.0.1:
 #   1. Saturation: wrk -t1 -cC -dDs and `floodgate load -cC -nM` (M sized to run about as long),
 #      REPEATS times each, alternating; median req/s and CPU µs per request (user+sys of the
 #      load generator, from /usr/bin/time) of each, and floodgate/wrk ratios.
-#   2. Fixed rate: `floodgate load --rate RATE -n RATE_N -cC`: achieved rate vs the cap, p50/p99.
+#   2. Fixed rate, a comparison table: for each rate R in RATES, N = R × RATE_SECONDS requests
+#      over C connections from each of
+#        floodgate  `floodgate load -n N -cC --rate R --json`
+#        oha        `oha -n N -cC -q R --latency-correction --no-tui --output-format json`
+#        vegeta     `vegeta attack -rate R -duration RATE_SECONDSs -max-connections C -workers C`
+#      (order rotated from one rate to the next): achieved req/s and its deviation from R, failed
+#      requests, latency p50/p99 (floodgate and oha: from each request's due instant, i.e.
+#      corrected for coordinated omission; vegeta: from its actual send, uncorrected), floodgate's
+#      service time and schedule lag p50/p99, and CPU (user+sys over wall, % of one core, and µs
+#      per request). Goals per rate: floodgate p50 ≤ 1.2 × oha's, floodgate p99 ≤ the lower of
+#      oha's and vegeta's, achieved rate within 0.5% of R. oha (`cargo install oha --locked`)
+#      and vegeta (`go install github.com/tsenart/vegeta/v12@v12.13.0`) are installed when
+#      missing; a tool that cannot be installed or run shows "-" and its goals are skipped.
 #   3. Memory: peak RSS of `floodgate load` for 10k, 100k and 1M uncapped requests.
 #
 # Fairness on a 2-core machine: the target gets one core (one tokio worker, pinned to
-# BENCH_TARGET_CPU) and the load generator the other (pinned to BENCH_GEN_CPU); both generators
-# run one event-loop thread: wrk -t1, and floodgate with TOKIO_WORKER_THREADS=1 (its tokio
-# runtime then has one worker; the main thread only waits for the end). Same URL, same
-# connection count, similar durations, alternating order, medians.
+# BENCH_TARGET_CPU) and the load generator the other (pinned to BENCH_GEN_CPU); every generator
+# runs one event-loop thread: wrk -t1, floodgate and oha with TOKIO_WORKER_THREADS=1 (their
+# tokio runtime then has one worker; floodgate's main thread only waits for the end), vegeta
+# with GOMAXPROCS=1. Same URL, same connection count, similar durations, alternating order,
+# medians.
 #
-# Environment (all optional): BENCH_CONNECTIONS (50), BENCH_DURATION seconds per saturation run
-# (5), BENCH_REPEATS (5), BENCH_RATE (5000), BENCH_RATE_REQUESTS (50000), BENCH_MEM_SIZES
-# ("10000 100000 1000000"), BENCH_GEN_CPU (0), BENCH_TARGET_CPU (1), FLOODGATE_BIN (measure
-# another floodgate binary, e.g. an older build, instead of the one just built).
+# Environment (all optional): BENCH_ONLY (run one section: saturation, rate or memory; a list
+# such as "rate memory" works too; default all), BENCH_CONNECTIONS (50), BENCH_DURATION seconds
+# per saturation run (5), BENCH_REPEATS (5), BENCH_RATES ("1000 5000 20000 50000"),
+# BENCH_RATE_SECONDS seconds per fixed-rate run (5), BENCH_RATE_REPEATS rounds per rate (3, the
+# figures shown are medians), BENCH_MEM_SIZES ("10000 100000 1000000"),
+# BENCH_GEN_CPU (0), BENCH_TARGET_CPU (1), FLOODGATE_BIN (measure another floodgate binary,
+# e.g. an older build, instead of the one just built), BENCH_NO_BUILD=1 (skip `cargo build
+# --release`; the binaries must already be there).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,8 +49,9 @@ cd "$ROOT"
 CONNS="${BENCH_CONNECTIONS:-50}"
 DURATION="${BENCH_DURATION:-5}"
 REPEATS="${BENCH_REPEATS:-5}"
-RATE="${BENCH_RATE:-5000}"
-RATE_N="${BENCH_RATE_REQUESTS:-50000}"
+RATES="${BENCH_RATES:-1000 5000 20000 50000}"
+RATE_SECONDS="${BENCH_RATE_SECONDS:-5}"
+RATE_REPEATS="${BENCH_RATE_REPEATS:-3}"
 MEM_SIZES="${BENCH_MEM_SIZES:-10000 100000 1000000}"
 GEN_CPU="${BENCH_GEN_CPU:-0}"
 TARGET_CPU="${BENCH_TARGET_CPU:-1}"
@@ -40,12 +59,21 @@ TARGET_CPU="${BENCH_TARGET_CPU:-1}"
 # Goals.
 GOAL_RPS_RATIO=0.9   # floodgate req/s ≥ 0.9 × wrk
 GOAL_CPU_RATIO=1.2   # floodgate CPU/request ≤ 1.2 × wrk
-GOAL_RATE_ERR=1      # achieved rate within 1% of the cap
+GOAL_RATE_ERR=0.5    # fixed rate: floodgate's achieved rate within 0.5% of the cap...
+GOAL_P50_VS_OHA=1.2  # ...its p50 (from the due instant) at most 1.2 × oha's...
+                     # ...and its p99 at most the lower of oha's and vegeta's
 GOAL_RSS_MB=50       # peak RSS below 50 MB at every size...
 GOAL_RSS_GROWTH=1.25 # ...and flat: the largest run at most 1.25 × the smallest
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+ONLY="${BENCH_ONLY:-all}"
+ONLY="${ONLY//,/ }"
+for section in $ONLY; do
+    case "$section" in all | saturation | rate | memory) ;; *) die "BENCH_ONLY: unknown section '$section' (saturation, rate, memory or all)" ;; esac
+done
+want() { [[ " $ONLY " == *" all "* || " $ONLY " == *" $1 "* ]]; } # SECTION: is it to be run?
 
 # --- tools ----------------------------------------------------------------------------------
 
@@ -61,6 +89,50 @@ command -v wrk >/dev/null || { say "installing wrk…"; apt_install wrk; }
 [[ -x /usr/bin/time ]] || { say "installing time…"; apt_install time; }
 TIME=/usr/bin/time
 
+# oha and vegeta, for the fixed-rate table: found on PATH, in cargo's and Go's bin directories,
+# or installed there; OHA/VEGETA stay empty when that fails (their columns then show "-").
+OHA="" VEGETA="" PYTHON=""
+find_tool() { # NAME DIR…: prints the path of NAME on PATH or in one of the DIRs
+    local name=$1 dir; shift
+    if command -v "$name" >/dev/null; then command -v "$name"; return 0; fi
+    for dir in "$@"; do
+        if [[ -x "$dir/$name" ]]; then printf '%s\n' "$dir/$name"; return 0; fi
+    done
+    return 1
+}
+if want rate; then
+    command -v python3 >/dev/null && PYTHON=python3
+    [[ -n "$PYTHON" ]] || say "python3 is missing: the fixed-rate section is skipped (it parses the tools' JSON with it)"
+    CARGO_BIN="${CARGO_HOME:-${HOME:-}/.cargo}/bin"
+    GO_BIN="$(go env GOPATH 2>/dev/null || true)"
+    GO_BIN="${GO_BIN%%:*}"
+    GO_BIN="${GO_BIN:-${HOME:-}/go}/bin"
+    if [[ -n "$PYTHON" ]] && ! OHA="$(find_tool oha "$CARGO_BIN")"; then
+        say "installing oha (cargo install oha --locked)…"
+        log="$(mktemp -t bench-oha-install.XXXXXX)"
+        if cargo install oha --locked --quiet >"$log" 2>&1 && OHA="$(find_tool oha "$CARGO_BIN")"; then
+            rm -f "$log"
+        else
+            OHA=""
+            say "  oha could not be installed (log: $log); its columns show \"-\""
+        fi
+    fi
+    if [[ -n "$PYTHON" ]] && ! VEGETA="$(find_tool vegeta "$GO_BIN")"; then
+        say "installing vegeta (go install github.com/tsenart/vegeta/v12@v12.13.0)…"
+        log="$(mktemp -t bench-vegeta-install.XXXXXX)"
+        if ! command -v go >/dev/null; then
+            VEGETA=""
+            rm -f "$log"
+            say "  vegeta could not be installed (go is not installed); its columns show \"-\""
+        elif go install github.com/tsenart/vegeta/v12@v12.13.0 >"$log" 2>&1 && VEGETA="$(find_tool vegeta "$GO_BIN")"; then
+            rm -f "$log"
+        else
+            VEGETA=""
+            say "  vegeta could not be installed (log: $log); its columns show \"-\""
+        fi
+    fi
+fi
+
 if command -v taskset >/dev/null && taskset -c "$GEN_CPU" true 2>/dev/null && taskset -c "$TARGET_CPU" true 2>/dev/null; then
     PIN_GEN=(taskset -c "$GEN_CPU")
     PIN_TARGET=(taskset -c "$TARGET_CPU")
@@ -71,8 +143,12 @@ else
     PINNING="none (taskset unavailable or CPUs $GEN_CPU/$TARGET_CPU missing)"
 fi
 
-say "building release binaries…"
-cargo build --release --quiet -p floodgate -p floodgate-target
+if [[ "${BENCH_NO_BUILD:-0}" == 1 ]]; then
+    say "not building (BENCH_NO_BUILD=1)"
+else
+    say "building release binaries…"
+    cargo build --release --quiet -p floodgate -p floodgate-target
+fi
 BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/build}/release"
 FLOODGATE="${FLOODGATE_BIN:-$BIN_DIR/floodgate}"
 TARGET_BIN="$BIN_DIR/floodgate-target"
@@ -82,6 +158,7 @@ TARGET_BIN="$BIN_DIR/floodgate-target"
 
 TMP="$(mktemp -d)"
 TARGET_PID=""
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
     if [[ -n "$TARGET_PID" ]]; then
         kill "$TARGET_PID" 2>/dev/null || true
@@ -123,12 +200,55 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) 
 json_num() { sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" <<<"$2" | sed -n 1p; }
 json_obj() { sed -n "s/.*\"$1\":{\([^}]*\)}.*/\1/p" <<<"$2" | sed -n 1p; }
 verdict() { if [[ "$(awk "BEGIN { print ($1) ? 1 : 0 }")" == 1 ]]; then echo OK; else echo MISSED; fi; }
+dash_or() { if [[ -z "$1" || "$1" == - ]]; then printf -- -; else fmt "$@"; fi; } # VALUE [DECIMALS]: fmt, or "-"
+
+# One row of the goal table: prints it and counts its verdict. A goal whose measurement is
+# missing (a comparison tool that did not run) is SKIPPED instead.
+GOALS_OK=0 GOALS_MISSED=0 GOALS_SKIPPED=0
+goal() { # DESCRIPTION MEASURED CONDITION (awk; empty = skipped)
+    local v=SKIPPED
+    if [[ -n "$3" ]]; then v="$(verdict "$3")"; fi
+    case "$v" in OK) GOALS_OK=$((GOALS_OK + 1)) ;; MISSED) GOALS_MISSED=$((GOALS_MISSED + 1)) ;; *) GOALS_SKIPPED=$((GOALS_SKIPPED + 1)) ;; esac
+    printf '%-44s %-24s %s\n' "$1" "$2" "$v"
+}
+
+# Evaluates Python expressions over a JSON document (a file holding one JSON value, or JSON
+# lines of which the last counts), bound to `d`; prints their values on one line, "-" for each
+# one that is missing, null or fails.
+json_eval() { # FILE EXPR…
+    "$PYTHON" - "$@" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+try:
+    d = json.loads(text)
+except ValueError:
+    lines = text.strip().splitlines()
+    try:
+        d = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        d = None
+out = []
+for expr in sys.argv[2:]:
+    try:
+        v = eval(expr, {"d": d})
+    except Exception:
+        v = None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        out.append("-")
+    else:
+        out.append("%.9g" % v)
+print(" ".join(out))
+PY
+}
 
 # Runs a command pinned to the generator CPU under /usr/bin/time; its stdout goes to $TMP/out and
-# "user_s sys_s maxrss_kb" to $TMP/time.
+# "user_s sys_s maxrss_kb" to the first line of $TMP/time, the wall-clock seconds to the second.
+# timed_try returns the command's failure; timed dies of it.
+timed_try() {
+    "$TIME" -f '%U %S %M\n%e' -o "$TMP/time" "${PIN_GEN[@]}" "$@" >"$TMP/out" 2>"$TMP/err"
+}
 timed() {
-    "$TIME" -f '%U %S %M' -o "$TMP/time" "${PIN_GEN[@]}" "$@" >"$TMP/out" 2>"$TMP/err" \
-        || die "failed: $* ($(tail -n 3 "$TMP/err"))"
+    timed_try "$@" || die "failed: $* ($(tail -n 3 "$TMP/err"))"
 }
 
 RUN_RPS=0 RUN_REQS=0 RUN_CPU_US=0 RUN_RSS_MB=0 RUN_JSON=""
@@ -189,6 +309,7 @@ DURATION="$SAVED_DURATION"
 SAT_N="$(awk -v r="$RUN_RPS" -v d="$DURATION" 'BEGIN { n = int(r * d / 1000 + 0.5) * 1000; print (n < 10000 ? 10000 : n) }')"
 run_floodgate 20000
 
+if want saturation; then
 say ""
 say "saturation: $CONNS connections, wrk -t1 -d${DURATION}s vs floodgate -n $SAT_N, $REPEATS rounds (alternating)"
 WRK_RPS=() WRK_CPU=() WRK_RSS=() FG_RPS=() FG_CPU=() FG_RSS=()
@@ -211,21 +332,127 @@ W_RPS="$(median "${WRK_RPS[@]}")" W_CPU="$(median "${WRK_CPU[@]}")" W_RSS="$(med
 F_RPS="$(median "${FG_RPS[@]}")" F_CPU="$(median "${FG_CPU[@]}")" F_RSS="$(median "${FG_RSS[@]}")"
 RPS_RATIO="$(calc "$F_RPS / $W_RPS")"
 CPU_RATIO="$(calc "$F_CPU / $W_CPU")"
+fi
 
-say ""
-say "fixed rate: floodgate --rate $RATE -n $RATE_N -c $CONNS"
-run_floodgate "$RATE_N" --rate "$RATE"
-RATE_ACHIEVED="$RUN_RPS"
-RATE_ERR="$(calc "($RATE_ACHIEVED - $RATE) / $RATE * 100")"
-RATE_ERR_ABS="$(awk -v e="$RATE_ERR" 'BEGIN { print (e < 0 ? -e : e) }')"
-LAT="$(json_obj latency "$RUN_JSON")"
-RATE_P50="$(json_num median_ms "$LAT")" RATE_P99="$(json_num p99_ms "$LAT")"
-SVC="$(json_obj service_time "$RUN_JSON")"
-SVC_P50="$(json_num median_ms "$SVC")" SVC_P99="$(json_num p99_ms "$SVC")"
-RATE_CPU="$RUN_CPU_US"
-say "  achieved $(fmt "$RATE_ACHIEVED" 1) req/s; latency p50 $(fmt "$RATE_P50" 3) ms p99 $(fmt "$RATE_P99" 3) ms;" \
-    "service time p50 $(fmt "$SVC_P50" 3) ms p99 $(fmt "$SVC_P99" 3) ms; $(fmt "$RATE_CPU" 2) us CPU/req"
+# Fixed rate: BENCH_RATE_REPEATS runs of each tool per rate. Each run's figures go to
+# FR[rate:tool:field], and at the end of a rate the medians of its rounds do. Fields: rps, err
+# (deviation of req/s from the rate, %), fail (% of requests that failed), p50, p99 (latency,
+# ms), svc50, svc99, lag50, lag99 (floodgate's service time and schedule lag, ms), cpu (% of one
+# core), cpu_us (µs per request); "-" where a tool does not measure it or did not run.
+declare -A FR=()
+RATE_TOOLS=(floodgate oha vegeta)
+RATE_FIELDS=(rps err fail p50 p99 svc50 svc99 lag50 lag99 cpu cpu_us)
+fr_dashes() { local f; for f in "${RATE_FIELDS[@]}"; do FR["$1:$2:$f"]=-; done; } # RATE TOOL
+# Stores the CPU figures of the last timed run: REQUESTS.
+fr_cpu() { # RATE TOOL REQUESTS
+    local u s wall
+    read -r u s _ <"$TMP/time"
+    wall="$(sed -n 2p "$TMP/time")"
+    FR["$1:$2:cpu"]="$(calc "($u + $s) / ($wall > 0 ? $wall : 0.01) * 100")"
+    FR["$1:$2:cpu_us"]="$(calc "($u + $s) * 1e6 / ($3 > 0 ? $3 : 1)")"
+}
+fr_store() { # RATE TOOL VALUES… (rps fail p50 p99 svc50 svc99 lag50 lag99, as json_eval prints them)
+    local r=$1 t=$2; shift 2
+    FR["$r:$t:rps"]=${1:--} FR["$r:$t:fail"]=${2:--} FR["$r:$t:p50"]=${3:--} FR["$r:$t:p99"]=${4:--}
+    FR["$r:$t:svc50"]=${5:--} FR["$r:$t:svc99"]=${6:--} FR["$r:$t:lag50"]=${7:--} FR["$r:$t:lag99"]=${8:--}
+    if [[ ${1:--} == - ]]; then FR["$r:$t:err"]=-; else FR["$r:$t:err"]="$(calc "($1 - $r) / $r * 100")"; fi
+}
+# The target's count for a comparison tool's run, which has no exact-count goal: a note only.
+fr_count_note() { # TOOL EXPECTED
+    local seen; seen="$(target_received)"
+    [[ "$seen" == "$2" ]] || say "  note: $1 was to send $2 requests, the target received $seen"
+}
+run_rate() { # RATE TOOL
+    local r=$1 t=$2 n=$(($1 * RATE_SECONDS)) vals
+    fr_dashes "$r" "$t"
+    case "$t" in
+        floodgate)
+            run_floodgate "$n" --rate "$r"
+            printf '%s\n' "$RUN_JSON" >"$TMP/rate.json"
+            # shellcheck disable=SC2046 # word splitting of json_eval's line is intended
+            fr_store "$r" "$t" $(json_eval "$TMP/rate.json" 'd["achieved_rps"]' \
+                '100 * (d["requests"] - d["ok"]) / d["requests"]' \
+                'd["latency"]["median_ms"]' 'd["latency"]["p99_ms"]' \
+                'd["service_time"]["median_ms"]' 'd["service_time"]["p99_ms"]' \
+                'd["schedule_lag"]["median_ms"]' 'd["schedule_lag"]["p99_ms"]')
+            fr_cpu "$r" "$t" "$RUN_REQS"
+            ;;
+        oha)
+            [[ -n "$OHA" ]] || return 0
+            target_http POST /reset >/dev/null
+            if ! timed_try env TOKIO_WORKER_THREADS=1 "$OHA" -n "$n" -c "$CONNS" -q "$r" --latency-correction \
+                --no-tui --output-format json "$URL"; then
+                say "  oha failed: $(tail -n 3 "$TMP/err")"
+                return 0
+            fi
+            # shellcheck disable=SC2046
+            fr_store "$r" "$t" $(json_eval "$TMP/out" 'd["summary"]["requestsPerSec"]' \
+                '100 * (1 - sum(v for k, v in d["statusCodeDistribution"].items() if k.startswith("2")) / (sum(d["statusCodeDistribution"].values()) + sum(d["errorDistribution"].values())))' \
+                'd["latencyPercentiles"]["p50"] * 1e3' 'd["latencyPercentiles"]["p99"] * 1e3' \
+                None None None None)
+            fr_cpu "$r" "$t" "$n"
+            fr_count_note oha "$n"
+            ;;
+        vegeta)
+            [[ -n "$VEGETA" ]] || return 0
+            target_http POST /reset >/dev/null
+            printf 'GET %s\n' "$URL" >"$TMP/vegeta.targets"
+            if ! timed_try env GOMAXPROCS=1 "$VEGETA" attack -targets "$TMP/vegeta.targets" -rate "$r" \
+                -duration "${RATE_SECONDS}s" -max-connections "$CONNS" -workers "$CONNS"; then
+                say "  vegeta failed: $(tail -n 3 "$TMP/err")"
+                return 0
+            fi
+            mv "$TMP/out" "$TMP/vegeta.bin"
+            if ! "$VEGETA" report -type json "$TMP/vegeta.bin" >"$TMP/vegeta.json" 2>"$TMP/err"; then
+                say "  vegeta report failed: $(tail -n 3 "$TMP/err")"
+                return 0
+            fi
+            # shellcheck disable=SC2046
+            fr_store "$r" "$t" $(json_eval "$TMP/vegeta.json" 'd["rate"]' '100 * (1 - d["success"])' \
+                'd["latencies"]["50th"] / 1e6' 'd["latencies"]["99th"] / 1e6' None None None None)
+            vals="$(json_eval "$TMP/vegeta.json" 'd["requests"]')"
+            [[ $vals != - ]] || vals=$n
+            fr_cpu "$r" "$t" "$vals"
+            fr_count_note vegeta "$vals"
+            ;;
+    esac
+    # Like wrk, the comparison tools' last requests may still be in flight at the target.
+    sleep 0.3
+    printf '  %7s/s %-9s %10s req/s  latency p50 %7s ms p99 %7s ms  CPU %5s%%\n' "$r" "$t" \
+        "$(dash_or "${FR[$r:$t:rps]}" 1)" "$(dash_or "${FR[$r:$t:p50]}" 3)" "$(dash_or "${FR[$r:$t:p99]}" 3)" \
+        "$(dash_or "${FR[$r:$t:cpu]}" 1)"
+}
 
+RATE_RAN=0
+if want rate && [[ -n "$PYTHON" ]]; then
+    RATE_RAN=1
+    say ""
+    say "fixed rate: rates $RATES req/s, $RATE_SECONDS s each, $CONNS connections; floodgate, oha ${OHA:-(missing)}, vegeta ${VEGETA:-(missing)}"
+    # RATE_REPEATS rounds per rate, the tools' order rotated each round; every figure shown is
+    # the median of its rounds (p99 on a shared machine moves by 2x from one run to the next).
+    declare -A FRS=()
+    i=0
+    for r in $RATES; do
+        for ((round = 1; round <= RATE_REPEATS; round++)); do
+            order=("${RATE_TOOLS[@]:i%3}" "${RATE_TOOLS[@]:0:i%3}")
+            for tool in "${order[@]}"; do
+                run_rate "$r" "$tool"
+                for f in "${RATE_FIELDS[@]}"; do FRS["$r:$tool:$f"]+="${FR[$r:$tool:$f]} "; done
+            done
+            i=$((i + 1))
+        done
+        for tool in "${RATE_TOOLS[@]}"; do
+            for f in "${RATE_FIELDS[@]}"; do
+                # shellcheck disable=SC2086 # the list is split on purpose
+                vals="$(printf '%s\n' ${FRS[$r:$tool:$f]:--} | grep -v '^-$' || true)"
+                # shellcheck disable=SC2086
+                if [[ -n "$vals" ]]; then FR["$r:$tool:$f"]="$(median $vals)"; else FR["$r:$tool:$f"]=-; fi
+            done
+        done
+    done
+fi
+
+if want memory; then
 say ""
 say "memory: floodgate peak RSS, uncapped, $CONNS connections"
 MEM_LINE="" RSS_MIN="" RSS_MAX=0
@@ -237,23 +464,78 @@ for n in $MEM_SIZES; do
     RSS_MAX="$(calc "($RUN_RSS_MB > $RSS_MAX ? $RUN_RSS_MB : $RSS_MAX)")"
 done
 MEM_LINE="${MEM_LINE%, }"
+fi
 
 # --- summary --------------------------------------------------------------------------------
 
 say ""
+if want saturation; then
 say "== summary (medians of $REPEATS rounds; load average now $(cut -d' ' -f1-3 /proc/loadavg)) =="
 printf '%-10s %6s %10s %12s %13s\n' tool conns 'req/s' 'CPU us/req' 'peak RSS MB'
 printf '%-10s %6s %10s %12s %13s\n' wrk "$CONNS" "$(fmt "$W_RPS" 0)" "$(fmt "$W_CPU" 2)" "$(fmt "$W_RSS" 1)"
 printf '%-10s %6s %10s %12s %13s\n' floodgate "$CONNS" "$(fmt "$F_RPS" 0)" "$(fmt "$F_CPU" 2)" "$(fmt "$F_RSS" 1)"
+else
+say "== summary (sections: $ONLY; load average now $(cut -d' ' -f1-3 /proc/loadavg)) =="
+fi
+if [[ $RATE_RAN == 1 ]]; then
+    say ""
+    say "fixed rate, $CONNS connections, $RATE_SECONDS s per run, medians of $RATE_REPEATS rounds (latency, service, lag in ms; CPU % of one core)"
+    row='%-8s %-9s %10s %7s %6s %8s %8s %8s %8s %8s %8s %6s %7s\n'
+    # shellcheck disable=SC2059 # the format is $row
+    printf "$row" rate tool 'req/s' 'vs rate' 'fail%' 'lat p50' 'lat p99' 'svc p50' 'svc p99' 'lag p50' 'lag p99' 'CPU%' 'us/req'
+    for r in $RATES; do
+        for t in "${RATE_TOOLS[@]}"; do
+            err="${FR[$r:$t:err]}"
+            [[ $err != - ]] && err="$(awk -v e="$err" 'BEGIN { printf "%+.2f%%", e }')"
+            # shellcheck disable=SC2059
+            printf "$row" "$r/s" "$t" "$(dash_or "${FR[$r:$t:rps]}" 1)" "$err" "$(dash_or "${FR[$r:$t:fail]}" 2)" \
+                "$(dash_or "${FR[$r:$t:p50]}" 3)" "$(dash_or "${FR[$r:$t:p99]}" 3)" \
+                "$(dash_or "${FR[$r:$t:svc50]}" 3)" "$(dash_or "${FR[$r:$t:svc99]}" 3)" \
+                "$(dash_or "${FR[$r:$t:lag50]}" 3)" "$(dash_or "${FR[$r:$t:lag99]}" 3)" \
+                "$(dash_or "${FR[$r:$t:cpu]}" 1)" "$(dash_or "${FR[$r:$t:cpu_us]}" 2)"
+        done
+    done
+    say "  latency: floodgate and oha (--latency-correction) measure it from each request's due instant"
+    say "  (its place in the fixed-rate schedule), so a generator that falls behind shows it. vegeta"
+    say "  measures from its actual send and has no coordinated-omission correction: its figures leave"
+    say "  out any time a request waited to be sent, and its req/s is its send rate (vegeta's .rate)."
+    say "  service time (send to response) and schedule lag (due instant to send) are floodgate's only."
+    say "  CPU: user+sys of the generator process over its wall time (/usr/bin/time), and per request."
+fi
 say ""
 printf '%-44s %-24s %s\n' goal measured verdict
-printf '%-44s %-24s %s\n' "throughput >= ${GOAL_RPS_RATIO} x wrk" "$(fmt "$RPS_RATIO" 3) x" "$(verdict "$RPS_RATIO >= $GOAL_RPS_RATIO")"
-printf '%-44s %-24s %s\n' "CPU/request <= ${GOAL_CPU_RATIO} x wrk" "$(fmt "$CPU_RATIO" 3) x" "$(verdict "$CPU_RATIO <= $GOAL_CPU_RATIO")"
-printf '%-44s %-24s %s\n' "rate within ${GOAL_RATE_ERR}% of $RATE/s cap" "$(fmt "$RATE_ACHIEVED" 1)/s ($(fmt "$RATE_ERR" 2)%)" "$(verdict "$RATE_ERR_ABS <= $GOAL_RATE_ERR")"
-printf '%-44s %-24s %s\n' "memory flat (<= ${GOAL_RSS_GROWTH} x smallest), < ${GOAL_RSS_MB} MB" "$(fmt "$RSS_MAX" 1) MB max" \
-    "$(verdict "$RSS_MAX < $GOAL_RSS_MB && $RSS_MAX <= $RSS_MIN * $GOAL_RSS_GROWTH")"
-printf '%-44s %-24s %s\n' "exact counts (target saw every request sent)" "$COUNT_FAILS mismatches" "$(verdict "$COUNT_FAILS == 0")"
-say "fixed rate: latency (from each request's due instant) p50 $(fmt "$RATE_P50" 3) ms, p99 $(fmt "$RATE_P99" 3) ms;" \
-    "service time p50 $(fmt "$SVC_P50" 3) ms, p99 $(fmt "$SVC_P99" 3) ms"
-say "memory: $MEM_LINE"
+if want saturation; then
+goal "throughput >= ${GOAL_RPS_RATIO} x wrk" "$(fmt "$RPS_RATIO" 3) x" "$RPS_RATIO >= $GOAL_RPS_RATIO"
+goal "CPU/request <= ${GOAL_CPU_RATIO} x wrk" "$(fmt "$CPU_RATIO" 3) x" "$CPU_RATIO <= $GOAL_CPU_RATIO"
+fi
+if [[ $RATE_RAN == 1 ]]; then
+    for r in $RATES; do
+        f50="${FR[$r:floodgate:p50]}" f99="${FR[$r:floodgate:p99]}" frps="${FR[$r:floodgate:rps]}"
+        o50="${FR[$r:oha:p50]}" o99="${FR[$r:oha:p99]}" v99="${FR[$r:vegeta:p99]}"
+        cond=""
+        [[ $f50 != - && $o50 != - ]] && cond="$f50 <= $GOAL_P50_VS_OHA * $o50"
+        goal "$r/s: p50 <= ${GOAL_P50_VS_OHA} x oha p50" "$(dash_or "$f50" 3) vs $(dash_or "$o50" 3) ms" "$cond"
+        best99=-
+        for x in "$o99" "$v99"; do
+            [[ $x == - ]] && continue
+            if [[ $best99 == - ]] || [[ "$(awk "BEGIN { print ($x < $best99) }")" == 1 ]]; then best99=$x; fi
+        done
+        cond=""
+        [[ $f99 != - && $best99 != - ]] && cond="$f99 <= $best99"
+        goal "$r/s: p99 <= min(oha p99, vegeta p99)" "$(dash_or "$f99" 3) vs $(dash_or "$best99" 3) ms" "$cond"
+        cond="" err="${FR[$r:floodgate:err]}" shown=-
+        if [[ $err != - ]]; then
+            cond="($err < 0 ? -($err) : $err) <= $GOAL_RATE_ERR"
+            shown="$(awk -v e="$err" 'BEGIN { printf "%+.2f", e }')"
+        fi
+        goal "$r/s: achieved within ${GOAL_RATE_ERR}% of the rate" "$(dash_or "$frps" 1)/s (${shown}%)" "$cond"
+    done
+fi
+if want memory; then
+goal "memory flat (<= ${GOAL_RSS_GROWTH} x smallest), < ${GOAL_RSS_MB} MB" "$(fmt "$RSS_MAX" 1) MB max" \
+    "$RSS_MAX < $GOAL_RSS_MB && $RSS_MAX <= $RSS_MIN * $GOAL_RSS_GROWTH"
+fi
+goal "exact counts (target saw every request sent)" "$COUNT_FAILS mismatches" "$COUNT_FAILS == 0"
+if want memory; then say "memory: $MEM_LINE"; fi
+say "goals: $GOALS_OK OK, $GOALS_MISSED MISSED$( ((GOALS_SKIPPED == 0)) || printf ', %d skipped (a comparison tool did not run)' "$GOALS_SKIPPED")"
 exit 0

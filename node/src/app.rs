@@ -191,10 +191,15 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     };
     let lat = s.recorder.latency.summary();
     let svc = s.recorder.service.summary();
+    let lag = s.recorder.lag.summary();
+    let note = crate::stats::lag_note(
+        &crate::stats::LatencyStats::exact(&s.recorder.latency),
+        &crate::stats::LatencyStats::exact(&s.recorder.lag),
+    );
     let result = serde_json::json!({
         "requests": s.requests, "sent": s.sent, "ok": s.ok(), "responses": s.responses(),
         "errors": {"connect": s.recorder.errors.connect, "timeout": s.recorder.errors.timeout, "http": s.recorder.errors.http, "io": s.recorder.errors.io}, "elapsed_s": s.elapsed.as_secs_f64(), "achieved_rps": s.achieved_rps(),
-        "latency": lat, "service_time": svc, "first_error": s.recorder.first_error,
+        "latency": lat, "service_time": svc, "schedule_lag": lag, "note": note, "first_error": s.recorder.first_error,
     });
     if args.json {
         println!("{result}");
@@ -212,6 +217,15 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
             lat.p99_ms,
             lat.max_ms
         );
+        if lag.count > 0 {
+            println!(
+                "p50 / p99 ms: latency from due {:.3} / {:.3} | service time {:.3} / {:.3} | schedule lag {:.3} / {:.3}",
+                lat.median_ms, lat.p99_ms, svc.median_ms, svc.p99_ms, lag.median_ms, lag.p99_ms
+            );
+        }
+        if let Some(n) = note {
+            println!("note: {n}");
+        }
     }
     Ok(())
 }

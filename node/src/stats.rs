@@ -66,6 +66,18 @@ impl Latency {
         self.max_us = self.max_us.max(us);
     }
 
+    /// Records a duration that may be zero (a schedule lag; a response time never is).
+    #[inline]
+    pub fn record_from_zero(&mut self, us: u64) {
+        let us = us.min(MAX_US);
+        if self.histogram.record(us).is_err() {
+            self.histogram.saturating_record(us);
+        }
+        self.sum_us += us;
+        self.min_us = self.min_us.min(us);
+        self.max_us = self.max_us.max(us);
+    }
+
     pub fn count(&self) -> u64 {
         self.histogram.len()
     }
@@ -226,6 +238,32 @@ impl LatencyStats {
     }
 }
 
+/// Schedule lag under this (p99, ms) is never worth a warning, whatever its share.
+const LAG_NEGLIGIBLE_MS: f64 = 0.1;
+
+/// When the generator's own lateness (schedule lag) is a large share of the latency shown, a
+/// sentence saying so: that latency is then the generator's, not the target's. `None` when the
+/// lag is negligible, under half the latency at the median and at p99, or not measured (an
+/// unpaced test has no schedule).
+pub fn lag_note(latency: &LatencyStats, lag: &LatencyStats) -> Option<String> {
+    let (Some(l50), Some(l99), Some(g50), Some(g99)) =
+        (latency.median_ms, latency.p99_ms, lag.median_ms, lag.p99_ms)
+    else {
+        return None;
+    };
+    if lag.count == 0 || g99 < LAG_NEGLIGIBLE_MS || (g50 < 0.5 * l50 && g99 < 0.5 * l99) {
+        return None;
+    }
+    let share = |g: f64, l: f64| if l > 0.0 { 100.0 * g / l } else { 100.0 };
+    Some(format!(
+        "schedule lag is {:.0}% of the median latency and {:.0}% of p99 ({g50:.3} of {l50:.3} ms, \
+         {g99:.3} of {l99:.3} ms): requests left late, so this latency is the load generator's, \
+         not the target's (compare the service time)",
+        share(g50, l50),
+        share(g99, l99)
+    ))
+}
+
 /// The midpoint (µs) of the fullest [`MODE_BIN_US`]-wide bin; ties go to the lowest bin.
 pub fn mode_us(h: &Histogram<u64>) -> f64 {
     // Iterating recorded values visits only non-empty buckets, so the cost is bounded by the
@@ -344,6 +382,36 @@ mod tests {
             Latency::from_parts(new_histogram(), 0, 0.0, 0.0).summary(),
             Summary::default()
         );
+    }
+
+    #[test]
+    fn lag_is_called_out_only_when_it_is_a_large_share_of_latency() {
+        let stats = |p50_ms: f64, p99_ms: f64| LatencyStats {
+            count: 100,
+            median_ms: Some(p50_ms),
+            p99_ms: Some(p99_ms),
+            ..Default::default()
+        };
+        // (latency p50/p99, lag p50/p99, noted?)
+        let cases = [
+            ((1.49, 2.11), (1.40, 1.90), true),
+            ((0.20, 0.40), (0.01, 0.03), false),
+            ((0.20, 4.00), (0.05, 2.50), true),
+            ((0.05, 0.09), (0.04, 0.08), false),
+        ];
+        for ((l50, l99), (g50, g99), noted) in cases {
+            let note = lag_note(&stats(l50, l99), &stats(g50, g99));
+            assert_eq!(
+                note.is_some(),
+                noted,
+                "{l50}/{l99} vs {g50}/{g99}: {note:?}"
+            );
+        }
+        let unpaced = LatencyStats {
+            count: 0,
+            ..stats(1.0, 1.0)
+        };
+        assert_eq!(lag_note(&stats(1.0, 2.0), &unpaced), None);
     }
 
     #[test]

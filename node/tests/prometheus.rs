@@ -458,6 +458,22 @@ async fn prometheus_metrics_are_exact_parse_and_feed_the_dashboard() {
             let want = lat[field].as_f64().unwrap() / 1000.0;
             assert!((v - want).abs() < 1e-9, "{id} quantile {q}: {v} vs {want}");
         }
+        // A Tsunami is paced: one schedule lag per request, the same the orchestrator shows.
+        assert_eq!(
+            d.one("floodgate_driver_schedule_lag_seconds_count", &ids),
+            n as f64
+        );
+        let lag_max = d.one(
+            "floodgate_driver_schedule_lag_seconds",
+            &[ids[0], ids[1], ("quantile", "1")],
+        );
+        // The driver's max is exact; the orchestrator's comes from the reported histogram, so
+        // the two agree to its precision (3 significant digits).
+        let want = per["schedule_lag"]["max_ms"].as_f64().unwrap() / 1000.0;
+        assert!(
+            (lag_max - want).abs() <= want * 1e-3,
+            "{id} lag max: {lag_max} vs {want}"
+        );
     }
     assert_eq!(
         total_ok,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const MIN: Duration = Duration::from_secs(60);
 
-const CSV_COLUMNS: [&str; 20] = [
+const CSV_COLUMNS: [&str; 24] = [
     "scope",
     "driver_id",
     "state",
@@ -35,6 +35,10 @@ const CSV_COLUMNS: [&str; 20] = [
     "p99_ms",
     "max_ms",
     "elapsed_ms",
+    "service_median_ms",
+    "service_p99_ms",
+    "lag_median_ms",
+    "lag_p99_ms",
 ];
 
 struct Fetched {
@@ -142,6 +146,22 @@ fn assert_row_matches(row: &[String], scope: &str, id: &str, state: &str, s: &Va
         row[19].parse::<u64>().unwrap(),
         s["elapsed_ms"].as_u64().unwrap()
     );
+    // Service time and schedule lag: an empty cell where the view has no figure (an unpaced
+    // test has no schedule lag), never a zero.
+    let (svc, lag) = (&s["service_time"], &s["schedule_lag"]);
+    let tail = [
+        &svc["median_ms"],
+        &svc["p99_ms"],
+        &lag["median_ms"],
+        &lag["p99_ms"],
+    ];
+    for (i, want) in tail.iter().enumerate() {
+        let cell = &row[20 + i];
+        match want.as_f64() {
+            Some(w) => assert_eq!(cell.parse::<f64>().ok(), Some(w), "{}", CSV_COLUMNS[20 + i]),
+            None => assert_eq!(cell, "", "{} of {id:?}", CSV_COLUMNS[20 + i]),
+        }
+    }
 }
 
 /// What the browser check needs; fails (never skips) when it is missing.

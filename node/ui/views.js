@@ -202,6 +202,20 @@ export function renderTest(t, ctx) {
   show(reason, !!t.reason);
   setText(reason, t.reason ?? '');
 
+  // A paced test's three timings side by side, and a warning when the generator's own lateness
+  // is a large share of the latency shown.
+  const lag = a.schedule_lag;
+  const paced = !!lag && lag.count > 0;
+  show($('test-timing'), paced);
+  if (paced) {
+    const pair = (l) => `${fmtMs(l?.median_ms)} / ${fmtMs(l?.p99_ms)}`;
+    fill(
+      $('test-timing'),
+      h('span', { 'data-testid': 'timing-line' }, `p50 / p99 ms: latency from due ${pair(a.latency)} · service time ${pair(a.service_time)} · schedule lag ${pair(lag)}`),
+      a.lag_note ? h('div', { class: 'lag-note', 'data-testid': 'lag-note' }, a.lag_note) : null,
+    );
+  }
+
   const aggState = isFinished(t.status) ? (t.status === 'completed' ? 'done' : 'lost') : t.status === 'running' ? 'running' : 'waiting';
   const rows = [statsRow('aggregate', null, 'All drivers', a, aggState, null)];
   for (const d of t.per_driver) {

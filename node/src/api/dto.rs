@@ -63,6 +63,12 @@ pub struct Stats {
     pub elapsed_ms: u64,
     pub latency: LatencyStats,
     pub service_time: LatencyStats,
+    /// How late paced requests left; empty (count 0) when unpaced.
+    #[serde(default)]
+    pub schedule_lag: LatencyStats,
+    /// Present when the schedule lag is a large share of the latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_note: Option<String>,
 }
 
 /// One participant's row.
@@ -152,6 +158,8 @@ impl From<&view::Stats> for Stats {
             elapsed_ms: s.elapsed_ms,
             latency: s.latency.clone(),
             service_time: s.service_time.clone(),
+            schedule_lag: s.schedule_lag.clone(),
+            lag_note: s.lag_note.clone(),
         }
     }
 }

@@ -73,9 +73,13 @@ impl Reporter {
             requests: snap.requests,
             latency_sum_us: lat.sum_us,
             service_sum_us: snap.recorder.service.sum_us,
+            lag_sum_us: snap.recorder.lag.sum_us,
             elapsed_us: u64::try_from(snap.elapsed.as_micros()).unwrap_or(u64::MAX),
             histogram: Some(stats::encode(&lat.histogram)),
             service_histogram: Some(stats::encode(&snap.recorder.service.histogram)),
+            // Only a paced test has a schedule to be late for.
+            lag_histogram: (snap.recorder.lag.count() > 0)
+                .then(|| stats::encode(&snap.recorder.lag.histogram)),
             timestamp_ms: Some(now_unix_ms()),
         }
     }

@@ -1,16 +1,19 @@
 //! The load engine: a plan goes in, snapshots come out. It knows nothing of Kafka or Kubernetes.
 //!
 //! `concurrency` workers each own one keep-alive connection. They claim request indices from one
-//! shared counter (first come, first served) and, in a paced test, wait for the index's due
-//! instant from the pure [`Pacer`]. They record into per-thread stats shards (see `recorder`).
+//! shared counter (first come, first served); in a paced test each first takes a permit that
+//! the engine's one clock (`clock`) hands out at every due instant of the pure [`Pacer`], to
+//! within microseconds (`wait`). They record into per-thread stats shards (see `recorder`).
 //! The caller reads merged [`Snapshot`]s whenever it likes (the driver's reporter does so on a
 //! timer) and awaits the end of the run. Where the time per request goes, and what the hot loop
 //! avoids, is described in `worker` and in `docs/benchmarks.md`.
 
+mod clock;
 mod conn;
 pub mod pacer;
 mod recorder;
 pub mod request;
+mod wait;
 mod worker;
 
 pub use crate::http::RequestError;
@@ -23,7 +26,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 
 /// Everything one driver needs to run its share of a test.
@@ -56,6 +59,9 @@ pub(crate) struct Shared {
     next: CacheAligned<AtomicU64>,
     stopped: AtomicBool,
     stop_notify: Notify,
+    /// Permits to send: the clock adds one at each paced request's due instant (one per worker
+    /// at the start of an unpaced run); closed on stop. See `clock`.
+    gate: Semaphore,
 }
 
 /// A value alone on its cache lines (128 bytes: x86 prefetches 64-byte lines in pairs).
@@ -108,6 +114,7 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         next: CacheAligned(AtomicU64::new(0)),
         stopped: AtomicBool::new(false),
         stop_notify: Notify::new(),
+        gate: Semaphore::new(0),
     });
     let n = plan
         .concurrency
@@ -120,6 +127,7 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         .collect();
     let (done_tx, finished) = watch::channel(None);
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(clock::run(shared.clone(), n));
     for _ in 0..n {
         tasks.spawn(worker::run(shared.clone(), stats.clone()));
     }
@@ -149,6 +157,7 @@ impl Running {
     /// Stops sending new requests; those in flight finish or time out.
     pub fn stop(&self) {
         self.shared.stopped.store(true, Ordering::Relaxed);
+        self.shared.gate.close();
         self.shared.stop_notify.notify_waiters();
     }
 

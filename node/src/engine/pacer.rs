@@ -51,6 +51,16 @@ impl Pacer {
         ))
     }
 
+    /// How many requests are due by `elapsed` (indices `0..n`), at most `requests`; a paced test
+    /// has its first due at zero, so this is at least one. `requests` when unpaced.
+    pub fn due_by(&self, elapsed: Duration, requests: u64) -> u64 {
+        if self.gap.is_zero() {
+            return requests;
+        }
+        let n = elapsed.as_nanos() / self.gap.as_nanos() + 1;
+        u64::try_from(n).unwrap_or(u64::MAX).min(requests)
+    }
+
     /// How long after `elapsed` the next request is due, given `sent` requests already went out:
     /// zero when it is already due (or unpaced).
     pub fn wait(&self, elapsed: Duration, sent: u64) -> Duration {
@@ -107,6 +117,32 @@ mod tests {
         assert_eq!(
             p.wait(Duration::from_micros(3_000), 10),
             Duration::from_micros(330)
+        );
+    }
+
+    #[test]
+    fn due_by_counts_every_index_whose_instant_has_come() {
+        let p = Pacer::new(Duration::from_micros(250), None);
+        // (elapsed µs, due by then, out of 10)
+        let cases = [
+            (0, 1),
+            (249, 1),
+            (250, 2),
+            (999, 4),
+            (1_000, 5),
+            (2_250, 10),
+            (9_999_999, 10),
+        ];
+        for (us, want) in cases {
+            assert_eq!(p.due_by(Duration::from_micros(us), 10), want, "{us} µs");
+            // Consistent with `due`: the last one counted is due by then, the next is not.
+            let last = p.due(want - 1).expect("paced");
+            assert!(last <= Duration::from_micros(us));
+        }
+        assert_eq!(Pacer::UNPACED.due_by(Duration::ZERO, 7), 7);
+        assert_eq!(
+            Pacer::new(Duration::from_nanos(1), None).due_by(Duration::MAX, 5),
+            5
         );
     }
 

@@ -86,6 +86,9 @@ pub struct Recorder {
     pub latency: Latency,
     /// From the actual write to the last byte (raw service time).
     pub service: Latency,
+    /// How late each paced request left: its actual send instant minus its due instant. Kept
+    /// apart, so that the generator's lateness is never mistaken for the target's.
+    pub lag: Latency,
     pub status: StatusClasses,
     pub errors: ErrorCounts,
     /// The first transport error seen, for diagnosis (kept once, so errors cost no allocation
@@ -106,6 +109,7 @@ impl Recorder {
         }
         self.latency.merge(&other.latency);
         self.service.merge(&other.service);
+        self.lag.merge(&other.lag);
         self.status.add(&other.status);
         self.errors.add(&other.errors);
     }

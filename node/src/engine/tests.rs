@@ -88,6 +88,35 @@ async fn rate_cap_holds_and_latency_counts_from_the_due_instant() {
     // 200 requests at 1,000/s: the last is due 199 ms after the first.
     assert!(s.elapsed >= Duration::from_millis(199), "{:?}", s.elapsed);
     assert!(s.recorder.latency.summary().min_ms >= s.recorder.service.summary().min_ms);
+    assert_latency_is_lag_plus_service(&s.recorder, 200);
+}
+
+/// Per request, latency from the due instant = schedule lag + service time, so the exact sums
+/// agree to the truncation of each figure to whole microseconds.
+fn assert_latency_is_lag_plus_service(r: &Recorder, n: u64) {
+    assert_eq!(
+        (r.latency.count(), r.service.count(), r.lag.count()),
+        (n, n, n)
+    );
+    let parts = r.lag.sum_us + r.service.sum_us;
+    assert!(
+        r.latency.sum_us >= parts && r.latency.sum_us <= parts + 2 * n,
+        "latency {} µs vs lag {} + service {}",
+        r.latency.sum_us,
+        r.lag.sum_us,
+        r.service.sum_us
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpaced_run_has_no_schedule_lag() {
+    let (addr, _) = server(OK, Duration::ZERO).await;
+    let s = start(plan(addr, 300, 4, Pacer::UNPACED))
+        .await
+        .expect("start")
+        .finished()
+        .await;
+    assert_eq!((s.ok(), s.recorder.lag.count()), (300, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,6 +138,10 @@ async fn a_slow_server_shows_in_latency_not_in_the_schedule() {
     let svc = s.recorder.service.summary();
     assert!(svc.max_ms < 100.0, "service {svc:?}");
     assert!(lat.max_ms > 250.0, "latency {lat:?}");
+    // The wait for the one busy connection is the schedule lag: requests left late, and say so.
+    let lag = s.recorder.lag.summary();
+    assert!(lag.max_ms > 250.0, "lag {lag:?}");
+    assert_latency_is_lag_plus_service(&s.recorder, 20);
 }
 
 #[tokio::test]

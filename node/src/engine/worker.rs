@@ -1,5 +1,6 @@
-//! The hot loop of one worker: claim the next request index, wait for its due instant, send it on
-//! the worker's own connection, record the outcome. Nothing here allocates per request.
+//! The hot loop of one worker: take the clock's permit (paced runs), claim the next request
+//! index, send it on the worker's own connection, record the outcome. Nothing here allocates per
+//! request.
 //!
 //! On loopback most of the cost of a request is the kernel's (one `write` and usually one `read`
 //! on the connection, plus a share of `epoll_wait`), so the loop keeps its own part small:
@@ -11,12 +12,15 @@
 //!   instant plus the same timeout), so a timer armed for an earlier request can only fire early,
 //!   never late. When it fires before the current deadline it is re-armed for that deadline, so it
 //!   fires about once per timeout period per worker instead of being touched on every request.
-//! - **One pacing timer and one stop listener per worker**, reused for every paced request rather
-//!   than built and registered each time.
+//! - **No pacing timer at all**: the engine's one clock (`clock`) lets each paced request go at
+//!   its due instant with a permit, so a worker only waits on a semaphore. Its send instant
+//!   minus the due instant is the request's schedule lag, recorded apart from the latency.
+//! - **One stop listener per worker**, reused for every request rather than built each time.
 //! - **Two clock reads per unpaced request** (send and completion): an unpaced request is due the
 //!   moment its worker is free, so its intended instant *is* its send instant, and its latency and
 //!   service time are the same number, recorded once (see [`StatsShard::mirror_service`]).
-//! - **No shared writes besides the index counter** (which sits on its own cache lines): results
+//! - **No shared writes besides the index counter** (which sits on its own cache lines) and, in a
+//!   paced run, the clock's semaphore: results
 //!   go to the stats shard of the thread the worker is running on, whose lock only a snapshot
 //!   ever contends.
 //!
@@ -37,54 +41,37 @@ pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
     let stop = shared.stop_notify.notified();
     tokio::pin!(stop);
     stop.as_mut().enable();
-    // The pacing timer (also used for the start instant) and the request-timeout timer: created
-    // once, reset as needed. Neither is registered with the runtime until first polled or reset.
-    let pace = tokio::time::sleep_until(shared.start);
-    tokio::pin!(pace);
+    // The request-timeout timer: created once, reset as needed; not registered with the runtime
+    // until first reset.
     let deadline_timer = tokio::time::sleep_until(shared.start);
     tokio::pin!(deadline_timer);
     let mut deadline_armed = false;
+    let paced = shared.pacer.is_paced();
 
-    // Every driver begins at the orchestrator's start instant, paced or not.
-    if shared.start > Instant::now() {
-        tokio::select! {
-            () = &mut pace => {}
-            () = &mut stop => return,
-        }
+    // Every driver begins at the orchestrator's start instant, paced or not: the clock lets each
+    // worker go then (see `clock`).
+    if !paced && !take_permit(&shared, stop.as_mut()).await {
+        return;
     }
     loop {
         if shared.stopped.load(Ordering::Relaxed) {
             return;
         }
+        // A paced request waits for the clock to let it go at its due instant.
+        if paced && !take_permit(&shared, stop.as_mut()).await {
+            return;
+        }
         // Claiming indices from one counter is what makes the order first come, first served:
-        // whichever worker is free first takes the next request.
+        // whichever worker is free first takes the next request. A paced index is claimed only
+        // after its permit, so it is never claimed before it is due.
         let index = shared.next.fetch_add(1, Ordering::Relaxed);
         if index >= shared.requests {
             return;
         }
-        let (intended, sent_at) = match shared.pacer.due(index) {
-            Some(offset) => {
-                let due = shared.start + offset;
-                let now = Instant::now();
-                let sent_at = if due > now {
-                    pace.as_mut().reset(due);
-                    tokio::select! {
-                        () = &mut pace => {}
-                        () = &mut stop => return,
-                    }
-                    if shared.stopped.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    Instant::now()
-                } else {
-                    now
-                };
-                (due, sent_at)
-            }
-            None => {
-                let now = Instant::now();
-                (now, now)
-            }
+        let sent_at = Instant::now();
+        let intended = match shared.pacer.due(index) {
+            Some(offset) => shared.start + offset,
+            None => sent_at,
         };
         // The shard is picked afresh after every `.await`: the task may have moved thread.
         shard_for_this_thread(&stats)
@@ -120,6 +107,11 @@ pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
         let keep_conn = {
             let shard = shard_for_this_thread(&stats);
             let mut rec = shard.lock();
+            if !shard.mirror_service {
+                // Paced: how late it left, whatever its outcome.
+                rec.lag
+                    .record_from_zero(micros(sent_at.saturating_duration_since(intended)));
+            }
             match outcome {
                 Some(Ok(resp)) => {
                     let service = micros(done_at - sent_at);
@@ -158,6 +150,24 @@ pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
             // Closed outside the lock: a snapshot never waits for a socket to close.
             conn = None;
         }
+    }
+}
+
+/// Waits for the clock's permit to send; `false` when the run was stopped.
+async fn take_permit(
+    shared: &Shared,
+    stop: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+) -> bool {
+    tokio::select! {
+        permit = shared.gate.acquire() => match permit {
+            Ok(p) => {
+                p.forget();
+                !shared.stopped.load(Ordering::Relaxed)
+            }
+            // Closed: stopped.
+            Err(_) => false,
+        },
+        () = stop => false,
     }
 }
 

@@ -73,7 +73,14 @@ pub const LATENCY_SUMMARY: Spec = Spec {
     labels: &["test_id", "node_id"],
 };
 
-const SPECS: [&Spec; 9] = [
+pub const SCHEDULE_LAG: Spec = Spec {
+    name: "floodgate_driver_schedule_lag_seconds",
+    help: "How late paced requests left after their due instants (the generator's own lateness; paced tests only): exact min (0), max (1), count and sum; percentiles within 0.1%.",
+    kind: Kind::Summary,
+    labels: &["test_id", "node_id"],
+};
+
+const SPECS: [&Spec; 10] = [
     &TEST_RUNNING,
     &PLANNED,
     &SENT,
@@ -83,6 +90,7 @@ const SPECS: [&Spec; 9] = [
     &ELAPSED,
     &LATENCY,
     &LATENCY_SUMMARY,
+    &SCHEDULE_LAG,
 ];
 
 /// This role's own families (beside [`super::COMMON`]).
@@ -104,6 +112,8 @@ struct Figures {
     buckets: Buckets,
     summary: Summary,
     latency_sum_s: f64,
+    lag: Summary,
+    lag_sum_s: f64,
 }
 
 impl Figures {
@@ -121,6 +131,8 @@ impl Figures {
             buckets: Buckets::from_latency(l),
             summary: l.summary(),
             latency_sum_s: l.sum_us as f64 / 1e6,
+            lag: s.recorder.lag.summary(),
+            lag_sum_s: s.recorder.lag.sum_us as f64 / 1e6,
         }
     }
 }
@@ -247,6 +259,16 @@ fn figures(out: &mut Families, node: &str, f: &Figures) {
         f.summary.count,
         f.latency_sum_s,
     );
+    // Only a paced test has a schedule to be late for.
+    if f.lag.count > 0 {
+        out.summary(
+            &SCHEDULE_LAG,
+            &ids,
+            &quantiles(&f.lag),
+            f.lag.count,
+            f.lag_sum_s,
+        );
+    }
 }
 
 impl Collector for DriverCollector {

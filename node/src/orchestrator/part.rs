@@ -40,6 +40,8 @@ pub struct Part {
     pub order: u64,
     pub latency: Latency,
     pub service: Latency,
+    /// How late its paced requests left (empty when unpaced, or from another implementation).
+    pub lag: Latency,
     /// When the held report arrived, and when the reports last said something new.
     pub received_at: Option<Instant>,
     changed_at: Option<Instant>,
@@ -91,6 +93,7 @@ impl Part {
         };
         let lat_h = decode(&report.histogram)?;
         let svc_h = decode(&report.service_histogram)?;
+        let lag_h = decode(&report.lag_histogram)?;
         let m = &report.metrics;
         self.latency = Latency::from_parts(
             lat_h,
@@ -99,6 +102,7 @@ impl Part {
             m.max_latency.unwrap_or(0.0),
         );
         self.service = Latency::from_parts(svc_h, report.service_sum_us, 0.0, 0.0);
+        self.lag = Latency::from_parts(lag_h, report.lag_sum_us, 0.0, 0.0);
         if changed && report.has_progress() {
             self.changed_at = Some(now);
         }

@@ -379,6 +379,12 @@ impl TestRun {
                 .iter()
                 .map(|(id, p)| (id.as_str(), &p.service, LatencyStats::exact(&p.service))),
         );
+        aggregate.schedule_lag = merged(
+            self.parts
+                .iter()
+                .map(|(id, p)| (id.as_str(), &p.lag, LatencyStats::exact(&p.lag))),
+        );
+        aggregate.lag_note = crate::stats::lag_note(&aggregate.latency, &aggregate.schedule_lag);
         finish_rates(&mut aggregate);
         if !per_driver.is_empty() {
             // Every driver has the same share, so the whole is the mean of the parts.

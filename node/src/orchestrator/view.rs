@@ -34,6 +34,14 @@ pub struct Stats {
     pub latency: LatencyStats,
     /// From the actual write (raw service time); in ms.
     pub service_time: LatencyStats,
+    /// How late paced requests left (actual send minus due instant); in ms. Empty when
+    /// unpaced.
+    #[serde(default)]
+    pub schedule_lag: LatencyStats,
+    /// Set when the schedule lag is a large share of the latency: then that latency is the load
+    /// generator's, not the target's (see `stats::lag_note`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_note: Option<String>,
 }
 
 fn yes() -> bool {
@@ -56,6 +64,8 @@ impl Default for Stats {
             elapsed_ms: 0,
             latency: LatencyStats::default(),
             service_time: LatencyStats::default(),
+            schedule_lag: LatencyStats::default(),
+            lag_note: None,
         }
     }
 }
@@ -117,6 +127,8 @@ pub(super) fn driver_stats(
     }
     s.latency = part.figures();
     s.service_time = LatencyStats::exact(&part.service);
+    s.schedule_lag = LatencyStats::exact(&part.lag);
+    s.lag_note = crate::stats::lag_note(&s.latency, &s.schedule_lag);
     let (state, ended_by, reason) = match &part.judged {
         Some(Judgement::Done(how)) => (DriverState::Done, Some(*how), None),
         Some(Judgement::Refused(why)) => (DriverState::Refused, None, Some(why.clone())),

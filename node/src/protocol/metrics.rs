@@ -245,6 +245,9 @@ pub struct MetricsReport {
     pub latency_sum_us: u64,
     /// Exact sum of raw service times in microseconds.
     pub service_sum_us: u64,
+    /// Exact sum of schedule lags in microseconds (paced tests only).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lag_sum_us: u64,
     /// Microseconds since the driver's scheduled start.
     pub elapsed_us: u64,
     /// Base64 of an HdrHistogram V2 (deflate) of latency in microseconds from the intended send
@@ -254,6 +257,10 @@ pub struct MetricsReport {
     /// The same for raw service time (from the actual write to the last byte).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_histogram: Option<String>,
+    /// The same for schedule lag: how late each paced request left (actual send minus due
+    /// instant). Absent in an unpaced test, which has no schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_histogram: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp_ms: Option<u64>,
     /// Raw latencies in ms, as one peer sends them (`latencies`, cumulative); the orchestrator
@@ -264,6 +271,10 @@ pub struct MetricsReport {
 
 fn is_true(b: &bool) -> bool {
     *b
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The typed part of a report; the names peers disagree on are looked up by hand.
@@ -288,11 +299,15 @@ struct MetricsWire {
     #[serde(default, deserialize_with = "lenient_u64")]
     service_sum_us: u64,
     #[serde(default, deserialize_with = "lenient_u64")]
+    lag_sum_us: u64,
+    #[serde(default, deserialize_with = "lenient_u64")]
     elapsed_us: u64,
     #[serde(default)]
     histogram: Option<String>,
     #[serde(default)]
     service_histogram: Option<String>,
+    #[serde(default)]
+    lag_histogram: Option<String>,
     #[serde(default, deserialize_with = "lenient_opt_u64")]
     timestamp_ms: Option<u64>,
 }
@@ -382,9 +397,11 @@ impl TryFrom<Value> for MetricsReport {
             requests: w.requests_total,
             latency_sum_us: w.latency_sum_us,
             service_sum_us: w.service_sum_us,
+            lag_sum_us: w.lag_sum_us,
             elapsed_us: w.elapsed_us,
             histogram: w.histogram.filter(|h| !h.is_empty()),
             service_histogram: w.service_histogram.filter(|h| !h.is_empty()),
+            lag_histogram: w.lag_histogram.filter(|h| !h.is_empty()),
             timestamp_ms: w.timestamp_ms,
             samples_ms: obj.get("latencies").and_then(samples),
         })

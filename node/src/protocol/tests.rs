@@ -300,9 +300,11 @@ fn report() -> MetricsReport {
         requests: 10,
         latency_sum_us: 15_000,
         service_sum_us: 9_000,
+        lag_sum_us: 0,
         elapsed_us: 1,
         histogram: None,
         service_histogram: None,
+        lag_histogram: None,
         timestamp_ms: None,
         samples_ms: None,
     }

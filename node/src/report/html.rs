@@ -90,7 +90,9 @@ pub fn html(view: &TestView, points: &[Point]) -> String {
         r#"<footer>
 <p><strong>Notes.</strong> Latency is measured from each request's intended send time, so a
 late request counts its lateness (correction for coordinated omission); service time is measured
-from the actual write to the last byte of the response. Percentiles, median and mode over all
+from the actual write to the last byte of the response; schedule lag (paced tests) is how late
+each request left after its due instant, the load generator's own lateness, which the latency
+includes and the service time does not. Percentiles, median and mode over all
 drivers come from merged HDR histograms (3 significant digits); min, mean and max from exact
 sums. <em>mode: midpoint of the fullest 0.1 ms bin</em> (lowest bin on a tie). Achieved req/s is
 responses divided by the time from the scheduled start to the last response. The chart points
@@ -312,6 +314,20 @@ fn results_section(h: &mut String, v: &TestView) {
         &rows,
         |r| summary_cells(&r.stats.service_time),
     );
+    // Only a paced test has a schedule, and so a lag.
+    if v.aggregate.schedule_lag.count > 0 {
+        table(
+            h,
+            "Schedule lag: how late each request left, after its due instant (ms)",
+            "lag",
+            &summary_head(),
+            &rows,
+            |r| summary_cells(&r.stats.schedule_lag),
+        );
+    }
+    if let Some(n) = &v.aggregate.lag_note {
+        let _ = writeln!(h, "<p class=\"note lag-note\">{}</p>", esc(n));
+    }
     table(
         h,
         "Responses by status class",

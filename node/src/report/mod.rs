@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 /// The columns of [`csv`], in order.
-pub const CSV_COLUMNS: [&str; 20] = [
+pub const CSV_COLUMNS: [&str; 24] = [
     "scope",
     "driver_id",
     "state",
@@ -37,6 +37,10 @@ pub const CSV_COLUMNS: [&str; 20] = [
     "p99_ms",
     "max_ms",
     "elapsed_ms",
+    "service_median_ms",
+    "service_p99_ms",
+    "lag_median_ms",
+    "lag_p99_ms",
 ];
 
 /// The JSON export: the test's view (as `GET /api/v1/tests/{id}` returns it) with one more
@@ -162,6 +166,16 @@ fn stats_row(scope: &str, driver_id: &str, state: &str, s: &Stats) -> impl Itera
         .chain(ints.into_iter().map(|n| n.to_string()))
         .chain(floats.into_iter().map(|x| x.map(num).unwrap_or_default()))
         .chain(std::iter::once(s.elapsed_ms.to_string()))
+        .chain(
+            [
+                s.service_time.median_ms,
+                s.service_time.p99_ms,
+                s.schedule_lag.median_ms,
+                s.schedule_lag.p99_ms,
+            ]
+            .into_iter()
+            .map(|x| x.map(num).unwrap_or_default()),
+        )
 }
 
 /// The shortest decimal that reads back to `x` (never an exponent).

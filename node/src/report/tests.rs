@@ -56,6 +56,8 @@ fn stats(sent: u64, rps: f64, base: f64) -> Stats {
         elapsed_ms: 2501,
         latency: summary(base),
         service_time: summary(base / 2.0),
+        schedule_lag: summary(base / 10.0),
+        lag_note: None,
     }
 }
 
@@ -223,7 +225,12 @@ fn csv_has_a_header_an_all_row_and_one_row_per_driver_with_exact_numbers() {
             "2",
             "7.123",
             "5",
-            "2501"
+            "2501",
+            // Service time and schedule lag: median and p99.
+            "0.5",
+            "7.123",
+            "0.1",
+            "7.123"
         ]
     );
     assert_eq!(rows[2][..4], ["driver", "driver-a", "done", "1000"]);
@@ -324,13 +331,15 @@ fn html_embeds_the_data_and_shows_every_stat() {
     assert!(page.contains(&v.id));
     assert!(page.contains("mode: midpoint of the fullest 0.1 ms bin"));
     assert!(page.contains(r#"id="chart-rps""#) && page.contains(r#"id="chart-latency""#));
-    // The aggregate row and one row per driver in each of the four tables.
-    assert_eq!(page.matches(r#"<tr class="all""#).count(), 4);
+    // The aggregate row and one row per driver in each of the five tables (requests, latency,
+    // service time, schedule lag, status classes).
+    assert_eq!(page.matches(r#"<tr class="all""#).count(), 5);
     assert_eq!(
         page.matches(r#"<tr class="driver" data-scope="driver" data-driver="driver-a">"#)
             .count(),
-        4
+        5
     );
+    assert!(page.contains("Schedule lag"));
     for shown in [
         "2,000", // sent
         "1,997", // responses

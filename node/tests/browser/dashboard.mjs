@@ -225,6 +225,14 @@ async function main(page) {
     'summary figures',
   );
   log(`final numbers equal the API's: aggregate ${JSON.stringify(want[0].cells)}`);
+  // A Tsunami is paced: its three timings side by side, the API's numbers.
+  const pair = (l) => `${fmt.ms(l.median_ms)} / ${fmt.ms(l.p99_ms)}`;
+  assert(api.aggregate.schedule_lag.count === api.aggregate.sent, `one schedule lag per request: ${JSON.stringify(api.aggregate.schedule_lag)}`);
+  assertEqual(
+    await text(page, 'timing-line'),
+    `p50 / p99 ms: latency from due ${pair(api.aggregate.latency)} · service time ${pair(api.aggregate.service_time)} · schedule lag ${pair(api.aggregate.schedule_lag)}`,
+    'the timing line',
+  );
 
   // ---- charts, history, footnote, layout
   const series = await apiGet(`/api/v1/tests/${id}/series`);

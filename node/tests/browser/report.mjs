@@ -78,6 +78,8 @@ try {
       driverCells: [...document.querySelectorAll('table.requests tr.driver th')].map((th) => th.textContent),
       embeddedDrivers: embedded.per_driver.map((d) => d.driver_id),
       points: embedded.series.length,
+      paced: (embedded.aggregate.schedule_lag?.count ?? 0) > 0,
+      lagTable: !!document.querySelector('table.stats.lag'),
       scripts: document.scripts.length,
     };
   });
@@ -99,9 +101,12 @@ try {
   if (result.driverRows.join('\n') !== result.embeddedDrivers.join('\n')) {
     problems.push(`table rows ${JSON.stringify(result.driverRows)} != data ${JSON.stringify(result.embeddedDrivers)}`);
   }
-  if (result.tables !== 4 || result.allRows !== 4) {
-    problems.push(`expected 4 tables with an aggregate row each, found ${result.tables} / ${result.allRows}`);
+  // Requests, latency, service time, status classes; and schedule lag when the test was paced.
+  const tables = result.paced ? 5 : 4;
+  if (result.tables !== tables || result.allRows !== tables) {
+    problems.push(`expected ${tables} tables with an aggregate row each, found ${result.tables} / ${result.allRows}`);
   }
+  if (result.lagTable !== result.paced) problems.push(`a schedule lag table ${result.lagTable ? 'in an unpaced' : 'missing from a paced'} test`);
   if (result.scripts !== 3) problems.push(`expected 3 script elements, found ${result.scripts}`);
 
   await page.emulateMedia({ media: 'print' });

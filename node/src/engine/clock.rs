@@ -1,0 +1,63 @@
+//! The engine's clock: one task that lets each paced request go at its due instant.
+//!
+//! Workers do not time their own requests. Each waits for a permit from [`Shared::gate`]; the
+//! clock adds one permit at each due instant, so the first free worker takes it and sends at
+//! once. One clock for the whole run means one precise wait at a time (see `wait`), whatever
+//! the number of connections, and a wake-up costs one timer, not one per connection:
+//!
+//! - when every connection is busy, permits wait for a worker (the request then leaves late,
+//!   and its schedule lag says so);
+//! - when the clock itself is late (a busy machine), it lets every request go whose instant has
+//!   passed at once: the schedule is absolute ([`Pacer::due_by`]), so lateness never
+//!   accumulates;
+//! - an unpaced run gets one permit per worker at the start instant, and no clock after that.
+//!
+//! [`Pacer::due_by`]: super::Pacer::due_by
+
+use super::wait::Waiter;
+use super::Shared;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// The most permits added at once (the semaphore's own bound is far above any test's size).
+const MAX_BATCH: u64 = 1 << 32;
+
+pub(super) async fn run(shared: Arc<Shared>, workers: usize) {
+    let stop = shared.stop_notify.notified();
+    tokio::pin!(stop);
+    stop.as_mut().enable();
+    if shared.stopped.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut waiter = Waiter::new();
+    let mut released = 0u64;
+    while released < shared.requests {
+        let Some(offset) = shared.pacer.due(released) else {
+            // Unpaced: every worker goes at the start instant.
+            tokio::select! {
+                () = waiter.until(shared.start) => {}
+                () = &mut stop => return,
+            }
+            shared.gate.add_permits(workers);
+            return;
+        };
+        tokio::select! {
+            () = waiter.until(shared.start + offset) => {}
+            () = &mut stop => return,
+        }
+        let elapsed = Instant::now().saturating_duration_since(shared.start);
+        let due = shared
+            .pacer
+            .due_by(elapsed, shared.requests)
+            .max(released + 1);
+        let batch = (due - released).min(MAX_BATCH);
+        shared
+            .gate
+            .add_permits(usize::try_from(batch).unwrap_or(Semaphore::MAX_PERMITS / 2));
+        released += batch;
+    }
+    // One more permit per worker, so that each one waiting sees that nothing is left.
+    shared.gate.add_permits(workers);
+}
