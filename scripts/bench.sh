@@ -4,7 +4,7 @@
 # way (non-zero only when it cannot run at all).
 #
 #   scripts/bench.sh        (or: make bench)
-#   BENCH_ONLY=rate scripts/bench.sh        (one section alone: saturation, rate or memory)
+#   BENCH_ONLY=rate scripts/bench.sh        (one section alone: saturation, rate, gap or memory)
 #
 # What it measures, against one floodgate-target on 127.0.0.1:
 #   1. Saturation: wrk -t1 -cC -dDs and `floodgate load -cC -nM` (M sized to run about as long),
@@ -15,7 +15,7 @@
 #        floodgate  `floodgate load -n N -cC --rate R --json`
 #        oha        `oha -n N -cC -q R --latency-correction --no-tui --output-format json`
 #        vegeta     `vegeta attack -rate R -duration RATE_SECONDSs -max-connections C -workers C`
-#      (order rotated from one rate to the next): achieved req/s and its deviation from R, failed
+#      (RATE_REPEATS rounds, order rotated each round; medians shown): achieved req/s and its deviation from R, failed
 #      requests, latency p50/p99 (floodgate and oha: from each request's due instant, i.e.
 #      corrected for coordinated omission; vegeta: from its actual send, uncorrected), floodgate's
 #      service time and schedule lag p50/p99, and CPU (user+sys over wall, % of one core, and µs
@@ -23,7 +23,11 @@
 #      oha's and vegeta's, achieved rate within 0.5% of R. oha (`cargo install oha --locked`)
 #      and vegeta (`go install github.com/tsenart/vegeta/v12@v12.13.0`) are installed when
 #      missing; a tool that cannot be installed or run shows "-" and its goals are skipped.
-#   3. Memory: peak RSS of `floodgate load` for 10k, 100k and 1M uncapped requests.
+#   3. Tsunami gaps: `floodgate load --delay-ms D -n N` from 0.1 ms to 1 s, against a second
+#      target that records every arrival: p50/p99/max jitter of the gaps between consecutive
+#      arrivals, and the drift of the last arrival from its place on the schedule. Goals: p99
+#      jitter < 100 µs, drift < 1 ms (both for an idle machine).
+#   4. Memory: peak RSS of `floodgate load` for 10k, 100k and 1M uncapped requests.
 #
 # Fairness on a 2-core machine: the target gets one core (one tokio worker, pinned to
 # BENCH_TARGET_CPU) and the load generator the other (pinned to BENCH_GEN_CPU); every generator
@@ -32,11 +36,12 @@
 # with GOMAXPROCS=1. Same URL, same connection count, similar durations, alternating order,
 # medians.
 #
-# Environment (all optional): BENCH_ONLY (run one section: saturation, rate or memory; a list
+# Environment (all optional): BENCH_ONLY (run one section: saturation, rate, gap or memory; a list
 # such as "rate memory" works too; default all), BENCH_CONNECTIONS (50), BENCH_DURATION seconds
 # per saturation run (5), BENCH_REPEATS (5), BENCH_RATES ("1000 5000 20000 50000"),
 # BENCH_RATE_SECONDS seconds per fixed-rate run (5), BENCH_RATE_REPEATS rounds per rate (3, the
-# figures shown are medians), BENCH_MEM_SIZES ("10000 100000 1000000"),
+# figures shown are medians), BENCH_GAP_RUNS (Tsunami runs as DELAY_MS:REQUESTS, default
+# "0.1:10000 1:10000 10:3000 100:300 1000:20"), BENCH_MEM_SIZES ("10000 100000 1000000"),
 # BENCH_GEN_CPU (0), BENCH_TARGET_CPU (1), FLOODGATE_BIN (measure another floodgate binary,
 # e.g. an older build, instead of the one just built), BENCH_NO_BUILD=1 (skip `cargo build
 # --release`; the binaries must already be there).
@@ -52,6 +57,10 @@ REPEATS="${BENCH_REPEATS:-5}"
 RATES="${BENCH_RATES:-1000 5000 20000 50000}"
 RATE_SECONDS="${BENCH_RATE_SECONDS:-5}"
 RATE_REPEATS="${BENCH_RATE_REPEATS:-3}"
+# Tsunami gap runs, DELAY_MS:REQUESTS (1 s x 20 and 100 ms x 300 keep the run short).
+GAP_RUNS="${BENCH_GAP_RUNS:-0.1:10000 1:10000 10:3000 100:300 1000:20}"
+GOAL_JITTER_US=100   # Tsunami: p99 gap jitter under 100 µs...
+GOAL_DRIFT_US=1000   # ...and the last request within 1 ms of its place on the schedule
 MEM_SIZES="${BENCH_MEM_SIZES:-10000 100000 1000000}"
 GEN_CPU="${BENCH_GEN_CPU:-0}"
 TARGET_CPU="${BENCH_TARGET_CPU:-1}"
@@ -71,7 +80,7 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 ONLY="${BENCH_ONLY:-all}"
 ONLY="${ONLY//,/ }"
 for section in $ONLY; do
-    case "$section" in all | saturation | rate | memory) ;; *) die "BENCH_ONLY: unknown section '$section' (saturation, rate, memory or all)" ;; esac
+    case "$section" in all | saturation | rate | gap | memory) ;; *) die "BENCH_ONLY: unknown section '$section' (saturation, rate, gap, memory or all)" ;; esac
 done
 want() { [[ " $ONLY " == *" all "* || " $ONLY " == *" $1 "* ]]; } # SECTION: is it to be run?
 
@@ -100,9 +109,11 @@ find_tool() { # NAME DIR…: prints the path of NAME on PATH or in one of the DI
     done
     return 1
 }
-if want rate; then
+if want rate || want gap; then
     command -v python3 >/dev/null && PYTHON=python3
-    [[ -n "$PYTHON" ]] || say "python3 is missing: the fixed-rate section is skipped (it parses the tools' JSON with it)"
+    [[ -n "$PYTHON" ]] || say "python3 is missing: the fixed-rate and gap sections are skipped (they parse JSON with it)"
+fi
+if want rate; then
     CARGO_BIN="${CARGO_HOME:-${HOME:-}/.cargo}/bin"
     GO_BIN="$(go env GOPATH 2>/dev/null || true)"
     GO_BIN="${GO_BIN%%:*}"
@@ -158,8 +169,13 @@ TARGET_BIN="$BIN_DIR/floodgate-target"
 
 TMP="$(mktemp -d)"
 TARGET_PID=""
+GAP_TARGET_PID=""
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
+    if [[ -n "$GAP_TARGET_PID" ]]; then
+        kill "$GAP_TARGET_PID" 2>/dev/null || true
+        wait "$GAP_TARGET_PID" 2>/dev/null || true
+    fi
     if [[ -n "$TARGET_PID" ]]; then
         kill "$TARGET_PID" 2>/dev/null || true
         wait "$TARGET_PID" 2>/dev/null || true
@@ -452,6 +468,60 @@ if want rate && [[ -n "$PYTHON" ]]; then
     done
 fi
 
+# Tsunami gap precision: `floodgate load --delay-ms D -n N` against a second target that records
+# every arrival; from the target's side, the jitter of each gap between consecutive arrivals
+# (|gap - D|) and the drift of the last arrival from its place on the schedule (counted from the
+# first arrival, so the constant part of the lateness cancels); from floodgate's side, its own
+# schedule lag. One core each, as above.
+GAP_ROWS=()
+if want gap && [[ -n "$PYTHON" ]]; then
+    say ""
+    say "tsunami gaps: floodgate load --delay-ms D -n N -c $CONNS, arrivals recorded at the target"
+    "${PIN_TARGET[@]}" "$TARGET_BIN" --listen 127.0.0.1:0 --threads 1 --record-arrivals 20000 >"$TMP/gap-target.out" 2>&1 &
+    GAP_TARGET_PID=$!
+    GAP_PORT=""
+    for _ in $(seq 100); do
+        GAP_PORT="$(sed -n 's/^floodgate-target listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/gap-target.out")"
+        [[ -n "$GAP_PORT" ]] && break
+        sleep 0.1
+    done
+    [[ -n "$GAP_PORT" ]] || die "the arrivals target did not report its port"
+    gap_http() { # METHOD PATH: like target_http, on the arrivals target
+        local body
+        exec 4<>"/dev/tcp/127.0.0.1/$GAP_PORT"
+        printf '%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n' "$1" "$2" >&4
+        body="$(cat <&4)"
+        exec 4<&-
+        printf '%s\n' "${body##*$'\r\n\r\n'}"
+    }
+    for pair in $GAP_RUNS; do
+        d="${pair%%:*}" n="${pair##*:}"
+        gap_http POST /reset >/dev/null
+        timed env TOKIO_WORKER_THREADS=1 "$FLOODGATE" load --url "http://127.0.0.1:$GAP_PORT/ping" -n "$n" -c "$CONNS" \
+            --delay-ms "$d" --json
+        tail -n1 "$TMP/out" >"$TMP/gap.json"
+        gap_http GET /arrivals >"$TMP/arrivals.json"
+        row="$("$PYTHON" - "$TMP/arrivals.json" "$TMP/gap.json" "$d" "$n" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))["arrivals_us"]
+f = json.loads(open(sys.argv[2]).read())
+gap_us, n = float(sys.argv[3]) * 1000, int(sys.argv[4])
+if len(a) != n:
+    print("- - - - - - %d" % len(a)); sys.exit()
+jit = sorted(abs((b - x) - gap_us) for x, b in zip(a, a[1:]))
+q = lambda v, p: v[min(len(v) - 1, int(len(v) * p))]
+drift = (a[-1] - a[0]) - (n - 1) * gap_us
+lag = f.get("schedule_lag") or {}
+print("%.1f %.1f %.1f %.1f %s %s %d" % (q(jit, .5), q(jit, .99), jit[-1], drift,
+      lag.get("median_ms", "-"), lag.get("p99_ms", "-"), len(a)))
+PY
+)"
+        GAP_ROWS+=("$d $n $row")
+        read -r j50 j99 jmax drift l50 l99 seen <<<"$row"
+        say "  delay $d ms x $n: gap jitter p50 $j50 us p99 $j99 us max $jmax us; drift of the last $drift us; lag p50 $l50 ms p99 $l99 ms (target saw $seen)"
+    done
+fi
+
 if want memory; then
 say ""
 say "memory: floodgate peak RSS, uncapped, $CONNS connections"
@@ -529,6 +599,18 @@ if [[ $RATE_RAN == 1 ]]; then
             shown="$(awk -v e="$err" 'BEGIN { printf "%+.2f", e }')"
         fi
         goal "$r/s: achieved within ${GOAL_RATE_ERR}% of the rate" "$(dash_or "$frps" 1)/s (${shown}%)" "$cond"
+    done
+fi
+if [[ ${#GAP_ROWS[@]} -gt 0 ]]; then
+    for g in "${GAP_ROWS[@]}"; do
+        read -r d n j50 j99 jmax drift _ <<<"$g"
+        cond="" cond2=""
+        if [[ $j99 != - ]]; then
+            cond="$j99 < $GOAL_JITTER_US"
+            cond2="($drift < 0 ? -($drift) : $drift) < $GOAL_DRIFT_US"
+        fi
+        goal "tsunami $d ms x $n: p99 gap jitter < ${GOAL_JITTER_US} us" "$j99 us" "$cond"
+        goal "tsunami $d ms x $n: drift of the last < ${GOAL_DRIFT_US} us" "$drift us" "$cond2"
     done
 fi
 if want memory; then

@@ -4,8 +4,9 @@ use crate::cli::{DriverArgs, LoadArgs, OrchestratorArgs};
 use crate::driver::{self, DriverConfig};
 use crate::engine::{self, Pacer, Plan, PreparedRequest};
 use crate::orchestrator::{Orchestrator, OrchestratorConfig};
+use crate::protocol::limits;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Parses the command line; on a usage error prints one line saying what to fix (not a usage
 /// screen) and exits 2. `--help` and `--version` print and exit 0.
@@ -165,22 +166,38 @@ pub async fn driver(args: DriverArgs) -> anyhow::Result<()> {
 }
 
 /// `floodgate load`: the engine alone, for one machine and for benchmarks.
+/// How long `floodgate load` leaves its connections to open before the first request is due.
+const LOAD_WARMUP: Duration = Duration::from_millis(200);
+/// How many send instants `floodgate load` records for its gap figures (800 KB).
+const RECORD_SENDS: usize = 100_000;
+
 pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let request = PreparedRequest::build(&args.url, "GET", &[], None)
         .map_err(|e| anyhow::anyhow!("--url: {}", e.message))?;
     if args.requests == 0 || args.concurrency == 0 {
         anyhow::bail!("--requests and --concurrency must be > 0");
     }
+    // The same bounds as a test's (no panic on a delay of 1e300 or a rate of 1e-300).
+    let delay_us = limits::check_delay_us(args.delay_ms * 1000.0)
+        .map_err(|e| anyhow::anyhow!("--delay-ms: {e}"))?;
+    let rate = args
+        .rate
+        .map(limits::check_rate)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--rate: {e}"))?;
+    let pacer = Pacer::new(Duration::from_micros(delay_us), rate);
     let plan = Plan {
         request,
-        pacer: Pacer::new(
-            Duration::from_secs_f64(args.delay_ms.max(0.0) / 1000.0),
-            args.rate,
-        ),
+        pacer,
         requests: args.requests,
         concurrency: usize::try_from(args.concurrency).unwrap_or(usize::MAX),
         timeout: Duration::from_millis(args.timeout_ms.max(1)),
-        start_at: None,
+        // The connections open during this warm-up, before the first request is due, as they
+        // do in a distributed test between its config and its trigger: no request's latency
+        // then includes a TCP handshake.
+        start_at: Some(SystemTime::now() + LOAD_WARMUP),
+        // Only a paced run has gaps to measure.
+        record_sends: if pacer.is_paced() { RECORD_SENDS } else { 0 },
     };
     let running = engine::start(plan)
         .await
@@ -196,10 +213,14 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         &crate::stats::LatencyStats::exact(&s.recorder.latency),
         &crate::stats::LatencyStats::exact(&s.recorder.lag),
     );
+    let gaps = pacer
+        .is_paced()
+        .then(|| crate::stats::send_gaps(&running.send_offsets(), pacer.gap()))
+        .flatten();
     let result = serde_json::json!({
         "requests": s.requests, "sent": s.sent, "ok": s.ok(), "responses": s.responses(),
         "errors": {"connect": s.recorder.errors.connect, "timeout": s.recorder.errors.timeout, "http": s.recorder.errors.http, "io": s.recorder.errors.io}, "elapsed_s": s.elapsed.as_secs_f64(), "achieved_rps": s.achieved_rps(),
-        "latency": lat, "service_time": svc, "schedule_lag": lag, "note": note, "first_error": s.recorder.first_error,
+        "latency": lat, "service_time": svc, "schedule_lag": lag, "send_gaps": gaps, "note": note, "first_error": s.recorder.first_error,
     });
     if args.json {
         println!("{result}");
@@ -221,6 +242,16 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
             println!(
                 "p50 / p99 ms: latency from due {:.3} / {:.3} | service time {:.3} / {:.3} | schedule lag {:.3} / {:.3}",
                 lat.median_ms, lat.p99_ms, svc.median_ms, svc.p99_ms, lag.median_ms, lag.p99_ms
+            );
+        }
+        if let Some(g) = &gaps {
+            println!(
+                "gaps between sends (first {}): jitter p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs; the last left {:.1} µs after its due instant",
+                g.gaps + 1,
+                g.jitter_p50_us,
+                g.jitter_p99_us,
+                g.jitter_max_us,
+                g.last_drift_us
             );
         }
         if let Some(n) = note {

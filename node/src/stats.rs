@@ -238,6 +238,49 @@ impl LatencyStats {
     }
 }
 
+/// How evenly a paced run's requests left: from the recorded send instant of each (by index),
+/// the jitter of each gap between consecutive requests (`|gap - scheduled gap|`) and how far the
+/// last one left from its due instant. In µs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SendGaps {
+    pub gaps: usize,
+    pub jitter_p50_us: f64,
+    pub jitter_p99_us: f64,
+    pub jitter_max_us: f64,
+    /// Send instant minus due instant of the last recorded request.
+    pub last_drift_us: f64,
+}
+
+/// [`SendGaps`] of consecutive recorded sends (`offsets[i]`: request `i`'s send, from the start),
+/// scheduled `gap` apart; `None` without two consecutive sends to compare.
+pub fn send_gaps(
+    offsets: &[Option<std::time::Duration>],
+    gap: std::time::Duration,
+) -> Option<SendGaps> {
+    let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+    let mut jitter: Vec<f64> = offsets
+        .windows(2)
+        .filter_map(|w| Some((us(w[1]?) - us(w[0]?) - us(gap)).abs()))
+        .collect();
+    if jitter.is_empty() {
+        return None;
+    }
+    jitter.sort_by(f64::total_cmp);
+    let q = |p: f64| jitter[((jitter.len() as f64 * p) as usize).min(jitter.len() - 1)];
+    let (last, at) = offsets
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, o)| Some((i, (*o)?)))?;
+    Some(SendGaps {
+        gaps: jitter.len(),
+        jitter_p50_us: q(0.5),
+        jitter_p99_us: q(0.99),
+        jitter_max_us: jitter[jitter.len() - 1],
+        last_drift_us: us(at) - us(gap) * last as f64,
+    })
+}
+
 /// Schedule lag under this (p99, ms) is never worth a warning, whatever its share.
 const LAG_NEGLIGIBLE_MS: f64 = 0.1;
 
@@ -382,6 +425,27 @@ mod tests {
             Latency::from_parts(new_histogram(), 0, 0.0, 0.0).summary(),
             Summary::default()
         );
+    }
+
+    #[test]
+    fn send_gaps_measure_jitter_between_consecutive_sends_and_the_last_ones_drift() {
+        let us = std::time::Duration::from_micros;
+        let gap = us(100);
+        // Sends at 0, 100, 230 (30 late), 300, not recorded, 510 (10 late).
+        let sent = [
+            Some(us(0)),
+            Some(us(100)),
+            Some(us(230)),
+            Some(us(300)),
+            None,
+            Some(us(510)),
+        ];
+        let g = send_gaps(&sent, gap).expect("gaps");
+        // Gaps 100, 130, 70: jitter 0, 30, 30; the unrecorded one breaks two gaps.
+        assert_eq!(g.gaps, 3);
+        assert_eq!((g.jitter_p50_us, g.jitter_max_us), (30.0, 30.0));
+        assert!((g.last_drift_us - 10.0).abs() < 1e-6, "{g:?}");
+        assert_eq!(send_gaps(&[Some(us(0)), None], gap), None);
     }
 
     #[test]

@@ -344,5 +344,6 @@ pub fn plan_for(
                 .max(1),
         ),
         start_at,
+        record_sends: 0,
     })
 }

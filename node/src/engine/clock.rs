@@ -10,7 +10,9 @@
 //! - when the clock itself is late (a busy machine), it lets every request go whose instant has
 //!   passed at once: the schedule is absolute ([`Pacer::due_by`]), so lateness never
 //!   accumulates;
-//! - an unpaced run gets one permit per worker at the start instant, and no clock after that.
+//! - an unpaced run gets one permit per worker at the start instant, and no clock after that;
+//! - the gate is closed at the end (by the worker of the last request) or on a stop, and a
+//!   closed gate tells every waiting worker that nothing is left.
 //!
 //! [`Pacer::due_by`]: super::Pacer::due_by
 
@@ -31,6 +33,11 @@ pub(super) async fn run(shared: Arc<Shared>, workers: usize) {
     if shared.stopped.load(Ordering::Relaxed) {
         return;
     }
+    if shared.requests == 0 {
+        // Nothing to send: the workers end at once.
+        shared.gate.close();
+        return idle().await;
+    }
     let mut waiter = Waiter::new();
     let mut released = 0u64;
     while released < shared.requests {
@@ -41,7 +48,7 @@ pub(super) async fn run(shared: Arc<Shared>, workers: usize) {
                 () = &mut stop => return,
             }
             shared.gate.add_permits(workers);
-            return;
+            return idle().await;
         };
         tokio::select! {
             () = waiter.until(shared.start + offset) => {}
@@ -58,6 +65,15 @@ pub(super) async fn run(shared: Arc<Shared>, workers: usize) {
             .add_permits(usize::try_from(batch).unwrap_or(Semaphore::MAX_PERMITS / 2));
         released += batch;
     }
-    // One more permit per worker, so that each one waiting sees that nothing is left.
-    shared.gate.add_permits(workers);
+    idle().await
+    // The worker that sends the last request closes the gate once its response is in, which
+    // lets the others end (see `worker`). Waking them all here, as the last request leaves,
+    // would make it wait its turn behind them.
+}
+
+/// The clock stays until the run aborts it when every worker has ended: ending sooner would
+/// put the cost of its own teardown (its timer's deregistration from the reactor, measured at
+/// up to a millisecond in a VM) on a request still to leave or to be answered.
+async fn idle() {
+    std::future::pending::<()>().await;
 }

@@ -42,6 +42,9 @@ pub struct Plan {
     pub timeout: Duration,
     /// Wall-clock instant of the first due request; `None` (or a past instant) starts now.
     pub start_at: Option<SystemTime>,
+    /// Record the send instants of the first this many requests ([`Running::send_offsets`]);
+    /// 0 records none. Costs 8 bytes each, allocated once, and one store per request.
+    pub record_sends: usize,
 }
 
 /// The state every worker reads.
@@ -59,6 +62,9 @@ pub(crate) struct Shared {
     next: CacheAligned<AtomicU64>,
     stopped: AtomicBool,
     stop_notify: Notify,
+    /// Nanoseconds from `start` to the send of request `i`, for the first requests (0: not
+    /// sent yet); see [`Plan::record_sends`].
+    sends: Box<[AtomicU64]>,
     /// Permits to send: the clock adds one at each paced request's due instant (one per worker
     /// at the start of an unpaced run); closed on stop. See `clock`.
     gate: Semaphore,
@@ -115,6 +121,11 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         stopped: AtomicBool::new(false),
         stop_notify: Notify::new(),
         gate: Semaphore::new(0),
+        sends: (0..plan
+            .record_sends
+            .min(usize::try_from(plan.requests).unwrap_or(usize::MAX)))
+            .map(|_| AtomicU64::new(0))
+            .collect(),
     });
     let n = plan
         .concurrency
@@ -127,13 +138,17 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         .collect();
     let (done_tx, finished) = watch::channel(None);
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(clock::run(shared.clone(), n));
     for _ in 0..n {
         tasks.spawn(worker::run(shared.clone(), stats.clone()));
     }
+    // Not one of the tasks waited for: the clock never ends by itself (see `clock`), and is
+    // aborted once every worker has ended, whatever ended them.
+    let clock = tokio::spawn(clock::run(shared.clone(), n));
     tokio::spawn(async move {
         while tasks.join_next().await.is_some() {}
-        let _ = done_tx.send(Some(Instant::now()));
+        let finished_at = Instant::now();
+        clock.abort();
+        let _ = done_tx.send(Some(finished_at));
     });
     Running {
         shared,
@@ -172,6 +187,19 @@ impl Running {
     /// The instant the first request was due.
     pub fn start(&self) -> Instant {
         self.shared.start
+    }
+
+    /// When each of the first requests (by index) was sent, from the start instant; `None` for
+    /// one not sent. As many as [`Plan::record_sends`] asked for.
+    pub fn send_offsets(&self) -> Vec<Option<Duration>> {
+        self.shared
+            .sends
+            .iter()
+            .map(|s| match s.load(Ordering::Relaxed) {
+                0 => None,
+                ns => Some(Duration::from_nanos(ns - 1)),
+            })
+            .collect()
     }
 }
 

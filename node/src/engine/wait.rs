@@ -12,6 +12,8 @@
 //!   keeps the last [`Early::SAMPLES`] overshoots and wakes their median ahead of the instant
 //!   (half the wake-ups then come a few microseconds late, which costs less than spinning), within [`Early::MIN`] and [`Early::MAX`]. The median, because a VM's
 //!   wake-ups have a long tail (a few per cent take milliseconds) that no spin should pay for.
+//! - **A long wait** (over 3 ms) is woken a sixty-fourth of itself early, at most 1 ms: a CPU
+//!   idle that long wakes later still, and a spin that short costs under 2 % of the wait.
 //! - **The last stretch** is a spin that yields to the runtime on every turn, so the workers'
 //!   responses are still read while the clock waits. Its CPU cost is bounded by the rate: at most
 //!   the learned earliness per wait (docs/benchmarks.md measures it at 100 to 50,000 req/s).
@@ -38,13 +40,22 @@ pub enum Step {
     Sleep(Instant),
 }
 
+/// A long sleep wakes later than a short one (the CPU, and in a VM the host, idle more deeply),
+/// so a wait of `left` is woken at least `left / LONG_WAIT_SHARE` early, up to
+/// [`LONG_EARLY_MAX`]: a spin of at most 1.6 % of the wait.
+pub const LONG_WAIT_SHARE: u32 = 64;
+pub const LONG_EARLY_MAX: Duration = Duration::from_millis(1);
+
 /// The next step of a wait for `due`, when a timer wakes about `early` late.
 pub fn step(now: Instant, due: Instant, early: Duration) -> Step {
-    match due.checked_duration_since(now) {
-        None => Step::Done,
-        Some(left) if left.is_zero() => Step::Done,
-        Some(left) if left <= early => Step::Spin,
-        Some(_) => Step::Sleep(due - early),
+    let Some(left) = due.checked_duration_since(now).filter(|l| !l.is_zero()) else {
+        return Step::Done;
+    };
+    let early = early.max((left / LONG_WAIT_SHARE).min(LONG_EARLY_MAX));
+    if left <= early {
+        Step::Spin
+    } else {
+        Step::Sleep(due - early)
     }
 }
 
@@ -86,11 +97,14 @@ impl Early {
         let us = u32::try_from(overshoot.as_micros()).unwrap_or(u32::MAX);
         self.samples[self.seen % Self::SAMPLES] = us;
         self.seen += 1;
-        // Re-estimated once per ring, so sorting costs well under a microsecond per wait.
-        if self.seen.is_multiple_of(Self::SAMPLES) {
+        // Re-estimated after 8, 16 and 32 samples, then once per ring, so that a slow test
+        // learns soon and sorting costs well under a microsecond per wait.
+        let n = self.seen.min(Self::SAMPLES);
+        if self.seen.is_multiple_of(Self::SAMPLES) || (n >= 8 && n.is_power_of_two()) {
             let mut sorted = self.samples;
+            let sorted = &mut sorted[..n];
             sorted.sort_unstable();
-            let median = Duration::from_micros(u64::from(sorted[Self::SAMPLES / 2]));
+            let median = Duration::from_micros(u64::from(sorted[n / 2]));
             self.current = median.clamp(Self::MIN, Self::MAX);
         }
     }
@@ -248,7 +262,13 @@ mod tests {
             (US, Step::Spin),
             (early, Step::Spin),
             (early + US, Step::Sleep(t0 + US)),
-            (5_000 * US, Step::Sleep(t0 + 4_960 * US)),
+            // A long wait wakes 1/64 of itself early (the learned earliness is less)...
+            (6_400 * US, Step::Sleep(t0 + 6_300 * US)),
+            // ...but never more than a millisecond early.
+            (
+                Duration::from_secs(1),
+                Step::Sleep(t0 + Duration::from_secs(1) - LONG_EARLY_MAX),
+            ),
         ];
         for (left, want) in cases {
             assert_eq!(step(t0, t0 + left, early), want, "{left:?}");
@@ -262,6 +282,13 @@ mod tests {
     fn earliness_follows_the_timers_median_within_bounds() {
         let mut e = Early::new();
         assert_eq!(e.get(), Early::INITIAL);
+        // A slow test learns after its first 8 waits.
+        for _ in 0..7 {
+            e.observe(20 * US);
+        }
+        assert_eq!(e.get(), Early::INITIAL);
+        e.observe(20 * US);
+        assert_eq!(e.get(), 20 * US);
         // (overshoots fed for one whole ring, earliness wanted after it)
         let ring = |f: &dyn Fn(usize) -> u64| -> Vec<Duration> {
             (0..Early::SAMPLES).map(|i| US * f(i) as u32).collect()

@@ -35,7 +35,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
-    let mut conn: Option<Conn> = None;
     // Created (and enabled) before the first look at `stopped`, so a stop that comes later is
     // seen either through the flag or through this future, never missed.
     let stop = shared.stop_notify.notified();
@@ -48,6 +47,14 @@ pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
     let mut deadline_armed = false;
     let paced = shared.pacer.is_paced();
 
+    // Connected before the first request, while waiting for the start instant or the first
+    // permit: a request's latency is then the target's answer, not the TCP handshake (a test
+    // that waits a second between config and trigger gives every connection time to open). A
+    // failure here is not counted: the first request connects again, and counts its error.
+    let mut conn: Option<Conn> = tokio::select! {
+        c = tokio::time::timeout(shared.timeout, Conn::connect(shared.addr)) => c.ok().and_then(Result::ok),
+        () = &mut stop => return,
+    };
     // Every driver begins at the orchestrator's start instant, paced or not: the clock lets each
     // worker go then (see `clock`).
     if !paced && !take_permit(&shared, stop.as_mut()).await {
@@ -69,6 +76,17 @@ pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
             return;
         }
         let sent_at = Instant::now();
+        if let Some(slot) = usize::try_from(index)
+            .ok()
+            .and_then(|i| shared.sends.get(i))
+        {
+            // Stored plus one, so that 0 means "not sent".
+            let ns = sent_at.saturating_duration_since(shared.start).as_nanos();
+            slot.store(
+                u64::try_from(ns).unwrap_or(u64::MAX - 1) + 1,
+                Ordering::Relaxed,
+            );
+        }
         let intended = match shared.pacer.due(index) {
             Some(offset) => shared.start + offset,
             None => sent_at,
@@ -149,6 +167,10 @@ pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
         if !keep_conn {
             // Closed outside the lock: a snapshot never waits for a socket to close.
             conn = None;
+        }
+        if paced && index + 1 == shared.requests {
+            // The last request of the run is in: the workers waiting for a permit can end.
+            shared.gate.close();
         }
     }
 }
@@ -243,6 +265,7 @@ mod tests {
             concurrency: 1,
             timeout,
             start_at: None,
+            record_sends: 0,
         }
     }
 
