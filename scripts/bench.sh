@@ -16,8 +16,9 @@
 #        oha        `oha -n N -cC -q R --latency-correction --no-tui --output-format json`
 #        vegeta     `vegeta attack -rate R -duration RATE_SECONDSs -max-connections C -workers C`
 #      (RATE_REPEATS rounds, order rotated each round; medians shown): achieved req/s and its deviation from R, failed
-#      requests, latency p50/p99 (floodgate and oha: from each request's due instant, i.e.
-#      corrected for coordinated omission; vegeta: from its actual send, uncorrected), floodgate's
+#      requests, latency p50/p99 (floodgate: from each request's due instant; oha: from when its
+#      ticker woke for it, so without its own timer's lateness; vegeta: from its actual send,
+#      uncorrected), floodgate's
 #      service time and schedule lag p50/p99, and CPU (user+sys over wall, % of one core, and µs
 #      per request). Goals per rate: floodgate p50 ≤ 1.2 × oha's, floodgate p99 ≤ the lower of
 #      oha's and vegeta's, achieved rate within 0.5% of R. oha (`cargo install oha --locked`)
@@ -573,8 +574,11 @@ if [[ $RATE_RAN == 1 ]]; then
                 "$(dash_or "${FR[$r:$t:cpu]}" 1)" "$(dash_or "${FR[$r:$t:cpu_us]}" 2)"
         done
     done
-    say "  latency: floodgate and oha (--latency-correction) measure it from each request's due instant"
-    say "  (its place in the fixed-rate schedule), so a generator that falls behind shows it. vegeta"
+    say "  latency: floodgate measures it from each request's due instant (its place in the schedule),"
+    say "  so its own lateness is in it, and shown apart as the lag. oha (--latency-correction) measures"
+    say "  it from when its ticker woke for the request (oha's source, 1.15: sleep until the due instant on"
+    say "  tokio's millisecond timer, then Instant::now()): its own timer's lateness is left out, and only"
+    say "  the wait for a free connection is corrected for; compare it with floodgate's service time. vegeta"
     say "  measures from its actual send and has no coordinated-omission correction: its figures leave"
     say "  out any time a request waited to be sent, and its req/s is its send rate (vegeta's .rate)."
     say "  service time (send to response) and schedule lag (due instant to send) are floodgate's only."
