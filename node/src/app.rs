@@ -209,10 +209,13 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let lat = s.recorder.latency.summary();
     let svc = s.recorder.service.summary();
     let lag = s.recorder.lag.summary();
-    let note = crate::stats::lag_note(
-        &crate::stats::LatencyStats::exact(&s.recorder.latency),
-        &crate::stats::LatencyStats::exact(&s.recorder.lag),
+    let figures = |l| crate::stats::LatencyStats::exact(l);
+    let (lat_f, svc_f, lag_f) = (
+        figures(&s.recorder.latency),
+        figures(&s.recorder.service),
+        figures(&s.recorder.lag),
     );
+    let note = crate::stats::lag_note(&lat_f, &lag_f);
     let gaps = pacer
         .is_paced()
         .then(|| crate::stats::send_gaps(&running.send_offsets(), pacer.gap()))
@@ -238,11 +241,8 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
             lat.p99_ms,
             lat.max_ms
         );
-        if lag.count > 0 {
-            println!(
-                "p50 / p99 ms: latency from due {:.3} / {:.3} | service time {:.3} / {:.3} | schedule lag {:.3} / {:.3}",
-                lat.median_ms, lat.p99_ms, svc.median_ms, svc.p99_ms, lag.median_ms, lag.p99_ms
-            );
+        if let Some(line) = crate::stats::timing_line(&lat_f, &svc_f, &lag_f) {
+            println!("{line}");
         }
         if let Some(g) = &gaps {
             println!(

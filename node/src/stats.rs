@@ -56,20 +56,14 @@ impl Latency {
     /// Records one latency; allocation-free unless a new maximum grows the histogram.
     #[inline]
     pub fn record(&mut self, us: u64) {
-        let us = us.clamp(1, MAX_US);
-        // `record` grows an auto-resizing histogram; `saturating_record` would clamp instead.
-        if self.histogram.record(us).is_err() {
-            self.histogram.saturating_record(us);
-        }
-        self.sum_us += us;
-        self.min_us = self.min_us.min(us);
-        self.max_us = self.max_us.max(us);
+        self.record_from_zero(us.max(1));
     }
 
     /// Records a duration that may be zero (a schedule lag; a response time never is).
     #[inline]
     pub fn record_from_zero(&mut self, us: u64) {
         let us = us.min(MAX_US);
+        // `record` grows an auto-resizing histogram; `saturating_record` would clamp instead.
         if self.histogram.record(us).is_err() {
             self.histogram.saturating_record(us);
         }
@@ -279,6 +273,27 @@ pub fn send_gaps(
         jitter_max_us: jitter[jitter.len() - 1],
         last_drift_us: us(at) - us(gap) * last as f64,
     })
+}
+
+/// A paced test's three timings side by side (p50 / p99, ms): latency from the due instant,
+/// service time from the actual write, and schedule lag; `None` when there is no lag (unpaced,
+/// so no schedule). The CLI's result table and `floodgate load` print it.
+pub fn timing_line(
+    latency: &LatencyStats,
+    service: &LatencyStats,
+    lag: &LatencyStats,
+) -> Option<String> {
+    if lag.count == 0 {
+        return None;
+    }
+    let ms = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}"));
+    let pair = |l: &LatencyStats| format!("{} / {}", ms(l.median_ms), ms(l.p99_ms));
+    Some(format!(
+        "p50 / p99 ms: latency from due {} | service time {} | schedule lag {}",
+        pair(latency),
+        pair(service),
+        pair(lag)
+    ))
 }
 
 /// Schedule lag under this (p99, ms) is never worth a warning, whatever its share.

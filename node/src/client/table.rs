@@ -43,7 +43,8 @@ pub fn print_result(v: &Test, output: Output) {
     for d in &v.per_driver {
         println!("{}", row(short(&d.driver_id), &d.stats));
     }
-    if let Some(line) = timing_line(&v.aggregate) {
+    let a = &v.aggregate;
+    if let Some(line) = crate::stats::timing_line(&a.latency, &a.service_time, &a.schedule_lag) {
         println!("{line}");
     }
     if let Some(n) = &v.aggregate.lag_note {
@@ -93,22 +94,6 @@ fn row(name: &str, s: &Stats) -> String {
         line.push_str(&format!(" {:>8}", ms(v, 3)));
     }
     line
-}
-
-/// A paced test's three timings side by side (p50 / p99): latency from the due instant, service
-/// time from the actual write, and schedule lag. `None` when unpaced (there is no schedule).
-pub fn timing_line(s: &Stats) -> Option<String> {
-    if s.schedule_lag.count == 0 {
-        return None;
-    }
-    let pair =
-        |l: &crate::stats::LatencyStats| format!("{} / {}", ms(l.median_ms, 3), ms(l.p99_ms, 3));
-    Some(format!(
-        "p50 / p99 ms: latency from due {} | service time {} | schedule lag {}",
-        pair(&s.latency),
-        pair(&s.service_time),
-        pair(&s.schedule_lag)
-    ))
 }
 
 /// A latency in ms with `digits` decimals, or `n/a` where it is not known (a median that
