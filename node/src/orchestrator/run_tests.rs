@@ -121,6 +121,14 @@ fn duplicates_reorders_and_strangers_are_harmless() {
     let mut bad = report("b", 1, false, &[1]);
     bad.histogram = Some("garbage!".into());
     assert!(matches!(run.apply(bad, t0), Err(Rejected::Malformed(_))));
+    // The schedule lag's histogram (an extension) is held to the same rule, and nothing of a
+    // report it spoils is taken.
+    let mut bad_lag = report("b", 1, false, &[1]);
+    bad_lag.lag_histogram = Some("garbage!".into());
+    assert!(matches!(
+        run.apply(bad_lag, t0),
+        Err(Rejected::Malformed(_))
+    ));
     assert_eq!(run.view(t0).aggregate.sent, 2);
 }
 
