@@ -20,9 +20,8 @@
 //!   moment its worker is free, so its intended instant *is* its send instant, and its latency and
 //!   service time are the same number, recorded once (see [`StatsShard::mirror_service`]).
 //! - **No shared writes besides the index counter** (which sits on its own cache lines) and, in a
-//!   paced run, the clock's semaphore: results
-//!   go to the stats shard of the thread the worker is running on, whose lock only a snapshot
-//!   ever contends.
+//!   paced run, the clock's semaphore: results go to the stats shard of the thread the worker is
+//!   running on, whose lock only a snapshot ever contends.
 //!
 //! [`Sleep`]: tokio::time::Sleep
 
