@@ -8,6 +8,7 @@
 #   start [DIR]        start a broker whose files live in DIR (default .run/kafka),
 #                      wait until it answers, print its bootstrap address (last line)
 #   stop [DIR]         stop that broker and delete its data (no-op if none runs)
+#   bounce DIR [SECS]  stop that broker, wait SECS (5), start it again with its data
 #   bootstrap [DIR]    print the bootstrap address of the broker running in DIR
 #   classpath          print the classpath (a 'libs/*' wildcard) of the cached jars
 #   tool CLASS [ARGS]  run a Kafka tool class from the cached classpath, e.g.
@@ -176,7 +177,15 @@ launch() {
     return 1
   fi
 
-  # Detached (own session, no stdin, no inherited lock fd), all output to the log.
+  spawn_broker "$dir"
+  echo "127.0.0.1:$port" >"$dir/bootstrap"
+  await_broker "$dir" "$port" "$deadline"
+}
+
+# Launches the broker configured in DIR (detached: own session, no stdin, no inherited lock
+# fd; all output to its log) and records its pid.
+spawn_broker() {
+  local dir="$1"
   # shellcheck disable=SC2086
   setsid "$JAVA" ${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g} \
     -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
@@ -185,10 +194,13 @@ launch() {
     -Dlog4j2.configurationFile="$SCRIPT_DIR/kafka/log4j2-broker.properties" \
     -cp "$LIBS/*" kafka.Kafka "$dir/server.properties" \
     </dev/null >>"$dir/broker.log" 2>&1 9>&- &
-  local pid=$!
-  echo "$pid" >"$dir/broker.pid"
-  echo "127.0.0.1:$port" >"$dir/bootstrap"
+  echo "$!" >"$dir/broker.pid"
+}
 
+# Waits until the broker of DIR answers on PORT; 0 once it does, 2 if its port was taken.
+await_broker() {
+  local dir="$1" port="$2" deadline="$3" pid
+  pid="$(cat "$dir/broker.pid")"
   # 1) cheap polling until the broker says it started and its port accepts TCP.
   while :; do
     kill -0 "$pid" 2>/dev/null || {
@@ -258,6 +270,25 @@ cmd_start() {
   exit 1
 }
 
+# Stops the broker for SECONDS and starts it again on the same ports with the same data, as a
+# broker restart does (the fault tests' outage).
+cmd_bounce() {
+  local dir secs="${2:-5}" pid port
+  dir="$(run_dir "${1:-}")"
+  exec 9>"$dir/.lock"
+  flock 9
+  pid="$(broker_pid "$dir")" || die "no broker running in $dir"
+  port="$(sed -n 's/^127\.0\.0\.1:\([0-9]*\)$/\1/p' "$dir/bootstrap")"
+  kill -TERM "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  log "broker stopped; starting it again in ${secs}s"
+  sleep "$secs"
+  : >"$dir/broker.log"
+  spawn_broker "$dir"
+  await_broker "$dir" "$port" $(( SECONDS + START_TIMEOUT )) || die "the broker did not come back"
+  log "broker back in $dir"
+}
+
 cmd_stop() {
   local dir; dir="$(run_dir "${1:-}")"
   [[ -d "$dir" ]] || return 0
@@ -281,6 +312,7 @@ case "$cmd" in
   fetch) cmd_fetch ;;
   start) cmd_start "$@" ;;
   stop) cmd_stop "$@" ;;
+  bounce) cmd_bounce "$@" ;;
   bootstrap) cmd_bootstrap "$@" ;;
   classpath) cmd_classpath ;;
   tool) cmd_tool "$@" ;;

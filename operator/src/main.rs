@@ -122,7 +122,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Routes every request to the full router once it exists; before that, `/healthz` answers
+/// Routes every request to the full router once it exists; before that, `/healthz` and `/livez` answer
 /// 200 `starting` and everything else 503.
 fn serve_when_ready(
     ready: Arc<tokio::sync::OnceCell<axum::Router>>,
@@ -137,7 +137,7 @@ fn serve_when_ready(
         Box::pin(async move {
             match ready.get() {
                 Some(router) => router.clone().oneshot(req).await.into_response(),
-                None if req.uri().path() == "/healthz" => axum::Json(serde_json::json!({"status": "starting"})).into_response(),
+                None if matches!(req.uri().path(), "/healthz" | "/livez") => axum::Json(serde_json::json!({"status": "starting"})).into_response(),
                 None => (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"error": "the operator is starting (waiting for Kafka)"}))).into_response(),
             }
         })

@@ -25,6 +25,7 @@ const OPENAPI: &str = include_str!("openapi.json");
 pub fn router(o: Orchestrator) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/drivers", get(drivers))
         .route("/api/v1/tests", get(list_tests).post(create_test))
@@ -42,8 +43,27 @@ pub fn router(o: Orchestrator) -> Router {
         .with_state(o)
 }
 
+/// Readiness: 200 while this orchestrator hears the bus, 503 naming Kafka when it does not.
 async fn healthz(State(o): State<Orchestrator>) -> impl IntoResponse {
-    Json(json!({ "status": "ok", "orchestrator_id": o.id(), "kafka": o.bus_stats().to_json() }))
+    let kafka = o.bus_stats().to_json();
+    if o.bus_down() {
+        let error = "Kafka is unreachable: this orchestrator's own heartbeats have not come back";
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                json!({ "status": "kafka_unreachable", "error": error, "orchestrator_id": o.id(), "kafka": kafka }),
+            ),
+        );
+    }
+    (
+        StatusCode::OK,
+        Json(json!({ "status": "ok", "orchestrator_id": o.id(), "kafka": kafka })),
+    )
+}
+
+/// Liveness: the process serves (a Kafka outage is no reason to restart it).
+async fn livez() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
 }
 
 async fn openapi() -> impl IntoResponse {

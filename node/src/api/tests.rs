@@ -148,7 +148,15 @@ async fn a_test_is_created_triggered_refused_stopped_and_ended_through_the_api()
         (status, v["status"].as_str(), v["settled"].as_bool()),
         (StatusCode::OK, Some("stopped"), Some(false))
     );
-    assert_eq!(r.on(&r.bus.topics().control)[0]["type"], "stop");
+    // The drivers are told in the background, once the stop has taken effect.
+    let control = r.bus.topics().control.clone();
+    let told = floodgate_testkit::eventually(
+        "the stop on the control topic",
+        std::time::Duration::from_secs(10),
+        async || r.on(&control).first().cloned(),
+    )
+    .await;
+    assert_eq!(told["type"], "stop");
     assert_eq!(r.on(&r.bus.topics().trigger).len(), 1);
 
     // The drivers' final reports settle it.

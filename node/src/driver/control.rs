@@ -238,6 +238,27 @@ impl Control {
                 tracing::warn!(test_id = %t.test_id, "ignoring a stale trigger (start was {}s ago)", (now - at) / 1000);
                 return;
             }
+            let max = protocol::limits::MAX_START_AHEAD_MS;
+            if at > now.saturating_add(max) {
+                let reason = format!(
+                    "start_at_ms is {} s ahead; a start may be at most {} s ahead",
+                    (at - now) / 1000,
+                    max / 1000
+                );
+                self.refuse(&t.test_id, Some(pending.requests), &reason)
+                    .await;
+                return;
+            }
+        }
+        if let Some(a) = self.active.as_mut().filter(|a| !a.stopping) {
+            if !a.running.has_started() {
+                // A test still waiting for its start gives way to a newer one: the orchestrator
+                // runs one test at a time, so it has given the waiting one up (a start set too
+                // far ahead, a test stopped while this driver was away).
+                tracing::warn!(test_id = %t.test_id, waiting = %a.test_id, "a new trigger replaces a test that has not started yet");
+                a.stopping = true;
+                a.running.stop();
+            }
         }
         if let Some(a) = self.active.take() {
             if a.stopping {

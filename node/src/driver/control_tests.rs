@@ -247,3 +247,68 @@ async fn a_stop_on_the_control_topic_ends_the_run_early_and_unknown_commands_are
     // Nothing of this went out on the seed's trigger topic.
     assert!(r.bus.messages(&r.control.ctx.cfg.topics.trigger).is_empty());
 }
+
+#[tokio::test]
+async fn a_start_too_far_ahead_is_refused_and_a_waiting_test_gives_way_to_a_new_one() {
+    let mut r = rig(None);
+    let max = protocol::limits::MAX_START_AHEAD_MS;
+    r.config(avalanche("far", 5)).await;
+    r.trigger("far", Some(protocol::now_unix_ms() + 3_600_000))
+        .await;
+    assert!(
+        r.control.active.is_none(),
+        "an hour ahead is never waited for"
+    );
+    let f = r.finals().await;
+    assert_eq!(f[0].test_status, Some(RunState::Refused));
+    assert!(
+        f[0].reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("at most 300 s ahead"),
+        "{:?}",
+        f[0].reason
+    );
+
+    // Within the bound, a test waits for its start; a newer trigger releases the driver.
+    r.config(avalanche("waiting", 5)).await;
+    r.trigger("waiting", Some(protocol::now_unix_ms() + max - 1_000))
+        .await;
+    assert!(r
+        .control
+        .active
+        .as_ref()
+        .is_some_and(|a| a.test_id == "waiting"));
+    r.config(avalanche("next", 5)).await;
+    r.trigger("next", None).await;
+    assert!(
+        r.control
+            .active
+            .as_ref()
+            .is_some_and(|a| a.test_id == "next"),
+        "the new test runs"
+    );
+    let finals = r.finals().await;
+    let by_id = |id: &str| finals.iter().find(|f| f.test_id == id).expect(id).clone();
+    let waiting = by_id("waiting");
+    assert_eq!(
+        (waiting.test_status, waiting.requests_sent),
+        (Some(RunState::Stopped), 0)
+    );
+    assert_eq!(by_id("next").requests_sent, 5);
+}
+
+#[tokio::test]
+async fn a_stop_releases_a_driver_waiting_for_a_start() {
+    let mut r = rig(None);
+    r.config(avalanche("waiting", 5)).await;
+    r.trigger("waiting", Some(protocol::now_unix_ms() + 200_000))
+        .await;
+    r.control_msg(r#"{"type":"stop","test_id":"waiting"}"#)
+        .await;
+    let f = r.finals().await;
+    assert_eq!(
+        (f[0].test_status, f[0].requests_sent),
+        (Some(RunState::Stopped), 0)
+    );
+}

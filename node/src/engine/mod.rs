@@ -184,6 +184,11 @@ impl Running {
         self.snapshot()
     }
 
+    /// Whether the start instant has come (before it, nothing has been sent).
+    pub fn has_started(&self) -> bool {
+        Instant::now() >= self.shared.start
+    }
+
     /// The instant the first request was due.
     pub fn start(&self) -> Instant {
         self.shared.start

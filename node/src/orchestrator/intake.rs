@@ -6,7 +6,7 @@ use super::run::Rejected;
 use super::state::Event;
 use super::Orchestrator;
 use crate::bus::Inbox;
-use crate::protocol::{self, Heartbeat, MetricsReport, Register};
+use crate::protocol::{self, Heartbeat, MetricsReport, Register, Role};
 use std::time::Duration;
 
 /// `register` and `heartbeat`.
@@ -30,6 +30,7 @@ pub(super) async fn presence(o: Orchestrator, mut inbox: Box<dyn Inbox>) {
             }
         } else if msg.topic == topics.heartbeat {
             match protocol::parse::<Heartbeat>(&msg.payload) {
+                Ok(h) if h.node_id == o.inner.cfg.id => Event::Echo,
                 Ok(h) => Event::Heartbeat(h),
                 Err(e) => {
                     stats.malformed(&msg.topic, &e);
@@ -83,5 +84,34 @@ pub(super) async fn ticks(o: Orchestrator) {
     loop {
         tick.tick().await;
         o.take(Event::Evaluate { only: None }).await;
+    }
+}
+
+/// This orchestrator's own heartbeat, on the `heartbeat` topic it reads: when its beats stop
+/// coming back, it is the bus that is down (or this node's connection to it), not the drivers
+/// (see `Registry::echo`). Drivers of other implementations read no heartbeats; the role says
+/// it is no driver.
+pub(super) async fn heartbeats(o: Orchestrator) {
+    let cfg = &o.inner.cfg;
+    let every =
+        (cfg.heartbeat_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let running = o.state().running().map(str::to_string);
+        let beat = Heartbeat {
+            node_id: cfg.id.clone(),
+            heartbeat: "YES".to_string(),
+            timestamp: protocol::now_rfc3339(),
+            node_ip: Some(cfg.advertise.clone()),
+            role: Role::Orchestrator,
+            test_id: running,
+            agent: Some(protocol::AGENT.to_string()),
+            heartbeat_ms: Some(every.as_millis() as u64),
+        };
+        o.inner
+            .bus
+            .publish_nowait(&cfg.topics.heartbeat, &cfg.id, &protocol::emit(&beat));
     }
 }

@@ -136,6 +136,7 @@ impl Orchestrator {
             .subscribe(&[&cfg.topics.metrics], store.positions().await?)
             .await?;
         let mut state = State::new(cfg.heartbeat_timeout, cfg.policy);
+        state.watch_bus(Instant::now());
         restore(&store, &mut state).await?;
         let o = Orchestrator {
             inner: Arc::new(Inner {
@@ -152,6 +153,7 @@ impl Orchestrator {
         tokio::spawn(intake::presence(o.clone(), presence));
         tokio::spawn(intake::metrics(o.clone(), metrics));
         tokio::spawn(intake::ticks(o.clone()));
+        tokio::spawn(intake::heartbeats(o.clone()));
         tracing::info!(id = %o.inner.cfg.id, "orchestrator started");
         Ok(o)
     }
@@ -253,6 +255,24 @@ impl Orchestrator {
         }
     }
 
+    /// Whether this orchestrator cannot hear the bus (its own heartbeats do not come back).
+    pub fn bus_down(&self) -> bool {
+        self.state().bus_down(Instant::now())
+    }
+
+    /// Refuses at once what needs the bus while it is down, before anything is changed: a
+    /// create would otherwise wait out the delivery timeout and leave a failed test behind.
+    fn check_bus(&self) -> Result<(), OrchestratorError> {
+        if self.bus_down() {
+            return Err(OrchestratorError::Bus(
+                "Kafka is unreachable (this orchestrator's own heartbeats have not come back); \
+                 nothing was changed"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn drivers(&self) -> Vec<DriverView> {
         self.state().drivers(Instant::now())
     }
@@ -322,6 +342,7 @@ impl Orchestrator {
     ) -> Result<TestView, OrchestratorError> {
         let trigger = input.trigger.unwrap_or(false);
         let spec = input.validate()?;
+        self.check_bus()?;
         let _control = self.inner.control.lock().await;
         let created = self
             .apply(Event::Create {
@@ -368,6 +389,7 @@ impl Orchestrator {
     /// [`Orchestrator::trigger`] with the control lock held.
     async fn trigger_locked(&self, id: &str) -> Result<TestView, OrchestratorError> {
         let view = self.state().check_startable(id, Instant::now())?;
+        self.check_bus()?;
         // The config again first (a driver restarted since creation has not seen it), then a
         // gap, so that no driver reads the trigger before the config.
         if let Err(e) = self.publish_config(&view).await {
@@ -409,29 +431,50 @@ impl Orchestrator {
     /// Stops a test at once, whatever its drivers do: a running one becomes `stopped` with what
     /// has arrived (Floodgate's drivers are told on the control topic and their final reports,
     /// arriving within the settle window, fill in the numbers); a created one is cancelled.
+    ///
+    /// The state changes before anything waits: a stop ends the test even while a trigger is
+    /// publishing or the bus is down. The drivers are told afterwards, in the background and
+    /// behind any trigger still being published (the control lock), so that a trigger never
+    /// follows the stop it should have preceded.
     pub async fn stop(&self, id: &str) -> Result<TestView, OrchestratorError> {
-        let _control = self.inner.control.lock().await;
         let was_running = self.state().running() == Some(id);
         let stopped = self.apply(Event::Stop { id: id.to_string() }).await?;
         tracing::info!(test_id = %id, "test stopped");
-        if was_running {
+        let view = stopped
+            .view
+            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
+        let this = self.clone();
+        let test_id = id.to_string();
+        tokio::spawn(async move {
+            let _control = this.inner.control.lock().await;
+            // A stop that cancelled a test whose trigger was on its way is sent too.
+            if !was_running
+                && this
+                    .state()
+                    .get(&test_id, Instant::now())
+                    .is_ok_and(|v| v.started_at_ms.is_none())
+            {
+                return;
+            }
             let stop = Control::Stop {
-                test_id: id.to_string(),
-                orchestrator_id: Some(self.inner.cfg.id.clone()),
+                test_id: test_id.clone(),
+                orchestrator_id: Some(this.inner.cfg.id.clone()),
             };
-            if let Err(e) = self
+            if let Err(e) = this
                 .inner
                 .bus
-                .publish(&self.inner.cfg.topics.control, id, &protocol::emit(&stop))
+                .publish(
+                    &this.inner.cfg.topics.control,
+                    &test_id,
+                    &protocol::emit(&stop),
+                )
                 .await
             {
                 // The test has ended here all the same; drivers finish their share on their own.
-                tracing::warn!(test_id = %id, "could not tell the drivers to stop: {e}");
+                tracing::warn!(%test_id, "could not tell the drivers to stop: {e}");
             }
-        }
-        stopped
-            .view
-            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))
+        });
+        Ok(view)
     }
 
     async fn fail(&self, id: &str, reason: &str) {

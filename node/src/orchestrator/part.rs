@@ -22,6 +22,9 @@ pub struct Rules {
     pub no_start: Duration,
     /// A driver of another implementation that has sent no report this long after the start.
     pub no_report: Duration,
+    /// A Floodgate driver that reported for the test but whose heartbeats have named no test
+    /// (or another one) this long has stopped running it without a final report: restarted.
+    pub not_running: Duration,
 }
 
 /// Where a part stands.
@@ -158,6 +161,19 @@ impl Part {
             return Judgement::Lost(format!(
                 "no heartbeat or report for {} ms",
                 live.silent_for.as_millis()
+            ));
+        }
+        // A driver restarted mid-test comes back alive, under the same ID, running nothing.
+        let started = self.report.is_some();
+        if started
+            && live.floodgate
+            && live.test_id.as_deref() != Some(test_id)
+            && live.test_for >= rules.not_running
+        {
+            return Judgement::Lost(format!(
+                "alive but no longer running the test, and no final report, for {} s \
+                 (restarted?)",
+                live.test_for.as_secs()
             ));
         }
         if self.report.is_none() {

@@ -13,6 +13,7 @@ fn rules() -> Rules {
         gap: Duration::ZERO,
         no_start: 15 * S,
         no_report: 120 * S,
+        not_running: 10 * S,
     }
 }
 
@@ -33,6 +34,15 @@ fn live(alive: bool, floodgate: bool, test: Option<&str>) -> Liveness {
         test_id: test.map(str::to_string),
         floodgate,
         silent_for: if alive { S } else { 20 * S },
+        test_for: 30 * S,
+    }
+}
+
+/// Alive and Floodgate's, its heartbeats naming `test` for `secs` seconds.
+fn beating(test: Option<&str>, secs: u32) -> Liveness {
+    Liveness {
+        test_for: S * secs,
+        ..live(true, true, test)
     }
 }
 
@@ -148,6 +158,12 @@ fn when_a_part_has_ended_decision_table() {
         Case("floodgate never started", None, live(true, true, None), 16, 0, lost("alive but never started the test (15 s after the start)")),
         Case("floodgate starting", None, live(true, true, Some("t")), 16, 0, Pending),
         Case("gone", Some(floodgate(2, false)), live(false, true, Some("t")), 30, 20, lost("no heartbeat or report for 20000 ms")),
+        // Restarted under the same ID: alive, beating, running nothing, and no final report.
+        Case("restarted, just now", Some(floodgate(2, false)), beating(None, 9), 30, 10, Pending),
+        Case("restarted", Some(floodgate(2, false)), beating(None, 10), 30, 10, lost("alive but no longer running the test, and no final report, for 10 s (restarted?)")),
+        Case("running another test", Some(floodgate(2, false)), beating(Some("u"), 12), 30, 10, lost("alive but no longer running the test, and no final report, for 12 s (restarted?)")),
+        Case("finished, final report on its way", Some(floodgate(2, false)), beating(None, 3), 30, 3, Pending),
+        Case("restarted, final report arrived", Some(floodgate(3, true)), beating(None, 30), 30, 0, Done(Ended::Final)),
     ];
     for Case(name, report, liveness, since_start, since_report, want) in cases {
         let mut p = Part::default();

@@ -13,6 +13,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Lost drivers are forgotten after this long, so the list stays bounded.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
+/// After the bus returns from an outage, nobody is judged lost for this long: each node
+/// reconnects on its own (its client backs off between attempts), and the last to do so must
+/// not be taken for dead.
+pub const RETURN_GRACE: Duration = Duration::from_secs(10);
 /// Heartbeats missed in a row before a node is lost.
 pub const MISSED_BEATS: u32 = 3;
 /// The interval assumed for a node that declares none, until two of its beats have been seen:
@@ -28,6 +32,8 @@ struct Entry {
     first_seen: Instant,
     last_seen: Instant,
     test_id: Option<String>,
+    /// Since when its heartbeats have named `test_id` (none: since when they named no test).
+    test_since: Instant,
     heartbeats: u64,
     /// Floodgate's agent name, when the node sent it.
     agent: Option<String>,
@@ -93,6 +99,9 @@ pub struct Liveness {
     pub floodgate: bool,
     /// How long since it was last heard from.
     pub silent_for: Duration,
+    /// How long its heartbeats have named `test_id` (counted, like silence, only while this
+    /// orchestrator could hear them).
+    pub test_for: Duration,
 }
 
 #[derive(Debug)]
@@ -104,6 +113,20 @@ pub struct Registry {
     /// given one timeout from then, as if it had been seen at that instant, so a restarted
     /// orchestrator does not declare a running test's drivers lost before their next heartbeat.
     since: Instant,
+    /// Whether this orchestrator itself hears the bus (see [`BusWatch`]); `None` when not
+    /// watched (unit tests of other logic).
+    bus: Option<BusWatch>,
+}
+
+/// The orchestrator's own heartbeats, coming back to it through Kafka, tell "the bus is down"
+/// from "a driver died": while its own beats do not come back, it cannot hear anyone's, so
+/// nobody is judged lost; once they do, silence is counted again from that instant, which
+/// gives every driver one timeout to be heard again.
+#[derive(Debug, Clone, Copy)]
+struct BusWatch {
+    last_echo: Option<Instant>,
+    /// The instant the bus was last heard again after an outage (or the watch began).
+    up_since: Instant,
 }
 
 impl Registry {
@@ -116,7 +139,54 @@ impl Registry {
             drivers: BTreeMap::new(),
             timeout,
             since,
+            bus: None,
         }
+    }
+
+    /// Starts judging liveness against the orchestrator's own heartbeats ([`Registry::echo`]).
+    pub fn watch_bus(&mut self, now: Instant) {
+        self.bus = Some(BusWatch {
+            last_echo: None,
+            up_since: now,
+        });
+    }
+
+    /// One of the orchestrator's own heartbeats came back through the bus.
+    pub fn echo(&mut self, now: Instant) {
+        let down = self.bus_down(now);
+        if let Some(w) = self.bus.as_mut() {
+            if down {
+                w.up_since = now;
+            }
+            w.last_echo = Some(w.last_echo.map_or(now, |e| e.max(now)));
+        }
+    }
+
+    /// Whether this orchestrator has not heard its own heartbeats for a timeout: the bus (or
+    /// its own connection to it) is down.
+    pub fn bus_down(&self, now: Instant) -> bool {
+        self.bus.is_some_and(|w| {
+            let heard = w.last_echo.unwrap_or(w.up_since);
+            now.saturating_duration_since(heard) > self.timeout
+        })
+    }
+
+    /// Whether the bus returned from an outage (or began to be watched) within
+    /// [`RETURN_GRACE`].
+    fn just_returned(&self, now: Instant) -> bool {
+        self.bus
+            .is_some_and(|w| now.saturating_duration_since(w.up_since) <= RETURN_GRACE)
+    }
+
+    /// Silence is counted from this instant at the earliest: this orchestrator's start, or
+    /// the end of the last bus outage.
+    fn counted_from(&self) -> Instant {
+        self.bus.map_or(self.since, |w| w.up_since.max(self.since))
+    }
+
+    /// How long `since` ago is, counted only while the bus could be heard.
+    fn heard_silence(&self, since: Instant, now: Instant) -> Duration {
+        now.saturating_duration_since(since.max(self.counted_from()))
     }
 
     /// A registration, or a heartbeat from a driver not yet known (one that was running before
@@ -128,6 +198,7 @@ impl Registry {
             first_seen: now,
             last_seen: now,
             test_id: None,
+            test_since: now,
             heartbeats: 0,
             agent: None,
             declared: None,
@@ -150,6 +221,9 @@ impl Registry {
         self.seen(id, &beat, now);
         if let Some(e) = self.drivers.get_mut(id) {
             e.heartbeats += 1;
+            if e.test_id != beat.test_id || e.heartbeats == 1 {
+                e.test_since = now;
+            }
             e.test_id = beat.test_id;
             if let Some(prev) = e.last_beat.filter(|p| *p <= now) {
                 if e.gaps.len() >= GAPS_KEPT {
@@ -176,12 +250,16 @@ impl Registry {
                 test_id: e.test_id.clone(),
                 floodgate: e.floodgate(),
                 silent_for: now.saturating_duration_since(e.last_seen),
+                test_for: self.heard_silence(e.test_since, now),
             },
             None => Liveness {
-                alive: now.saturating_duration_since(self.since) <= self.timeout,
+                alive: self.bus_down(now)
+                    || self.just_returned(now)
+                    || self.heard_silence(self.since, now) <= self.timeout,
                 test_id: None,
                 floodgate: false,
                 silent_for: now.saturating_duration_since(self.since),
+                test_for: Duration::ZERO,
             },
         }
     }
@@ -192,7 +270,9 @@ impl Registry {
     }
 
     fn is_alive(&self, e: &Entry, now: Instant) -> bool {
-        now.saturating_duration_since(e.last_seen) <= self.timeout_of(e)
+        self.bus_down(now)
+            || self.just_returned(now)
+            || self.heard_silence(e.last_seen, now) <= self.timeout_of(e)
     }
 
     /// Alive drivers, in the order they were first seen (ties by ID), for picking participants.
@@ -226,6 +306,9 @@ impl Registry {
 
     /// Forgets drivers lost long ago.
     pub fn prune(&mut self, now: Instant) {
+        if self.bus_down(now) {
+            return;
+        }
         self.drivers
             .retain(|_, e| now.saturating_duration_since(e.last_seen) <= FORGET_AFTER);
     }
@@ -276,6 +359,7 @@ mod tests {
                 test_id: Some("t".into()),
                 floodgate: true,
                 silent_for: S,
+                test_for: S,
             }
         );
         assert_eq!(
@@ -402,5 +486,67 @@ mod tests {
         r.seen("a", &ours(), t0 + 5 * S);
         r.seen("a", &ours(), t0);
         assert!(r.liveness("a", t0 + 8 * S).alive);
+    }
+
+    #[test]
+    fn while_the_bus_is_down_nobody_is_lost_and_silence_counts_again_from_its_return() {
+        let t0 = Instant::now();
+        let mut r = Registry::started_at(3 * S, t0);
+        r.watch_bus(t0);
+        for t in 0..=10 {
+            r.echo(t0 + S * t);
+        }
+        r.heartbeat("d", ours(), t0 + 10 * S);
+        // (seconds after t0, bus down?, d alive?)
+        let before_return: [(u32, bool, bool); 3] = [
+            (13, false, true),
+            // The orchestrator's own beats stop coming back at 10 s: from 13 s the bus is down,
+            // and a driver silent since 10 s is not judged.
+            (14, true, true),
+            (60, true, true),
+        ];
+        for (t, down, alive) in before_return {
+            assert_eq!(r.bus_down(t0 + S * t), down, "bus at {t} s");
+            assert_eq!(r.liveness("d", t0 + S * t).alive, alive, "d at {t} s");
+        }
+        r.prune(t0 + 700 * S);
+        assert_eq!(r.view(t0).len(), 1, "an outage forgets nobody");
+        // The bus is back at 61 s: d has the return grace from then to be heard again.
+        for t in 61..=72 {
+            r.echo(t0 + S * t);
+        }
+        assert!(!r.bus_down(t0 + 72 * S));
+        assert!(r.liveness("d", t0 + 71 * S).alive);
+        assert!(
+            !r.liveness("d", t0 + 71 * S + MS).alive,
+            "silent after the bus returned"
+        );
+    }
+
+    #[test]
+    fn without_a_watch_the_bus_is_never_down() {
+        let t0 = Instant::now();
+        let mut r = Registry::started_at(3 * S, t0);
+        r.heartbeat("d", ours(), t0);
+        assert!(!r.bus_down(t0 + 100 * S));
+        assert!(!r.liveness("d", t0 + 100 * S).alive);
+    }
+
+    #[test]
+    fn how_long_a_driver_has_said_it_runs_no_test() {
+        let t0 = Instant::now();
+        let mut r = Registry::started_at(3 * S, t0);
+        let beat = |test: Option<&str>| Beat {
+            test_id: test.map(str::to_string),
+            ..ours()
+        };
+        r.heartbeat("d", beat(Some("t")), t0);
+        r.heartbeat("d", beat(Some("t")), t0 + S);
+        assert_eq!(r.liveness("d", t0 + 2 * S).test_for, 2 * S);
+        // Restarted: its beats name no test from 3 s on.
+        r.heartbeat("d", beat(None), t0 + 3 * S);
+        r.heartbeat("d", beat(None), t0 + 4 * S);
+        let l = r.liveness("d", t0 + 5 * S);
+        assert_eq!((l.test_id, l.test_for), (None, 2 * S));
     }
 }

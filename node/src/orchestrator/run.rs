@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 const NO_START_GRACE: Duration = Duration::from_secs(15);
 /// After a stop, reports are still taken this long (or until every part is final).
 pub const SETTLE: Duration = Duration::from_secs(10);
+/// A Floodgate participant that reported, then beats without naming the test this long, and
+/// sent no final report, was restarted: longer than a final report takes to follow the last
+/// heartbeat of a run, even through a broker that is slow to take it.
+const NOT_RUNNING_GRACE: Duration = Duration::from_secs(10);
 
 /// The orchestrator's settings for judging drivers without completion signals.
 #[derive(Clone, Copy, Debug)]
@@ -90,6 +94,7 @@ impl TestRun {
             gap,
             no_start: NO_START_GRACE,
             no_report: policy.no_report.max(expected.saturating_mul(2)),
+            not_running: NOT_RUNNING_GRACE,
         };
         Self {
             id,
@@ -293,14 +298,23 @@ impl TestRun {
         if pending {
             return false;
         }
+        // A verdict is true: whatever a driver says, one that counted fewer requests than it
+        // was asked to send did not complete its part.
+        let requests = self.rules.requests;
         let short: Vec<String> = self
             .parts
             .iter()
             .filter_map(|(id, p)| {
                 let r = p.report.as_ref()?;
-                let short = r.is_final
+                let stopped = r.is_final
                     && matches!(r.test_status, Some(RunState::Stopped | RunState::Failed));
-                short.then(|| format!("{id}: {}", r.reason.as_deref().unwrap_or("stopped early")))
+                let under = r.counted && r.requests_sent < requests;
+                let why = match (r.reason.as_deref(), stopped) {
+                    (Some(reason), _) => reason.to_string(),
+                    (None, true) => "stopped early".to_string(),
+                    (None, false) => format!("sent {} of {requests}", r.requests_sent),
+                };
+                (stopped || under).then(|| format!("{id}: {why}"))
             })
             .collect();
         let (status, reason) = if !refused.is_empty() {

@@ -41,6 +41,7 @@ fn alive(_: &str) -> Liveness {
         test_id: Some("t".into()),
         floodgate: true,
         silent_for: Duration::ZERO,
+        test_for: Duration::ZERO,
     }
 }
 
@@ -325,6 +326,7 @@ fn seed_drivers_complete_by_status_count_or_quiet_period() {
         test_id: None,
         floodgate: false,
         silent_for: Duration::ZERO,
+        test_for: Duration::ZERO,
     };
     let mut done = seed_report("a", 1.0, 1.0, 1.0, 1.0);
     done.test_status = Some(crate::protocol::RunState::Completed);
@@ -353,4 +355,22 @@ fn plan_for_uses_the_config() {
     let c = s.to_config("t", &["a".into()], "o");
     let p = plan_for(&c, 7, None, None).expect("plan");
     assert_eq!((p.requests, p.concurrency), (7, 50));
+}
+
+#[test]
+fn a_part_that_sent_fewer_than_asked_is_never_completed_whatever_it_says() {
+    let (mut run, t0) = running(&["a", "b"]);
+    run.apply(report("a", 1, true, &[1_000; 4]), t0).expect("a");
+    // b claims to have completed after 3 of its 4 requests (a peer's bug, or a stop it does not
+    // call one).
+    let mut b = report("b", 1, true, &[1_000; 3]);
+    b.test_status = Some(RunState::Completed);
+    b.reason = None;
+    run.apply(b, t0).expect("b");
+    assert!(run.evaluate(t0, 2, alive));
+    assert_eq!(run.status, TestStatus::Failed);
+    assert_eq!(
+        run.reason.as_deref(),
+        Some("not every request was sent (b: sent 3 of 4); the results are partial")
+    );
 }

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 pub enum Event {
     Registered(Register),
     Heartbeat(Heartbeat),
+    /// One of this orchestrator's own heartbeats came back through the bus.
+    Echo,
     Report(Box<MetricsReport>),
     /// A new test; `for_trigger` refuses it if another test runs (a create-and-trigger that
     /// would be refused must change nothing).
@@ -135,6 +137,16 @@ impl State {
         self.tests.insert(run.id().to_string(), run);
     }
 
+    /// Judges liveness against this orchestrator's own heartbeats from now on (see
+    /// [`Registry::echo`]): while they do not come back, the bus is down and nobody is lost.
+    pub fn watch_bus(&mut self, now: Instant) {
+        self.registry.watch_bus(now);
+    }
+
+    pub fn bus_down(&self, now: Instant) -> bool {
+        self.registry.bus_down(now)
+    }
+
     pub fn policy(&self) -> Policy {
         self.policy
     }
@@ -170,6 +182,7 @@ impl State {
                     self.registry.heartbeat(&h.node_id, beat, now);
                 }
             }
+            Event::Echo => self.registry.echo(now),
             Event::Report(report) => {
                 // A report is a sign of life, whatever test it is for.
                 self.registry.heard_from(&report.node_id, now);

@@ -19,6 +19,9 @@ pub const MIN_RATE: f64 = 1.0 / 3600.0;
 pub const MAX_CONCURRENCY: u64 = 10_000;
 /// Per-request timeout.
 pub const MAX_TIMEOUT_MS: u64 = 600_000;
+/// How far ahead of its trigger a test may be set to start: a driver waiting for a start is
+/// busy, so a start days away (a bug, or a hostile peer) would take it out of every later test.
+pub const MAX_START_AHEAD_MS: u64 = 300_000;
 /// What a test that names no concurrency or timeout gets (as oha: 50 connections).
 pub const DEFAULT_CONCURRENCY: u64 = 50;
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;

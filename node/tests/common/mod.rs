@@ -83,6 +83,8 @@ impl Target {
 /// One orchestrator and its drivers on one topic prefix.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
+    /// The broker this cluster's nodes use.
+    pub kafka: String,
     pub prefix: String,
     pub orchestrator: Proc,
     pub api: String,
@@ -91,11 +93,18 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(drivers: usize) -> Cluster {
+        Self::start_on(&kafka(), drivers).await
+    }
+
+    /// A cluster on a broker of its own (one a test may stop).
+    pub async fn start_on(kafka: &str, drivers: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let prefix = format!("t{}.", uuid::Uuid::new_v4().simple());
-        let (orchestrator, api) = start_orchestrator(dir.path(), &prefix).await;
+        let (orchestrator, api) =
+            start_orchestrator_at(dir.path(), kafka, &prefix, "127.0.0.1:0").await;
         let mut c = Cluster {
             dir,
+            kafka: kafka.to_string(),
             prefix,
             orchestrator,
             api,
@@ -132,7 +141,7 @@ impl Cluster {
             &[
                 "driver",
                 "--kafka",
-                &kafka(),
+                &self.kafka,
                 "--orchestrator",
                 &self.api,
                 "--id",
@@ -151,7 +160,8 @@ impl Cluster {
 
     pub async fn restart_orchestrator(&mut self) {
         self.orchestrator.kill();
-        let (p, api) = start_orchestrator_at(self.dir.path(), &self.prefix, &self.api).await;
+        let (p, api) =
+            start_orchestrator_at(self.dir.path(), &self.kafka, &self.prefix, &self.api).await;
         self.orchestrator = p;
         self.api = api;
     }
@@ -223,11 +233,12 @@ impl Cluster {
     }
 }
 
-async fn start_orchestrator(dir: &Path, prefix: &str) -> (Proc, String) {
-    start_orchestrator_at(dir, prefix, "127.0.0.1:0").await
-}
-
-async fn start_orchestrator_at(dir: &Path, prefix: &str, listen: &str) -> (Proc, String) {
+async fn start_orchestrator_at(
+    dir: &Path,
+    kafka: &str,
+    prefix: &str,
+    listen: &str,
+) -> (Proc, String) {
     let store = dir.join("orchestrator.sqlite");
     let mut p = Proc::spawn(
         "orchestrator",
@@ -235,7 +246,7 @@ async fn start_orchestrator_at(dir: &Path, prefix: &str, listen: &str) -> (Proc,
         &[
             "orchestrator",
             "--kafka",
-            &kafka(),
+            kafka,
             "--listen",
             listen,
             "--topic-prefix",
@@ -420,4 +431,76 @@ pub fn read_topic(topic: &str) -> Vec<(i64, Vec<u8>)> {
         }
     }
     out
+}
+
+/// A Kafka broker of a test's own (`scripts/kafka.sh`), which the test may stop and start
+/// again; stopped, and its data deleted, when dropped.
+pub struct Broker {
+    dir: tempfile::TempDir,
+    pub bootstrap: String,
+}
+
+fn kafka_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh")
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("bash")
+            .arg(kafka_script())
+            .arg("start")
+            .arg(dir.path())
+            .env_remove("KAFKA_BOOTSTRAP")
+            .env("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m")
+            .output()
+            .expect("run scripts/kafka.sh");
+        assert!(
+            out.status.success(),
+            "a broker of the test's own did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bootstrap = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        Broker { dir, bootstrap }
+    }
+
+    /// Stops the broker, waits `down`, and starts it again with its data; returns once it
+    /// answers again.
+    pub async fn bounce(&self, down: Duration) {
+        let dir = self.dir.path().to_path_buf();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("bash")
+                .arg(kafka_script())
+                .arg("bounce")
+                .arg(&dir)
+                .arg(down.as_secs().to_string())
+                .env_remove("KAFKA_BOOTSTRAP")
+                .env("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m")
+                .output()
+                .expect("run scripts/kafka.sh")
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "the bounce failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(kafka_script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .env_remove("KAFKA_BOOTSTRAP")
+            .output();
+    }
 }
