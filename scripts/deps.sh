@@ -35,3 +35,14 @@ if ! python3 -c 'import kafka' >/dev/null 2>&1; then
   echo "deps: pip install kafka-python"
   python3 -m pip install -q --disable-pip-version-check kafka-python==3.0.12
 fi
+
+# --- the OpenAPI document: the reference validator, and schemathesis to fuzz the API from it
+# (node/tests/openapi.rs). Pinned; skipped when the pinned version is there already.
+pip_pinned() { # MODULE PACKAGE VERSION
+  python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('$2') != '$3')" >/dev/null 2>&1 && return 0
+  echo "deps: pip install $2==$3"
+  python3 -m pip install -q --disable-pip-version-check "$2==$3"
+  python3 -c "import $1" # fail here, not in the tests, if the install did not work
+}
+pip_pinned openapi_spec_validator openapi-spec-validator 0.9.0
+pip_pinned schemathesis schemathesis 4.32.5

@@ -23,7 +23,7 @@ step "format and lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "test dependencies (Chromium, playwright-core, prometheus-client, kafka-python)"
+step "test dependencies (Chromium, playwright-core, prometheus-client, kafka-python, openapi-spec-validator, schemathesis)"
 bash "$ROOT/scripts/deps.sh"
 
 step "build"

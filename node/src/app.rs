@@ -82,9 +82,12 @@ pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
     let id = args
         .id
         .unwrap_or_else(|| format!("orchestrator-{}", short_uuid()));
+    let (targets, caps) = args.deployment.policy()?;
     let listener = bind(&args.listen, "--listen").await?;
     let advertise = listener.local_addr()?.to_string();
     let cfg = OrchestratorConfig {
+        targets,
+        caps,
         heartbeat_timeout: Duration::from_millis(args.heartbeat_timeout_ms.max(1)),
         start_delay: Duration::from_millis(args.start_delay_ms),
         config_gap: Duration::from_millis(args.config_gap_ms),

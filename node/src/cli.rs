@@ -123,6 +123,50 @@ impl KafkaArgs {
     }
 }
 
+/// What a deployment lets its tests aim at and ask for (the orchestrator's and the operator's).
+#[derive(Args, Debug, Clone, Default)]
+pub struct DeploymentArgs {
+    /// Hosts (`name`, `*.domain`) or CIDRs tests may aim at, comma-separated. Empty: any host,
+    /// except link-local and cloud metadata addresses, which only a CIDR listed here opens.
+    #[arg(
+        long = "allow-target",
+        env = "FLOODGATE_ALLOW_TARGETS",
+        value_delimiter = ','
+    )]
+    pub allow_targets: Vec<String>,
+    /// Most requests per driver a test may ask for (at most the hard limit, 10⁹).
+    #[arg(long, env = "FLOODGATE_MAX_REQUESTS_PER_DRIVER")]
+    pub max_requests_per_driver: Option<u64>,
+    /// Most connections per driver a test may ask for (at most 10000).
+    #[arg(long, env = "FLOODGATE_MAX_CONCURRENCY")]
+    pub max_concurrency: Option<u64>,
+    /// Most requests/s per driver; a test that names no rate is paced at it.
+    #[arg(long, env = "FLOODGATE_MAX_RATE")]
+    pub max_rate: Option<f64>,
+}
+
+impl DeploymentArgs {
+    /// The target policy and caps, or what is wrong with the flags.
+    pub fn policy(
+        &self,
+    ) -> anyhow::Result<(
+        crate::orchestrator::targets::TargetPolicy,
+        crate::protocol::limits::Caps,
+    )> {
+        let targets = crate::orchestrator::targets::TargetPolicy::new(&self.allow_targets)
+            .map_err(|e| anyhow::anyhow!("--allow-target: {e}"))?;
+        let caps = crate::protocol::limits::Caps::new(
+            self.max_requests_per_driver,
+            self.max_concurrency,
+            self.max_rate,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!("--max-requests-per-driver/--max-concurrency/--max-rate: {e}")
+        })?;
+        Ok((targets, caps))
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct OrchestratorArgs {
     #[command(flatten)]
@@ -165,6 +209,8 @@ pub struct OrchestratorArgs {
     pub no_report_timeout_ms: u64,
     #[command(flatten)]
     pub seed: SeedArgs,
+    #[command(flatten)]
+    pub deployment: DeploymentArgs,
 }
 
 #[derive(Args, Debug)]

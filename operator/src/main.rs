@@ -60,6 +60,8 @@ struct Args {
     log_format: floodgate::cli::LogFormat,
     #[arg(long, env = "FLOODGATE_LOG", default_value = "info")]
     log: String,
+    #[command(flatten)]
+    deployment: floodgate::cli::DeploymentArgs,
 }
 
 fn main() {
@@ -72,6 +74,7 @@ fn main() {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let (targets, caps) = args.deployment.policy()?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", args.listen))?;
@@ -89,6 +92,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         heartbeat_timeout: Duration::from_millis(args.heartbeat_timeout_ms.max(1)),
         // Kafka may come up long after the operator on a new cluster; /healthz says "starting".
         kafka_wait: Duration::from_secs(args.kafka_wait_s),
+        targets,
+        caps,
         ..OrchestratorConfig::new(
             &args.id,
             &args.kafka,

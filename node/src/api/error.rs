@@ -2,6 +2,9 @@
 
 use crate::orchestrator::spec::FieldError;
 use crate::orchestrator::OrchestratorError;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -20,6 +23,16 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             message: what.to_string(),
             field: None,
+        }
+    }
+
+    /// A request the extractors refused before a handler ran (a body over the size limit, a
+    /// path segment that is not UTF-8): the same JSON error as every other, naming the part.
+    pub fn rejected(status: StatusCode, field: &str, message: String) -> Self {
+        Self {
+            status,
+            message: format!("{field}: {message}"),
+            field: Some(field.to_string()),
         }
     }
 
@@ -65,6 +78,26 @@ impl From<OrchestratorError> for ApiError {
             status,
             message: e.to_string(),
             field: None,
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        Self::rejected(r.status(), "body", r.body_text())
+    }
+}
+
+/// A test's ID from the path, refused as a JSON error (axum's own rejection is plain text).
+pub struct TestId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for TestId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(TestId(id)),
+            Err(r) => Err(ApiError::rejected(r.status(), "id", r.body_text())),
         }
     }
 }

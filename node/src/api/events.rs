@@ -2,8 +2,9 @@
 //! the drivers, the current test and the chart points added since the last event.
 
 use super::dto;
+use super::error::TestId;
 use crate::orchestrator::Orchestrator;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures_util::stream::{self, Stream};
@@ -18,7 +19,7 @@ pub const EVENT_INTERVAL: Duration = Duration::from_millis(500);
 /// `GET /api/v1/tests/{id}/series`: every chart point of a test.
 pub async fn series(
     State(o): State<Orchestrator>,
-    Path(id): Path<String>,
+    TestId(id): TestId,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (points, generation) = o.series(&id).await?;
     Ok(Json(

@@ -13,11 +13,13 @@ pub use error::ApiError;
 use crate::orchestrator::spec::parse_input;
 use crate::orchestrator::Orchestrator;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use error::TestId;
 use serde_json::json;
 
 const OPENAPI: &str = include_str!("openapi.json");
@@ -82,9 +84,9 @@ async fn list_tests(State(o): State<Orchestrator>) -> impl IntoResponse {
 
 async fn create_test(
     State(o): State<Orchestrator>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let input = parse_input(&body)?;
+    let input = parse_input(&body?)?;
     let view = o.create(input).await?;
     Ok((
         StatusCode::CREATED,
@@ -101,24 +103,28 @@ async fn current_test(State(o): State<Orchestrator>) -> Result<impl IntoResponse
 
 async fn get_test(
     State(o): State<Orchestrator>,
-    Path(id): Path<String>,
+    TestId(id): TestId,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(dto::Test::from(&o.get(&id)?)))
 }
 
 async fn trigger_test(
     State(o): State<Orchestrator>,
-    Path(id): Path<String>,
+    TestId(id): TestId,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(dto::Test::from(&o.trigger(&id).await?)))
 }
 
 async fn stop_test(
     State(o): State<Orchestrator>,
-    Path(id): Path<String>,
+    TestId(id): TestId,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(dto::Test::from(&o.stop(&id).await?)))
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "openapi_tests.rs"]
+mod openapi_tests;

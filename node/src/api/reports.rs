@@ -7,13 +7,14 @@
 //! A test that has not ended is a `409` (its numbers are not final; the live view is at
 //! `GET /api/v1/tests/{id}`); an unknown test is a `404`.
 
+use super::error::TestId;
 use super::ApiError;
 use crate::model::TestStatus;
 use crate::orchestrator::series::Point;
 use crate::orchestrator::view::TestView;
 use crate::orchestrator::{Orchestrator, OrchestratorError};
 use crate::report;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,7 +30,7 @@ pub fn routes() -> Router<Orchestrator> {
 
 async fn report_json(
     State(o): State<Orchestrator>,
-    Path(id): Path<String>,
+    TestId(id): TestId,
 ) -> Result<Response, ApiError> {
     let (view, points) = finished(&o, &id).await?;
     let body = report::json(&view, &points).to_string();
@@ -38,7 +39,7 @@ async fn report_json(
 
 async fn report_csv(
     State(o): State<Orchestrator>,
-    Path(id): Path<String>,
+    TestId(id): TestId,
 ) -> Result<Response, ApiError> {
     let view = finished_view(&o, &id)?;
     let body = report::csv(&view);
@@ -47,7 +48,7 @@ async fn report_csv(
 
 async fn series_csv(
     State(o): State<Orchestrator>,
-    Path(id): Path<String>,
+    TestId(id): TestId,
 ) -> Result<Response, ApiError> {
     let (view, points) = finished(&o, &id).await?;
     let body = report::series_csv(&points);
@@ -56,7 +57,7 @@ async fn series_csv(
 
 async fn report_html(
     State(o): State<Orchestrator>,
-    Path(id): Path<String>,
+    TestId(id): TestId,
 ) -> Result<Response, ApiError> {
     let (view, points) = finished(&o, &id).await?;
     let body = report::html(&view, &points);

@@ -186,3 +186,42 @@ async fn a_test_is_created_triggered_refused_stopped_and_ended_through_the_api()
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "already ended");
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413_with_the_documented_json_error() {
+    let r = rig().await;
+    let big = format!(r#"{{"body":"{}"}}"#, "x".repeat(3 << 20));
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/tests")
+        .header("content-type", "application/json")
+        .body(Body::from(big))
+        .expect("request");
+    let resp = router(r.o.clone()).oneshot(req).await.expect("answer");
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert!(json, "not JSON: {v}");
+    assert_eq!(v["field"], "body", "{v}");
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("limit")),
+        "{v}"
+    );
+    assert!(r.o.list().is_empty());
+}
+
+#[tokio::test]
+async fn a_path_id_that_is_not_utf8_is_a_json_400_naming_the_id() {
+    let r = rig().await;
+    let (status, v) = r.call("GET", "/api/v1/tests/%FF", None).await;
+    assert_eq!(
+        (status, v["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("id")),
+        "{v}"
+    );
+}

@@ -11,6 +11,7 @@ pub mod series;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod targets;
 pub mod view;
 
 use crate::bus::{Bus, KafkaBus};
@@ -47,6 +48,9 @@ pub struct OrchestratorConfig {
     pub policy: Policy,
     /// How long start-up waits for Kafka.
     pub kafka_wait: Duration,
+    /// What this deployment lets a test aim at, and ask for.
+    pub targets: targets::TargetPolicy,
+    pub caps: protocol::limits::Caps,
 }
 
 impl OrchestratorConfig {
@@ -64,6 +68,8 @@ impl OrchestratorConfig {
             seed: SeedStyle::default(),
             policy: Policy::default(),
             kafka_wait: crate::bus::startup::DEFAULT_STARTUP_WAIT,
+            targets: targets::TargetPolicy::default(),
+            caps: protocol::limits::Caps::HARD,
         }
     }
 }
@@ -341,7 +347,9 @@ impl Orchestrator {
         input: TestSpecInput,
     ) -> Result<TestView, OrchestratorError> {
         let trigger = input.trigger.unwrap_or(false);
-        let spec = input.validate()?;
+        let spec = input.validate_with(&self.inner.cfg.caps)?;
+        // Before anything is created, so that a refused target leaves nothing behind.
+        self.inner.cfg.targets.check(&spec.target_url).await?;
         self.check_bus()?;
         let _control = self.inner.control.lock().await;
         let created = self

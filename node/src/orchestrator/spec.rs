@@ -4,9 +4,7 @@
 //! wrong type is an error that names the field, not something to guess around.
 
 use crate::http::{self, Part};
-use crate::protocol::limits::{
-    self, MAX_CONCURRENCY, MAX_DELAY_MS, MAX_DRIVERS, MAX_REQUESTS, MAX_TIMEOUT_MS, MIN_DRIVERS,
-};
+use crate::protocol::limits::{self, Caps, MAX_DELAY_MS, MAX_DRIVERS, MAX_TIMEOUT_MS, MIN_DRIVERS};
 use crate::protocol::{HttpTarget, TestConfig, TestType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -69,8 +67,25 @@ pub struct TestSpec {
     pub driver_ids: Option<Vec<String>>,
 }
 
+/// " (this deployment's cap)" when a cap is below its hard limit, so that the error says why
+/// a figure the documentation allows is refused here.
+fn cap_note<T: PartialOrd>(cap: T, hard: T) -> &'static str {
+    if cap < hard {
+        " (this deployment's cap)"
+    } else {
+        ""
+    }
+}
+
 impl TestSpecInput {
+    /// Validates against the hard limits alone.
     pub fn validate(self) -> Result<TestSpec, FieldError> {
+        self.validate_with(&Caps::HARD)
+    }
+
+    /// Validates against a deployment's caps (at most the hard limits). A test that names no
+    /// rate on a deployment that caps the rate is paced at the cap.
+    pub fn validate_with(self, caps: &Caps) -> Result<TestSpec, FieldError> {
         let test_type = match self.test_type.as_deref() {
             None => {
                 return Err(FieldError::new(
@@ -107,20 +122,37 @@ impl TestSpecInput {
         let requests_per_driver = self
             .requests_per_driver
             .ok_or_else(|| FieldError::new("requests_per_driver", "is required"))?;
-        if !(1..=MAX_REQUESTS).contains(&requests_per_driver) {
+        if !(1..=caps.requests).contains(&requests_per_driver) {
             return Err(FieldError::new(
                 "requests_per_driver",
-                format!("must be between 1 and {MAX_REQUESTS}"),
+                format!(
+                    "must be between 1 and {}{}",
+                    caps.requests,
+                    cap_note(caps.requests, Caps::HARD.requests)
+                ),
             ));
         }
-        if let Some(r) = self.throughput_per_driver {
-            limits::check_rate(r).map_err(|e| {
-                FieldError::new(
-                    "throughput_per_driver",
-                    format!("{e} (leave it out for no cap)"),
-                )
-            })?;
-        }
+        let throughput_per_driver = match self.throughput_per_driver {
+            Some(r) => {
+                limits::check_rate(r).map_err(|e| {
+                    FieldError::new(
+                        "throughput_per_driver",
+                        format!("{e} (leave it out for no cap)"),
+                    )
+                })?;
+                if r > caps.rate {
+                    return Err(FieldError::new(
+                        "throughput_per_driver",
+                        format!(
+                            "must be at most {} requests/s (this deployment's cap)",
+                            caps.rate
+                        ),
+                    ));
+                }
+                Some(r)
+            }
+            None => caps.caps_rate().then_some(caps.rate),
+        };
         let target_url = self.target_url.ok_or_else(|| {
             FieldError::new("target_url", "is required, e.g. http://127.0.0.1:8080/ping")
         })?;
@@ -141,11 +173,18 @@ impl TestSpecInput {
             };
             FieldError::new(field, e.message)
         })?;
-        let concurrency = self.concurrency.unwrap_or(limits::DEFAULT_CONCURRENCY);
-        if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+        // The default stays within a lower cap, so a spec that names none is never refused.
+        let concurrency = self
+            .concurrency
+            .unwrap_or(limits::DEFAULT_CONCURRENCY.min(caps.concurrency));
+        if !(1..=caps.concurrency).contains(&concurrency) {
             return Err(FieldError::new(
                 "concurrency",
-                format!("must be between 1 and {MAX_CONCURRENCY}"),
+                format!(
+                    "must be between 1 and {}{}",
+                    caps.concurrency,
+                    cap_note(caps.concurrency, Caps::HARD.concurrency)
+                ),
             ));
         }
         let timeout_ms = self.timeout_ms.unwrap_or(limits::DEFAULT_TIMEOUT_MS);
@@ -190,7 +229,7 @@ impl TestSpecInput {
             test_type,
             delay_ms,
             requests_per_driver,
-            throughput_per_driver: self.throughput_per_driver,
+            throughput_per_driver,
             target_url,
             method,
             headers,
@@ -375,5 +414,35 @@ mod tests {
             let e = check(body).expect_err(body);
             assert_eq!(e.field, field, "{body}: {e}");
         }
+    }
+
+    #[test]
+    fn a_deployment_s_caps_bound_a_spec_and_fill_in_its_rate() {
+        let caps = Caps::new(Some(100), Some(8), Some(50.0)).expect("caps");
+        let with = |field: &str, value: serde_json::Value| {
+            let mut body = serde_json::json!({"test_type": "avalanche",
+                "target_url": "http://h/", "requests_per_driver": 100});
+            if !field.is_empty() {
+                body[field] = value;
+            }
+            parse_input(body.to_string().as_bytes())
+                .expect("json")
+                .validate_with(&caps)
+        };
+        let s = with("", 0.into()).expect("within the caps");
+        assert_eq!((s.concurrency, s.throughput_per_driver), (8, Some(50.0)));
+        let s = with("throughput_per_driver", 20.into()).expect("below the cap");
+        assert_eq!(s.throughput_per_driver, Some(20.0));
+        for (field, value) in [
+            ("requests_per_driver", 101),
+            ("concurrency", 9),
+            ("throughput_per_driver", 51),
+        ] {
+            let e = with(field, value.into()).expect_err(field);
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.message.contains("this deployment's cap"), "{e}");
+        }
+        // The hard limits alone: no rate filled in, and no cap named in the errors.
+        assert_eq!(check(OK).expect("valid").throughput_per_driver, None);
     }
 }

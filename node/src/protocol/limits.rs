@@ -26,6 +26,64 @@ pub const MAX_START_AHEAD_MS: u64 = 300_000;
 pub const DEFAULT_CONCURRENCY: u64 = 50;
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
+/// What one deployment lets a test ask for: at most the hard limits above, lower where the
+/// operators of a deployment say so (`--max-requests-per-driver`, `--max-concurrency`,
+/// `--max-rate`). The REST API and the LoadTest operator check a spec against the same caps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Caps {
+    pub requests: u64,
+    pub concurrency: u64,
+    /// Requests per second per driver; a test that names no rate gets this one when it is
+    /// lower than [`MAX_RATE`] (an uncapped test would exceed it).
+    pub rate: f64,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Self::HARD
+    }
+}
+
+impl Caps {
+    /// The hard limits themselves.
+    pub const HARD: Caps = Caps {
+        requests: MAX_REQUESTS,
+        concurrency: MAX_CONCURRENCY,
+        rate: MAX_RATE,
+    };
+
+    /// A deployment's caps; each absent one is the hard limit, and none may exceed it.
+    pub fn new(
+        requests: Option<u64>,
+        concurrency: Option<u64>,
+        rate: Option<f64>,
+    ) -> Result<Caps, String> {
+        let requests = requests.unwrap_or(MAX_REQUESTS);
+        if !(1..=MAX_REQUESTS).contains(&requests) {
+            return Err(format!(
+                "the requests cap must be between 1 and {MAX_REQUESTS}"
+            ));
+        }
+        let concurrency = concurrency.unwrap_or(MAX_CONCURRENCY);
+        if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+            return Err(format!(
+                "the concurrency cap must be between 1 and {MAX_CONCURRENCY}"
+            ));
+        }
+        let rate = check_rate(rate.unwrap_or(MAX_RATE)).map_err(|e| format!("the rate cap {e}"))?;
+        Ok(Caps {
+            requests,
+            concurrency,
+            rate,
+        })
+    }
+
+    /// Whether the rate is capped below the hard limit (so a test must be paced).
+    pub fn caps_rate(&self) -> bool {
+        self.rate < MAX_RATE
+    }
+}
+
 /// Checks a rate cap; the message says the allowed range.
 pub fn check_rate(rate: f64) -> Result<f64, String> {
     if rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rate) {
@@ -61,5 +119,18 @@ mod tests {
         assert!(check_delay_us(f64::NAN).is_err());
         assert_eq!(check_delay_us(2_500.4), Ok(2_500));
         assert_eq!(check_delay_us(MAX_DELAY_US as f64), Ok(MAX_DELAY_US));
+    }
+
+    #[test]
+    fn deployment_caps_are_at_most_the_hard_limits() {
+        assert_eq!(Caps::new(None, None, None), Ok(Caps::HARD));
+        let c = Caps::new(Some(10), Some(4), Some(100.0)).expect("valid");
+        assert_eq!((c.requests, c.concurrency, c.rate), (10, 4, 100.0));
+        assert!(c.caps_rate() && !Caps::HARD.caps_rate());
+        assert!(Caps::new(Some(MAX_REQUESTS + 1), None, None).is_err());
+        assert!(Caps::new(Some(0), None, None).is_err());
+        assert!(Caps::new(None, Some(MAX_CONCURRENCY + 1), None).is_err());
+        assert!(Caps::new(None, None, Some(MAX_RATE * 2.0)).is_err());
+        assert!(Caps::new(None, None, Some(f64::NAN)).is_err());
     }
 }

@@ -89,19 +89,31 @@ pub struct Cluster {
     pub orchestrator: Proc,
     pub api: String,
     pub drivers: Vec<Proc>,
+    /// The orchestrator's extra flags, kept for its restarts.
+    pub orchestrator_args: Vec<String>,
 }
 
 impl Cluster {
     pub async fn start(drivers: usize) -> Cluster {
-        Self::start_on(&kafka(), drivers).await
+        Self::start_on_with(&kafka(), drivers, &[]).await
     }
 
     /// A cluster on a broker of its own (one a test may stop).
     pub async fn start_on(kafka: &str, drivers: usize) -> Cluster {
+        Self::start_on_with(kafka, drivers, &[]).await
+    }
+
+    /// [`Cluster::start`] with extra orchestrator flags (a deployment's allow-list, caps).
+    pub async fn start_with(drivers: usize, orchestrator_args: &[&str]) -> Cluster {
+        Self::start_on_with(&kafka(), drivers, orchestrator_args).await
+    }
+
+    async fn start_on_with(kafka: &str, drivers: usize, orchestrator_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let prefix = format!("t{}.", uuid::Uuid::new_v4().simple());
         let (orchestrator, api) =
-            start_orchestrator_at(dir.path(), kafka, &prefix, "127.0.0.1:0").await;
+            start_orchestrator_at(dir.path(), kafka, &prefix, "127.0.0.1:0", orchestrator_args)
+                .await;
         let mut c = Cluster {
             dir,
             kafka: kafka.to_string(),
@@ -109,6 +121,7 @@ impl Cluster {
             orchestrator,
             api,
             drivers: Vec::new(),
+            orchestrator_args: orchestrator_args.iter().map(|a| a.to_string()).collect(),
         };
         for _ in 0..drivers {
             c.add_driver().await;
@@ -160,8 +173,15 @@ impl Cluster {
 
     pub async fn restart_orchestrator(&mut self) {
         self.orchestrator.kill();
-        let (p, api) =
-            start_orchestrator_at(self.dir.path(), &self.kafka, &self.prefix, &self.api).await;
+        let extra: Vec<&str> = self.orchestrator_args.iter().map(String::as_str).collect();
+        let (p, api) = start_orchestrator_at(
+            self.dir.path(),
+            &self.kafka,
+            &self.prefix,
+            &self.api,
+            &extra,
+        )
+        .await;
         self.orchestrator = p;
         self.api = api;
     }
@@ -238,26 +258,29 @@ async fn start_orchestrator_at(
     kafka: &str,
     prefix: &str,
     listen: &str,
+    extra: &[&str],
 ) -> (Proc, String) {
     let store = dir.join("orchestrator.sqlite");
+    let mut args = vec![
+        "orchestrator",
+        "--kafka",
+        kafka,
+        "--listen",
+        listen,
+        "--topic-prefix",
+        prefix,
+        "--store",
+        store.to_str().unwrap(),
+        "--id",
+        "orch-1",
+        "--start-delay-ms",
+        "500",
+    ];
+    args.extend_from_slice(extra);
     let mut p = Proc::spawn(
         "orchestrator",
         &floodgate_bin(),
-        &[
-            "orchestrator",
-            "--kafka",
-            kafka,
-            "--listen",
-            listen,
-            "--topic-prefix",
-            prefix,
-            "--store",
-            store.to_str().unwrap(),
-            "--id",
-            "orch-1",
-            "--start-delay-ms",
-            "500",
-        ],
+        &args,
         &[("TOKIO_WORKER_THREADS", "2")],
     );
     let line = p

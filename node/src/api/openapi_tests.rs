@@ -1,0 +1,74 @@
+//! The served OpenAPI document against the code: its maxima are the limits of
+//! `protocol::limits`, so the two cannot drift apart.
+
+use super::OPENAPI;
+use crate::protocol::limits::{self, Caps};
+use serde_json::Value;
+
+fn input_field(doc: &Value, field: &str) -> Value {
+    doc["components"]["schemas"]["TestSpecInput"]["properties"][field].clone()
+}
+
+#[test]
+fn the_document_s_bounds_are_the_limits() {
+    let doc: Value = serde_json::from_str(OPENAPI).expect("the document is JSON");
+    assert_eq!(doc["openapi"], "3.0.3");
+    let bounds = |field: &str| {
+        let f = input_field(&doc, field);
+        (f["minimum"].as_f64(), f["maximum"].as_f64())
+    };
+    let table: [(&str, f64, f64); 6] = [
+        ("delay_ms", 0.0, limits::MAX_DELAY_MS),
+        ("requests_per_driver", 1.0, Caps::HARD.requests as f64),
+        ("throughput_per_driver", limits::MIN_RATE, Caps::HARD.rate),
+        ("concurrency", 1.0, Caps::HARD.concurrency as f64),
+        ("timeout_ms", 1.0, limits::MAX_TIMEOUT_MS as f64),
+        (
+            "drivers",
+            limits::MIN_DRIVERS as f64,
+            limits::MAX_DRIVERS as f64,
+        ),
+    ];
+    for (field, min, max) in table {
+        assert_eq!(bounds(field), (Some(min), Some(max)), "{field}");
+    }
+    let ids = input_field(&doc, "driver_ids");
+    assert_eq!(
+        (ids["minItems"].as_u64(), ids["maxItems"].as_u64()),
+        (
+            Some(limits::MIN_DRIVERS as u64),
+            Some(limits::MAX_DRIVERS as u64)
+        )
+    );
+    assert_eq!(
+        input_field(&doc, "concurrency")["default"].as_u64(),
+        Some(limits::DEFAULT_CONCURRENCY)
+    );
+    assert_eq!(
+        input_field(&doc, "timeout_ms")["default"].as_u64(),
+        Some(limits::DEFAULT_TIMEOUT_MS)
+    );
+}
+
+#[test]
+fn the_tsunami_needs_a_delay_rule_is_in_the_document() {
+    let doc: Value = serde_json::from_str(OPENAPI).expect("the document is JSON");
+    let rules = doc["components"]["schemas"]["TestSpecInput"]["oneOf"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let tsunami = rules
+        .iter()
+        .find(|r| r["properties"]["test_type"]["enum"][0] == "tsunami")
+        .expect("a Tsunami rule");
+    assert_eq!(tsunami["required"][0], "delay_ms");
+    assert_eq!(
+        tsunami["properties"]["delay_ms"]["exclusiveMinimum"],
+        Value::Bool(true)
+    );
+    let avalanche = rules
+        .iter()
+        .find(|r| r["properties"]["test_type"]["enum"][0] == "avalanche")
+        .expect("an Avalanche rule");
+    assert_eq!(avalanche["properties"]["delay_ms"]["maximum"], 0.0);
+}
