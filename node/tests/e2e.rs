@@ -154,6 +154,7 @@ async fn a_lost_driver_is_shown_and_fails_the_test_with_partial_results() {
     })
     .await;
     c.drivers[1].kill();
+    let killed_at = std::time::Instant::now();
 
     let lost = Cluster::driver_id(1);
     eventually(
@@ -162,6 +163,10 @@ async fn a_lost_driver_is_shown_and_fails_the_test_with_partial_results() {
         async || c.driver(&lost).await.filter(|d| d["alive"] == false),
     )
     .await;
+    eprintln!(
+        "lost driver: shown lost {:.2} s after kill -9",
+        killed_at.elapsed().as_secs_f64()
+    );
     let v = c.wait_finished(&id, MIN).await;
     assert_eq!(v["status"], "failed", "{v}");
     assert!(v["reason"].as_str().unwrap().contains(&lost), "{v}");

@@ -127,6 +127,8 @@ struct BusWatch {
     last_echo: Option<Instant>,
     /// The instant the bus was last heard again after an outage (or the watch began).
     up_since: Instant,
+    /// The instant it was last heard again after an outage (not set by the watch's start).
+    returned_at: Option<Instant>,
 }
 
 impl Registry {
@@ -148,6 +150,7 @@ impl Registry {
         self.bus = Some(BusWatch {
             last_echo: None,
             up_since: now,
+            returned_at: None,
         });
     }
 
@@ -157,6 +160,7 @@ impl Registry {
         if let Some(w) = self.bus.as_mut() {
             if down {
                 w.up_since = now;
+                w.returned_at = Some(now);
             }
             w.last_echo = Some(w.last_echo.map_or(now, |e| e.max(now)));
         }
@@ -171,11 +175,11 @@ impl Registry {
         })
     }
 
-    /// Whether the bus returned from an outage (or began to be watched) within
-    /// [`RETURN_GRACE`].
+    /// Whether the bus returned from an outage within [`RETURN_GRACE`].
     fn just_returned(&self, now: Instant) -> bool {
         self.bus
-            .is_some_and(|w| now.saturating_duration_since(w.up_since) <= RETURN_GRACE)
+            .and_then(|w| w.returned_at)
+            .is_some_and(|t| now.saturating_duration_since(t) <= RETURN_GRACE)
     }
 
     /// Silence is counted from this instant at the earliest: this orchestrator's start, or
@@ -520,6 +524,22 @@ mod tests {
         assert!(
             !r.liveness("d", t0 + 71 * S + MS).alive,
             "silent after the bus returned"
+        );
+    }
+
+    #[test]
+    fn with_the_bus_up_from_the_start_a_silent_driver_is_lost_after_one_timeout() {
+        let t0 = Instant::now();
+        let mut r = Registry::started_at(3 * S, t0);
+        r.watch_bus(t0);
+        for t in 0..=5 {
+            r.echo(t0 + S * t);
+        }
+        r.heartbeat("d", ours(), t0 + S);
+        assert!(r.liveness("d", t0 + 4 * S).alive);
+        assert!(
+            !r.liveness("d", t0 + 4 * S + MS).alive,
+            "no outage, no grace"
         );
     }
 
