@@ -182,3 +182,23 @@ async fn a_trigger_far_in_the_future_is_refused_and_leaves_the_driver_free() {
     assert_eq!(v["status"], "completed", "{v}");
     assert_eq!(target.metrics().await.0, 100, "the far test never ran");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_stopped_by_sigterm_mid_test_never_makes_it_completed() {
+    let target = Target::start(&[]).await;
+    let mut c = Cluster::start(2).await;
+    let n = 2000;
+    let id = c.start_test(tsunami(&target.url(), 5, n)).await;
+    wait_progress(&c, &id).await;
+    assert!(c.drivers[1].terminate().await.success(), "a clean exit");
+
+    let v = c.wait_finished(&id, MIN).await;
+    assert_eq!(v["status"], "failed", "{v}");
+    let reason = v["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("not every request was sent"), "{reason}");
+    let per = per_driver(&v);
+    let short = per[1]["sent"].as_u64().unwrap_or(0);
+    assert!(short < n, "{short}");
+    // What was sent is what the target counted.
+    assert_eq!(target.metrics().await.0, n + short);
+}
