@@ -60,6 +60,13 @@ struct Args {
     log_format: floodgate::cli::LogFormat,
     #[arg(long, env = "FLOODGATE_LOG", default_value = "info")]
     log: String,
+    #[command(flatten)]
+    kafka_security: floodgate::cli::KafkaSecurityArgs,
+    /// A Secret, in each LoadTest's namespace, that driver pods take their Kafka credentials
+    /// from (its keys as FLOODGATE_KAFKA_* variables, its files mounted at /etc/floodgate/kafka).
+    /// Required when the operator itself has a Kafka password.
+    #[arg(long, env = "FLOODGATE_DRIVER_KAFKA_SECRET")]
+    driver_kafka_secret: Option<String>,
 }
 
 fn main() {
@@ -72,6 +79,11 @@ fn main() {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    if args.kafka_security.has_credentials() && args.driver_kafka_secret.is_none() {
+        anyhow::bail!(
+            "a Kafka password is set but --driver-kafka-secret is not: drivers get credentials only from a Secret"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", args.listen))?;
@@ -89,6 +101,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         heartbeat_timeout: Duration::from_millis(args.heartbeat_timeout_ms.max(1)),
         // Kafka may come up long after the operator on a new cluster; /healthz says "starting".
         kafka_wait: Duration::from_secs(args.kafka_wait_s),
+        kafka_security: args.kafka_security.security(),
         ..OrchestratorConfig::new(
             &args.id,
             &args.kafka,
@@ -106,6 +119,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             kafka: args.kafka,
             orchestrator: args.orchestrator_address,
             topic_prefix: args.topic_prefix,
+            kafka_env: args.kafka_security.plain_env(),
+            kafka_secret: args.driver_kafka_secret,
         },
         counters: Default::default(),
         phases: Default::default(),

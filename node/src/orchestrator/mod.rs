@@ -47,6 +47,8 @@ pub struct OrchestratorConfig {
     pub policy: Policy,
     /// How long start-up waits for Kafka.
     pub kafka_wait: Duration,
+    /// How its Kafka clients authenticate and encrypt.
+    pub kafka_security: crate::bus::security::KafkaSecurity,
 }
 
 impl OrchestratorConfig {
@@ -64,6 +66,7 @@ impl OrchestratorConfig {
             seed: SeedStyle::default(),
             policy: Policy::default(),
             kafka_wait: crate::bus::startup::DEFAULT_STARTUP_WAIT,
+            kafka_security: Default::default(),
         }
     }
 }
@@ -116,6 +119,7 @@ impl Orchestrator {
             &format!("floodgate-orchestrator-{}", cfg.id),
             cfg.topics.clone(),
             cfg.kafka_wait,
+            &cfg.kafka_security,
         )?;
         Self::start_on(cfg, Arc::new(bus)).await
     }
