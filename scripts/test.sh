@@ -60,6 +60,8 @@ helm template floodgate charts/floodgate --namespace floodgate-system -f charts/
   | kubectl apply --server-side --dry-run=server -f - >/dev/null
 kubectl auth can-i --as=system:serviceaccount:floodgate-system:floodgate patch loadtests.floodgate.dev/status --all-namespaces \
   | grep -qx yes || { echo "the chart's RBAC does not let the operator write LoadTest status" >&2; exit 1; }
+kubectl auth can-i --as=system:serviceaccount:floodgate-system:floodgate get secrets --namespace default \
+  | grep -qx yes || { echo "the chart's RBAC does not let the operator read secretHeaders' Secrets" >&2; exit 1; }
 
 if [[ -z "${KAFKA_BOOTSTRAP:-}" ]]; then
   step "start Kafka (KRaft, loopback; a second listener with SASL_SSL for the security tests)"

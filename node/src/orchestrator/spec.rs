@@ -39,6 +39,9 @@ pub struct TestSpecInput {
     pub target_url: Option<String>,
     pub method: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// Names of headers whose values are secret besides the ones that always are
+    /// (crate::secrets::ALWAYS_SECRET): shown redacted in every view and report.
+    pub secret_headers: Option<Vec<String>>,
     pub body: Option<String>,
     pub concurrency: Option<u64>,
     pub timeout_ms: Option<u64>,
@@ -62,6 +65,9 @@ pub struct TestSpec {
     pub target_url: String,
     pub method: String,
     pub headers: BTreeMap<String, String>,
+    /// Header names marked secret by the user (stored rows from before have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_headers: Vec<String>,
     pub body: Option<String>,
     pub concurrency: u64,
     pub timeout_ms: u64,
@@ -141,6 +147,16 @@ impl TestSpecInput {
             };
             FieldError::new(field, e.message)
         })?;
+        let secret_headers = self.secret_headers.unwrap_or_default();
+        if let Some(name) = secret_headers
+            .iter()
+            .find(|n| !headers.keys().any(|k| k.eq_ignore_ascii_case(n)))
+        {
+            return Err(FieldError::new(
+                "secret_headers",
+                format!("names {name:?}, which is not one of the headers"),
+            ));
+        }
         let concurrency = self.concurrency.unwrap_or(limits::DEFAULT_CONCURRENCY);
         if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
             return Err(FieldError::new(
@@ -194,6 +210,7 @@ impl TestSpecInput {
             target_url,
             method,
             headers,
+            secret_headers,
             body: self.body,
             concurrency,
             timeout_ms,
@@ -204,6 +221,14 @@ impl TestSpecInput {
 }
 
 impl TestSpec {
+    /// The spec as it may be shown: secret header values redacted.
+    pub fn shown(&self) -> TestSpec {
+        TestSpec {
+            headers: crate::secrets::redact(&self.headers, &self.secret_headers),
+            ..self.clone()
+        }
+    }
+
     /// The `test_config` message for this spec.
     pub fn to_config(
         &self,
