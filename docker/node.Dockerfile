@@ -11,11 +11,11 @@ ARG RUST_VERSION=1
 # ---------------------------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-bookworm AS builder
 
-# rdkafka builds its bundled librdkafka with ./configure + make (no cmake, no SASL/SSL with the
-# features the crate uses) and links the system zlib; rusqlite builds its bundled SQLite with cc.
+# rdkafka builds its bundled librdkafka with ./configure + make (no cmake; TLS and SCRAM through the
+# system OpenSSL, libssl-dev) and links the system zlib; rusqlite builds its bundled SQLite with cc.
 # The rust image already ships gcc, g++, make and perl; pkg-config and zlib1g-dev are made sure of.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends pkg-config zlib1g-dev \
+ && apt-get install -y --no-install-recommends pkg-config zlib1g-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src

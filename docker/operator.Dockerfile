@@ -13,10 +13,11 @@ ARG RUST_VERSION=1
 FROM rust:${RUST_VERSION}-bookworm AS builder
 
 # The operator links the floodgate library, hence rdkafka: its bundled librdkafka is built with
-# ./configure + make and links the system zlib. The rust image already ships gcc, g++, make and
+# ./configure + make (TLS and SCRAM through the system OpenSSL, libssl-dev) and links the system
+# zlib. The rust image already ships gcc, g++, make and
 # perl; pkg-config and zlib1g-dev are made sure of.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends pkg-config zlib1g-dev \
+ && apt-get install -y --no-install-recommends pkg-config zlib1g-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src

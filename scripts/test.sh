@@ -10,10 +10,13 @@ cd "$ROOT"
 step() { printf '\n==> %s\n' "$*"; }
 
 KAFKA_DIR="$ROOT/.run/test-kafka"
+SASL_KAFKA_DIR="$ROOT/.run/test-kafka-sasl"
 K8S_DIR="$ROOT/.run/test-k8s"
 STARTED_KAFKA=
+STARTED_SASL_KAFKA=
 cleanup() {
   [[ -n "$STARTED_KAFKA" ]] && bash "$ROOT/scripts/kafka.sh" stop "$KAFKA_DIR" >/dev/null 2>&1
+  [[ -n "$STARTED_SASL_KAFKA" ]] && bash "$ROOT/scripts/kafka.sh" stop "$SASL_KAFKA_DIR" >/dev/null 2>&1
   bash "$ROOT/scripts/k8s/controlplane.sh" stop "$K8S_DIR" >/dev/null 2>&1
   return 0
 }
@@ -45,17 +48,35 @@ helm template floodgate charts/floodgate --namespace floodgate-system -f charts/
 kubectl create namespace floodgate-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl apply --server-side -f crds/loadtests.floodgate.dev.yaml >/dev/null
 kubectl apply --server-side --namespace floodgate-system -f "$rendered" >/dev/null
-kubectl --namespace floodgate-system get deployment,service,serviceaccount
+kubectl --namespace floodgate-system get deployment,service,serviceaccount,networkpolicy
+# The NetworkPolicies are on by default: API, drivers, in-cluster Kafka, target.
+[[ "$(kubectl --namespace floodgate-system get networkpolicy -o name | wc -l)" -eq 4 ]] \
+  || { echo "the chart did not install its four NetworkPolicies" >&2; exit 1; }
+# The external-Kafka values (SASL_SSL, a Secret, allowed namespaces, target egress) are accepted
+# by the API server too (server-side dry run: validated against the real schemas).
+kubectl create namespace loadtests --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+helm template floodgate charts/floodgate --namespace floodgate-system -f charts/floodgate/ci/external-kafka-values.yaml \
+  --set serviceMonitor.enabled=false --set podMonitor.enabled=false \
+  | kubectl apply --server-side --dry-run=server -f - >/dev/null
 kubectl auth can-i --as=system:serviceaccount:floodgate-system:floodgate patch loadtests.floodgate.dev/status --all-namespaces \
   | grep -qx yes || { echo "the chart's RBAC does not let the operator write LoadTest status" >&2; exit 1; }
+kubectl auth can-i --as=system:serviceaccount:floodgate-system:floodgate get secrets --namespace default \
+  | grep -qx yes || { echo "the chart's RBAC does not let the operator read secretHeaders' Secrets" >&2; exit 1; }
 
 if [[ -z "${KAFKA_BOOTSTRAP:-}" ]]; then
-  step "start Kafka (KRaft, loopback)"
+  step "start Kafka (KRaft, loopback; a second listener with SASL_SSL for the security tests)"
   STARTED_KAFKA=1
-  KAFKA_BOOTSTRAP="$(bash "$ROOT/scripts/kafka.sh" start "$KAFKA_DIR" | tail -n1)"
+  KAFKA_BOOTSTRAP="$(KAFKA_SASL_SSL=1 bash "$ROOT/scripts/kafka.sh" start "$KAFKA_DIR" | tail -n1)"
+  eval "$(bash "$ROOT/scripts/kafka.sh" sasl-env "$KAFKA_DIR")"
+else
+  # An external broker for the other tests; the SASL_SSL tests get their own local one.
+  step "start a local Kafka with a SASL_SSL listener (the security tests)"
+  STARTED_SASL_KAFKA=1
+  (unset KAFKA_BOOTSTRAP; KAFKA_SASL_SSL=1 bash "$ROOT/scripts/kafka.sh" start "$SASL_KAFKA_DIR" >/dev/null)
+  eval "$(KAFKA_BOOTSTRAP= bash "$ROOT/scripts/kafka.sh" sasl-env "$SASL_KAFKA_DIR")"
 fi
 export KAFKA_BOOTSTRAP
-echo "Kafka at $KAFKA_BOOTSTRAP"
+echo "Kafka at $KAFKA_BOOTSTRAP (SASL_SSL at $KAFKA_SASL_SSL_BOOTSTRAP)"
 
 step "tests"
 # Two test threads: the end-to-end tests start several processes each on a 2-core machine.

@@ -97,6 +97,7 @@ pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
             no_report: Duration::from_millis(args.no_report_timeout_ms.max(1)),
         },
         kafka_wait: args.kafka.wait(),
+        kafka_security: args.kafka.security.security(),
         ..OrchestratorConfig::new(
             &id,
             &args.kafka.kafka,
@@ -163,6 +164,7 @@ pub async fn driver(args: DriverArgs) -> anyhow::Result<()> {
         default_count: args.default_count,
         seed: args.seed.style(),
         kafka_wait: args.kafka.wait(),
+        kafka_security: args.kafka.security.security(),
     };
     println!("floodgate driver {} listening on {bound}", cfg.id);
     driver::run(cfg, listener, shutdown_signal()).await

@@ -11,16 +11,19 @@ const RULES: &[(&str, &[&str])] = &[
     ("http.rs", &[]),
     ("model.rs", &[]),
     ("stats.rs", &[]),
+    ("secrets.rs", &[]),
     ("bus", &["protocol"]),
     (
         "driver",
         &[
-            "bus", "engine", "http", "metrics", "protocol", "sqlite", "stats",
+            "bus", "engine", "http", "metrics", "protocol", "secrets", "sqlite", "stats",
         ],
     ),
     (
         "orchestrator",
-        &["bus", "http", "model", "protocol", "sqlite", "stats"],
+        &[
+            "bus", "http", "model", "protocol", "secrets", "sqlite", "stats",
+        ],
     ),
     (
         "client",

@@ -72,6 +72,103 @@ pub struct KafkaArgs {
     /// leaders) before giving up, in seconds.
     #[arg(long, env = "FLOODGATE_KAFKA_WAIT_S", default_value_t = 120)]
     pub kafka_wait_s: u64,
+    #[command(flatten)]
+    pub security: KafkaSecurityArgs,
+}
+
+/// How the node's Kafka clients authenticate and encrypt (docs/security.md). Shared by every
+/// node and the operator, which passes the same settings on to its drivers.
+#[derive(Args, Debug, Clone, Default)]
+pub struct KafkaSecurityArgs {
+    /// Kafka's security.protocol.
+    #[arg(
+        long,
+        env = "FLOODGATE_KAFKA_SECURITY_PROTOCOL",
+        default_value = "plaintext"
+    )]
+    pub kafka_security_protocol: crate::bus::security::SecurityProtocol,
+    /// SASL mechanism (with sasl_plaintext or sasl_ssl).
+    #[arg(long, env = "FLOODGATE_KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<crate::bus::security::SaslMechanism>,
+    #[arg(long, env = "FLOODGATE_KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+    /// Prefer the environment variable (or a Kubernetes Secret behind it) to the flag, which
+    /// other users of the machine can read in the process list.
+    #[arg(long, env = "FLOODGATE_KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<crate::bus::security::Secret>,
+    /// CA certificate(s), PEM, that sign the brokers' certificates (default: the system's).
+    #[arg(long, env = "FLOODGATE_KAFKA_SSL_CA")]
+    pub kafka_ssl_ca: Option<PathBuf>,
+    /// Client certificate, PEM, for brokers that require mutual TLS (with --kafka-ssl-key).
+    #[arg(long, env = "FLOODGATE_KAFKA_SSL_CERT")]
+    pub kafka_ssl_cert: Option<PathBuf>,
+    /// Client private key, PEM.
+    #[arg(long, env = "FLOODGATE_KAFKA_SSL_KEY")]
+    pub kafka_ssl_key: Option<PathBuf>,
+    #[arg(long, env = "FLOODGATE_KAFKA_SSL_KEY_PASSWORD", hide_env_values = true)]
+    pub kafka_ssl_key_password: Option<crate::bus::security::Secret>,
+    /// Any other librdkafka property, KEY=VALUE; repeatable (comma-separated in the variable).
+    #[arg(
+        long = "kafka-option",
+        env = "FLOODGATE_KAFKA_OPTIONS",
+        value_delimiter = ','
+    )]
+    pub kafka_options: Vec<String>,
+}
+
+impl KafkaSecurityArgs {
+    /// The settings that are not credentials, as the `FLOODGATE_KAFKA_*` variables that give
+    /// them to another node (the operator's drivers). Passwords are never among them: they
+    /// travel only by reference to a Secret.
+    pub fn plain_env(&self) -> Vec<(String, String)> {
+        let s = self.security();
+        let mut env = vec![(
+            "FLOODGATE_KAFKA_SECURITY_PROTOCOL".to_string(),
+            self.kafka_security_protocol
+                .to_possible_value()
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default(),
+        )];
+        let mut add = |name: &str, v: Option<String>| {
+            if let Some(v) = v {
+                env.push((name.to_string(), v));
+            }
+        };
+        add(
+            "FLOODGATE_KAFKA_SASL_MECHANISM",
+            self.kafka_sasl_mechanism
+                .and_then(|m| m.to_possible_value())
+                .map(|v| v.get_name().to_string()),
+        );
+        add("FLOODGATE_KAFKA_SASL_USERNAME", s.sasl_username);
+        let path = |p: Option<PathBuf>| p.map(|p| p.display().to_string());
+        add("FLOODGATE_KAFKA_SSL_CA", path(s.ssl_ca));
+        add("FLOODGATE_KAFKA_SSL_CERT", path(s.ssl_certificate));
+        add("FLOODGATE_KAFKA_SSL_KEY", path(s.ssl_key));
+        if !s.options.is_empty() {
+            add("FLOODGATE_KAFKA_OPTIONS", Some(s.options.join(",")));
+        }
+        env
+    }
+
+    /// Whether a credential is set (which another node can only get from a Secret).
+    pub fn has_credentials(&self) -> bool {
+        self.kafka_sasl_password.is_some() || self.kafka_ssl_key_password.is_some()
+    }
+
+    pub fn security(&self) -> crate::bus::security::KafkaSecurity {
+        crate::bus::security::KafkaSecurity {
+            protocol: self.kafka_security_protocol,
+            sasl_mechanism: self.kafka_sasl_mechanism,
+            sasl_username: self.kafka_sasl_username.clone(),
+            sasl_password: self.kafka_sasl_password.clone(),
+            ssl_ca: self.kafka_ssl_ca.clone(),
+            ssl_certificate: self.kafka_ssl_cert.clone(),
+            ssl_key: self.kafka_ssl_key.clone(),
+            ssl_key_password: self.kafka_ssl_key_password.clone(),
+            options: self.kafka_options.clone(),
+        }
+    }
 }
 
 /// How the seed's fields are written for nodes of other implementations (docs/protocol.md has

@@ -12,6 +12,7 @@ use floodgate::orchestrator::view::TestView;
 use floodgate::orchestrator::{Orchestrator, OrchestratorError};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{finalizer, Event};
@@ -34,6 +35,8 @@ pub enum Error {
     Orchestrator(#[from] OrchestratorError),
     #[error("finalizer: {0}")]
     Finalizer(String),
+    #[error("secret header: {0}")]
+    SecretHeader(#[from] crate::secrets::SecretHeaderError),
 }
 
 impl Error {
@@ -43,6 +46,7 @@ impl Error {
             Error::Kube(_) => "kubernetes",
             Error::Orchestrator(_) => "orchestrator",
             Error::Finalizer(_) => "finalizer",
+            Error::SecretHeader(_) => "secret_header",
         }
     }
 }
@@ -209,7 +213,8 @@ async fn reconcile(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action, Error
 
 fn error_policy(lt: Arc<LoadTest>, e: &Error, ctx: Arc<Context>) -> Action {
     let counter = match e {
-        Error::Kube(_) => &ctx.counters.errors_kubernetes,
+        // A Secret or key that is missing is a Kubernetes-side problem, counted as such.
+        Error::Kube(_) | Error::SecretHeader(_) => &ctx.counters.errors_kubernetes,
         Error::Orchestrator(_) => &ctx.counters.errors_orchestrator,
         Error::Finalizer(_) => &ctx.counters.errors_finalizer,
     };
@@ -370,6 +375,14 @@ pub async fn write_status(
 
 async fn start_test(lt: &LoadTest, driver_ids: &[String], ctx: &Context) -> Result<(), Error> {
     let s = &lt.spec;
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &lt.namespace().unwrap_or_default());
+    let resolved =
+        crate::secrets::resolve(&secrets, &s.secret_headers, |name| std::env::var(name).ok())
+            .await?;
+    let mut headers = s.headers.clone();
+    let secret_headers: Vec<String> = resolved.iter().map(|(k, _)| k.clone()).collect();
+    headers.extend(resolved);
     let input = TestSpecInput {
         test_type: Some(s.test_type.as_str().to_string()),
         delay_ms: s.delay_ms,
@@ -377,7 +390,8 @@ async fn start_test(lt: &LoadTest, driver_ids: &[String], ctx: &Context) -> Resu
         throughput_per_driver: s.throughput_per_driver,
         target_url: Some(s.target_url.clone()),
         method: s.method.clone(),
-        headers: (!s.headers.is_empty()).then(|| s.headers.clone()),
+        headers: (!headers.is_empty()).then_some(headers),
+        secret_headers: (!secret_headers.is_empty()).then_some(secret_headers),
         body: s.body.clone(),
         concurrency: s.concurrency.map(u64::from),
         timeout_ms: s.timeout_ms,

@@ -17,6 +17,8 @@ fn defaults() -> DriverDefaults {
         kafka: "k:9092".into(),
         orchestrator: "op:8090".into(),
         topic_prefix: String::new(),
+        kafka_env: vec![],
+        kafka_secret: None,
     }
 }
 

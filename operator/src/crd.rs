@@ -41,9 +41,16 @@ pub struct LoadTestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z]+$"))]
     pub method: Option<String>,
-    /// Extra request headers.
+    /// Extra request headers. Authorization, Proxy-Authorization, Cookie, X-Api-Key and
+    /// X-Auth-Token are shown redacted in every view and report; put credentials in
+    /// secretHeaders rather than here, where anyone who can read the LoadTest sees them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// Request headers whose values come from a Secret in the LoadTest's namespace or from the
+    /// operator's environment; their values are secret (redacted in every view and report).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub secret_headers: Vec<SecretHeader>,
     /// Request body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
@@ -228,6 +235,36 @@ fn strip_unknown_formats(v: &mut serde_json::Value) {
     }
 }
 
+/// A request header whose value is looked up when the test starts.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretHeader {
+    /// The header name, e.g. Authorization.
+    #[schemars(length(min = 1, max = 256))]
+    pub name: String,
+    pub value_from: HeaderValueFrom,
+}
+
+/// Where a secret header's value comes from: exactly one of the two.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderValueFrom {
+    /// A key of a Secret in the LoadTest's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<SecretKeyRef>,
+    /// A variable of the operator's environment; only names starting with FLOODGATE_HEADER_
+    /// may be read, so a LoadTest cannot extract the operator's own settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^FLOODGATE_HEADER_[A-Z0-9_]+$"))]
+    pub env: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+pub struct SecretKeyRef {
+    pub name: String,
+    pub key: String,
+}
+
 /// A small valid LoadTest `ping` in namespace `load` with UID `uid-1`, for tests.
 #[cfg(test)]
 pub(crate) fn sample_loadtest() -> LoadTest {
@@ -237,6 +274,7 @@ pub(crate) fn sample_loadtest() -> LoadTest {
             target_url: "http://t/".into(),
             method: None,
             headers: Default::default(),
+            secret_headers: vec![],
             body: None,
             test_type: TestType::Avalanche,
             delay_ms: None,

@@ -6,3 +6,4 @@ pub mod controller;
 pub mod crd;
 pub mod plan;
 pub mod resources;
+pub mod secrets;

@@ -62,6 +62,13 @@ struct Args {
     log: String,
     #[command(flatten)]
     deployment: floodgate::cli::DeploymentArgs,
+    #[command(flatten)]
+    kafka_security: floodgate::cli::KafkaSecurityArgs,
+    /// A Secret, in each LoadTest's namespace, that driver pods take their Kafka credentials
+    /// from (its keys as FLOODGATE_KAFKA_* variables, its files mounted at /etc/floodgate/kafka).
+    /// Required when the operator itself has a Kafka password.
+    #[arg(long, env = "FLOODGATE_DRIVER_KAFKA_SECRET")]
+    driver_kafka_secret: Option<String>,
 }
 
 fn main() {
@@ -75,6 +82,11 @@ fn main() {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let (targets, caps) = args.deployment.policy()?;
+    if args.kafka_security.has_credentials() && args.driver_kafka_secret.is_none() {
+        anyhow::bail!(
+            "a Kafka password is set but --driver-kafka-secret is not: drivers get credentials only from a Secret"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", args.listen))?;
@@ -94,6 +106,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         kafka_wait: Duration::from_secs(args.kafka_wait_s),
         targets,
         caps,
+        kafka_security: args.kafka_security.security(),
         ..OrchestratorConfig::new(
             &args.id,
             &args.kafka,
@@ -111,6 +124,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             kafka: args.kafka,
             orchestrator: args.orchestrator_address,
             topic_prefix: args.topic_prefix,
+            kafka_env: args.kafka_security.plain_env(),
+            kafka_secret: args.driver_kafka_secret,
         },
         counters: Default::default(),
         phases: Default::default(),

@@ -8,6 +8,7 @@ fn spec(drivers: u32) -> LoadTestSpec {
         target_url: "http://t:8080/ping".into(),
         method: None,
         headers: Default::default(),
+        secret_headers: vec![],
         body: None,
         test_type: TestType::Avalanche,
         delay_ms: None,

@@ -7,9 +7,9 @@
 use crate::crd::LoadTest;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecurityContext,
-    Volume, VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
+    HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SecretEnvSource, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -18,6 +18,9 @@ use std::collections::BTreeMap;
 
 /// Port of each driver's HTTP endpoint (`/healthz`, Prometheus `/metrics`).
 pub const DRIVER_PORT: i32 = 9090;
+/// Where the Kafka Secret's files (CA, client certificate) are mounted, in the operator's pod
+/// (by the chart) and in every driver pod alike, so that `--kafka-ssl-*` paths hold in both.
+pub const KAFKA_SECRET_MOUNT: &str = "/etc/floodgate/kafka";
 /// Label carrying the owning LoadTest's name.
 pub const LOADTEST_LABEL: &str = "floodgate.dev/loadtest";
 
@@ -29,6 +32,12 @@ pub struct DriverDefaults {
     /// The address drivers are told for the orchestrator (the operator's Service).
     pub orchestrator: String,
     pub topic_prefix: String,
+    /// The operator's Kafka security settings that are not credentials (`FLOODGATE_KAFKA_*`).
+    pub kafka_env: Vec<(String, String)>,
+    /// A Secret in each LoadTest's namespace whose keys (`FLOODGATE_KAFKA_SASL_PASSWORD`, …)
+    /// become driver environment variables and whose files are mounted at
+    /// [`KAFKA_SECRET_MOUNT`]: credentials reach drivers only by this reference.
+    pub kafka_secret: Option<String>,
 }
 
 /// The driver Deployment's name; driver IDs (pod names) start with it plus `-`.
@@ -106,17 +115,31 @@ pub fn driver_deployment(lt: &LoadTest, replicas: i32, d: &DriverDefaults) -> De
                 .unwrap_or_else(|| d.image.clone()),
         ),
         args: Some(vec!["driver".to_string()]),
-        env: Some(vec![
-            pod_name,
-            env("FLOODGATE_KAFKA", &d.kafka),
-            env("FLOODGATE_ORCHESTRATOR", &d.orchestrator),
-            env("FLOODGATE_TOPIC_PREFIX", &d.topic_prefix),
-            env("FLOODGATE_LISTEN", &format!("0.0.0.0:{DRIVER_PORT}")),
-            env("FLOODGATE_LOG_FORMAT", "json"),
-            // The driver's store survives container restarts, so a restarted driver never
-            // reruns a test it already ran.
-            env("FLOODGATE_DATA_DIR", "/data"),
-        ]),
+        env: Some(
+            vec![
+                pod_name,
+                env("FLOODGATE_KAFKA", &d.kafka),
+                env("FLOODGATE_ORCHESTRATOR", &d.orchestrator),
+                env("FLOODGATE_TOPIC_PREFIX", &d.topic_prefix),
+                env("FLOODGATE_LISTEN", &format!("0.0.0.0:{DRIVER_PORT}")),
+                env("FLOODGATE_LOG_FORMAT", "json"),
+                // The driver's store survives container restarts, so a restarted driver never
+                // reruns a test it already ran.
+                env("FLOODGATE_DATA_DIR", "/data"),
+            ]
+            .into_iter()
+            .chain(d.kafka_env.iter().map(|(k, v)| env(k, v)))
+            .collect(),
+        ),
+        env_from: d.kafka_secret.as_ref().map(|name| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: name.clone(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }]
+        }),
         ports: Some(vec![ContainerPort {
             name: Some("http".into()),
             container_port: DRIVER_PORT,
@@ -132,11 +155,20 @@ pub fn driver_deployment(lt: &LoadTest, replicas: i32, d: &DriverDefaults) -> De
             ..Default::default()
         }),
         resources: lt.spec.driver_resources.clone(),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "data".into(),
-            mount_path: "/data".into(),
-            ..Default::default()
-        }]),
+        volume_mounts: Some(
+            std::iter::once(VolumeMount {
+                name: "data".into(),
+                mount_path: "/data".into(),
+                ..Default::default()
+            })
+            .chain(d.kafka_secret.as_ref().map(|_| VolumeMount {
+                name: "kafka".into(),
+                mount_path: KAFKA_SECRET_MOUNT.into(),
+                read_only: Some(true),
+                ..Default::default()
+            }))
+            .collect(),
+        ),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -167,11 +199,22 @@ pub fn driver_deployment(lt: &LoadTest, replicas: i32, d: &DriverDefaults) -> De
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
-                    volumes: Some(vec![Volume {
-                        name: "data".into(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Default::default()
-                    }]),
+                    volumes: Some(
+                        std::iter::once(Volume {
+                            name: "data".into(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Default::default()
+                        })
+                        .chain(d.kafka_secret.as_ref().map(|name| Volume {
+                            name: "kafka".into(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(name.clone()),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }))
+                        .collect(),
+                    ),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
                         run_as_user: Some(65532),
@@ -205,7 +248,72 @@ mod tests {
             kafka: "kafka:9092".into(),
             orchestrator: "op:8090".into(),
             topic_prefix: "".into(),
+            kafka_env: vec![],
+            kafka_secret: None,
         }
+    }
+
+    #[test]
+    fn kafka_credentials_reach_drivers_only_by_secret_reference() {
+        let d = DriverDefaults {
+            kafka_env: vec![
+                (
+                    "FLOODGATE_KAFKA_SECURITY_PROTOCOL".into(),
+                    "sasl_ssl".into(),
+                ),
+                (
+                    "FLOODGATE_KAFKA_SSL_CA".into(),
+                    format!("{KAFKA_SECRET_MOUNT}/ca.pem"),
+                ),
+            ],
+            kafka_secret: Some("kafka-creds".into()),
+            ..defaults()
+        };
+        let pod = driver_deployment(&lt(), 2, &d)
+            .spec
+            .and_then(|s| s.template.spec)
+            .expect("pod");
+        let c = &pod.containers[0];
+        let env = c.env.as_ref().expect("env");
+        let value = |n: &str| {
+            env.iter()
+                .find(|e| e.name == n)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(
+            value("FLOODGATE_KAFKA_SECURITY_PROTOCOL").as_deref(),
+            Some("sasl_ssl")
+        );
+        assert!(value("FLOODGATE_KAFKA_SASL_PASSWORD").is_none());
+        let from = c.env_from.as_ref().expect("envFrom");
+        assert_eq!(
+            from[0].secret_ref.as_ref().map(|s| s.name.as_str()),
+            Some("kafka-creds")
+        );
+        let mount = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == "kafka")
+            .expect("the Secret's files are mounted");
+        assert_eq!(mount.mount_path, KAFKA_SECRET_MOUNT);
+        let vol = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "kafka")
+            .and_then(|v| v.secret.as_ref())
+            .and_then(|s| s.secret_name.clone());
+        assert_eq!(vol.as_deref(), Some("kafka-creds"));
+        // Without a Secret, no reference and no mount.
+        let plain = driver_deployment(&lt(), 2, &defaults());
+        let c = &plain
+            .spec
+            .and_then(|s| s.template.spec)
+            .expect("pod")
+            .containers[0];
+        assert!(c.env_from.is_none());
+        assert_eq!(c.volume_mounts.as_ref().map(Vec::len), Some(1));
     }
 
     #[test]

@@ -83,6 +83,10 @@ pub struct Config {
         value_parser = parse_record_arrivals
     )]
     pub record_arrivals: usize,
+    /// Count the /ping requests that carry this header and keep its last value, served by
+    /// GET /headers (for tests that check what a load tester really sent).
+    #[arg(long, env = "FLOODGATE_TARGET_RECORD_HEADER", value_name = "NAME")]
+    pub record_header: Option<String>,
 }
 
 impl Default for Config {
@@ -94,6 +98,7 @@ impl Default for Config {
             latency_jitter_ms: 0.0,
             error_ratio: 0.0,
             record_arrivals: 0,
+            record_header: None,
         }
     }
 }

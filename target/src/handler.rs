@@ -1,4 +1,4 @@
-//! Request routing and response building for /ping, /metrics, /reset and /arrivals.
+//! Request routing and response building for /ping, /metrics, /reset, /arrivals and /headers.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -94,11 +94,17 @@ impl Future for HandlerFuture {
 pub fn handle<B>(state: &Arc<Target>, req: &Request<B>) -> HandlerFuture {
     let method = req.method();
     match req.uri().path() {
-        "/ping" if method == Method::GET => ping(state),
+        "/ping" if method == Method::GET => {
+            state.on_ping_headers(req.headers());
+            ping(state)
+        }
         "/metrics" if method == Method::GET => HandlerFuture::ready(metrics(state, req)),
         "/reset" if method == Method::POST => HandlerFuture::ready(counters_json(&state.reset())),
         "/arrivals" if method == Method::GET => HandlerFuture::ready(arrivals(state)),
-        "/ping" | "/metrics" | "/arrivals" => HandlerFuture::ready(method_not_allowed("GET")),
+        "/headers" if method == Method::GET => HandlerFuture::ready(headers(state)),
+        "/ping" | "/metrics" | "/arrivals" | "/headers" => {
+            HandlerFuture::ready(method_not_allowed("GET"))
+        }
         "/reset" => HandlerFuture::ready(method_not_allowed("POST")),
         _ => HandlerFuture::ready(json(StatusCode::NOT_FOUND, NOT_FOUND)),
     }
@@ -196,6 +202,14 @@ fn arrivals(state: &Target) -> Response<Body> {
     }
 }
 
+fn headers(state: &Target) -> Response<Body> {
+    match state.header_record().map(|r| serde_json::to_vec(&r)) {
+        Some(Ok(body)) => json(StatusCode::OK, body),
+        Some(Err(_)) => json(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL),
+        None => json(StatusCode::NOT_FOUND, NOT_FOUND),
+    }
+}
+
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut response = json(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED);
     response
@@ -267,5 +281,24 @@ mod tests {
             StatusCode::METHOD_NOT_ALLOWED
         );
         assert_eq!(state.counters().requests_received, 1);
+        assert_eq!(status(Method::GET, "/headers").await, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_recorded_header_is_counted_with_its_last_value() {
+        let config = crate::Config {
+            record_header: Some("authorization".into()),
+            ..crate::Config::default()
+        };
+        let state = Arc::new(Target::new(&config).unwrap());
+        let mut req = request(Method::GET, "/ping", None);
+        req.headers_mut()
+            .insert("Authorization", HeaderValue::from_static("Bearer s"));
+        handle(&state, &req).await.unwrap();
+        handle(&state, &request(Method::GET, "/ping", None))
+            .await
+            .unwrap();
+        let r = state.header_record().unwrap();
+        assert_eq!((r.count, r.last.as_deref()), (1, Some("Bearer s")));
     }
 }

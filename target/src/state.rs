@@ -1,6 +1,7 @@
 //! Shared server state: the request counters, the fault-injection knobs and the arrival log.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -30,6 +31,28 @@ pub struct Target {
     jitter_ms: f64,
     error_ratio: f64,
     arrivals: Arrivals,
+    header: Option<RecordedHeader>,
+}
+
+/// The header named by `--record-header`: how many /ping requests carried it, and its last
+/// value (bounded: a value longer than [`RecordedHeader::MAX`] bytes is cut).
+#[derive(Debug)]
+struct RecordedHeader {
+    name: String,
+    count: AtomicU64,
+    last: Mutex<String>,
+}
+
+impl RecordedHeader {
+    const MAX: usize = 4096;
+}
+
+/// What GET /headers serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct HeaderRecord {
+    pub name: String,
+    pub count: u64,
+    pub last: Option<String>,
 }
 
 impl Target {
@@ -43,6 +66,11 @@ impl Target {
             jitter_ms: config.latency_jitter_ms,
             error_ratio: config.error_ratio,
             arrivals: Arrivals::new(config.record_arrivals)?,
+            header: config.record_header.as_ref().map(|name| RecordedHeader {
+                name: name.clone(),
+                count: AtomicU64::new(0),
+                last: Mutex::new(String::new()),
+            }),
         })
     }
 
@@ -50,6 +78,29 @@ impl Target {
     pub(crate) fn on_ping_arrival(&self) {
         self.requests_received.0.fetch_add(1, Ordering::Relaxed);
         self.arrivals.record();
+    }
+
+    /// Records the `--record-header` header of a /ping, if it has one.
+    pub(crate) fn on_ping_headers(&self, headers: &hyper::HeaderMap) {
+        let Some(h) = &self.header else { return };
+        if let Some(v) = headers.get(h.name.as_str()) {
+            h.count.fetch_add(1, Ordering::Relaxed);
+            let text = String::from_utf8_lossy(v.as_bytes());
+            let cut: String = text.chars().take(RecordedHeader::MAX).collect();
+            *h.last.lock().unwrap_or_else(|p| p.into_inner()) = cut;
+        }
+    }
+
+    /// The recorded header, if `--record-header` is set.
+    pub fn header_record(&self) -> Option<HeaderRecord> {
+        self.header.as_ref().map(|h| {
+            let count = h.count.load(Ordering::Relaxed);
+            HeaderRecord {
+                name: h.name.clone(),
+                count,
+                last: (count > 0).then(|| h.last.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+            }
+        })
     }
 
     /// Counts a /ping response once it has been built.

@@ -132,7 +132,7 @@ impl From<&TestSpec> for Spec {
             throughput_per_driver: s.throughput_per_driver,
             target_url: s.target_url.clone(),
             method: s.method.clone(),
-            headers: s.headers.clone(),
+            headers: crate::secrets::redact(&s.headers, &s.secret_headers),
             body: s.body.clone(),
             concurrency: s.concurrency,
             timeout_ms: s.timeout_ms,

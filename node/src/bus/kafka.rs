@@ -1,21 +1,23 @@
 //! The Kafka implementation of [`Bus`]: one producer, topic creation, and consumers assigned to
 //! every partition of their topics at positions read before they return (the current end, or a
 //! stored resume offset), so that a node never replays old tests or stale heartbeats and never
-//! misses a message published after it subscribed.
+//! misses a message published after it subscribed. Every client carries the node's security
+//! settings ([`super::security`]), and a broker that refuses them ends start-up with that reason.
 
+use super::security::KafkaSecurity;
 use super::startup::{self, Backoff};
 use super::{Bus, BusError, BusStats, Inbox, Incoming};
 use crate::protocol::Topics;
 use futures_util::future::BoxFuture;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const META_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,12 +28,40 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// back): one attempt a second costs nothing next to a stalled test.
 const RECONNECT_BACKOFF_MAX_MS: &str = "1000";
 
+/// The context of every client of one bus: it remembers a broker's refusal of the node's
+/// credentials or TLS settings, which librdkafka only reports through this callback (the
+/// requests themselves just time out), so that start-up can stop with the reason.
+#[derive(Clone, Default)]
+struct Refusals(Arc<Mutex<Option<String>>>);
+
+impl Refusals {
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl ClientContext for Refusals {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let Some(code @ (RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)) =
+            error.rdkafka_error_code()
+        {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{code}: {reason}"));
+        }
+        tracing::error!("librdkafka: {error}: {reason}");
+    }
+}
+
+impl ConsumerContext for Refusals {}
+
 #[derive(Clone)]
 pub struct KafkaBus {
     brokers: String,
     client_id: String,
+    /// The security and pass-through properties every client is created with.
+    properties: Vec<(String, String)>,
+    refusals: Refusals,
     topics: Topics,
-    producer: FutureProducer,
+    producer: FutureProducer<Refusals>,
     stats: Arc<BusStats>,
     /// How long start-up steps wait for a broker that is not ready.
     startup_wait: Duration,
@@ -39,30 +69,45 @@ pub struct KafkaBus {
 
 impl KafkaBus {
     pub fn new(brokers: &str, client_id: &str, topics: Topics) -> Result<KafkaBus, BusError> {
-        Self::with_startup_wait(brokers, client_id, topics, startup::DEFAULT_STARTUP_WAIT)
+        Self::with_startup_wait(
+            brokers,
+            client_id,
+            topics,
+            startup::DEFAULT_STARTUP_WAIT,
+            &KafkaSecurity::default(),
+        )
     }
 
-    /// A bus whose start-up steps wait up to `startup_wait` for the broker.
+    /// A bus whose start-up steps wait up to `startup_wait` for the broker, and whose clients
+    /// use `security`.
     pub fn with_startup_wait(
         brokers: &str,
         client_id: &str,
         topics: Topics,
         startup_wait: Duration,
+        security: &KafkaSecurity,
     ) -> Result<KafkaBus, BusError> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("client.id", client_id)
+        let properties = security
+            .properties()
+            .map_err(|e| BusError::Other(e.to_string()))?;
+        let refusals = Refusals::default();
+        let mut cfg = client_config(brokers, client_id, &properties);
+        // A pass-through linger.ms wins over this default.
+        if !properties.iter().any(|(k, _)| k == "linger.ms") {
+            cfg.set("linger.ms", "2");
+        }
+        let producer: FutureProducer<Refusals> = cfg
             .set(
                 "message.timeout.ms",
                 DELIVERY_TIMEOUT.as_millis().to_string(),
             )
             .set("enable.idempotence", "true")
-            .set("linger.ms", "2")
-            .set("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS)
-            .create()?;
+            .create_with_context(refusals.clone())?;
         Ok(KafkaBus {
             brokers: brokers.to_string(),
             client_id: client_id.to_string(),
+            properties,
+            refusals,
             topics,
             producer,
             stats: Arc::new(BusStats::default()),
@@ -73,7 +118,8 @@ impl KafkaBus {
     /// Creates any of the five topics that are missing (one partition each, so that every
     /// message of a topic is seen in order). Waits for a broker that is starting.
     async fn create_topics(&self) -> Result<(), BusError> {
-        let admin: AdminClient<DefaultClientContext> = self.config().create()?;
+        let admin: AdminClient<Refusals> =
+            self.config().create_with_context(self.refusals.clone())?;
         let new: Vec<NewTopic> = self
             .topics
             .all()
@@ -105,7 +151,7 @@ impl KafkaBus {
             };
             match attempt {
                 Ok(()) => return Ok(()),
-                Err(e) => backoff.wait(e).await?,
+                Err(e) => backoff.wait(self.refused_or(e)).await?,
             }
         }
     }
@@ -148,11 +194,16 @@ impl KafkaBus {
     }
 
     fn config(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.brokers)
-            .set("client.id", &self.client_id)
-            .set("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS);
-        c
+        client_config(&self.brokers, &self.client_id, &self.properties)
+    }
+
+    /// The broker's refusal of this node's credentials or TLS settings, if it gave one (the
+    /// request itself then fails with a timeout that would be waited out), else `e`.
+    fn refused_or(&self, e: BusError) -> BusError {
+        match self.refusals.get() {
+            Some(why) => BusError::Refused(why),
+            None => e,
+        }
     }
 
     /// A consumer assigned to every partition of `topics` at its current end (its high
@@ -175,16 +226,18 @@ impl KafkaBus {
             Backoff::new("reading topic positions", self.startup_wait, Instant::now());
         let positions = loop {
             let (probe_cfg, names, resume) = (cfg.clone(), names.clone(), resume.clone());
-            let attempt =
-                tokio::task::spawn_blocking(move || start_positions(&probe_cfg, &names, &resume))
-                    .await
-                    .map_err(|e| BusError::Other(e.to_string()))?;
+            let ctx = self.refusals.clone();
+            let attempt = tokio::task::spawn_blocking(move || {
+                start_positions(&probe_cfg, ctx, &names, &resume)
+            })
+            .await
+            .map_err(|e| BusError::Other(e.to_string()))?;
             match attempt {
                 Ok(positions) => break positions,
-                Err(e) => backoff.wait(e).await?,
+                Err(e) => backoff.wait(self.refused_or(e)).await?,
             }
         };
-        let consumer: StreamConsumer = cfg.create()?;
+        let consumer: StreamConsumer<Refusals> = cfg.create_with_context(self.refusals.clone())?;
         consumer.assign(&positions)?;
         Ok(KafkaInbox {
             consumer,
@@ -197,10 +250,11 @@ impl KafkaBus {
 /// its high watermark.
 fn start_positions(
     cfg: &ClientConfig,
+    ctx: Refusals,
     topics: &[String],
     resume: &[(String, i32, i64)],
 ) -> Result<TopicPartitionList, BusError> {
-    let probe: BaseConsumer = cfg.create()?;
+    let probe: BaseConsumer<Refusals> = cfg.create_with_context(ctx)?;
     let mut tpl = TopicPartitionList::new();
     for topic in topics {
         let partitions = partitions_of(&probe, topic)?;
@@ -219,7 +273,7 @@ fn start_positions(
 /// The partitions of `topic` that have a leader. Right after a topic is created the broker may
 /// report it without partitions, or without their leaders: that is [`BusError::NotReady`], and
 /// the caller waits it out.
-fn partitions_of(probe: &BaseConsumer, topic: &str) -> Result<Vec<i32>, BusError> {
+fn partitions_of(probe: &BaseConsumer<Refusals>, topic: &str) -> Result<Vec<i32>, BusError> {
     let meta = probe.fetch_metadata(Some(topic), META_TIMEOUT)?;
     let mut partitions = Vec::new();
     for t in meta.topics().iter().filter(|t| t.name() == topic) {
@@ -286,8 +340,20 @@ impl Bus for KafkaBus {
     }
 }
 
+/// The settings every client of a bus starts from.
+fn client_config(brokers: &str, client_id: &str, properties: &[(String, String)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("client.id", client_id)
+        .set("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS);
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+    c
+}
+
 pub struct KafkaInbox {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<Refusals>,
     stats: Arc<BusStats>,
 }
 

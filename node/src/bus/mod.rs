@@ -8,6 +8,7 @@
 
 pub mod kafka;
 pub mod memory;
+pub mod security;
 pub mod startup;
 
 pub use kafka::KafkaBus;
@@ -66,6 +67,11 @@ pub enum BusError {
     NotReady(String),
     #[error("kafka: {0}")]
     Other(String),
+    /// The broker refused this node's credentials or TLS settings: waiting does not help.
+    #[error(
+        "Kafka refused the connection (check the --kafka-sasl-* and --kafka-ssl-* settings): {0}"
+    )]
+    Refused(String),
     /// The in-memory bus, told to fail (unit tests of what a role does when the bus is down).
     #[error("bus is down")]
     Down,

@@ -62,7 +62,7 @@ pub fn retriable(e: &BusError) -> bool {
         BusError::Kafka(KafkaError::AdminOp(code)) => retriable_code(*code),
         BusError::Kafka(k) => k.rdkafka_error_code().is_some_and(retriable_code),
         BusError::NotReady(_) | BusError::Down => true,
-        BusError::Other(_) => false,
+        BusError::Other(_) | BusError::Refused(_) => false,
     }
 }
 
@@ -152,6 +152,10 @@ mod tests {
                 false,
             ),
             (BusError::Other("cannot create topic".into()), false),
+            (
+                BusError::Refused("SASL authentication failed".into()),
+                false,
+            ),
         ];
         for (e, want) in cases {
             assert_eq!(retriable(&e), want, "{e}");

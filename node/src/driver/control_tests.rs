@@ -36,6 +36,7 @@ fn rig(default_target: Option<&str>) -> Rig {
         default_count: 7,
         seed: SeedStyle::default(),
         kafka_wait: Duration::from_secs(1),
+        kafka_security: Default::default(),
     };
     let ctx = Arc::new(Ctx {
         store: DriverStore::open(&cfg.store).expect("store"),

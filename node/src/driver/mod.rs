@@ -39,6 +39,8 @@ pub struct DriverConfig {
     pub seed: SeedStyle,
     /// How long start-up waits for Kafka.
     pub kafka_wait: Duration,
+    /// How its Kafka clients authenticate and encrypt.
+    pub kafka_security: crate::bus::security::KafkaSecurity,
 }
 
 struct Ctx {
@@ -63,6 +65,7 @@ pub async fn run(
         &format!("floodgate-driver-{}", cfg.id),
         cfg.topics.clone(),
         cfg.kafka_wait,
+        &cfg.kafka_security,
     )?;
     run_on(cfg, Arc::new(bus), http, shutdown).await
 }

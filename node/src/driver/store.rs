@@ -76,7 +76,16 @@ impl DriverStore {
     /// Records that a test started; false when it had already run here (never run a test twice).
     pub async fn begin(&self, config: &TestConfig, now_ms: u64) -> anyhow::Result<bool> {
         let id = config.test_id.clone();
-        let json = config.to_json(&Default::default()).to_string();
+        // Kept for diagnosis, never to run from: credentials are not written to disk.
+        let mut kept = config.clone();
+        if let Some(t) = kept.target.as_mut() {
+            for (name, value) in &mut t.headers {
+                if crate::secrets::is_secret(name, &[]) {
+                    *value = crate::secrets::REDACTED.to_string();
+                }
+            }
+        }
+        let json = kept.to_json(&Default::default()).to_string();
         self.db
             .call(move |c| {
                 let n = c.execute(
@@ -283,6 +292,31 @@ mod tests {
             drivers: vec![],
             orchestrator_id: None,
         }
+    }
+
+    #[tokio::test]
+    async fn credentials_in_a_config_are_not_written_to_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DriverStore::open(&dir.path().join("d.sqlite")).expect("open");
+        let mut c = config("t1");
+        c.target = Some(crate::protocol::HttpTarget {
+            url: "http://h/".into(),
+            method: "GET".into(),
+            headers: vec![
+                ("Authorization".into(), "Bearer s3cr3t".into()),
+                ("Accept".into(), "text/plain".into()),
+            ],
+            body: None,
+        });
+        assert!(store.begin(&c, 1).await.expect("begin"));
+        drop(store);
+        let mut on_disk = Vec::new();
+        for f in std::fs::read_dir(dir.path()).expect("dir").flatten() {
+            on_disk.extend(std::fs::read(f.path()).unwrap_or_default());
+        }
+        let text = String::from_utf8_lossy(&on_disk);
+        assert!(!text.contains("s3cr3t"));
+        assert!(text.contains("text/plain") && text.contains("<redacted>"));
     }
 
     #[tokio::test]

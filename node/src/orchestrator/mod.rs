@@ -51,6 +51,8 @@ pub struct OrchestratorConfig {
     /// What this deployment lets a test aim at, and ask for.
     pub targets: targets::TargetPolicy,
     pub caps: protocol::limits::Caps,
+    /// How its Kafka clients authenticate and encrypt.
+    pub kafka_security: crate::bus::security::KafkaSecurity,
 }
 
 impl OrchestratorConfig {
@@ -70,6 +72,7 @@ impl OrchestratorConfig {
             kafka_wait: crate::bus::startup::DEFAULT_STARTUP_WAIT,
             targets: targets::TargetPolicy::default(),
             caps: protocol::limits::Caps::HARD,
+            kafka_security: Default::default(),
         }
     }
 }
@@ -122,6 +125,7 @@ impl Orchestrator {
             &format!("floodgate-orchestrator-{}", cfg.id),
             cfg.topics.clone(),
             cfg.kafka_wait,
+            &cfg.kafka_security,
         )?;
         Self::start_on(cfg, Arc::new(bus)).await
     }

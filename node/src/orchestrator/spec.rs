@@ -37,6 +37,9 @@ pub struct TestSpecInput {
     pub target_url: Option<String>,
     pub method: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// Names of headers whose values are secret besides the ones that always are
+    /// (crate::secrets::ALWAYS_SECRET): shown redacted in every view and report.
+    pub secret_headers: Option<Vec<String>>,
     pub body: Option<String>,
     pub concurrency: Option<u64>,
     pub timeout_ms: Option<u64>,
@@ -60,6 +63,9 @@ pub struct TestSpec {
     pub target_url: String,
     pub method: String,
     pub headers: BTreeMap<String, String>,
+    /// Header names marked secret by the user (stored rows from before have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_headers: Vec<String>,
     pub body: Option<String>,
     pub concurrency: u64,
     pub timeout_ms: u64,
@@ -173,6 +179,16 @@ impl TestSpecInput {
             };
             FieldError::new(field, e.message)
         })?;
+        let secret_headers = self.secret_headers.unwrap_or_default();
+        if let Some(name) = secret_headers
+            .iter()
+            .find(|n| !headers.keys().any(|k| k.eq_ignore_ascii_case(n)))
+        {
+            return Err(FieldError::new(
+                "secret_headers",
+                format!("names {name:?}, which is not one of the headers"),
+            ));
+        }
         // The default stays within a lower cap, so a spec that names none is never refused.
         let concurrency = self
             .concurrency
@@ -233,6 +249,7 @@ impl TestSpecInput {
             target_url,
             method,
             headers,
+            secret_headers,
             body: self.body,
             concurrency,
             timeout_ms,
@@ -243,6 +260,14 @@ impl TestSpecInput {
 }
 
 impl TestSpec {
+    /// The spec as it may be shown: secret header values redacted.
+    pub fn shown(&self) -> TestSpec {
+        TestSpec {
+            headers: crate::secrets::redact(&self.headers, &self.secret_headers),
+            ..self.clone()
+        }
+    }
+
     /// The `test_config` message for this spec.
     pub fn to_config(
         &self,

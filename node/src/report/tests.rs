@@ -76,6 +76,7 @@ fn view() -> TestView {
             target_url: EVIL_URL.into(),
             method: "GET".into(),
             headers,
+            secret_headers: vec![],
             body: None,
             concurrency: 8,
             timeout_ms: 10_000,
