@@ -60,6 +60,8 @@ struct Args {
     log_format: floodgate::cli::LogFormat,
     #[arg(long, env = "FLOODGATE_LOG", default_value = "info")]
     log: String,
+    #[command(flatten)]
+    access: floodgate::cli::AccessArgs,
 }
 
 fn main() {
@@ -76,6 +78,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", args.listen))?;
     let advertise = listener.local_addr()?.to_string();
+    // Before serving anything: an API open to the network without a token is refused.
+    let access = floodgate::app::access(&args.access, listener.local_addr()?)?;
     // Serve from the start: `/healthz` says "starting" while Kafka and the API server are
     // still being reached, so a liveness probe does not restart an operator that is waiting.
     let ready: Arc<tokio::sync::OnceCell<axum::Router>> = Arc::default();
@@ -112,7 +116,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     });
     let metrics_ctx = ctx.clone();
     orchestrator.add_metrics_source(Arc::new(move || metrics_ctx.metrics_text()));
-    let _ = ready.set(floodgate::api::router(orchestrator));
+    let _ = ready.set(floodgate::api::router(orchestrator, access));
     tracing::info!("operator ready");
     tokio::select! {
         served = server => served??,
