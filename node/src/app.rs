@@ -123,6 +123,7 @@ pub fn access(args: &AccessArgs, bound: std::net::SocketAddr) -> anyhow::Result<
     };
     access.reads_open = args.reads_open;
     access.metrics_open = args.metrics_open;
+    access.loopback_names_only = exposure == Exposure::Loopback;
     Ok(access.allow_origins(&args.allowed_origins)?)
 }
 

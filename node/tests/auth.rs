@@ -46,6 +46,18 @@ struct Answer {
     www_authenticate: Option<String>,
 }
 
+impl Answer {
+    /// Asserts the status and the field the error names.
+    fn is(&self, status: u16, field: Option<&str>) {
+        assert_eq!(
+            (self.status, self.body["field"].as_str()),
+            (status, field),
+            "{}",
+            self.body
+        );
+    }
+}
+
 /// One request: `headers` as given (nothing added), `body` as raw text.
 async fn call(
     method: &str,
@@ -140,12 +152,7 @@ async fn tokens_from_the_environment_and_a_file_guard_every_read_and_change() {
             Some(INVALID_SPEC),
         )
         .await;
-        assert_eq!(
-            (a.status, a.body["field"].as_str()),
-            (400, Some("requests_per_driver")),
-            "{}",
-            a.body
-        );
+        a.is(400, Some("requests_per_driver"));
         let a = call(
             "POST",
             &url("/api/v1/tests/nope/stop"),
@@ -326,6 +333,36 @@ async fn changes_must_be_json_from_the_orchestrators_own_or_an_allowed_origin() 
     )
     .await;
     assert_eq!(a.status, 200);
+    // A DNS-rebinding page: its own name resolves to 127.0.0.1, so Host and Origin agree. The
+    // open loopback API answers only requests that name this machine.
+    let port = addr.rsplit(':').next().unwrap();
+    let evil_host = format!("evil.example:{port}");
+    let evil_origin = format!("http://{evil_host}");
+    let rebinding = [
+        ("host", evil_host.as_str()),
+        ("origin", evil_origin.as_str()),
+        JSON,
+    ];
+    let a = call(
+        "POST",
+        &url("/api/v1/tests"),
+        None,
+        &rebinding,
+        Some(&valid),
+    )
+    .await;
+    a.is(403, Some("host"));
+    let a = call("GET", &url("/api/v1/tests"), None, &rebinding[..1], None).await;
+    a.is(403, Some("host"));
+    let a = call(
+        "GET",
+        &url("/api/v1/tests"),
+        None,
+        &[("host", &format!("localhost:{port}"))],
+        None,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
     // Nothing that was refused left a test behind.
     assert_eq!(get(&url("/api/v1/tests")).await["tests"], json!([]));
 }

@@ -93,6 +93,9 @@ pub struct Access {
     pub reads_open: bool,
     /// `GET /metrics` needs no token (for scrapers that cannot send one).
     pub metrics_open: bool,
+    /// Answer only requests whose `Host` is a loopback name (an open API on loopback: a
+    /// DNS-rebinding page names its own host, and its `Origin` then matches).
+    pub loopback_names_only: bool,
     /// Origins besides the server's own that may make changes, normalised (`scheme://host[:port]`,
     /// lower case, no default port).
     origins: Arc<Vec<String>>,
@@ -173,6 +176,8 @@ pub enum Refusal {
     ForeignOrigin,
     /// A change whose body is not declared `application/json`.
     NotJson,
+    /// A request to an open loopback API that names another host (DNS rebinding).
+    ForeignHost,
 }
 
 /// What a request asks for, as far as access goes.
@@ -200,6 +205,12 @@ fn kind(method: &Method, path: &str) -> Kind {
 /// Whether the request may go on.
 pub fn decide(access: &Access, method: &Method, path: &str, h: &HeaderMap) -> Result<(), Refusal> {
     let kind = kind(method, path);
+    if access.loopback_names_only && kind != Kind::Public {
+        let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
+        if host.is_some_and(|h| !is_loopback_name(h)) {
+            return Err(Refusal::ForeignHost);
+        }
+    }
     let needs_token = access.requires_token()
         && match kind {
             Kind::Public => false,
@@ -233,6 +244,21 @@ pub fn decide(access: &Access, method: &Method, path: &str, h: &HeaderMap) -> Re
         }
     }
     Ok(())
+}
+
+/// Whether a `Host` value names this machine: localhost (or a name under it), 127.0.0.0/8, ::1.
+fn is_loopback_name(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    match name.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` value (the scheme in any case).
@@ -297,6 +323,13 @@ impl From<Refusal> for ApiError {
                 "origin",
                 "changes are accepted only from the orchestrator's own pages or an allowed origin \
                  (--allowed-origin); this request came from another site",
+            ),
+            Refusal::ForeignHost => (
+                StatusCode::FORBIDDEN,
+                "host",
+                "an orchestrator without API tokens answers only requests addressed to this \
+                 machine (localhost, 127.0.0.1, [::1]); this one names another host, as a \
+                 DNS-rebinding page would. Use 127.0.0.1, or give the orchestrator a token",
             ),
             Refusal::NotJson => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -130,6 +130,47 @@ fn a_change_must_be_json_from_our_own_or_an_allowed_origin() {
 }
 
 #[test]
+fn an_open_loopback_api_answers_only_requests_that_name_this_machine() {
+    let access = Access {
+        loopback_names_only: true,
+        ..Access::open()
+    };
+    let json = ("content-type", "application/json");
+    #[rustfmt::skip]
+    let cases: Vec<(&str, &str, Headers, Verdict)> = vec![
+        ("GET", "/api/v1/tests", vec![("host", "127.0.0.1:8090")], Ok(())),
+        ("GET", "/api/v1/tests", vec![("host", "127.3.4.5")], Ok(())),
+        ("GET", "/api/v1/tests", vec![("host", "localhost:8090")], Ok(())),
+        ("GET", "/api/v1/tests", vec![("host", "LocalHost.")], Ok(())),
+        ("GET", "/api/v1/tests", vec![("host", "dash.localhost:8090")], Ok(())),
+        ("GET", "/api/v1/tests", vec![("host", "[::1]:8090")], Ok(())),
+        ("GET", "/api/v1/tests", vec![], Ok(())),
+        ("GET", "/api/v1/tests", vec![("host", "evil.example:8090")], Err(Refusal::ForeignHost)),
+        ("GET", "/api/v1/tests", vec![("host", "localhost.evil.example")], Err(Refusal::ForeignHost)),
+        ("GET", "/api/v1/tests", vec![("host", "10.0.0.1:8090")], Err(Refusal::ForeignHost)),
+        ("GET", "/api/v1/events", vec![("host", "[::2]:8090")], Err(Refusal::ForeignHost)),
+        // A rebinding page: its Origin and Host agree, so only the Host gives it away.
+        ("POST", "/api/v1/tests", vec![("host", "evil.example:8090"), ("origin", "http://evil.example:8090"), json], Err(Refusal::ForeignHost)),
+        // The page itself holds nothing.
+        ("GET", "/", vec![("host", "evil.example:8090")], Ok(())),
+    ];
+    for (i, (method, path, h, want)) in cases.into_iter().enumerate() {
+        let m = Method::from_bytes(method.as_bytes()).expect("method");
+        assert_eq!(
+            decide(&access, &m, path, &headers(&h)),
+            want,
+            "case {i}: {method} {path} {h:?}"
+        );
+    }
+    // With tokens, or opened on purpose (--insecure-no-auth), any name is fine.
+    let h = headers(&[("host", "floodgate.example.com")]);
+    assert_eq!(
+        decide(&Access::open(), &Method::GET, "/api/v1/tests", &h),
+        Ok(())
+    );
+}
+
+#[test]
 fn allowed_origins_must_be_origins() {
     for bad in [
         "dash.example.com",
