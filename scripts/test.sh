@@ -62,6 +62,19 @@ kubectl auth can-i --as=system:serviceaccount:floodgate-system:floodgate patch l
   | grep -qx yes || { echo "the chart's RBAC does not let the operator write LoadTest status" >&2; exit 1; }
 kubectl auth can-i --as=system:serviceaccount:floodgate-system:floodgate get secrets --namespace default \
   | grep -qx yes || { echo "the chart's RBAC does not let the operator read secretHeaders' Secrets" >&2; exit 1; }
+# The API token: the chart generates a Secret the operator reads, and an upgrade keeps its value
+# (helm `lookup`), which only a real install shows.
+token_of() { kubectl --namespace "$1" get secret "$2" -o jsonpath='{.data.tokens}' | base64 -d; }
+[[ "$(token_of floodgate-system floodgate-api-token | wc -c)" -eq 40 ]] || { echo "the chart's API token Secret is missing or not 40 characters" >&2; exit 1; }
+kubectl create namespace floodgate-helm --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# Another release name: its cluster-wide RBAC must not clash with the manifests applied above.
+helm install floodgate-lookup charts/floodgate --namespace floodgate-helm --skip-crds -f charts/floodgate/ci/kind-values.yaml >/dev/null
+first_token="$(token_of floodgate-helm floodgate-lookup-api-token)"
+helm upgrade floodgate-lookup charts/floodgate --namespace floodgate-helm --skip-crds -f charts/floodgate/ci/kind-values.yaml >/dev/null
+[[ -n "$first_token" && "$(token_of floodgate-helm floodgate-lookup-api-token)" == "$first_token" ]] \
+  || { echo "helm upgrade changed the generated API token" >&2; exit 1; }
+helm uninstall floodgate-lookup --namespace floodgate-helm >/dev/null
+echo "API token Secret: generated, kept across helm upgrade"
 
 if [[ -z "${KAFKA_BOOTSTRAP:-}" ]]; then
   step "start Kafka (KRaft, loopback; a second listener with SASL_SSL for the security tests)"

@@ -1,6 +1,7 @@
 //! Wires each CLI role from its arguments: IDs, stores, listeners, shutdown. `main` stays thin.
 
-use crate::cli::{DriverArgs, LoadArgs, OrchestratorArgs};
+use crate::api::access::{self, Access, Exposure};
+use crate::cli::{AccessArgs, DriverArgs, LoadArgs, OrchestratorArgs};
 use crate::driver::{self, DriverConfig};
 use crate::engine::{self, Pacer, Plan, PreparedRequest};
 use crate::orchestrator::{Orchestrator, OrchestratorConfig};
@@ -78,6 +79,54 @@ async fn bind(addr: &str, flag: &str) -> anyhow::Result<tokio::net::TcpListener>
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({flag}): {e}"))
 }
 
+/// The API's access policy from its flags, FLOODGATE_TOKEN and the token file; refuses an API
+/// without tokens on a reachable address unless `--insecure-no-auth`. Tokens are never logged.
+pub fn access(args: &AccessArgs, bound: std::net::SocketAddr) -> anyhow::Result<Access> {
+    let mut tokens = Vec::new();
+    if let Some(t) = std::env::var(access::TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        let t = t.trim().to_string();
+        access::check_token(&t, access::TOKEN_ENV)?;
+        tokens.push(t);
+    }
+    if let Some(path) = &args.token_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("--token-file {}: {e}", path.display()))?;
+        tokens.extend(access::parse_token_file(
+            &text,
+            &format!("--token-file {}", path.display()),
+        )?);
+    }
+    let count = tokens.len();
+    let exposure =
+        access::exposure(bound, count > 0, args.insecure_no_auth).map_err(anyhow::Error::msg)?;
+    match exposure {
+        Exposure::Tokens => tracing::info!(
+            tokens = count,
+            reads_open = args.reads_open,
+            "the API requires a token"
+        ),
+        Exposure::Loopback => {
+            tracing::info!("the API needs no token: it listens on loopback only ({bound})")
+        }
+        Exposure::Insecure => tracing::warn!(
+            "the API on {bound} needs no token (--insecure-no-auth): anyone who reaches it can \
+             start load tests"
+        ),
+    }
+    let mut access = if count > 0 {
+        Access::with_tokens(tokens)
+    } else {
+        Access::open()
+    };
+    access.reads_open = args.reads_open;
+    access.metrics_open = args.metrics_open;
+    access.loopback_names_only = exposure == Exposure::Loopback;
+    Ok(access.allow_origins(&args.allowed_origins)?)
+}
+
 pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
     let id = args
         .id
@@ -85,6 +134,8 @@ pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
     let (targets, caps) = args.deployment.policy()?;
     let listener = bind(&args.listen, "--listen").await?;
     let advertise = listener.local_addr()?.to_string();
+    // Before Kafka: a refused configuration fails at once, not after the broker wait.
+    let access = access(&args.access, listener.local_addr()?)?;
     let cfg = OrchestratorConfig {
         targets,
         caps,
@@ -111,10 +162,11 @@ pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
     // Printed plainly too, so scripts and tests can find a port chosen with :0.
     println!("floodgate orchestrator listening on {advertise}");
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, crate::api::router(o)).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = stopping_tx.send(true);
-    });
+    let server =
+        axum::serve(listener, crate::api::router(o, access)).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stopping_tx.send(true);
+        });
     // Graceful shutdown waits for every open response, and a dashboard's event stream never
     // ends: give requests in flight a moment, then exit regardless.
     let grace = async move {

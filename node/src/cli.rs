@@ -264,10 +264,40 @@ impl DeploymentArgs {
     }
 }
 
+/// Who may call the API (docs/decisions.md, "Who may aim the fleet"). Tokens also come from
+/// the environment variable FLOODGATE_TOKEN (one token; never a flag, so never in `ps`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct AccessArgs {
+    /// File of API tokens, one a line (blank lines and # comments skipped), e.g. a mounted
+    /// Kubernetes Secret. Every state-changing call, and every read unless --reads-open, must
+    /// send one as `Authorization: Bearer <token>`.
+    #[arg(long, env = "FLOODGATE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Reads (GET) need no token; changes still do.
+    #[arg(long, env = "FLOODGATE_READS_OPEN")]
+    pub reads_open: bool,
+    /// `GET /metrics` needs no token (for Prometheus scrapes that cannot send one).
+    #[arg(long, env = "FLOODGATE_METRICS_OPEN")]
+    pub metrics_open: bool,
+    /// Serve the API without tokens on an address other machines can reach (refused otherwise).
+    #[arg(long, env = "FLOODGATE_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// An origin (scheme://host[:port]) whose pages may make changes besides the orchestrator's
+    /// own (repeatable; the variable takes a comma-separated list).
+    #[arg(
+        long = "allowed-origin",
+        env = "FLOODGATE_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+}
+
 #[derive(Args, Debug)]
 pub struct OrchestratorArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// Address of the REST API (the orchestrator's own address).
     #[arg(
         long,
@@ -345,11 +375,22 @@ pub struct DriverArgs {
     pub seed: SeedArgs,
 }
 
+/// The API token a client sends: from FLOODGATE_TOKEN, or the first token of this file.
+#[derive(Args, Debug, Clone)]
+pub struct TokenArgs {
+    /// File whose first token (the orchestrator's token-file format) is sent as the API token;
+    /// without it, the environment variable FLOODGATE_TOKEN is sent, if set.
+    #[arg(long, env = "FLOODGATE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ClientArgs {
     /// The orchestrator's REST address.
     #[arg(long, env = "FLOODGATE_ORCHESTRATOR", default_value = "127.0.0.1:8090")]
     pub orchestrator: String,
+    #[command(flatten)]
+    pub token: TokenArgs,
     /// Output format.
     #[arg(long, short = 'o', default_value = "table")]
     pub output: Output,
@@ -396,6 +437,8 @@ pub struct ReportArgs {
     /// The orchestrator's REST address.
     #[arg(long, env = "FLOODGATE_ORCHESTRATOR", default_value = "127.0.0.1:8090")]
     pub orchestrator: String,
+    #[command(flatten)]
+    pub token: TokenArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

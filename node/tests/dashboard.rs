@@ -123,7 +123,11 @@ async fn the_dashboard_is_served_on_the_api_port() {
     let (status, ct, body) = fetch("/ui/app.js").await;
     assert_eq!(status, 200);
     assert!(ct.starts_with("text/javascript"), "{ct}");
-    assert!(body.contains("EventSource"));
+    // The stream is read with fetch: EventSource cannot send the API token (a header).
+    assert!(
+        !body.contains("new EventSource"),
+        "app.js must read /api/v1/events with fetch"
+    );
     let (status, ct, _) = fetch("/ui/vendor/uPlot.iife.min.js").await;
     assert_eq!((status, ct.starts_with("text/javascript")), (200, true));
     let (status, ct, _) = fetch("/ui/app.css").await;
@@ -201,4 +205,21 @@ async fn the_dashboard_runs_a_test_in_headless_chromium() {
     );
     // Real traffic: the form's test (2 × 3000) and the script's second one (2 × 200), exactly.
     assert_eq!(target.metrics().await, (6_400, 6_400));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_signs_in_with_an_api_token() {
+    require_browser_deps();
+    const TOKEN: &str = "dashboard-token-7f3a9c2e5b1d";
+    let target = Target::start(&[]).await;
+    let extra = Options {
+        args: vec![],
+        env: vec![("FLOODGATE_TOKEN".into(), TOKEN.into())],
+    };
+    let c = Cluster::start_with(2, extra, Some(TOKEN)).await;
+    let api = format!("http://{}", c.api);
+    let output = browser_script("login.mjs", &[&api, TOKEN, &target.url()]).await;
+    println!("{output}");
+    // The form's test really ran, with the token: 2 × 200 requests.
+    assert_eq!(target.metrics().await, (400, 400));
 }

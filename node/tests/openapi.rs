@@ -53,7 +53,7 @@ async fn schemathesis_finds_no_server_error_and_no_response_outside_the_document
     let target = Target::start(&[]).await;
     // Small caps and an allow-list of loopback IPv4 only: the tests the fuzzer manages to
     // create are tiny, and aimed at this test's target or at nothing.
-    let c = Cluster::start_with(
+    let c = Cluster::start_with_args(
         2,
         &[
             "--allow-target",

@@ -66,7 +66,7 @@ async fn by_default_metadata_and_link_local_targets_are_refused_and_loopback_is_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_allow_list_and_caps_bound_what_a_test_may_ask_and_an_allowed_test_runs() {
     let target = Target::start(&[]).await;
-    let c = Cluster::start_with(
+    let c = Cluster::start_with_args(
         2,
         &[
             "--allow-target",

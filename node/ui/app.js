@@ -1,8 +1,9 @@
 // Floodgate dashboard: follows the orchestrator's event stream (SSE, a `state` event every 500 ms
 // with the drivers, the current test and new chart points) and lets a user drill into any past
 // test (its view and /series). No framework, no build step; see views.js, charts.js, form.js.
+// When the API requires a token, a 401 shows the sign-in panel (see api.js for where it is kept).
 
-import { api } from './api.js';
+import { api, auth, events, onUnauthorized } from './api.js';
 import { Charts } from './charts.js';
 import { $, setText } from './dom.js';
 import { initForm } from './form.js';
@@ -118,36 +119,81 @@ async function loadHistory() {
 
 function setConnection(kind) {
   const el = $('connection');
-  const label = { live: 'live', connecting: 'connecting…', lost: 'disconnected' }[kind];
+  const label = { live: 'live', connecting: 'connecting…', lost: 'disconnected', locked: 'sign-in needed' }[kind];
   el.className = `conn conn-${kind}`;
   setText(el, label);
   document.body.classList.toggle('offline', kind === 'lost');
 }
 
-let source = null;
-function connect() {
-  if (source) source.close();
+// The event stream, read with fetch (see api.js); `stream` is the AbortController of the
+// current connection, so that a newer one (or a sign-in) replaces it.
+let stream = null;
+async function connect() {
+  if (stream) stream.abort();
+  const mine = new AbortController();
+  stream = mine;
   setConnection('connecting');
-  source = new EventSource('/api/v1/events');
-  source.addEventListener('state', (ev) => {
-    let data;
+  const r = await events((name, data) => {
+    if (name !== 'state') return;
+    let parsed;
     try {
-      data = JSON.parse(ev.data);
+      parsed = JSON.parse(data);
     } catch {
       return;
     }
-    onState(data);
-  });
-  source.onerror = () => {
-    setConnection('lost');
-    // EventSource retries by itself unless the response was not an event stream at all.
-    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
-  };
+    onState(parsed);
+  }, mine.signal);
+  if (stream !== mine || r.status === 401) return; // replaced, or waiting for a sign-in
+  setConnection('lost');
+  setTimeout(() => {
+    if (stream === mine) connect();
+  }, 2000);
+}
+
+// ------------------------------------------------------------------ sign-in (API tokens)
+
+let locked = false;
+onUnauthorized((message) => {
+  const hadToken = auth.token() !== null;
+  auth.clear();
+  if (stream) stream.abort();
+  stream = null;
+  state.lastEventAt = 0;
+  locked = true;
+  setConnection('locked');
+  $('logout').hidden = true;
+  $('login').hidden = false;
+  // Several calls may be refused at once: the first, which carried the token, says why.
+  if (hadToken) setText($('login-error'), message ?? 'the token was refused');
+  $('login-token').focus();
+});
+
+$('login-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const token = $('login-token').value.trim();
+  if (!token) return setText($('login-error'), 'enter the API token');
+  auth.set(token);
+  setText($('login-error'), '');
+  $('login-token').value = '';
+  $('login').hidden = true;
+  locked = false;
+  showLogout();
+  connect();
+  loadHistory();
+});
+
+$('logout').addEventListener('click', () => {
+  auth.clear();
+  location.reload();
+});
+
+function showLogout() {
+  $('logout').hidden = auth.token() === null;
 }
 
 // No event for a while (a half-open connection, a suspended laptop): reconnect.
 setInterval(() => {
-  if (state.lastEventAt && Date.now() - state.lastEventAt > STALE_AFTER_MS) {
+  if (!locked && state.lastEventAt && Date.now() - state.lastEventAt > STALE_AFTER_MS) {
     state.lastEventAt = 0;
     setConnection('lost');
     connect();
@@ -210,6 +256,7 @@ $('back-live').addEventListener('click', backToLive);
 // ------------------------------------------------------------------ start
 
 render();
+showLogout();
 connect();
 loadHistory().then(() => {
   const m = /^#test=(.+)$/.exec(location.hash);

@@ -69,6 +69,8 @@ struct Args {
     /// Required when the operator itself has a Kafka password.
     #[arg(long, env = "FLOODGATE_DRIVER_KAFKA_SECRET")]
     driver_kafka_secret: Option<String>,
+    #[command(flatten)]
+    access: floodgate::cli::AccessArgs,
 }
 
 fn main() {
@@ -91,6 +93,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", args.listen))?;
     let advertise = listener.local_addr()?.to_string();
+    // Before serving anything: an API open to the network without a token is refused.
+    let access = floodgate::app::access(&args.access, listener.local_addr()?)?;
     // Serve from the start: `/healthz` says "starting" while Kafka and the API server are
     // still being reached, so a liveness probe does not restart an operator that is waiting.
     let ready: Arc<tokio::sync::OnceCell<axum::Router>> = Arc::default();
@@ -132,7 +136,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     });
     let metrics_ctx = ctx.clone();
     orchestrator.add_metrics_source(Arc::new(move || metrics_ctx.metrics_text()));
-    let _ = ready.set(floodgate::api::router(orchestrator));
+    let _ = ready.set(floodgate::api::router(orchestrator, access));
     tracing::info!("operator ready");
     tokio::select! {
         served = server => served??,

@@ -98,3 +98,10 @@ the operator Service, fully qualified.
 {{- define "floodgate.orchestratorAddress" -}}
 {{- printf "%s.%s.svc.%s:%d" (include "floodgate.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.operator.port) }}
 {{- end }}
+
+{{/*
+The Secret that holds the API tokens (auth.existingSecret, or the one the chart generates).
+*/}}
+{{- define "floodgate.apiTokenSecret" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-api-token" (include "floodgate.fullname" .)) }}
+{{- end }}

@@ -36,6 +36,15 @@ impl ApiError {
         }
     }
 
+    /// A refusal about one part of the request (`field` names it: a body field or a header).
+    pub fn with_field(status: StatusCode, message: &str, field: &str) -> Self {
+        Self {
+            status,
+            message: message.to_string(),
+            field: Some(field.to_string()),
+        }
+    }
+
     pub fn method_not_allowed() -> Self {
         Self {
             status: StatusCode::METHOD_NOT_ALLOWED,

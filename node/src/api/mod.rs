@@ -1,6 +1,7 @@
 //! The orchestrator's REST API (JSON, under `/api/v1`): view and control tests and drivers.
 //! Handlers are thin: they parse, call the [`Orchestrator`], and let [`ApiError`] map failures.
 
+pub mod access;
 mod dashboard;
 pub mod dto;
 mod error;
@@ -8,6 +9,7 @@ mod events;
 mod prometheus;
 mod reports;
 
+pub use access::Access;
 pub use error::ApiError;
 
 use crate::orchestrator::spec::parse_input;
@@ -24,7 +26,8 @@ use serde_json::json;
 
 const OPENAPI: &str = include_str!("openapi.json");
 
-pub fn router(o: Orchestrator) -> Router {
+/// The whole API, behind `access` (tokens and the CSRF rules; see [`access`]).
+pub fn router(o: Orchestrator, access: Access) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
@@ -43,6 +46,7 @@ pub fn router(o: Orchestrator) -> Router {
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(o)
+        .layer(axum::middleware::from_fn_with_state(access, access::guard))
 }
 
 /// Readiness: 200 while this orchestrator hears the bus, 503 naming Kafka when it does not.

@@ -48,7 +48,10 @@ impl Rig {
             .header("content-type", "application/json")
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
             .expect("request");
-        let resp = router(self.o.clone()).oneshot(req).await.expect("answer");
+        let resp = router(self.o.clone(), super::Access::open())
+            .oneshot(req)
+            .await
+            .expect("answer");
         let status = resp.status();
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
         (
@@ -197,7 +200,10 @@ async fn a_body_over_the_limit_is_a_413_with_the_documented_json_error() {
         .header("content-type", "application/json")
         .body(Body::from(big))
         .expect("request");
-    let resp = router(r.o.clone()).oneshot(req).await.expect("answer");
+    let resp = router(r.o.clone(), super::Access::open())
+        .oneshot(req)
+        .await
+        .expect("answer");
     let status = resp.status();
     let json = resp
         .headers()

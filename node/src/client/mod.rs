@@ -8,7 +8,7 @@ use table::ms;
 pub use table::print_result;
 
 use crate::api::dto::Test;
-use crate::cli::{ClientArgs, Output, ReportArgs, ReportFormat, RunArgs, TestKind};
+use crate::cli::{ClientArgs, Output, ReportArgs, ReportFormat, RunArgs, TestKind, TokenArgs};
 use crate::model::TestStatus;
 use progress::Progress;
 use serde_json::{json, Value};
@@ -33,10 +33,28 @@ fn fail(code: i32, message: impl Into<String>) -> CliError {
 struct Api {
     http: reqwest::Client,
     base: String,
+    /// `Bearer <token>`, when the user gave one; sent on every call, never printed.
+    authorization: Option<String>,
+}
+
+/// The API token to send: the first of `--token-file`, else FLOODGATE_TOKEN, else none.
+fn token(args: &TokenArgs) -> Result<Option<String>, CliError> {
+    if let Some(path) = &args.token_file {
+        let source = format!("--token-file {}", path.display());
+        let text = std::fs::read_to_string(path).map_err(|e| fail(2, format!("{source}: {e}")))?;
+        let tokens = crate::api::access::parse_token_file(&text, &source)
+            .map_err(|e| fail(2, e.to_string()))?;
+        return Ok(tokens.into_iter().next());
+    }
+    Ok(std::env::var(crate::api::access::TOKEN_ENV)
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty()))
 }
 
 impl Api {
-    fn new(addr: &str) -> Result<Self, CliError> {
+    fn new(addr: &str, token_args: &TokenArgs) -> Result<Self, CliError> {
+        let authorization = token(token_args)?.map(|t| format!("Bearer {t}"));
         let base = if addr.starts_with("http://") {
             addr.trim_end_matches('/').to_string()
         } else {
@@ -46,7 +64,11 @@ impl Api {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| fail(2, format!("cannot build an HTTP client: {e}")))?;
-        Ok(Self { http, base })
+        Ok(Self {
+            http,
+            base,
+            authorization,
+        })
     }
 
     async fn send(
@@ -55,9 +77,16 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> Result<reqwest::Response, CliError> {
+        let changes = method != reqwest::Method::GET;
         let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(auth) = &self.authorization {
+            req = req.header(reqwest::header::AUTHORIZATION, auth);
+        }
         if let Some(b) = body {
             req = req.json(&b);
+        } else if changes {
+            // The API takes changes only as JSON (its CSRF rule), even without a body.
+            req = req.header(reqwest::header::CONTENT_TYPE, "application/json");
         }
         let resp = req.send().await.map_err(|e| {
             fail(
@@ -74,8 +103,8 @@ impl Api {
         }
         let value: Value = resp.json().await.unwrap_or(Value::Null);
         let msg = value["error"].as_str().unwrap_or("request failed");
-        Err(match value["field"].as_str() {
-            Some(field) => fail(2, format!("{msg} (fix --{})", cli_flag(field))),
+        Err(match value["field"].as_str().and_then(cli_flag) {
+            Some(flag) => fail(2, format!("{msg} (fix --{flag})")),
             None => fail(2, format!("{msg} (HTTP {status})")),
         })
     }
@@ -109,9 +138,11 @@ impl Api {
     }
 }
 
-/// The CLI flag that sets an API field, for error messages.
-fn cli_flag(field: &str) -> &str {
-    match field {
+/// The CLI flag that sets an API field, for error messages; none for a refused request header
+/// (the token, the origin, the content type), which no flag of the call sets.
+fn cli_flag(field: &str) -> Option<&str> {
+    Some(match field {
+        "authorization" | "origin" | "content-type" => return None,
         "test_type" => "type",
         "target_url" => "url",
         "requests_per_driver" => "requests",
@@ -120,11 +151,11 @@ fn cli_flag(field: &str) -> &str {
         "timeout_ms" => "timeout-ms",
         "headers" => "header",
         other => other,
-    }
+    })
 }
 
 pub async fn run(args: RunArgs) -> Result<(), CliError> {
-    let api = Api::new(&args.client.orchestrator)?;
+    let api = Api::new(&args.client.orchestrator, &args.client.token)?;
     let mut headers = serde_json::Map::new();
     for h in &args.headers {
         let (k, v) = h
@@ -205,7 +236,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
 pub(super) const POLL: Duration = Duration::from_millis(500);
 
 pub async fn list(args: ClientArgs) -> Result<(), CliError> {
-    let api = Api::new(&args.orchestrator)?;
+    let api = Api::new(&args.orchestrator, &args.token)?;
     let v = api
         .call(reqwest::Method::GET, "/api/v1/tests", None)
         .await?;
@@ -236,7 +267,7 @@ pub async fn list(args: ClientArgs) -> Result<(), CliError> {
 }
 
 pub async fn show(id: &str, args: ClientArgs) -> Result<(), CliError> {
-    let api = Api::new(&args.orchestrator)?;
+    let api = Api::new(&args.orchestrator, &args.token)?;
     print_result(&api.test(id).await?, args.output);
     Ok(())
 }
@@ -252,7 +283,7 @@ pub async fn report(args: ReportArgs) -> Result<(), CliError> {
                 .and_then(|n| ReportFormat::from_file_name(&n.to_string_lossy()))
         })
         .unwrap_or(ReportFormat::Html);
-    let api = Api::new(&args.orchestrator)?;
+    let api = Api::new(&args.orchestrator, &args.token)?;
     let path = format!(
         "/api/v1/tests/{}/{}",
         path_segment(&args.id),
@@ -289,7 +320,7 @@ fn path_segment(s: &str) -> String {
 }
 
 pub async fn stop(id: &str, args: ClientArgs) -> Result<(), CliError> {
-    let api = Api::new(&args.orchestrator)?;
+    let api = Api::new(&args.orchestrator, &args.token)?;
     api.call(
         reqwest::Method::POST,
         &format!("/api/v1/tests/{id}/stop"),
@@ -301,7 +332,7 @@ pub async fn stop(id: &str, args: ClientArgs) -> Result<(), CliError> {
 }
 
 pub async fn nodes(args: ClientArgs) -> Result<(), CliError> {
-    let api = Api::new(&args.orchestrator)?;
+    let api = Api::new(&args.orchestrator, &args.token)?;
     let v = api
         .call(reqwest::Method::GET, "/api/v1/drivers", None)
         .await?;

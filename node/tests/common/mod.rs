@@ -89,31 +89,53 @@ pub struct Cluster {
     pub orchestrator: Proc,
     pub api: String,
     pub drivers: Vec<Proc>,
-    /// The orchestrator's extra flags, kept for its restarts.
-    pub orchestrator_args: Vec<String>,
+    /// The API token the helpers send, for an orchestrator that requires one.
+    pub token: Option<String>,
+    /// The orchestrator's extra flags and environment (kept for a restart).
+    orchestrator_extra: Options,
+}
+
+/// Extra flags and environment variables of a process.
+#[derive(Clone, Default)]
+pub struct Options {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
 }
 
 impl Cluster {
     pub async fn start(drivers: usize) -> Cluster {
-        Self::start_on_with(&kafka(), drivers, &[]).await
+        Self::start_on_with(&kafka(), drivers, Options::default(), None).await
     }
 
     /// A cluster on a broker of its own (one a test may stop).
     pub async fn start_on(kafka: &str, drivers: usize) -> Cluster {
-        Self::start_on_with(kafka, drivers, &[]).await
+        Self::start_on_with(kafka, drivers, Options::default(), None).await
     }
 
     /// [`Cluster::start`] with extra orchestrator flags (a deployment's allow-list, caps).
-    pub async fn start_with(drivers: usize, orchestrator_args: &[&str]) -> Cluster {
-        Self::start_on_with(&kafka(), drivers, orchestrator_args).await
+    pub async fn start_with_args(drivers: usize, args: &[&str]) -> Cluster {
+        let extra = Options {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
+        };
+        Self::start_with(drivers, extra, None).await
     }
 
-    async fn start_on_with(kafka: &str, drivers: usize, orchestrator_args: &[&str]) -> Cluster {
+    /// A cluster whose orchestrator gets `extra`; the helpers send `token`.
+    pub async fn start_with(drivers: usize, extra: Options, token: Option<&str>) -> Cluster {
+        Self::start_on_with(&kafka(), drivers, extra, token).await
+    }
+
+    async fn start_on_with(
+        kafka: &str,
+        drivers: usize,
+        extra: Options,
+        token: Option<&str>,
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let prefix = format!("t{}.", uuid::Uuid::new_v4().simple());
         let (orchestrator, api) =
-            start_orchestrator_at(dir.path(), kafka, &prefix, "127.0.0.1:0", orchestrator_args)
-                .await;
+            start_orchestrator_at(dir.path(), kafka, &prefix, "127.0.0.1:0", &extra).await;
         let mut c = Cluster {
             dir,
             kafka: kafka.to_string(),
@@ -121,7 +143,8 @@ impl Cluster {
             orchestrator,
             api,
             drivers: Vec::new(),
-            orchestrator_args: orchestrator_args.iter().map(|a| a.to_string()).collect(),
+            token: token.map(str::to_string),
+            orchestrator_extra: extra,
         };
         for _ in 0..drivers {
             c.add_driver().await;
@@ -173,13 +196,12 @@ impl Cluster {
 
     pub async fn restart_orchestrator(&mut self) {
         self.orchestrator.kill();
-        let extra: Vec<&str> = self.orchestrator_args.iter().map(String::as_str).collect();
         let (p, api) = start_orchestrator_at(
             self.dir.path(),
             &self.kafka,
             &self.prefix,
             &self.api,
-            &extra,
+            &self.orchestrator_extra,
         )
         .await;
         self.orchestrator = p;
@@ -190,8 +212,13 @@ impl Cluster {
         format!("http://{}{path}", self.api)
     }
 
+    /// GET with the cluster's token, if any.
+    pub async fn get(&self, path: &str) -> Value {
+        get_with(&self.url(path), self.token.as_deref()).await
+    }
+
     pub async fn alive(&self) -> Vec<String> {
-        let v = get(&self.url("/api/v1/drivers")).await;
+        let v = self.get("/api/v1/drivers").await;
         v["drivers"]
             .as_array()
             .unwrap()
@@ -203,7 +230,7 @@ impl Cluster {
 
     /// One driver as GET /api/v1/drivers shows it, if listed.
     pub async fn driver(&self, id: &str) -> Option<Value> {
-        let v = get(&self.url("/api/v1/drivers")).await;
+        let v = self.get("/api/v1/drivers").await;
         v["drivers"]
             .as_array()?
             .iter()
@@ -224,14 +251,19 @@ impl Cluster {
     pub async fn start_test(&self, spec: Value) -> String {
         let mut spec = spec;
         spec["trigger"] = json!(true);
-        let (status, v) = post(&self.url("/api/v1/tests"), Some(spec)).await;
+        let (status, v) = post_with(
+            &self.url("/api/v1/tests"),
+            Some(spec),
+            self.token.as_deref(),
+        )
+        .await;
         assert_eq!(status, 201, "create failed: {v}");
         assert_eq!(v["status"], "running", "{v}");
         v["id"].as_str().unwrap().to_string()
     }
 
     pub async fn test(&self, id: &str) -> Value {
-        get(&self.url(&format!("/api/v1/tests/{id}"))).await
+        self.get(&format!("/api/v1/tests/{id}")).await
     }
 
     /// Waits until the test has ended and its numbers are final, and returns its view.
@@ -258,8 +290,28 @@ async fn start_orchestrator_at(
     kafka: &str,
     prefix: &str,
     listen: &str,
-    extra: &[&str],
+    extra: &Options,
 ) -> (Proc, String) {
+    let mut p = spawn_orchestrator_on(dir, kafka, prefix, listen, extra);
+    let line = p
+        .wait_line("orchestrator listening on", Duration::from_secs(30))
+        .await;
+    (p, addr_in(&line))
+}
+
+/// An orchestrator on `prefix` with `extra`, started without waiting for anything.
+pub fn spawn_orchestrator(dir: &Path, prefix: &str, listen: &str, extra: &Options) -> Proc {
+    spawn_orchestrator_on(dir, &kafka(), prefix, listen, extra)
+}
+
+/// [`spawn_orchestrator`] on a given broker.
+pub fn spawn_orchestrator_on(
+    dir: &Path,
+    kafka: &str,
+    prefix: &str,
+    listen: &str,
+    extra: &Options,
+) -> Proc {
     let store = dir.join("orchestrator.sqlite");
     let mut args = vec![
         "orchestrator",
@@ -276,29 +328,40 @@ async fn start_orchestrator_at(
         "--start-delay-ms",
         "500",
     ];
-    args.extend_from_slice(extra);
-    let mut p = Proc::spawn(
-        "orchestrator",
-        &floodgate_bin(),
-        &args,
-        &[("TOKIO_WORKER_THREADS", "2")],
-    );
-    let line = p
-        .wait_line("orchestrator listening on", Duration::from_secs(30))
-        .await;
-    (p, addr_in(&line))
+    args.extend(extra.args.iter().map(String::as_str));
+    let mut env = vec![("TOKIO_WORKER_THREADS", "2")];
+    env.extend(extra.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    Proc::spawn("orchestrator", &floodgate_bin(), &args, &env)
 }
 
 pub async fn get(url: &str) -> Value {
-    let r = reqwest::get(url)
+    get_with(url, None).await
+}
+
+/// GET, with `Authorization: Bearer <token>` when a token is given.
+pub async fn get_with(url: &str, token: Option<&str>) -> Value {
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req
+        .send()
         .await
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     r.json().await.unwrap()
 }
 
 pub async fn post(url: &str, body: Option<Value>) -> (u16, Value) {
+    post_with(url, body, None).await
+}
+
+/// A POST as the CLI makes it: JSON (even without a body), with the token if given.
+pub async fn post_with(url: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
     let c = reqwest::Client::new();
-    let mut req = c.post(url);
+    let mut req = c.post(url).header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
     if let Some(b) = body {
         req = req.json(&b);
     }
