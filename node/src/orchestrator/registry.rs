@@ -6,12 +6,19 @@
 //! heartbeats, else an assumed [`ASSUMED_INTERVAL`] until a second beat is seen. A node is lost
 //! after [`MISSED_BEATS`] of its intervals without a heartbeat, never sooner than the configured
 //! timeout; so a peer that beats every 5 s is not called lost while it runs.
+//!
+//! Only a registration makes a driver: a heartbeat from a node with none here is refused (the
+//! caller counts it and asks Floodgate's drivers to register again). Registrations sent before
+//! this orchestrator started are read back from the topic ([`Registry::replayed`]) and count
+//! once the driver is heard from. The registry holds at most [`limits::MAX_KNOWN_DRIVERS`].
 
+use crate::protocol::limits;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
-/// Lost drivers are forgotten after this long, so the list stays bounded.
+/// Lost drivers are forgotten after this long (and the list never holds more than
+/// [`limits::MAX_KNOWN_DRIVERS`]), so it stays bounded whatever arrives on `register`.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 /// Heartbeats missed in a row before a node is lost.
 pub const MISSED_BEATS: u32 = 3;
@@ -34,9 +41,41 @@ struct Entry {
     declared: Option<Duration>,
     last_beat: Option<Instant>,
     gaps: VecDeque<Duration>,
+    /// Heard from since this orchestrator started (false for a registration read back from
+    /// before it started, until the driver beats or reports).
+    heard: bool,
 }
 
 impl Entry {
+    fn new(now: Instant) -> Self {
+        Entry {
+            address: String::new(),
+            registered_at: SystemTime::now(),
+            first_seen: now,
+            last_seen: now,
+            test_id: None,
+            heartbeats: 0,
+            agent: None,
+            declared: None,
+            last_beat: None,
+            gaps: VecDeque::new(),
+            heard: false,
+        }
+    }
+
+    /// What a registration or heartbeat says about the node besides "alive now".
+    fn update(&mut self, beat: &Beat<'_>) {
+        if let Some(a) = beat.address.filter(|a| !a.is_empty()) {
+            self.address = a.to_string();
+        }
+        if let Some(a) = beat.agent {
+            self.agent = Some(a.to_string());
+        }
+        if beat.interval.is_some() {
+            self.declared = beat.interval;
+        }
+    }
+
     /// The interval this node beats at, as best known.
     fn interval(&self) -> Duration {
         if let Some(d) = self.declared.filter(|d| !d.is_zero()) {
@@ -119,58 +158,91 @@ impl Registry {
         }
     }
 
-    /// A registration, or a heartbeat from a driver not yet known (one that was running before
-    /// this orchestrator started): either way the driver is alive now.
-    pub fn seen(&mut self, id: &str, beat: &Beat<'_>, now: Instant) {
-        let e = self.drivers.entry(id.to_string()).or_insert_with(|| Entry {
-            address: String::new(),
-            registered_at: SystemTime::now(),
-            first_seen: now,
-            last_seen: now,
-            test_id: None,
-            heartbeats: 0,
-            agent: None,
-            declared: None,
-            last_beat: None,
-            gaps: VecDeque::new(),
-        });
-        if let Some(a) = beat.address.filter(|a| !a.is_empty()) {
-            e.address = a.to_string();
+    /// A registration: the driver is known, and alive now. `false` when the registry is full
+    /// of drivers that are alive (see [`limits::MAX_KNOWN_DRIVERS`]): the registration is refused.
+    pub fn register(&mut self, id: &str, beat: &Beat<'_>, now: Instant) -> bool {
+        if !self.make_room(id, now) {
+            return false;
         }
-        if let Some(a) = beat.agent {
-            e.agent = Some(a.to_string());
-        }
-        if beat.interval.is_some() {
-            e.declared = beat.interval;
-        }
+        let e = self
+            .drivers
+            .entry(id.to_string())
+            .or_insert_with(|| Entry::new(now));
+        e.update(beat);
+        e.heard = true;
         e.last_seen = e.last_seen.max(now);
+        true
     }
 
-    pub fn heartbeat(&mut self, id: &str, beat: Beat<'_>, now: Instant) {
-        self.seen(id, &beat, now);
-        if let Some(e) = self.drivers.get_mut(id) {
-            e.heartbeats += 1;
-            e.test_id = beat.test_id;
-            if let Some(prev) = e.last_beat.filter(|p| *p <= now) {
-                if e.gaps.len() >= GAPS_KEPT {
-                    e.gaps.pop_front();
-                }
-                e.gaps.push_back(now - prev);
-            }
-            e.last_beat = Some(now);
+    /// A registration sent before this orchestrator started, read back from the `register`
+    /// topic: the driver is known, but not heard from, so neither alive nor listed until its
+    /// next heartbeat or report. A driver already known is left as it is.
+    pub fn replayed(&mut self, id: &str, beat: &Beat<'_>, now: Instant) -> bool {
+        if self.drivers.contains_key(id) {
+            return true;
         }
+        if !self.make_room(id, now) {
+            return false;
+        }
+        let mut e = Entry::new(now);
+        e.update(beat);
+        self.drivers.insert(id.to_string(), e);
+        true
+    }
+
+    /// Frees a place for `id` if it is new and the registry is full, by forgetting the driver
+    /// silent longest among those not alive; false if every known driver is alive.
+    fn make_room(&mut self, id: &str, now: Instant) -> bool {
+        if self.drivers.len() < limits::MAX_KNOWN_DRIVERS || self.drivers.contains_key(id) {
+            return true;
+        }
+        let oldest = self
+            .drivers
+            .iter()
+            .filter(|(_, e)| !self.is_alive(e, now))
+            .min_by_key(|(_, e)| e.last_seen)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => {
+                self.drivers.remove(&k);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A heartbeat. Only a registration makes a driver: a heartbeat from a node that has none
+    /// (here) changes nothing and returns false, and the caller asks it to register again.
+    pub fn heartbeat(&mut self, id: &str, beat: Beat<'_>, now: Instant) -> bool {
+        let Some(e) = self.drivers.get_mut(id) else {
+            return false;
+        };
+        e.update(&beat);
+        e.heard = true;
+        e.last_seen = e.last_seen.max(now);
+        e.heartbeats += 1;
+        e.test_id = beat.test_id;
+        if let Some(prev) = e.last_beat.filter(|p| *p <= now) {
+            if e.gaps.len() >= GAPS_KEPT {
+                e.gaps.pop_front();
+            }
+            e.gaps.push_back(now - prev);
+        }
+        e.last_beat = Some(now);
+        true
     }
 
     /// A sign of life other than a heartbeat (a metrics report) from a driver already known:
     /// one peer sends no heartbeat until long after its test has started, but reports all along.
     pub fn heard_from(&mut self, id: &str, now: Instant) {
         if let Some(e) = self.drivers.get_mut(id) {
+            e.heard = true;
             e.last_seen = e.last_seen.max(now);
         }
     }
 
     pub fn liveness(&self, id: &str, now: Instant) -> Liveness {
-        match self.drivers.get(id) {
+        match self.drivers.get(id).filter(|e| e.heard) {
             Some(e) => Liveness {
                 alive: self.is_alive(e, now),
                 test_id: e.test_id.clone(),
@@ -192,7 +264,7 @@ impl Registry {
     }
 
     fn is_alive(&self, e: &Entry, now: Instant) -> bool {
-        now.saturating_duration_since(e.last_seen) <= self.timeout_of(e)
+        e.heard && now.saturating_duration_since(e.last_seen) <= self.timeout_of(e)
     }
 
     /// Alive drivers, in the order they were first seen (ties by ID), for picking participants.
@@ -209,6 +281,7 @@ impl Registry {
     pub fn view(&self, now: Instant) -> Vec<DriverView> {
         self.drivers
             .iter()
+            .filter(|(_, e)| e.heard)
             .map(|(id, e)| DriverView {
                 id: id.clone(),
                 address: e.address.clone(),
@@ -224,7 +297,7 @@ impl Registry {
             .collect()
     }
 
-    /// Forgets drivers lost long ago.
+    /// Forgets drivers lost long ago, and registrations read back that no heartbeat followed.
     pub fn prune(&mut self, now: Instant) {
         self.drivers
             .retain(|_, e| now.saturating_duration_since(e.last_seen) <= FORGET_AFTER);
@@ -250,7 +323,7 @@ mod tests {
     fn a_driver_is_lost_after_the_timeout_and_back_on_a_heartbeat() {
         let t0 = Instant::now();
         let mut r = Registry::new(3 * S);
-        r.seen(
+        r.register(
             "a",
             &Beat {
                 address: Some("h:1"),
@@ -307,6 +380,14 @@ mod tests {
         for (beats, declared, silent, alive) in cases {
             let t0 = Instant::now();
             let mut r = Registry::started_at(3 * S, t0);
+            r.register(
+                "n",
+                &Beat {
+                    interval: declared,
+                    ..Default::default()
+                },
+                t0,
+            );
             for &b in beats {
                 r.heartbeat(
                     "n",
@@ -345,7 +426,7 @@ mod tests {
     fn a_report_keeps_a_known_driver_alive_but_makes_no_stranger_known() {
         let t0 = Instant::now();
         let mut r = Registry::new(3 * S);
-        r.seen("quiet", &Beat::default(), t0);
+        r.register("quiet", &Beat::default(), t0);
         r.heard_from("quiet", t0 + 14 * S);
         r.heard_from("stranger", t0 + 14 * S);
         assert!(
@@ -357,18 +438,18 @@ mod tests {
     }
 
     #[test]
-    fn heartbeats_alone_make_a_driver_known() {
+    fn only_a_registration_makes_a_driver() {
         let t0 = Instant::now();
         let mut r = Registry::new(3 * S);
-        r.heartbeat(
-            "b",
-            Beat {
-                address: Some("h:2"),
-                ..Default::default()
-            },
-            t0,
-        );
-        let v = r.view(t0 + S);
+        let peer = || Beat {
+            address: Some("h:2"),
+            ..Default::default()
+        };
+        assert!(!r.heartbeat("b", peer(), t0), "a stranger's heartbeat");
+        assert!(r.view(t0).is_empty() && r.alive(t0).is_empty());
+        assert!(r.register("b", &peer(), t0));
+        assert!(r.heartbeat("b", peer(), t0 + S));
+        let v = r.view(t0 + 2 * S);
         assert_eq!(
             (
                 v[0].id.as_str(),
@@ -383,12 +464,58 @@ mod tests {
     }
 
     #[test]
+    fn a_registration_read_back_is_known_but_not_alive_until_it_beats() {
+        let t0 = Instant::now();
+        let mut r = Registry::started_at(3 * S, t0);
+        assert!(r.replayed("old", &ours(), t0));
+        assert!(r.view(t0).is_empty(), "not listed");
+        assert!(r.alive(t0).is_empty(), "not offered for a test");
+        assert!(
+            r.heartbeat("old", ours(), t0 + S),
+            "but its heartbeat counts"
+        );
+        assert_eq!(r.alive(t0 + S), ["old"]);
+        // Read back again (the same registration, from the live topic) it changes nothing.
+        assert!(r.replayed("old", &ours(), t0 + 2 * S));
+        assert_eq!(r.view(t0 + 2 * S)[0].heartbeats, 1);
+        // Never heard from: forgotten like a lost driver.
+        r.replayed("gone", &ours(), t0);
+        r.prune(t0 + 700 * S);
+        assert!(!r.heartbeat("gone", ours(), t0 + 700 * S));
+    }
+
+    #[test]
+    fn the_registry_is_bounded_and_keeps_alive_drivers_over_lost_ones() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(3 * S);
+        let max = limits::MAX_KNOWN_DRIVERS;
+        for i in 0..max {
+            assert!(r.register(&format!("d{i}"), &ours(), t0));
+        }
+        // Full of alive drivers: a new registration is refused, the known stay.
+        assert!(!r.register("late", &ours(), t0 + S));
+        assert_eq!(r.view(t0 + S).len(), max);
+        // d0 keeps beating; the others are lost after 3 s. A newcomer takes the place of the
+        // one silent longest, never of an alive one.
+        for b in 1..=10 {
+            r.heartbeat("d0", ours(), t0 + b * S);
+        }
+        let taken = (0..1000)
+            .filter(|i| r.register(&format!("fake{i}"), &ours(), t0 + 10 * S))
+            .count();
+        assert_eq!(taken, max - 1, "the places of the lost ones, and no more");
+        let v = r.view(t0 + 10 * S);
+        assert_eq!(v.len(), max);
+        assert!(v.iter().any(|d| d.id == "d0" && d.alive));
+    }
+
+    #[test]
     fn alive_lists_in_first_seen_order_and_prune_forgets_old() {
         let t0 = Instant::now();
         let mut r = Registry::new(3 * S);
-        r.seen("z", &ours(), t0);
-        r.seen("a", &ours(), t0 + S);
-        r.seen("m", &ours(), t0 + S);
+        r.register("z", &ours(), t0);
+        r.register("a", &ours(), t0 + S);
+        r.register("m", &ours(), t0 + S);
         assert_eq!(r.alive(t0 + S), ["z", "a", "m"]);
         assert_eq!(r.alive(t0 + 3 * S + MS), ["a", "m"]);
         r.prune(t0 + 700 * S);
@@ -399,8 +526,8 @@ mod tests {
     fn an_out_of_order_timestamp_never_moves_last_seen_back() {
         let t0 = Instant::now();
         let mut r = Registry::new(3 * S);
-        r.seen("a", &ours(), t0 + 5 * S);
-        r.seen("a", &ours(), t0);
+        r.register("a", &ours(), t0 + 5 * S);
+        r.register("a", &ours(), t0);
         assert!(r.liveness("a", t0 + 8 * S).alive);
     }
 }
