@@ -173,6 +173,9 @@ impl TestSpecInput {
                     "must be distinct, non-empty driver IDs",
                 ));
             }
+            if let Some(e) = ids.iter().find_map(|i| limits::check_id(i).err()) {
+                return Err(FieldError::new("driver_ids", format!("an ID {e}")));
+            }
             if !(MIN_DRIVERS..=MAX_DRIVERS).contains(&ids.len()) {
                 return Err(FieldError::new(
                     "driver_ids",
@@ -373,6 +376,13 @@ mod tests {
             (
                 r#"{"test_type":"tsunami","delay_ms":1e300,"requests_per_driver":5,"target_url":"http://h/"}"#,
                 "delay_ms",
+            ),
+            (
+                &format!(
+                    r#"{{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","driver_ids":["a","{}"]}}"#,
+                    "b".repeat(limits::MAX_ID_LEN + 1)
+                ),
+                "driver_ids",
             ),
             // Issue 10, item 7: framing headers are the engine's.
             (
