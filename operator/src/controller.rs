@@ -369,8 +369,26 @@ pub async fn write_status(
 }
 
 async fn start_test(lt: &LoadTest, driver_ids: &[String], ctx: &Context) -> Result<(), Error> {
+    match ctx
+        .orchestrator
+        .create_as(test_id(lt), test_input(lt, driver_ids))
+        .await
+    {
+        Ok(view) => {
+            tracing::info!(loadtest = %lt.name_any(), test_id = %view.id, "test started");
+            Ok(())
+        }
+        // Created by an earlier reconcile whose status write was lost: nothing to do.
+        Err(OrchestratorError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A LoadTest's spec as the REST API's input: the orchestrator validates it with the same
+/// rules (limits, headers) as a test created through the API.
+fn test_input(lt: &LoadTest, driver_ids: &[String]) -> TestSpecInput {
     let s = &lt.spec;
-    let input = TestSpecInput {
+    TestSpecInput {
         test_type: Some(s.test_type.as_str().to_string()),
         delay_ms: s.delay_ms,
         requests_per_driver: Some(s.requests_per_driver),
@@ -384,15 +402,6 @@ async fn start_test(lt: &LoadTest, driver_ids: &[String], ctx: &Context) -> Resu
         drivers: None,
         driver_ids: Some(driver_ids.to_vec()),
         trigger: Some(true),
-    };
-    match ctx.orchestrator.create_as(test_id(lt), input).await {
-        Ok(view) => {
-            tracing::info!(loadtest = %lt.name_any(), test_id = %view.id, "test started");
-            Ok(())
-        }
-        // Created by an earlier reconcile whose status write was lost: nothing to do.
-        Err(OrchestratorError::AlreadyExists(_)) => Ok(()),
-        Err(e) => Err(e.into()),
     }
 }
 
