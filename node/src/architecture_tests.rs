@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 const RULES: &[(&str, &[&str])] = &[
     ("engine", &["http", "stats"]),
     ("protocol", &[]),
-    ("http.rs", &[]),
+    // The request rules check against the limits the protocol defines once.
+    ("http.rs", &["protocol"]),
     ("model.rs", &[]),
     ("stats.rs", &[]),
     ("secrets.rs", &[]),

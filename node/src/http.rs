@@ -25,6 +25,8 @@ fn err(part: Part, message: impl Into<String>) -> RequestError {
     }
 }
 
+use crate::protocol::limits;
+
 /// A parsed `http://host[:port]/path?query` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
@@ -130,39 +132,105 @@ pub fn method(method: &str) -> Result<String, RequestError> {
     Ok(m)
 }
 
-/// A header a test may set: a token for a name, no line break in the value, and not one of the
-/// headers Floodgate sets itself.
+/// Headers that define how a message is framed or how the connection is used. The engine
+/// writes `Host` and `Content-Length` itself and keeps connections alive; taking any of these
+/// from a user would let a test's body carry requests of its own (request smuggling: a
+/// `Content-Length: 0` with a body of pipelined requests made a target count 116 requests for
+/// 20 reported), or change the framing of the next response.
+pub const ENGINE_HEADERS: [&str; 10] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+];
+
+/// An RFC 9110 token character (what a header name is made of).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A header a test may set: a token for a name, a value without control characters (a tab is
+/// allowed), and not one of the [`ENGINE_HEADERS`].
 pub fn header(name: &str, value: &str) -> Result<(), RequestError> {
-    let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
-    if !valid_name {
-        return Err(err(Part::Header, format!("bad header name {name:?}")));
+    if name.is_empty() || !name.bytes().all(is_tchar) {
+        return Err(err(
+            Part::Header,
+            format!(
+                "bad header name {name:?}: a name is a token (letters, digits, !#$%&'*+-.^_`|~)"
+            ),
+        ));
     }
     if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
         return Err(err(
             Part::Header,
-            format!("header {name} has a line break in its value"),
+            format!("header {name} has a line break or NUL in its value"),
         ));
     }
-    if name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("transfer-encoding") {
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err(err(
             Part::Header,
-            format!("header {name} is set by Floodgate"),
+            format!("header {name} has a control character in its value"),
+        ));
+    }
+    if ENGINE_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        return Err(err(
+            Part::Header,
+            format!(
+                "header {name} is computed by Floodgate (it defines the message framing); leave it out"
+            ),
         ));
     }
     Ok(())
+}
+
+/// A figure over its limit, saying the limit.
+fn too_many(part: Part, what: String, max: usize) -> RequestError {
+    err(part, format!("{what}; at most {max} are accepted"))
+}
+
+/// Checks a test's headers: each one, their number and their total size.
+pub fn headers(headers: &[(String, String)]) -> Result<(), RequestError> {
+    if headers.len() > limits::MAX_HEADERS {
+        return Err(too_many(
+            Part::Header,
+            format!("{} headers", headers.len()),
+            limits::MAX_HEADERS,
+        ));
+    }
+    // The size first, so that no error message quotes a megabyte of header.
+    let size: usize = headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+    if size > limits::MAX_HEADER_BYTES {
+        return Err(too_many(
+            Part::Header,
+            format!("the headers take {size} bytes"),
+            limits::MAX_HEADER_BYTES,
+        ));
+    }
+    headers.iter().try_for_each(|(k, v)| header(k, v))
 }
 
 /// Checks a whole request; returns its parsed URL and method.
 pub fn check(
     url: &str,
     method_name: &str,
-    headers: &[(String, String)],
+    header_list: &[(String, String)],
 ) -> Result<(Url, String), RequestError> {
+    if url.len() > limits::MAX_URL_LEN {
+        return Err(too_many(
+            Part::Url,
+            format!("is {} bytes long", url.len()),
+            limits::MAX_URL_LEN,
+        ));
+    }
     let url = Url::parse(url)?;
     let m = method(method_name)?;
-    for (k, v) in headers {
-        header(k, v)?;
-    }
+    headers(header_list)?;
     Ok((url, m))
 }
 
@@ -218,6 +286,54 @@ mod tests {
             Err(Part::Header)
         );
         assert_eq!(method("GE T").map_err(|e| e.part), Err(Part::Method));
+    }
+
+    #[test]
+    fn framing_headers_are_the_engines_and_names_are_tokens() {
+        let one = |k: &str, v: &str| headers(&[(k.into(), v.into())]).map_err(|e| e.message);
+        // Issue 10, item 7: each of these would let a user reframe the request.
+        for name in [
+            "Content-Length",
+            "content-length",
+            "Transfer-Encoding",
+            "HOST",
+            "Connection",
+            "Keep-Alive",
+            "Proxy-Connection",
+            "Upgrade",
+            "TE",
+            "Trailer",
+            "Expect",
+        ] {
+            let e = one(name, "0").expect_err(name);
+            assert!(e.contains("computed by Floodgate"), "{name}: {e}");
+        }
+        for bad in ["X:Y", "X Y", "X\r\nY", "X\0", "", "(x)", "é"] {
+            assert!(one(bad, "v").is_err(), "{bad:?}");
+        }
+        for bad in ["a\rb", "a\nb", "a\0b", "a\x1bb", "a\x7fb"] {
+            assert!(one("X-A", bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            ("X-A", "1"),
+            ("Authorization", "Bearer a.b"),
+            ("X~!#$%&'*+-.^_`|", "a\tb é"),
+        ] {
+            assert_eq!(one(good.0, good.1), Ok(()), "{good:?}");
+        }
+        let many: Vec<(String, String)> = (0..=limits::MAX_HEADERS)
+            .map(|i| (format!("X-{i}"), "v".to_string()))
+            .collect();
+        assert!(headers(&many).is_err());
+        assert!(headers(&many[1..]).is_ok());
+        let big = "v".repeat(limits::MAX_HEADER_BYTES);
+        let e = one("X-Big", &big).expect_err("too big");
+        assert!(e.len() < 200, "the error does not quote the header: {e}");
+        let long_url = format!("http://h/{}", "a".repeat(limits::MAX_URL_LEN));
+        assert_eq!(
+            check(&long_url, "GET", &[]).map(|_| ()).map_err(|e| e.part),
+            Err(Part::Url)
+        );
         assert_eq!(method(" post ").as_deref(), Ok("POST"));
     }
 }

@@ -162,6 +162,14 @@ async fn what_the_network_sends_is_shown_as_text() {
     let c = Cluster::start(0).await;
     let id = r#"<img src=x onerror="window.__pwned=1">"'&amp;"#;
     let address = "<b>127.0.0.1:1</b>";
+    // Only a registration makes a driver; the heartbeat then makes it alive.
+    let registration =
+        json!({"node_id": id, "node_IP": address, "message_type": "DRIVER_NODE_REGISTER"});
+    produce_raw(
+        &format!("{}register", c.prefix),
+        registration.to_string().as_bytes(),
+    )
+    .await;
     let heartbeat =
         json!({"node_id": id, "heartbeat": "YES", "node_IP": address, "role": "driver"});
     produce_raw(

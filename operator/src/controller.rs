@@ -374,16 +374,40 @@ pub async fn write_status(
 }
 
 async fn start_test(lt: &LoadTest, driver_ids: &[String], ctx: &Context) -> Result<(), Error> {
-    let s = &lt.spec;
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &lt.namespace().unwrap_or_default());
-    let resolved =
-        crate::secrets::resolve(&secrets, &s.secret_headers, |name| std::env::var(name).ok())
-            .await?;
+    let resolved = crate::secrets::resolve(&secrets, &lt.spec.secret_headers, |name| {
+        std::env::var(name).ok()
+    })
+    .await?;
+    match ctx
+        .orchestrator
+        .create_as(test_id(lt), test_input(lt, driver_ids, resolved))
+        .await
+    {
+        Ok(view) => {
+            tracing::info!(loadtest = %lt.name_any(), test_id = %view.id, "test started");
+            Ok(())
+        }
+        // Created by an earlier reconcile whose status write was lost: nothing to do.
+        Err(OrchestratorError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A LoadTest's spec as the REST API's input, with its secret headers' values resolved: the
+/// orchestrator validates it with the same rules (limits, headers) as a test created through
+/// the API.
+fn test_input(
+    lt: &LoadTest,
+    driver_ids: &[String],
+    secret_values: Vec<(String, String)>,
+) -> TestSpecInput {
+    let s = &lt.spec;
     let mut headers = s.headers.clone();
-    let secret_headers: Vec<String> = resolved.iter().map(|(k, _)| k.clone()).collect();
-    headers.extend(resolved);
-    let input = TestSpecInput {
+    let secret_headers: Vec<String> = secret_values.iter().map(|(k, _)| k.clone()).collect();
+    headers.extend(secret_values);
+    TestSpecInput {
         test_type: Some(s.test_type.as_str().to_string()),
         delay_ms: s.delay_ms,
         requests_per_driver: Some(s.requests_per_driver),
@@ -398,15 +422,6 @@ async fn start_test(lt: &LoadTest, driver_ids: &[String], ctx: &Context) -> Resu
         drivers: None,
         driver_ids: Some(driver_ids.to_vec()),
         trigger: Some(true),
-    };
-    match ctx.orchestrator.create_as(test_id(lt), input).await {
-        Ok(view) => {
-            tracing::info!(loadtest = %lt.name_any(), test_id = %view.id, "test started");
-            Ok(())
-        }
-        // Created by an earlier reconcile whose status write was lost: nothing to do.
-        Err(OrchestratorError::AlreadyExists(_)) => Ok(()),
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -229,3 +229,24 @@ async fn a_reconcile_scales_the_drivers_and_writes_the_status_without_a_broker()
         "it comes back to see the drivers register"
     );
 }
+
+/// Issue 10, items 5 and 7: a LoadTest is held to the REST API's rules, so a rate that would
+/// panic a driver or a header that would reframe its requests fails the LoadTest with the field.
+#[test]
+fn a_loadtest_is_validated_by_the_same_rules_as_the_api() {
+    let ids = ["d-0".to_string(), "d-1".to_string()];
+    let mut smuggling = lt();
+    smuggling
+        .spec
+        .headers
+        .insert("Content-Length".into(), "0".into());
+    let mut tiny_rate = lt();
+    tiny_rate.spec.throughput_per_driver = Some(1e-300);
+    for (bad, field) in [(smuggling, "headers"), (tiny_rate, "throughput_per_driver")] {
+        let e = test_input(&bad, &ids, Vec::new())
+            .validate()
+            .expect_err(field);
+        assert_eq!(e.field, field, "{e}");
+    }
+    assert!(test_input(&lt(), &ids, Vec::new()).validate().is_ok());
+}

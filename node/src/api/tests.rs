@@ -60,8 +60,15 @@ impl Rig {
         )
     }
 
-    /// What a Floodgate driver sends: a heartbeat.
+    /// What a Floodgate driver sends: its registration (only a registration makes a driver;
+    /// sending it again changes nothing), then a heartbeat.
     async fn beat(&self, id: &str) {
+        let reg = json!({"node_id": id, "node_IP": "127.0.0.1:1", "message_type": "DRIVER_NODE_REGISTER",
+                         "agent": "floodgate", "heartbeat_ms": 1000});
+        self.bus
+            .publish(&self.bus.topics().register, id, reg.to_string().as_bytes())
+            .await
+            .expect("publish");
         let beat =
             json!({"node_id": id, "heartbeat": "YES", "agent": "floodgate", "heartbeat_ms": 1000});
         self.bus
@@ -230,4 +237,114 @@ async fn a_path_id_that_is_not_utf8_is_a_json_400_naming_the_id() {
         (StatusCode::BAD_REQUEST, Some("id")),
         "{v}"
     );
+}
+
+/// Issue 10, item 5: figures that used to make every driver panic are a 400 naming the field.
+#[tokio::test]
+async fn a_rate_of_1e_300_or_a_delay_of_1e300_is_a_400_naming_the_field() {
+    let r = rig().await;
+    let cases = [
+        (
+            json!({"test_type": "avalanche", "requests_per_driver": 4, "target_url": "http://127.0.0.1:1/", "throughput_per_driver": 1e-300}),
+            "throughput_per_driver",
+        ),
+        (
+            json!({"test_type": "tsunami", "requests_per_driver": 4, "target_url": "http://127.0.0.1:1/", "delay_ms": 1e300}),
+            "delay_ms",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, v) = r.call("POST", "/api/v1/tests", Some(body)).await;
+        assert_eq!(
+            (status, v["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{v}"
+        );
+    }
+    assert!(r.on(&r.bus.topics().test_config).is_empty());
+}
+
+/// Issue 10, item 8: heartbeats with unknown IDs make no driver, and however many
+/// registrations arrive (with IDs of any length), the drivers list and every dashboard event
+/// stay bounded.
+#[tokio::test]
+async fn fake_drivers_cannot_grow_the_registry_or_the_dashboard_events() {
+    let r = rig().await;
+    let topics = r.bus.topics().clone();
+    for i in 0..2000 {
+        let id = format!("ghost-{i}");
+        let beat = json!({"node_id": id, "heartbeat": "YES", "node_IP": "h:1", "role": "driver"});
+        r.bus
+            .publish(&topics.heartbeat, &id, beat.to_string().as_bytes())
+            .await
+            .expect("publish");
+    }
+    let huge = "x".repeat(1_000_000);
+    let reg = json!({"node_id": huge, "node_IP": "h:1", "message_type": "DRIVER_NODE_REGISTER"});
+    r.bus
+        .publish(&topics.register, "huge", reg.to_string().as_bytes())
+        .await
+        .expect("publish");
+    let skipped = |r: &Rig| {
+        r.o.bus_stats()
+            .malformed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    r.until("every fake message to be skipped", |r| skipped(r) >= 2001)
+        .await;
+    assert!(r.o.drivers().is_empty(), "no heartbeat made a driver");
+    assert!(
+        r.on(&topics.control).is_empty(),
+        "a heartbeat without Floodgate's agent asks nobody to register"
+    );
+    // One with it: the node may be a Floodgate driver that registered before this
+    // orchestrator started, so every Floodgate driver is asked to register again.
+    let beat = json!({"node_id": "earlier", "heartbeat": "YES", "agent": "floodgate"});
+    r.bus
+        .publish(&topics.heartbeat, "earlier", beat.to_string().as_bytes())
+        .await
+        .expect("publish");
+    r.until("a request to register again", |r| {
+        r.on(&topics.control)
+            .iter()
+            .any(|c| c["type"] == "register" && c.get("node_id").is_none())
+    })
+    .await;
+    assert!(r.o.drivers().is_empty());
+
+    for i in 0..1000 {
+        let id = format!("fake-{i}-{}", "y".repeat(100));
+        let reg = json!({"node_id": id, "node_IP": "a".repeat(500), "message_type": "DRIVER_NODE_REGISTER",
+                         "agent": "floodgate", "version": "v".repeat(500)});
+        r.bus
+            .publish(&topics.register, &id, reg.to_string().as_bytes())
+            .await
+            .expect("publish");
+    }
+    r.until("the registry to fill", |r| {
+        r.o.drivers().len() == crate::protocol::limits::MAX_KNOWN_DRIVERS
+    })
+    .await;
+
+    let req = Request::builder()
+        .uri("/api/v1/events")
+        .body(Body::empty())
+        .expect("request");
+    let resp = router(r.o.clone(), super::Access::open())
+        .oneshot(req)
+        .await
+        .expect("answer");
+    let mut body = resp.into_body();
+    let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("an event")
+        .expect("a frame")
+        .expect("no error");
+    let event = frame.into_data().expect("data");
+    assert!(
+        event.len() < 100_000,
+        "one dashboard event is {} bytes",
+        event.len()
+    );
+    assert!(r.o.drivers().len() <= crate::protocol::limits::MAX_KNOWN_DRIVERS);
 }

@@ -262,7 +262,7 @@ fn start_positions(
             let (low, high) = probe.fetch_watermarks(topic, p, META_TIMEOUT)?;
             let at = resume
                 .iter()
-                .find(|(t, part, _)| t == topic && *part == p)
+                .find(|(t, part, _)| t == topic && (*part == p || *part == super::ALL_PARTITIONS))
                 .map_or(high, |(_, _, next)| (*next).clamp(low, high));
             tpl.add_partition_offset(topic, p, Offset::Offset(at))?;
         }

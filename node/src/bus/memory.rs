@@ -123,7 +123,7 @@ impl Bus for MemoryBus {
                     let end = logs.get(*t).map_or(0, Vec::len);
                     let at = resume
                         .iter()
-                        .find(|(rt, p, _)| rt == t && *p == 0)
+                        .find(|(rt, p, _)| rt == t && (*p == 0 || *p == super::ALL_PARTITIONS))
                         .map_or(end, |(_, _, next)| (*next).clamp(0, end as i64) as usize);
                     (t.to_string(), at)
                 })

@@ -21,6 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A partition number in a `resume` list that stands for every partition of its topic
+/// (`(topic, ALL_PARTITIONS, 0)`: the whole topic, from its first retained message).
+pub const ALL_PARTITIONS: i32 = -1;
+
 /// What the roles need of a bus.
 ///
 /// - `publish` returns once the message is durable (acknowledged), so a caller that retries on
@@ -30,7 +34,7 @@ use std::time::{Duration, Instant};
 /// - `subscribe` positions the inbox at the current end of each topic before it returns, so every
 ///   message published afterwards is received, and none from before; a partition listed in
 ///   `resume` as `(topic, partition, next offset)` starts there instead (a restarted orchestrator
-///   reads the reports sent while it was down).
+///   reads the reports sent while it was down); [`ALL_PARTITIONS`] stands for each partition.
 pub trait Bus: Send + Sync {
     fn topics(&self) -> &Topics;
     fn stats(&self) -> &Arc<BusStats>;

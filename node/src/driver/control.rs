@@ -45,7 +45,12 @@ pub(super) struct Control {
     early_triggers: Vec<(Trigger, Instant)>,
     refused: VecDeque<String>,
     pub(super) active: Option<ActiveRun>,
+    /// When this driver last registered again on request.
+    registered_again: Option<Instant>,
 }
+
+/// The shortest gap between two registrations on request.
+const REGISTER_AGAIN_EVERY: Duration = Duration::from_secs(1);
 
 impl Control {
     pub(super) fn new(ctx: Arc<Ctx>) -> Self {
@@ -55,6 +60,7 @@ impl Control {
             early_triggers: Vec::new(),
             refused: VecDeque::new(),
             active: None,
+            registered_again: None,
         }
     }
 
@@ -88,6 +94,17 @@ impl Control {
         } else if topic == topics.control {
             match protocol::parse::<ControlMsg>(payload) {
                 Ok(ControlMsg::Stop { test_id, .. }) => self.stop(&test_id),
+                Ok(ControlMsg::Register { node_id, .. }) => {
+                    let me = node_id.as_deref().is_none_or(|n| n == self.ctx.cfg.id);
+                    // At most once a second, whoever keeps asking.
+                    let due = self
+                        .registered_again
+                        .is_none_or(|at| at.elapsed() >= REGISTER_AGAIN_EVERY);
+                    if me && due {
+                        self.registered_again = Some(Instant::now());
+                        super::register_again(&self.ctx);
+                    }
+                }
                 Err(e) if is_unknown_command(payload) => {
                     tracing::debug!(
                         "ignoring a control message of a kind this driver does not know: {e}"

@@ -6,7 +6,7 @@ use super::*;
 use crate::bus::{Bus, MemoryBus};
 use crate::driver::store::DriverStore;
 use crate::driver::{Ctx, DriverConfig};
-use crate::protocol::{self, MetricsReport, RunState, SeedStyle, Topics};
+use crate::protocol::{self, MetricsReport, Register, RunState, SeedStyle, Topics};
 use serde_json::json;
 use std::sync::Mutex;
 use tokio::sync::Notify;
@@ -210,6 +210,88 @@ async fn a_config_that_cannot_run_is_refused_once_with_a_report() {
         .as_deref()
         .unwrap_or("")
         .contains("throughput_per_driver"));
+}
+
+/// Issue 10, items 5 and 7: a `test_config` from Kafka (a peer's orchestrator, or a hand-made
+/// message) with figures that would panic a conversion, or with headers that would reframe the
+/// request, is refused with a reason; the driver sends nothing and goes on working.
+#[tokio::test]
+async fn a_kafka_config_out_of_range_or_with_framing_headers_is_refused_without_panicking() {
+    let mut r = rig(None);
+    let smuggle = json!({"test_id": "sm", "test_type": "AVALANCHE", "message_count_per_driver": 3,
+        "target": {"url": CLOSED, "method": "POST",
+                   "headers": [["Content-Length", "0"]],
+                   "body": "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"}});
+    let cases = [
+        (
+            json!({"test_id": "dl", "test_type": "TSUNAMI", "test_message_delay": 1e300,
+                "message_count_per_driver": 1, "target_url": CLOSED}),
+            "test_message_delay",
+        ),
+        (
+            json!({"test_id": "du", "test_type": "TSUNAMI", "delay_us": 1e300,
+                "message_count_per_driver": 1, "target_url": CLOSED}),
+            "delay_us",
+        ),
+        (smuggle, "Content-Length"),
+        (
+            json!({"test_id": "te", "test_type": "AVALANCHE", "message_count_per_driver": 3,
+                "target": {"url": CLOSED, "headers": [["Transfer-Encoding", "chunked"]]}}),
+            "Transfer-Encoding",
+        ),
+        (
+            json!({"test_id": "crlf", "test_type": "AVALANCHE", "message_count_per_driver": 3,
+                "target": {"url": CLOSED, "headers": [["X-A", "1\r\nX-B: 2"]]}}),
+            "X-A",
+        ),
+    ];
+    for (config, why) in cases {
+        let id = config["test_id"].as_str().expect("id").to_string();
+        r.config(config).await;
+        r.trigger(&id, None).await;
+        let finals = r.finals().await;
+        let f = finals
+            .iter()
+            .find(|f| f.test_id == id)
+            .expect("refused with a report");
+        assert_eq!(
+            (f.test_status, f.requests_sent),
+            (Some(RunState::Refused), 0),
+            "{id}"
+        );
+        let reason = f.reason.as_deref().unwrap_or("");
+        assert!(reason.contains(why), "{id}: {reason}");
+        assert!(r.control.active.is_none(), "{id} did not run");
+    }
+    // Still working.
+    r.config(avalanche("ok", 2)).await;
+    r.trigger("ok", None).await;
+    let finals = r.finals().await;
+    assert!(finals
+        .iter()
+        .any(|f| f.test_id == "ok" && f.requests_sent == 2));
+}
+
+/// Issue 10, item 8: an orchestrator that hears a heartbeat from a driver it has no
+/// registration of asks it to register again; the driver does, at most once a second.
+#[tokio::test]
+async fn a_driver_registers_again_when_asked_and_only_when_meant() {
+    let mut r = rig(None);
+    let registrations = |r: &Rig| r.bus.messages(&r.control.ctx.cfg.topics.register).len();
+    r.control_msg(r#"{"type":"register","node_id":"someone-else"}"#)
+        .await;
+    assert_eq!(registrations(&r), 0);
+    r.control_msg(r#"{"type":"register"}"#).await;
+    r.control_msg(r#"{"type":"register","node_id":"me"}"#).await;
+    assert_eq!(
+        registrations(&r),
+        1,
+        "once, however often asked within a second"
+    );
+    let sent: Register = protocol::parse(&r.bus.messages(&r.control.ctx.cfg.topics.register)[0])
+        .expect("a registration");
+    assert_eq!((sent.node_id.as_str(), sent.is_driver()), ("me", true));
+    assert_eq!(r.malformed(), 0);
 }
 
 #[tokio::test]

@@ -190,17 +190,7 @@ fn store_error(e: &anyhow::Error) -> (axum::http::StatusCode, axum::Json<serde_j
 
 /// Registers, waiting out a broker that is not ready (up to the start-up deadline).
 async fn register(ctx: &Ctx) -> anyhow::Result<()> {
-    let msg = Register {
-        node_id: ctx.cfg.id.clone(),
-        node_ip: ctx.cfg.advertise.clone(),
-        message_type: protocol::DRIVER_REGISTER.to_string(),
-        role: Role::Driver,
-        orchestrator: Some(ctx.cfg.orchestrator.clone()),
-        version: Some(env!("CARGO_PKG_VERSION").to_string()),
-        agent: Some(protocol::AGENT.to_string()),
-        heartbeat_ms: Some(ctx.cfg.heartbeat_interval.as_millis() as u64),
-    };
-    let payload = protocol::emit(&msg);
+    let payload = protocol::emit(&registration(ctx));
     let mut backoff = crate::bus::startup::Backoff::new(
         "registering",
         ctx.cfg.kafka_wait,
@@ -214,6 +204,31 @@ async fn register(ctx: &Ctx) -> anyhow::Result<()> {
         backoff.wait(e).await?;
     }
     Ok(())
+}
+
+/// This driver's `register` message.
+fn registration(ctx: &Ctx) -> Register {
+    Register {
+        node_id: ctx.cfg.id.clone(),
+        node_ip: ctx.cfg.advertise.clone(),
+        message_type: protocol::DRIVER_REGISTER.to_string(),
+        role: Role::Driver,
+        orchestrator: Some(ctx.cfg.orchestrator.clone()),
+        version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        agent: Some(protocol::AGENT.to_string()),
+        heartbeat_ms: Some(ctx.cfg.heartbeat_interval.as_millis() as u64),
+    }
+}
+
+/// Registers again, when an orchestrator that has no registration of this driver asks (it
+/// started after this driver did): queued, like a heartbeat, so the control loop never waits.
+fn register_again(ctx: &Ctx) {
+    tracing::info!("registering again, as the orchestrator asked");
+    ctx.bus.publish_nowait(
+        &ctx.cfg.topics.register,
+        &ctx.cfg.id,
+        &protocol::emit(&registration(ctx)),
+    );
 }
 
 /// Heartbeats from registration until the driver stops, on a fixed schedule.

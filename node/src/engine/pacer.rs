@@ -23,7 +23,11 @@ impl Pacer {
     /// holds in either mode and a Tsunami never sends faster than its delay allows.
     pub fn new(delay: Duration, rate_per_sec: Option<f64>) -> Self {
         let cap_gap = match rate_per_sec {
-            Some(r) if r.is_finite() && r > 0.0 => Duration::from_secs_f64(1.0 / r),
+            // Rates are range-checked where a test is defined, but the engine never panics on
+            // one that was not: a gap beyond `Duration`'s range is the longest gap there is.
+            Some(r) if r.is_finite() && r > 0.0 => {
+                Duration::try_from_secs_f64(1.0 / r).unwrap_or(Duration::MAX)
+            }
             _ => Duration::ZERO,
         };
         Pacer {
@@ -150,5 +154,13 @@ mod tests {
     fn huge_indices_saturate_instead_of_overflowing() {
         let p = Pacer::new(Duration::from_secs(3600), None);
         assert_eq!(p.due(u64::MAX), Some(Duration::from_nanos(u64::MAX)));
+    }
+
+    #[test]
+    fn a_rate_too_small_for_a_duration_is_the_longest_gap_not_a_panic() {
+        // Issue 10, item 5: `from_secs_f64(1 / 1e-300)` panicked every driver.
+        let p = Pacer::new(Duration::ZERO, Some(1e-300));
+        assert_eq!(p.gap(), Duration::MAX);
+        assert_eq!(p.due_by(Duration::from_secs(3600), 10), 1);
     }
 }

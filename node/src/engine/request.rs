@@ -38,14 +38,13 @@ impl PreparedRequest {
                 "\r\n"
             ));
         }
-        let has_content_length = has("content-length");
         for (name, value) in headers {
             let _ = write!(head, "{name}: {value}\r\n");
         }
         let body = body.unwrap_or("");
-        if !has_content_length
-            && (!body.is_empty() || matches!(method.as_str(), "POST" | "PUT" | "PATCH"))
-        {
+        // Always the body's own length: `http::check` refuses a user's Content-Length, so
+        // the framing is the engine's and a body can never carry a request of its own.
+        if !body.is_empty() || matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
             let _ = write!(head, "Content-Length: {}\r\n", body.len());
         }
         head.push_str("\r\n");

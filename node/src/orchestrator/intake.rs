@@ -1,18 +1,20 @@
 //! The runtime controller's intake: registrations, heartbeats and metrics reports off the bus
 //! become events for the state, and a tick lets time pass (tests end on lost drivers and quiet
-//! periods, stopped tests settle). Messages that cannot be used are counted and skipped.
+//! periods, stopped tests settle). Messages that cannot be used are counted and skipped; a
+//! heartbeat from a node that has not registered is one of them.
 
 use super::run::Rejected;
-use super::state::Event;
+use super::state::{Event, Unheard};
 use super::Orchestrator;
 use crate::bus::Inbox;
-use crate::protocol::{self, Heartbeat, MetricsReport, Register, Role};
-use std::time::Duration;
+use crate::protocol::{self, limits, Heartbeat, MetricsReport, Register, Role};
+use std::time::{Duration, Instant};
 
 /// `register` and `heartbeat`.
 pub(super) async fn presence(o: Orchestrator, mut inbox: Box<dyn Inbox>) {
     let topics = o.inner.cfg.topics.clone();
     let stats = o.inner.bus.stats().clone();
+    let mut last_ask = None;
     loop {
         let msg = inbox.recv().await;
         let event = if msg.topic == topics.register {
@@ -40,7 +42,43 @@ pub(super) async fn presence(o: Orchestrator, mut inbox: Box<dyn Inbox>) {
         } else {
             continue;
         };
-        o.take(event).await;
+        match o.take(event).await.and_then(|a| a.presence) {
+            Some(Unheard::Unregistered { node_id, floodgate }) => {
+                stats.malformed(
+                    &msg.topic,
+                    &format!("heartbeat from {node_id}, which has not registered: skipped"),
+                );
+                // A Floodgate driver that registered before this orchestrator's registrations
+                // were read back (or was forgotten) is asked to register again, at a bounded rate.
+                let due = last_ask.is_none_or(|at: Instant| at.elapsed() >= ASK_EVERY);
+                if floodgate && due {
+                    last_ask = Some(Instant::now());
+                    o.ask_to_register().await;
+                }
+            }
+            Some(Unheard::Full { node_id }) => stats.malformed(
+                &msg.topic,
+                &format!(
+                    "registration of {node_id} refused: {} drivers are known and alive",
+                    limits::MAX_KNOWN_DRIVERS
+                ),
+            ),
+            None => {}
+        }
+    }
+}
+
+/// The shortest gap between two requests to register again.
+const ASK_EVERY: Duration = Duration::from_secs(1);
+
+/// `register` from its first retained message: the registrations sent before this
+/// orchestrator started. What cannot be read was counted by whoever read it live.
+pub(super) async fn replay(o: Orchestrator, mut inbox: Box<dyn Inbox>) {
+    loop {
+        let msg = inbox.recv().await;
+        if let Ok(r) = protocol::parse::<Register>(&msg.payload) {
+            o.take(Event::Replayed(r)).await;
+        }
     }
 }
 
@@ -53,7 +91,11 @@ pub(super) async fn metrics(o: Orchestrator, mut inbox: Box<dyn Inbox>) {
         match protocol::parse::<MetricsReport>(&msg.payload) {
             Ok(report) => {
                 let (test, node) = (report.test_id.clone(), report.node_id.clone());
-                match o.take(Event::Report(Box::new(report))).await {
+                match o
+                    .take(Event::Report(Box::new(report)))
+                    .await
+                    .and_then(|a| a.rejected)
+                {
                     Some(Rejected::Malformed(why)) => stats.malformed(&msg.topic, &why),
                     Some(Rejected::NotParticipant) => stats.malformed(
                         &msg.topic,

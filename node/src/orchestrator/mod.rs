@@ -3,6 +3,7 @@
 //! controller's intake (`intake`). The state itself, and its one transition function, are in
 //! `state`; the decisions it applies are pure functions in `registry`, `part`, `run` and `state`.
 
+pub mod bus_watch;
 mod intake;
 pub mod part;
 pub mod registry;
@@ -18,7 +19,7 @@ use crate::bus::{Bus, KafkaBus};
 use crate::model::TestStatus;
 use crate::protocol::{self, Control, Register, Role, SeedStyle, Topics, Trigger};
 use registry::DriverView;
-use run::{Policy, Rejected, TestRun};
+use run::{Policy, TestRun};
 use spec::{FieldError, TestSpecInput};
 use state::{Applied, Effect, Event, State};
 use std::path::PathBuf;
@@ -140,6 +141,15 @@ impl Orchestrator {
         let presence = bus
             .subscribe(&[&cfg.topics.register, &cfg.topics.heartbeat], vec![])
             .await?;
+        // Only a registration makes a driver, so the registrations sent before this
+        // orchestrator started are read back: drivers that never register again (the seed's)
+        // are known once they next beat.
+        let replay = bus
+            .subscribe(
+                &[&cfg.topics.register],
+                vec![(cfg.topics.register.clone(), crate::bus::ALL_PARTITIONS, 0)],
+            )
+            .await?;
         // Metrics resume from the position this orchestrator stored, so final reports sent
         // while it was down are not lost; positions are explicit, so none is missed at start.
         let metrics = bus
@@ -161,6 +171,7 @@ impl Orchestrator {
         };
         o.announce().await;
         tokio::spawn(intake::presence(o.clone(), presence));
+        tokio::spawn(intake::replay(o.clone(), replay));
         tokio::spawn(intake::metrics(o.clone(), metrics));
         tokio::spawn(intake::ticks(o.clone()));
         tokio::spawn(intake::heartbeats(o.clone()));
@@ -501,10 +512,23 @@ impl Orchestrator {
         }
     }
 
-    /// Takes one message from the bus as an event; a report that is not taken is returned.
-    async fn take(&self, event: Event) -> Option<Rejected> {
+    /// Asks every Floodgate driver to register again (on the control topic).
+    async fn ask_to_register(&self) {
+        let ask = Control::Register {
+            node_id: None,
+            orchestrator_id: Some(self.inner.cfg.id.clone()),
+        };
+        let topic = &self.inner.cfg.topics.control;
+        self.inner
+            .bus
+            .publish_nowait(topic, &self.inner.cfg.id, &protocol::emit(&ask));
+    }
+
+    /// Takes one message from the bus as an event; what it did is returned (a report that was
+    /// not taken, a heartbeat that made no driver).
+    async fn take(&self, event: Event) -> Option<Applied> {
         match self.apply(event).await {
-            Ok(applied) => applied.rejected,
+            Ok(applied) => Some(applied),
             Err(e) => {
                 tracing::warn!("{e}");
                 None

@@ -83,7 +83,9 @@ impl TestRun {
             .collect();
         let gap = match (spec.test_type, spec.throughput_per_driver) {
             (TestType::Tsunami, _) => Duration::from_micros((spec.delay_ms * 1000.0) as u64),
-            (TestType::Avalanche, Some(rate)) if rate > 0.0 => Duration::from_secs_f64(1.0 / rate),
+            (TestType::Avalanche, Some(rate)) if rate > 0.0 => {
+                Duration::try_from_secs_f64(1.0 / rate).unwrap_or(Duration::MAX)
+            }
             _ => Duration::ZERO,
         };
         let expected =

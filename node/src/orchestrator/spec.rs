@@ -228,6 +228,9 @@ impl TestSpecInput {
                     "must be distinct, non-empty driver IDs",
                 ));
             }
+            if let Some(e) = ids.iter().find_map(|i| limits::check_id(i).err()) {
+                return Err(FieldError::new("driver_ids", format!("an ID {e}")));
+            }
             if !(MIN_DRIVERS..=MAX_DRIVERS).contains(&ids.len()) {
                 return Err(FieldError::new(
                     "driver_ids",
@@ -428,6 +431,35 @@ mod tests {
             (
                 r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","requests":5}"#,
                 "requests",
+            ),
+            // Issue 10, item 5: figures that would make a driver panic converting them.
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","throughput_per_driver":1e-300}"#,
+                "throughput_per_driver",
+            ),
+            (
+                r#"{"test_type":"tsunami","delay_ms":1e300,"requests_per_driver":5,"target_url":"http://h/"}"#,
+                "delay_ms",
+            ),
+            (
+                &format!(
+                    r#"{{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","driver_ids":["a","{}"]}}"#,
+                    "b".repeat(limits::MAX_ID_LEN + 1)
+                ),
+                "driver_ids",
+            ),
+            // Issue 10, item 7: framing headers are the engine's.
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","method":"POST","headers":{"Content-Length":"0"},"body":"GET / HTTP/1.1\r\nHost: h\r\n\r\n"}"#,
+                "headers",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","headers":{"Transfer-Encoding":"chunked"}}"#,
+                "headers",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","headers":{"Connection":"close"}}"#,
+                "headers",
             ),
             (r#"not json"#, "body"),
             (r#"{not json"#, "body"),

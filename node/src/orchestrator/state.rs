@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub enum Event {
     Registered(Register),
+    /// A registration sent before this orchestrator started, read back from the topic.
+    Replayed(Register),
     Heartbeat(Heartbeat),
     /// One of this orchestrator's own heartbeats came back through the bus.
     Echo,
@@ -79,6 +81,28 @@ pub struct Applied {
     pub ended: Vec<TestView>,
     /// Why a report was not taken (not an error of the caller: reports arrive from anyone).
     pub rejected: Option<Rejected>,
+    /// Why a registration or heartbeat was not taken.
+    pub presence: Option<Unheard>,
+}
+
+/// A registration or heartbeat that made no driver.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unheard {
+    /// A heartbeat from a node with no registration here; `floodgate` if the node said it is a
+    /// Floodgate driver (it can be asked to register again).
+    Unregistered { node_id: String, floodgate: bool },
+    /// A registration while every place in the registry holds an alive driver.
+    Full { node_id: String },
+}
+
+/// What a registration says about its node.
+fn registration_beat(r: &Register) -> Beat<'_> {
+    Beat {
+        address: Some(&r.node_ip),
+        test_id: None,
+        agent: r.agent.as_deref(),
+        interval: r.heartbeat_ms.map(Duration::from_millis),
+    }
 }
 
 pub struct State {
@@ -160,15 +184,21 @@ impl State {
     ) -> Result<Applied, OrchestratorError> {
         let mut out = Applied::default();
         match event {
+            Event::Registered(r) | Event::Replayed(r) if !r.is_driver() => {}
             Event::Registered(r) => {
-                if r.is_driver() {
-                    let beat = Beat {
-                        address: Some(&r.node_ip),
-                        test_id: None,
-                        agent: r.agent.as_deref(),
-                        interval: r.heartbeat_ms.map(Duration::from_millis),
-                    };
-                    self.registry.seen(&r.node_id, &beat, now);
+                if !self
+                    .registry
+                    .register(&r.node_id, &registration_beat(&r), now)
+                {
+                    out.presence = Some(Unheard::Full { node_id: r.node_id });
+                }
+            }
+            Event::Replayed(r) => {
+                if !self
+                    .registry
+                    .replayed(&r.node_id, &registration_beat(&r), now)
+                {
+                    out.presence = Some(Unheard::Full { node_id: r.node_id });
                 }
             }
             Event::Heartbeat(h) => {
@@ -179,7 +209,12 @@ impl State {
                         agent: h.agent.as_deref(),
                         interval: h.heartbeat_ms.map(Duration::from_millis),
                     };
-                    self.registry.heartbeat(&h.node_id, beat, now);
+                    if !self.registry.heartbeat(&h.node_id, beat, now) {
+                        out.presence = Some(Unheard::Unregistered {
+                            floodgate: h.is_floodgate(),
+                            node_id: h.node_id,
+                        });
+                    }
                 }
             }
             Event::Echo => self.registry.echo(now),

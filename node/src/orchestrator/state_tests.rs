@@ -64,13 +64,36 @@ fn participant_choice_decision_table() {
 fn state(t0: Instant) -> State {
     let mut st = State::new(3 * S, Policy::default());
     for id in ["a", "b"] {
+        let reg = format!(
+            r#"{{"node_id":"{id}","node_IP":"h:1","message_type":"DRIVER_NODE_REGISTER","agent":"floodgate","heartbeat_ms":1000}}"#
+        );
+        let r = protocol::parse(reg.as_bytes()).expect("registration");
+        st.apply(Event::Registered(r), t0, 0).expect("registration");
         let beat = format!(
             r#"{{"node_id":"{id}","heartbeat":"YES","agent":"floodgate","heartbeat_ms":1000}}"#
         );
         let h = protocol::parse(beat.as_bytes()).expect("heartbeat");
-        st.apply(Event::Heartbeat(h), t0, 0).expect("heartbeat");
+        let applied = st.apply(Event::Heartbeat(h), t0, 0).expect("heartbeat");
+        assert_eq!(applied.presence, None);
     }
     st
+}
+
+#[test]
+fn a_heartbeat_from_a_node_that_never_registered_makes_no_driver() {
+    let t0 = Instant::now();
+    let mut st = state(t0);
+    let beat = r#"{"node_id":"ghost","heartbeat":"YES","agent":"floodgate"}"#;
+    let h = protocol::parse(beat.as_bytes()).expect("heartbeat");
+    let applied = st.apply(Event::Heartbeat(h), t0, 0).expect("applied");
+    assert_eq!(
+        applied.presence,
+        Some(Unheard::Unregistered {
+            node_id: "ghost".into(),
+            floodgate: true
+        })
+    );
+    assert_eq!(st.drivers(t0).len(), 2);
 }
 
 fn create(

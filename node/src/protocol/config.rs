@@ -1,7 +1,7 @@
 //! `test_config`: what to run. Read liberally from any implementation's orchestrator, written in
 //! the configured [`SeedStyle`] plus exact extension fields that Floodgate's drivers prefer.
 
-use super::lenient::{any_as_opt_string, lenient_number, lenient_opt_f64, lenient_opt_u64};
+use super::lenient::{lenient_number, lenient_opt_f64, lenient_opt_u64, opt_id};
 use super::limits;
 use super::style::{DelayUnit, SeedStyle, TypeCase};
 use super::ParseError;
@@ -171,7 +171,7 @@ struct ConfigWire {
     concurrency: Option<u64>,
     #[serde(default, deserialize_with = "lenient_opt_u64")]
     timeout_ms: Option<u64>,
-    #[serde(default, deserialize_with = "any_as_opt_string")]
+    #[serde(default, deserialize_with = "opt_id")]
     orchestrator_id: Option<String>,
 }
 
@@ -322,13 +322,14 @@ fn identity(v: &Value) -> Result<(String, Vec<String>), ParseError> {
             _ => None,
         })
         .ok_or_else(|| ParseError::Invalid("test_id: missing or empty".into()))?;
+    limits::check_id(&id).map_err(|e| ParseError::Invalid(format!("test_id: {e}")))?;
     if !obj.get("test_type").is_some_and(Value::is_string) {
         return Err(ParseError::Invalid(format!(
             "test {id}: test_type: missing; want TSUNAMI or AVALANCHE"
         )));
     }
     // Liberal: a list of driver IDs; anything else means "every driver".
-    let drivers = obj
+    let drivers: Vec<String> = obj
         .get("drivers")
         .and_then(Value::as_array)
         .map(|a| {
@@ -338,6 +339,17 @@ fn identity(v: &Value) -> Result<(String, Vec<String>), ParseError> {
                 .collect()
         })
         .unwrap_or_default();
+    // Bounded, and refused whole rather than trimmed: a list that lost its entries would mean
+    // "every driver".
+    if drivers.len() > limits::MAX_KNOWN_DRIVERS
+        || drivers.iter().any(|d| limits::check_id(d).is_err())
+    {
+        return Err(ParseError::Invalid(format!(
+            "test {id}: drivers: at most {} IDs of at most {} bytes each",
+            limits::MAX_KNOWN_DRIVERS,
+            limits::MAX_ID_LEN
+        )));
+    }
     Ok((id, drivers))
 }
 

@@ -4,7 +4,7 @@
 //! crash on) any other value, so Floodgate never writes one there. Stopping a test, and later
 //! changing its rate, goes on the control topic (`floodgate.control`), which seed nodes never read.
 
-use super::lenient::{any_as_string, lenient_opt_u64};
+use super::lenient::{any_as_id, lenient_opt_u64, opt_id};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -45,11 +45,7 @@ impl<'de> Deserialize<'de> for TriggerAction {
 /// `trigger` topic.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trigger {
-    #[serde(
-        alias = "testId",
-        alias = "test_ID",
-        deserialize_with = "any_as_string"
-    )]
+    #[serde(alias = "testId", alias = "test_ID", deserialize_with = "any_as_id")]
     pub test_id: String,
     pub trigger: TriggerAction,
     /// Unix time in milliseconds at which every driver starts, so that all begin together.
@@ -79,16 +75,30 @@ impl Trigger {
 pub enum Control {
     /// Stop a running test early; the drivers still send their final reports.
     Stop {
+        #[serde(deserialize_with = "any_as_id")]
         test_id: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            deserialize_with = "opt_id",
+            skip_serializing_if = "Option::is_none"
+        )]
         orchestrator_id: Option<String>,
     },
-}
-
-impl Control {
-    pub fn test_id(&self) -> &str {
-        match self {
-            Control::Stop { test_id, .. } => test_id,
-        }
-    }
+    /// Register again: the orchestrator hears heartbeats from a node it has no registration of
+    /// (it started after the node registered, or forgot it), and only a registration makes a
+    /// driver. `node_id` names the node; absent, every driver answers.
+    Register {
+        #[serde(
+            default,
+            deserialize_with = "opt_id",
+            skip_serializing_if = "Option::is_none"
+        )]
+        node_id: Option<String>,
+        #[serde(
+            default,
+            deserialize_with = "opt_id",
+            skip_serializing_if = "Option::is_none"
+        )]
+        orchestrator_id: Option<String>,
+    },
 }

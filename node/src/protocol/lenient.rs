@@ -1,7 +1,9 @@
 //! Liberal parsing of the seed's values: numbers that arrive as JSON numbers or numeric strings,
 //! latencies with or without a unit (`"1.2"`, `"850.2ms"`, `"1.002s"`), flags as booleans or
-//! words. Every parser here either returns a finite value or an error naming what it got.
+//! words. Every parser here either returns a finite value or an error naming what it got, and
+//! strings that arrive from the network are bounded (see `limits`).
 
+use super::limits;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
@@ -145,4 +147,36 @@ pub(super) fn any_as_opt_string<'de, D: Deserializer<'de>>(
         serde_json::Value::String(s) => Some(s),
         other => Some(other.to_string()),
     })
+}
+
+/// [`any_as_string`], at most [`limits::MAX_ID_LEN`] bytes: IDs end up in the registry, the
+/// store and every dashboard event, so a megabyte ID is refused here.
+pub(super) fn any_as_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = any_as_string(d)?;
+    limits::check_id(&s).map_err(de::Error::custom)?;
+    Ok(s)
+}
+
+/// [`any_as_opt_string`], at most [`limits::MAX_ID_LEN`] bytes.
+pub(super) fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    bounded(any_as_opt_string(d)?, limits::MAX_ID_LEN)
+}
+
+/// Any other short string, at most [`limits::MAX_TEXT_LEN`] bytes.
+pub(super) fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    bounded(any_as_opt_string(d)?, limits::MAX_TEXT_LEN)
+}
+
+/// [`any_as_string`], at most [`limits::MAX_TEXT_LEN`] bytes.
+pub(super) fn any_as_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = any_as_string(d)?;
+    limits::check_len(&s, limits::MAX_TEXT_LEN).map_err(de::Error::custom)?;
+    Ok(s)
+}
+
+fn bounded<E: de::Error>(s: Option<String>, max: usize) -> Result<Option<String>, E> {
+    if let Some(s) = &s {
+        limits::check_len(s, max).map_err(E::custom)?;
+    }
+    Ok(s)
 }

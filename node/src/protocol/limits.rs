@@ -22,6 +22,24 @@ pub const MAX_TIMEOUT_MS: u64 = 600_000;
 /// How far ahead of its trigger a test may be set to start: a driver waiting for a start is
 /// busy, so a start days away (a bug, or a hostile peer) would take it out of every later test.
 pub const MAX_START_AHEAD_MS: u64 = 300_000;
+/// Request headers a test may set, and their total size (names, values and `": \r\n"`): a
+/// request head stays well inside what HTTP servers accept (8 KiB to 16 KiB, commonly).
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+/// A target URL.
+pub const MAX_URL_LEN: usize = 8 * 1024;
+/// An ID that arrives from the network (driver, test, report and orchestrator IDs), in bytes.
+/// UUIDs and host names fit many times over; a 1 MB ID does not get into the registry or into
+/// every dashboard event.
+pub const MAX_ID_LEN: usize = 128;
+/// Any other short string from Kafka (an address, an agent or version name, a timestamp, a
+/// status word), in bytes.
+pub const MAX_TEXT_LEN: usize = 512;
+/// A reason a driver gives for a refused or stopped run, in bytes.
+pub const MAX_REASON_LEN: usize = 4 * 1024;
+/// Drivers the orchestrator remembers (registered, alive or not): a bound on its memory and on
+/// every `/api/v1/drivers` answer and dashboard event, whatever is put on `register`.
+pub const MAX_KNOWN_DRIVERS: usize = 64;
 /// What a test that names no concurrency or timeout gets (as oha: 50 connections).
 pub const DEFAULT_CONCURRENCY: u64 = 50;
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
@@ -104,6 +122,23 @@ pub fn check_delay_us(us: f64) -> Result<u64, String> {
     }
 }
 
+/// Checks the length of an ID from the network; the message says the limit.
+pub fn check_id(id: &str) -> Result<&str, String> {
+    check_len(id, MAX_ID_LEN)
+}
+
+/// Checks the length of a string from the network against `max` bytes.
+pub fn check_len(s: &str, max: usize) -> Result<&str, String> {
+    if s.len() <= max {
+        Ok(s)
+    } else {
+        Err(format!(
+            "is {} bytes long; at most {max} are accepted",
+            s.len()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +154,8 @@ mod tests {
         assert!(check_delay_us(f64::NAN).is_err());
         assert_eq!(check_delay_us(2_500.4), Ok(2_500));
         assert_eq!(check_delay_us(MAX_DELAY_US as f64), Ok(MAX_DELAY_US));
+        assert!(check_id(&"x".repeat(MAX_ID_LEN)).is_ok());
+        assert!(check_id(&"x".repeat(MAX_ID_LEN + 1)).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::lenient::{
     any_as_string, duration_ms, lenient_bool, lenient_latency_ms, lenient_number, lenient_opt_u64,
     lenient_u64,
 };
+use super::limits;
 use super::style::SeedStyle;
 use super::ParseError;
 use serde::{Deserialize, Serialize};
@@ -339,11 +340,15 @@ impl TryFrom<Value> for MetricsReport {
                 .ok_or_else(|| format!("{}: missing or empty", names[0]))
         };
         let node_id = id(&["node_id", "node_ID", "nodeId"])?;
+        limits::check_id(&node_id).map_err(|e| format!("node_id: {e}"))?;
         let test_id = id(&["test_id", "test_ID", "testId"])?;
+        limits::check_id(&test_id).map_err(|e| format!("test_id: {e}"))?;
         let report_id = obj
             .get("report_id")
             .map(|v| any_as_string(v.clone()).unwrap_or_default())
             .unwrap_or_default();
+        limits::check_len(&report_id, limits::MAX_TEXT_LEN)
+            .map_err(|e| format!("report_id: {e}"))?;
         let inner = obj.get("metrics").and_then(Value::as_object);
         let count_of = |names: &[&str]| -> Result<Option<u64>, String> {
             let found = names
@@ -386,8 +391,8 @@ impl TryFrom<Value> for MetricsReport {
             seq: w.seq,
             is_final: w.is_final,
             test_status: state,
-            reason: w.reason,
-            defaults: w.defaults,
+            reason: w.reason.map(|r| truncated(r, limits::MAX_REASON_LEN)),
+            defaults: bounded_defaults(w.defaults),
             requests_sent: sent.unwrap_or(0),
             responses_received: responses.or(sent).unwrap_or(0),
             counted,
@@ -406,6 +411,29 @@ impl TryFrom<Value> for MetricsReport {
             samples_ms: obj.get("latencies").and_then(samples),
         })
     }
+}
+
+/// Settings a driver says it filled in: a few short entries are all a driver has, so more, or
+/// longer, are dropped rather than kept in every view of the test.
+fn bounded_defaults(mut d: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
+    d.retain(|k, v| k.len() <= limits::MAX_ID_LEN && v.to_string().len() <= limits::MAX_TEXT_LEN);
+    d.into_iter().take(MAX_DEFAULTS).collect()
+}
+
+/// Entries kept of a report's `defaults`.
+const MAX_DEFAULTS: usize = 16;
+
+/// `s` cut to at most `max` bytes, on a character boundary, marked with an ellipsis.
+fn truncated(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max.saturating_sub(3);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
 }
 
 /// A list of latencies in ms (numbers or strings with units); `None` when it is not one, or too

@@ -1,6 +1,6 @@
 //! `register` and `heartbeat`: who is there, and who is still alive.
 
-use super::lenient::{any_as_string, lenient_opt_u64};
+use super::lenient::{any_as_id, any_as_text, lenient_opt_u64, opt_id, opt_text};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
@@ -52,24 +52,27 @@ struct RegisterWire {
         alias = "node_ID",
         alias = "nodeId",
         alias = "id",
-        deserialize_with = "any_as_string"
+        deserialize_with = "any_as_id"
     )]
     node_id: String,
     #[serde(
         rename = "node_IP",
         alias = "node_ip",
         alias = "node_Ip",
-        alias = "nodeIp"
+        alias = "nodeIp",
+        default,
+        deserialize_with = "opt_text"
     )]
     node_ip: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
     message_type: Option<String>,
     #[serde(default)]
     role: Role,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_text")]
     orchestrator: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_text")]
     version: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_text")]
     agent: Option<String>,
     #[serde(default, deserialize_with = "lenient_opt_u64")]
     heartbeat_ms: Option<u64>,
@@ -113,32 +116,37 @@ impl Register {
 /// `heartbeat` topic.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
-    #[serde(
-        alias = "node_ID",
-        alias = "nodeId",
-        deserialize_with = "any_as_string"
-    )]
+    #[serde(alias = "node_ID", alias = "nodeId", deserialize_with = "any_as_id")]
     pub node_id: String,
     /// Required: JSON without it is not a heartbeat, whatever else it holds.
     #[serde(deserialize_with = "lenient_yes")]
     pub heartbeat: String,
     /// Sender's clock, informational only: liveness is judged by the time of receipt.
-    #[serde(default, deserialize_with = "any_as_string")]
+    #[serde(default, deserialize_with = "any_as_text")]
     pub timestamp: String,
     // --- Floodgate extensions, so that a restarted orchestrator learns of running drivers ---
     #[serde(
         rename = "node_IP",
         alias = "node_ip",
         default,
+        deserialize_with = "opt_text",
         skip_serializing_if = "Option::is_none"
     )]
     pub node_ip: Option<String>,
     #[serde(default)]
     pub role: Role,
     /// The test the node is running, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_id",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub test_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub agent: Option<String>,
     /// The interval at which this node beats.
     #[serde(

@@ -438,6 +438,89 @@ fn garbage_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn ids_and_strings_from_kafka_are_bounded() {
+    // Issue 10, item 8: a 1 MB id was accepted and shown in every dashboard event.
+    let long = "x".repeat(limits::MAX_ID_LEN + 1);
+    let ok = "x".repeat(limits::MAX_ID_LEN);
+    let text = "x".repeat(limits::MAX_TEXT_LEN + 1);
+    let reg = |id: &str, ip: &str| {
+        parse::<Register>(
+            json!({"node_id": id, "node_IP": ip, "message_type": "DRIVER_NODE_REGISTER"})
+                .to_string()
+                .as_bytes(),
+        )
+    };
+    assert!(reg(&ok, "h:1").is_ok());
+    assert!(reg(&long, "h:1").is_err());
+    assert!(reg("d", &text).is_err());
+    let beat = |v: Value| parse::<Heartbeat>(v.to_string().as_bytes());
+    assert!(beat(json!({"node_id": ok, "heartbeat": "YES", "test_id": ok})).is_ok());
+    assert!(beat(json!({"node_id": long, "heartbeat": "YES"})).is_err());
+    assert!(beat(json!({"node_id": "d", "heartbeat": "YES", "test_id": long})).is_err());
+    assert!(beat(json!({"node_id": "d", "heartbeat": "YES", "timestamp": text})).is_err());
+    assert!(beat(json!({"node_id": "d", "heartbeat": "YES", "agent": text})).is_err());
+    let rep = |v: Value| parse::<MetricsReport>(v.to_string().as_bytes());
+    assert!(rep(json!({"node_id": long, "test_id": "t"})).is_err());
+    assert!(rep(json!({"node_id": "d", "test_id": long})).is_err());
+    assert!(rep(json!({"node_id": "d", "test_id": "t", "report_id": text})).is_err());
+    let r = rep(
+        json!({"node_id": "d", "test_id": "t", "reason": "r".repeat(100_000),
+                       "defaults": {"k": "v".repeat(100_000), "message_count_per_driver": 5}}),
+    )
+    .expect("kept, but cut");
+    assert!(r.reason.as_deref().map_or(0, str::len) <= limits::MAX_REASON_LEN);
+    assert_eq!(
+        r.defaults.keys().collect::<Vec<_>>(),
+        ["message_count_per_driver"]
+    );
+    assert!(parse::<Trigger>(
+        json!({"test_id": long, "trigger": "YES"})
+            .to_string()
+            .as_bytes()
+    )
+    .is_err());
+    assert!(parse::<Control>(
+        json!({"type": "stop", "test_id": long})
+            .to_string()
+            .as_bytes()
+    )
+    .is_err());
+    let cfg = |v: Value| TestConfig::parse(v.to_string().as_bytes(), DelayUnit::Millis);
+    assert!(matches!(
+        cfg(json!({"test_id": long, "test_type": "AVALANCHE"})),
+        Err(ConfigError::Malformed(_))
+    ));
+    assert!(matches!(
+        cfg(json!({"test_id": "t", "test_type": "AVALANCHE", "drivers": [long]})),
+        Err(ConfigError::Malformed(_))
+    ));
+    let crowd: Vec<String> = (0..=limits::MAX_KNOWN_DRIVERS)
+        .map(|i| format!("d{i}"))
+        .collect();
+    assert!(cfg(json!({"test_id": "t", "test_type": "AVALANCHE", "drivers": crowd})).is_err());
+}
+
+#[test]
+fn a_register_again_request_round_trips_with_or_without_a_node() {
+    let all = Control::Register {
+        node_id: None,
+        orchestrator_id: Some("o".into()),
+    };
+    assert_eq!(
+        emitted(&all),
+        json!({"type": "register", "orchestrator_id": "o"})
+    );
+    assert_eq!(parse::<Control>(&emit(&all)).expect("parses"), all);
+    assert_eq!(
+        parse::<Control>(br#"{"type":"register","node_id":"d1"}"#).expect("parses"),
+        Control::Register {
+            node_id: Some("d1".into()),
+            orchestrator_id: None
+        }
+    );
+}
+
+#[test]
 fn topic_prefix_applies_to_every_topic() {
     let t = Topics::with_prefix("x.");
     assert_eq!(
