@@ -14,6 +14,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 /// Examples per operation and phase: about 2,000 requests, some 15-30 s on a busy machine.
+/// The fuzzed orchestrator's API token.
+const TOKEN: &str = "fuzz-token-0123456789abcdef";
 const MAX_EXAMPLES: &str = "100";
 /// A bound on the whole fuzz run, so that a hang fails the test instead of the suite.
 const FUZZ_DEADLINE: Duration = Duration::from_secs(300);
@@ -53,20 +55,23 @@ async fn schemathesis_finds_no_server_error_and_no_response_outside_the_document
     let target = Target::start(&[]).await;
     // Small caps and an allow-list of loopback IPv4 only: the tests the fuzzer manages to
     // create are tiny, and aimed at this test's target or at nothing.
-    let c = Cluster::start_with_args(
-        2,
-        &[
-            "--allow-target",
-            "127.0.0.1/32",
-            "--max-requests-per-driver",
-            "20",
-            "--max-concurrency",
-            "4",
-            "--max-rate",
-            "200",
-        ],
-    )
-    .await;
+    // With an API token, as a deployment runs it: the fuzzer sends it, and checks that what
+    // needs it is refused without it.
+    let args = [
+        "--allow-target",
+        "127.0.0.1/32",
+        "--max-requests-per-driver",
+        "20",
+        "--max-concurrency",
+        "4",
+        "--max-rate",
+        "200",
+    ];
+    let extra = Options {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: vec![("FLOODGATE_TOKEN".to_string(), TOKEN.to_string())],
+    };
+    let c = Cluster::start_with(2, extra, Some(TOKEN)).await;
     // The served document, with its example target (the demo's :8080) aimed at this test's
     // target, so that an example test sends nothing to whatever else listens on :8080.
     let served = reqwest::get(c.url("/api/v1/openapi.json"))
@@ -87,6 +92,7 @@ async fn schemathesis_finds_no_server_error_and_no_response_outside_the_document
         .args(["-m", "schemathesis.cli", "run"])
         .arg(&doc)
         .args(["--url", &c.url("")])
+        .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
         // Every check but one: a valid spec may still be refused for the state it meets
         // (409: a test running, a driver busy), which the document says.
         .args([
@@ -121,7 +127,7 @@ async fn schemathesis_finds_no_server_error_and_no_response_outside_the_document
     );
     let generated = summary
         .iter()
-        .find_map(|l| l.trim().strip_suffix(" passed"))
+        .find(|l| l.contains(" generated,"))
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(0);
@@ -131,7 +137,7 @@ async fn schemathesis_finds_no_server_error_and_no_response_outside_the_document
     );
     // The fuzzer's tests ran against the target, within the caps, or not at all.
     let (received, _) = target.metrics().await;
-    let tests = get(&c.url("/api/v1/tests")).await;
+    let tests = get_with(&c.url("/api/v1/tests"), Some(TOKEN)).await;
     let created = tests["tests"].as_array().map_or(0, Vec::len) as u64;
     assert!(
         received <= created * 2 * 20,

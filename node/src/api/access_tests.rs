@@ -118,7 +118,12 @@ fn a_change_must_be_json_from_our_own_or_an_allowed_origin() {
         ("POST", vec![host, ("content-type", "text/plain"), ("origin", "http://evil.example")], Err(ForeignOrigin)),
         // Reads are not changes: a foreign page cannot read the answer anyway (no CORS headers).
         ("GET", vec![host, ("origin", "http://evil.example")], Ok(())),
-        ("PUT", vec![host, ("content-type", "text/plain")], Err(NotJson)),
+        // No route takes another method: the router answers 405, whatever the body type, and a
+        // foreign page's PUT is still judged by its origin.
+        ("PUT", vec![host, ("content-type", "text/plain")], Ok(())),
+        ("DELETE", vec![host, ("origin", "http://evil.example")], Err(ForeignOrigin)),
+        ("POST", vec![host, ("content-type", "text/plain")], Err(NotJson)),
+        ("POST", vec![host], Err(NotJson)),
     ];
     for (i, (method, h, want)) in cases.into_iter().enumerate() {
         let m = Method::from_bytes(method.as_bytes()).expect("method");
@@ -234,4 +239,29 @@ fn a_token_file_holds_one_token_a_line() {
         "an error never echoes the token: {e}"
     );
     assert!(!format!("{:?}", secured()).contains(A), "nor does Debug");
+}
+
+#[test]
+fn only_the_routes_that_change_state_ask_for_json() {
+    let access = Access::open();
+    let host = HeaderMap::from_iter([(header::HOST, HeaderValue::from_static("127.0.0.1:8090"))]);
+    for path in [
+        "/api/v1/tests",
+        "/api/v1/tests/x/trigger",
+        "/api/v1/tests/x/stop",
+    ] {
+        assert_eq!(
+            decide(&access, &Method::POST, path, &host),
+            Err(Refusal::NotJson),
+            "{path}"
+        );
+    }
+    // No POST route: the router's 405, not a 415 about a body it would never read.
+    for path in ["/api/v1/drivers", "/api/v1/tests/x", "/healthz", "/metrics"] {
+        assert_eq!(
+            decide(&access, &Method::POST, path, &host),
+            Ok(()),
+            "{path}"
+        );
+    }
 }
