@@ -328,7 +328,9 @@ cmd_bounce() {
   pid="$(broker_pid "$dir")" || die "no broker running in $dir"
   port="$(sed -n 's/^127\.0\.0\.1:\([0-9]*\)$/\1/p' "$dir/bootstrap")"
   kill -TERM "$pid"
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  local deadline=$(( SECONDS + STOP_TIMEOUT ))
+  while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done; }
   log "broker stopped; starting it again in ${secs}s"
   sleep "$secs"
   : >"$dir/broker.log"
