@@ -6,8 +6,11 @@
 # See docs/k8s-testing.md.
 #
 # Usage: scripts/k8s/controlplane.sh <command> [DIR]
-#   build        build kube-apiserver, kubectl, etcd and helm (skips binaries
-#                already built for the pinned versions); prints build times
+#   build [--node]
+#                build kube-apiserver, kubectl, etcd and helm (skips binaries
+#                already built for the pinned versions); prints build times.
+#                --node also builds what a real node needs (scripts/k8s/cluster.sh):
+#                kubelet, kube-controller-manager, kube-scheduler, kube-proxy, coredns
 #   start [DIR]  start etcd + kube-apiserver with files in DIR (default
 #                .run/k8s), wait for /readyz, print the kubeconfig path (last
 #                line of stdout; everything else goes to stderr)
@@ -25,6 +28,7 @@ set -euo pipefail
 K8S_VERSION=v1.36.3    # k8s.io/kubernetes: kube-apiserver + kubectl
 ETCD_VERSION=v3.6.16   # go.etcd.io/etcd/server/v3 (its root package is etcd's main)
 HELM_VERSION=v3.22.0   # helm.sh/helm/v3/cmd/helm
+COREDNS_VERSION=v1.15.0 # github.com/coredns/coredns (cluster.sh only)
 # -----------------------------------------------------------------------------
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -90,10 +94,12 @@ K8S_LDFLAGS() {
 # k8s.io/kubernetes requires its staging modules (k8s.io/api, ...) at v0.0.0
 # and replaces them with ./staging/...; replaces do not apply to dependencies,
 # so we replace each v0.0.0 one with its published tag v0.<minor>.<patch>.
+# The wrapper imports every command either build needs, so both share one go.mod.
+KUBE_CMDS=(kube-apiserver kubectl kubelet kube-controller-manager kube-scheduler kube-proxy)
 build_kube() {
   local names=() n
-  for n in kube-apiserver kubectl; do have "$n" "$(stamp_of "$n" "$K8S_VERSION")" || names+=("$n"); done
-  (( ${#names[@]} )) || { log "kube-apiserver, kubectl $K8S_VERSION: cached"; return 0; }
+  for n in "$@"; do have "$n" "$(stamp_of "$n" "$K8S_VERSION")" || names+=("$n"); done
+  (( ${#names[@]} )) || { log "$* $K8S_VERSION: cached"; return 0; }
   local t0=$SECONDS dir="$SRC/kubernetes-$K8S_VERSION" kmod staging
   staging="v0.${K8S_VERSION#v1.}"
   mkdir -p "$dir"
@@ -104,15 +110,13 @@ build_kube() {
       while read -r m; do echo "replace $m => $m $staging"; done
   } >"$dir/go.mod"
   grep -q '^replace k8s.io/api ' "$dir/go.mod" || die "no staging modules found in $kmod"
-  cat >"$dir/tools.go" <<'EOF'
+  cat >"$dir/tools.go" <<EOF
 //go:build tools
 
 package tools
 
 import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
+$(printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "${KUBE_CMDS[@]}"))
 EOF
   rm -f "$dir/go.sum"
   (cd "$dir" && go mod tidy) || die "go mod tidy failed in $dir"
@@ -179,6 +183,21 @@ build_helm() {
   log "helm $HELM_VERSION built in $(fmt_secs $((SECONDS - t0)))"
 }
 
+# CoreDNS, so Service names resolve in pods as on any cluster. Its main package is the
+# module root (coredns.go); the plugin set is the one compiled into that release.
+build_coredns() {
+  local stamp; stamp="$(stamp_of coredns "$COREDNS_VERSION")"
+  have coredns "$stamp" && { log "coredns $COREDNS_VERSION: cached"; return 0; }
+  local t0=$SECONDS gobin="$BIN/.coredns.tmp"
+  rm -rf "$gobin"; mkdir -p "$gobin"
+  log "building coredns $COREDNS_VERSION"
+  (cd "$gobin" && GOBIN="$gobin" go install -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION") ||
+    die "building coredns failed"
+  install_bin coredns "$gobin/coredns" "$stamp"
+  rm -rf "$gobin"
+  log "coredns $COREDNS_VERSION built in $(fmt_secs $((SECONDS - t0)))"
+}
+
 cmd_build() {
   command -v go >/dev/null || die "go not found (Go >= 1.26 is needed; the modules are fetched via GOPROXY)"
   go_env
@@ -188,9 +207,13 @@ cmd_build() {
   flock 8
   local t0=$SECONDS
   log "$(go version); GOPROXY=$(go env GOPROXY)"
-  build_kube
+  build_kube kube-apiserver kubectl
   build_etcd
   build_helm
+  if [[ "${1:-}" == --node ]]; then
+    build_kube kube-controller-manager kube-scheduler kube-proxy kubelet
+    build_coredns
+  fi
   exec 8>&-
   log "total build time $(fmt_secs $((SECONDS - t0))); binaries in $BIN:"
   {
@@ -498,7 +521,7 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
 case "$cmd" in
-  build) cmd_build ;;
+  build) cmd_build "$@" ;;
   start) cmd_start "$@" ;;
   stop) cmd_stop "$@" ;;
   env) cmd_env "$@" ;;
