@@ -1,5 +1,5 @@
 # Floodgate: the README's two commands are `make demo` (the main job) and `make test`.
-.PHONY: demo test check bench lint fmt build clean kafka-start kafka-stop generate
+.PHONY: demo test check bench lint fmt build clean kafka-start kafka-stop generate images cluster cluster-down
 
 demo:          ## build, start Kafka + target + orchestrator + 2 drivers, run both test types
 	bash scripts/demo.sh
@@ -15,6 +15,18 @@ check:         ## the fast tier: fmt, clippy, unit tests (in-memory bus, no serv
 
 bench:         ## the load engine beside wrk on the same target; prints ratios
 	bash scripts/bench.sh
+
+images:        ## the three images of docker/ (podman, offline), for the cluster of `make cluster`
+	bash scripts/k8s/images.sh build
+
+cluster:       ## a real single-node Kubernetes in a network namespace, images loaded (docs/kubernetes.md)
+	bash scripts/k8s/cluster.sh build
+	bash scripts/k8s/images.sh build
+	bash scripts/k8s/cluster.sh up
+	@echo 'now: eval "$$(bash scripts/k8s/cluster.sh env)"'
+
+cluster-down:  ## stop that cluster and leave the machine as it was
+	bash scripts/k8s/cluster.sh down
 
 generate:      ## regenerate the LoadTest CRD from the Rust types (crds/ and the chart's copy)
 	cargo run -q -p floodgate-operator --bin crdgen > crds/loadtests.floodgate.dev.yaml

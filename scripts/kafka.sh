@@ -25,7 +25,9 @@
 # needs to know it in advance), KAFKA_SASL_SSL=1 (start: add a SASL_SSL listener on a third port,
 # with a self-signed certificate made by keytool (DIR/tls/ca.pem is its PEM) and one user,
 # floodgate / floodgate-secret, for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; the PLAINTEXT listener
-# stays for the broker's own readiness check and the other tests).
+# stays for the broker's own readiness check and the other tests), KAFKA_HOST (the address the
+# client listeners bind to and advertise, default 127.0.0.1; scripts/k8s/cluster.sh gives the
+# node's IP so that pods reach the broker; the controller listener stays on loopback).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -130,19 +132,24 @@ broker_pid() {
   echo "$pid"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+HOST="${KAFKA_HOST:-127.0.0.1}"
+[[ "$HOST" =~ ^[0-9]+(\.[0-9]+){3}$ ]] || die "KAFKA_HOST must be an IPv4 address, not '$HOST'"
 
 SASL_USER=floodgate
 SASL_PASSWORD=floodgate-secret
 TLS_STOREPASS=floodgate-store
 
-# A self-signed certificate for 127.0.0.1 in a PKCS12 keystore, and its PEM for clients.
+# A self-signed certificate for 127.0.0.1 (and KAFKA_HOST) in a PKCS12 keystore, and its PEM
+# for clients.
 make_tls() {
-  local tls="$1/tls" keytool=keytool
+  local tls="$1/tls" keytool=keytool san="ip:127.0.0.1,dns:localhost"
+  [[ "$HOST" == 127.0.0.1 ]] || san+=",ip:$HOST"
   [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/keytool" ]] && keytool="$JAVA_HOME/bin/keytool"
   rm -rf "$tls" && mkdir -p "$tls"
   "$keytool" -genkeypair -alias broker -keyalg RSA -keysize 2048 -validity 30 \
-    -dname "CN=127.0.0.1" -ext "SAN=ip:127.0.0.1,dns:localhost" \
+    -dname "CN=127.0.0.1" -ext "SAN=$san" \
     -keystore "$tls/broker.p12" -storetype PKCS12 -storepass "$TLS_STOREPASS" >/dev/null 2>&1
   "$keytool" -exportcert -rfc -alias broker -keystore "$tls/broker.p12" \
     -storepass "$TLS_STOREPASS" -file "$tls/ca.pem" >/dev/null 2>&1
@@ -150,11 +157,11 @@ make_tls() {
 
 write_config() {
   local dir="$1" port="$2" cport="$3" sport="$4"
-  local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
-  local advertised="PLAINTEXT://127.0.0.1:$port" map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  local listeners="PLAINTEXT://$HOST:$port,CONTROLLER://127.0.0.1:$cport"
+  local advertised="PLAINTEXT://$HOST:$port" map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
   if [[ "${KAFKA_SASL_SSL:-}" == 1 ]]; then
-    listeners+=",SASL_SSL://127.0.0.1:$sport"
-    advertised+=",SASL_SSL://127.0.0.1:$sport"
+    listeners+=",SASL_SSL://$HOST:$sport"
+    advertised+=",SASL_SSL://$HOST:$sport"
     map+=",SASL_SSL:SASL_SSL"
   fi
   cat >"$dir/server.properties" <<EOF
@@ -216,7 +223,7 @@ launch() {
     make_tls "$dir" || { log "keytool could not make the TLS keystore"; return 1; }
     scram=(--add-scram "SCRAM-SHA-256=[name=$SASL_USER,password=$SASL_PASSWORD]"
       --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]")
-    echo "127.0.0.1:$sport" >"$dir/sasl_ssl_bootstrap"
+    echo "$HOST:$sport" >"$dir/sasl_ssl_bootstrap"
   fi
 
   if ! tool_java kafka.tools.StorageTool format --config "$dir/server.properties" \
@@ -226,7 +233,7 @@ launch() {
   fi
 
   spawn_broker "$dir"
-  echo "127.0.0.1:$port" >"$dir/bootstrap"
+  echo "$HOST:$port" >"$dir/bootstrap"
   await_broker "$dir" "$port" "$deadline"
 }
 
@@ -263,7 +270,7 @@ await_broker() {
     local left=$(( deadline - SECONDS ))
     (( left > 0 )) || { log "timed out waiting for the broker to answer"; return 1; }
     if timeout "$left" "${TOOL_JAVA[@]}" org.apache.kafka.tools.TopicCommand \
-        --bootstrap-server "127.0.0.1:$port" --list >>"$dir/broker.log" 2>&1; then
+        --bootstrap-server "$HOST:$port" --list >>"$dir/broker.log" 2>&1; then
       return 0
     fi
     kill -0 "$pid" 2>/dev/null || { log "broker exited during start-up"; return 1; }

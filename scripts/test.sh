@@ -12,12 +12,14 @@ step() { printf '\n==> %s\n' "$*"; }
 KAFKA_DIR="$ROOT/.run/test-kafka"
 SASL_KAFKA_DIR="$ROOT/.run/test-kafka-sasl"
 K8S_DIR="$ROOT/.run/test-k8s"
+CLUSTER_DIR="$ROOT/.run/test-cluster"
 STARTED_KAFKA=
 STARTED_SASL_KAFKA=
 cleanup() {
   [[ -n "$STARTED_KAFKA" ]] && bash "$ROOT/scripts/kafka.sh" stop "$KAFKA_DIR" >/dev/null 2>&1
   [[ -n "$STARTED_SASL_KAFKA" ]] && bash "$ROOT/scripts/kafka.sh" stop "$SASL_KAFKA_DIR" >/dev/null 2>&1
   bash "$ROOT/scripts/k8s/controlplane.sh" stop "$K8S_DIR" >/dev/null 2>&1
+  bash "$ROOT/scripts/k8s/cluster.sh" down "$CLUSTER_DIR" >/dev/null 2>&1
   return 0
 }
 trap cleanup EXIT
@@ -95,3 +97,13 @@ step "tests"
 # Two test threads: the end-to-end tests start several processes each on a 2-core machine.
 # --no-fail-fast: every test binary runs even when one fails, so one failure hides nothing.
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2
+
+step "a real Kubernetes node: images, cluster, helm install, LoadTests in pods"
+# After the other tests, so that the cluster's own CPU use does not disturb their timing.
+bash "$ROOT/scripts/k8s/cluster.sh" build
+bash "$ROOT/scripts/k8s/images.sh" build
+FLOODGATE_CLUSTER_KUBECONFIG="$(bash "$ROOT/scripts/k8s/cluster.sh" up "$CLUSTER_DIR" | tail -n1)"
+export FLOODGATE_CLUSTER_KUBECONFIG
+eval "$(bash "$ROOT/scripts/k8s/cluster.sh" env "$CLUSTER_DIR")"
+cargo test -p floodgate-operator --locked --test cluster -- --ignored --test-threads=1
+bash "$ROOT/scripts/k8s/cluster.sh" down "$CLUSTER_DIR"

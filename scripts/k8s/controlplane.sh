@@ -10,7 +10,8 @@
 #                build kube-apiserver, kubectl, etcd and helm (skips binaries
 #                already built for the pinned versions); prints build times.
 #                --node also builds what a real node needs (scripts/k8s/cluster.sh):
-#                kubelet, kube-controller-manager, kube-scheduler, kube-proxy, coredns
+#                kubelet, kube-controller-manager, kube-scheduler, kube-proxy, coredns,
+#                and Prometheus (with Kubernetes service discovery) for its tests
 #   start [DIR]  start etcd + kube-apiserver with files in DIR (default
 #                .run/k8s), wait for /readyz, print the kubeconfig path (last
 #                line of stdout; everything else goes to stderr)
@@ -29,6 +30,9 @@ K8S_VERSION=v1.36.3    # k8s.io/kubernetes: kube-apiserver + kubectl
 ETCD_VERSION=v3.6.16   # go.etcd.io/etcd/server/v3 (its root package is etcd's main)
 HELM_VERSION=v3.22.0   # helm.sh/helm/v3/cmd/helm
 COREDNS_VERSION=v1.15.0 # github.com/coredns/coredns (cluster.sh only)
+# github.com/prometheus/prometheus v0.316.0 is Prometheus 3.16 (cluster.sh's tests only): Debian's
+# prometheus 2.42 is built without Kubernetes service discovery.
+PROMETHEUS_VERSION=v0.316.0
 # -----------------------------------------------------------------------------
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -198,6 +202,21 @@ build_coredns() {
   log "coredns $COREDNS_VERSION built in $(fmt_secs $((SECONDS - t0)))"
 }
 
+# Prometheus with every service discovery of its release (Kubernetes' among them). Without the
+# `builtinassets` tag the web UI is not embedded: the HTTP API, which the tests use, is whole.
+build_prometheus() {
+  local stamp; stamp="$(stamp_of prometheus "$PROMETHEUS_VERSION")"
+  have prometheus "$stamp" && { log "prometheus $PROMETHEUS_VERSION: cached"; return 0; }
+  local t0=$SECONDS gobin="$BIN/.prometheus.tmp" mod=github.com/prometheus/prometheus
+  rm -rf "$gobin"; mkdir -p "$gobin"
+  log "building prometheus $PROMETHEUS_VERSION"
+  (cd "$gobin" && GOBIN="$gobin" go install -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
+    "$mod/cmd/prometheus@$PROMETHEUS_VERSION") || die "building prometheus failed"
+  install_bin prometheus "$gobin/prometheus" "$stamp"
+  rm -rf "$gobin"
+  log "prometheus $PROMETHEUS_VERSION built in $(fmt_secs $((SECONDS - t0)))"
+}
+
 cmd_build() {
   command -v go >/dev/null || die "go not found (Go >= 1.26 is needed; the modules are fetched via GOPROXY)"
   go_env
@@ -213,6 +232,7 @@ cmd_build() {
   if [[ "${1:-}" == --node ]]; then
     build_kube kube-controller-manager kube-scheduler kube-proxy kubelet
     build_coredns
+    build_prometheus
   fi
   exec 8>&-
   log "total build time $(fmt_secs $((SECONDS - t0))); binaries in $BIN:"
