@@ -1,5 +1,5 @@
 # Floodgate: the README's two commands are `make demo` (the main job) and `make test`.
-.PHONY: demo test check bench lint fmt build clean kafka-start kafka-stop generate
+.PHONY: demo test check bench lint fmt build clean kafka-start kafka-stop generate images
 
 demo:          ## build, start Kafka + target + orchestrator + 2 drivers, run both test types
 	bash scripts/demo.sh
@@ -15,6 +15,9 @@ check:         ## the fast tier: fmt, clippy, unit tests (in-memory bus, no serv
 
 bench:         ## the load engine beside wrk on the same target; prints ratios
 	bash scripts/bench.sh
+
+images:        ## the node, operator and target images (+ runtime base, pause) with podman, offline
+	bash scripts/k8s/images.sh build
 
 generate:      ## regenerate the LoadTest CRD from the Rust types (crds/ and the chart's copy)
 	cargo run -q -p floodgate-operator --bin crdgen > crds/loadtests.floodgate.dev.yaml
