@@ -120,7 +120,8 @@ EOF
 
 namespace_cleanup() {
   local ids d
-  if [[ -n $PAUSE_TEST_PID ]]; then kill "$PAUSE_TEST_PID" 2>/dev/null || true; fi
+  # unshare --fork ignores SIGTERM; SIGKILL ends it, and --kill-child then ends pause.
+  if [[ -n $PAUSE_TEST_PID ]]; then kill -KILL "$PAUSE_TEST_PID" 2>/dev/null || true; fi
   ids=$(pm ps -aq 2>/dev/null || true)
   if [[ -n $ids ]]; then
     # shellcheck disable=SC2086 # one id a word
@@ -184,10 +185,10 @@ pause_binary() {
 }
 
 wait_for() { # SECONDS DESCRIPTION COMMAND...: polls COMMAND until it succeeds, or fails at the deadline
-  local deadline=$((SECONDS + $1)) what=$2
+  local limit=$1 deadline=$((SECONDS + $1)) what=$2
   shift 2
   until "$@"; do
-    ((SECONDS < deadline)) || die "timed out after ${deadline}s waiting for $what"
+    ((SECONDS < deadline)) || die "timed out after ${limit} s waiting for $what"
     sleep 0.05
   done
 }
