@@ -7,6 +7,10 @@
 #   docker build -f docker/node.Dockerfile -t floodgate/node:0.1.0 .
 
 ARG RUST_VERSION=1
+# The runtime base. Offline CI (scripts/k8s/images.sh) passes a local equivalent, and replaces
+# the builder stage with host-built binaries (`--build-context builder=DIR`, DIR holding out/):
+# the runtime stage below is the same either way.
+ARG RUNTIME_BASE=gcr.io/distroless/cc-debian12:nonroot
 
 # ---------------------------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-bookworm AS builder
@@ -35,7 +39,7 @@ RUN --mount=type=cache,id=floodgate-cargo-registry,target=/usr/local/cargo/regis
 # ---------------------------------------------------------------------------------------------
 # Same Debian release as the builder (glibc 2.36). distroless/cc has glibc and libgcc but not
 # necessarily zlib, which librdkafka needs: it is copied to /usr/lib, on the loader's default path.
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM ${RUNTIME_BASE}
 
 COPY --from=builder /out/lib/libz.so.1 /usr/lib/libz.so.1
 COPY --from=builder /out/bin/floodgate /usr/local/bin/floodgate

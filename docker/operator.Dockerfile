@@ -8,6 +8,10 @@
 #   docker build -f docker/operator.Dockerfile -t floodgate/operator:0.1.0 .
 
 ARG RUST_VERSION=1
+# The runtime base. Offline CI (scripts/k8s/images.sh) passes a local equivalent, and replaces
+# the builder stage with host-built binaries (`--build-context builder=DIR`, DIR holding out/):
+# the runtime stage below is the same either way.
+ARG RUNTIME_BASE=gcr.io/distroless/cc-debian12:nonroot
 
 # ---------------------------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-bookworm AS builder
@@ -37,7 +41,7 @@ RUN --mount=type=cache,id=floodgate-cargo-registry,target=/usr/local/cargo/regis
 # ---------------------------------------------------------------------------------------------
 # Same Debian release as the builder (glibc 2.36). distroless/cc has glibc, libgcc, libssl and CA
 # certificates but not necessarily zlib: it is copied to /usr/lib, on the loader's default path.
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM ${RUNTIME_BASE}
 
 COPY --from=builder /out/lib/libz.so.1 /usr/lib/libz.so.1
 COPY --from=builder /out/bin/floodgate-operator /usr/local/bin/floodgate-operator

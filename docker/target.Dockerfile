@@ -7,6 +7,10 @@
 #   docker build -f docker/target.Dockerfile -t floodgate/target:0.1.0 .
 
 ARG RUST_VERSION=1
+# The runtime base. Offline CI (scripts/k8s/images.sh) passes a local equivalent, and replaces
+# the builder stage with host-built binaries (`--build-context builder=DIR`, DIR holding out/):
+# the runtime stage below is the same either way.
+ARG RUNTIME_BASE=gcr.io/distroless/cc-debian12:nonroot
 
 # ---------------------------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-bookworm AS builder
@@ -26,7 +30,7 @@ RUN --mount=type=cache,id=floodgate-cargo-registry,target=/usr/local/cargo/regis
 
 # ---------------------------------------------------------------------------------------------
 # Same Debian release as the builder (glibc 2.36); the binary needs only libc and libgcc.
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM ${RUNTIME_BASE}
 
 COPY --from=builder /out/bin/floodgate-target /usr/local/bin/floodgate-target
 # Every flag also reads FLOODGATE_TARGET_<FLAG>; listen on all interfaces in a container.
