@@ -1,12 +1,13 @@
 //! The LoadTest controller: for each LoadTest it observes (its Deployment, the drivers
 //! registered over Kafka, the orchestrator's test), asks [`plan`] what to do, and does it:
-//! scale the drivers, start the test, write the status. A finalizer stops a running test when
-//! its LoadTest is deleted and removes its drivers.
+//! scale the drivers, start the test (recording it in the status first, for a successor:
+//! `takeover`), write the status. A finalizer stops a running test when its LoadTest is
+//! deleted and removes its drivers.
 
+pub use crate::counters::Counters;
 use crate::crd::{DriverProgress, LoadTest, Phase, Stats};
 use crate::plan::{self, Action as Step, Observed, TestObservation};
 use crate::resources::{deployment_name, driver_deployment, owns_driver, DriverDefaults};
-use floodgate::metrics::{self, Kind, Spec};
 use floodgate::orchestrator::spec::TestSpecInput;
 use floodgate::orchestrator::view::TestView;
 use floodgate::orchestrator::{Orchestrator, OrchestratorError};
@@ -19,7 +20,7 @@ use kube::runtime::finalizer::{finalizer, Event};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -51,15 +52,6 @@ impl Error {
     }
 }
 
-/// Operator counters (exported with the orchestrator's metrics).
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub reconciles: AtomicU64,
-    pub errors_kubernetes: AtomicU64,
-    pub errors_orchestrator: AtomicU64,
-    pub errors_finalizer: AtomicU64,
-}
-
 pub struct Context {
     pub client: Client,
     pub orchestrator: Orchestrator,
@@ -67,6 +59,8 @@ pub struct Context {
     pub counters: Counters,
     /// The phase of every LoadTest reconciled, by `namespace/name` (for metrics).
     pub phases: std::sync::Mutex<std::collections::BTreeMap<String, Phase>>,
+    /// Running tests found at start-up that could not be taken over, by test ID, with why.
+    pub not_taken_over: std::collections::BTreeMap<String, String>,
 }
 
 impl Context {
@@ -78,73 +72,7 @@ impl Context {
             None => phases.remove(&key),
         };
     }
-
-    /// The operator's metrics in the Prometheus text format (appended to the orchestrator's).
-    pub fn metrics_text(&self) -> String {
-        let reconciles = self.counters.reconciles.load(Ordering::Relaxed) as f64;
-        let errors = [
-            (
-                "kubernetes",
-                self.counters.errors_kubernetes.load(Ordering::Relaxed),
-            ),
-            (
-                "orchestrator",
-                self.counters.errors_orchestrator.load(Ordering::Relaxed),
-            ),
-            (
-                "finalizer",
-                self.counters.errors_finalizer.load(Ordering::Relaxed),
-            ),
-        ];
-        let mut by_phase = [0u64; 5];
-        for p in self
-            .phases
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
-            by_phase[*p as usize] += 1;
-        }
-        let text =
-            metrics::render_families(&[&RECONCILES, &RECONCILE_ERRORS, &LOADTESTS], move || {
-                let mut out = metrics::Families::default();
-                out.counter(&RECONCILES, &[], reconciles);
-                for (kind, n) in errors {
-                    out.counter(&RECONCILE_ERRORS, &[kind], n as f64);
-                }
-                for (name, n) in ["Pending", "Scaling", "Running", "Succeeded", "Failed"]
-                    .iter()
-                    .zip(by_phase)
-                {
-                    out.gauge(&LOADTESTS, &[name], n as f64);
-                }
-                out
-            });
-        text.unwrap_or_else(|e| {
-            tracing::error!("encoding the operator's metrics: {e}");
-            String::new()
-        })
-    }
 }
-
-const RECONCILES: Spec = Spec {
-    name: "floodgate_operator_reconciles_total",
-    help: "LoadTest reconciliations run.",
-    kind: Kind::Counter,
-    labels: &[],
-};
-const RECONCILE_ERRORS: Spec = Spec {
-    name: "floodgate_operator_reconcile_errors_total",
-    help: "Failed reconciliations, by kind of error.",
-    kind: Kind::Counter,
-    labels: &["kind"],
-};
-const LOADTESTS: Spec = Spec {
-    name: "floodgate_loadtests",
-    help: "LoadTests known to the operator, by phase.",
-    kind: Kind::Gauge,
-    labels: &["phase"],
-};
 
 /// Runs the controller until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
@@ -226,16 +154,20 @@ fn error_policy(lt: Arc<LoadTest>, e: &Error, ctx: Arc<Context>) -> Action {
 async fn apply(lt: &LoadTest, ctx: &Context) -> Result<Action, Error> {
     let observed = observe(lt, ctx).await?;
     let p = plan::plan(&lt.spec, lt.status.as_ref(), &observed);
-    for step in &p.actions {
-        match step {
-            Step::ScaleDrivers(replicas) => scale(lt, *replicas, ctx).await?,
-            Step::StartTest { driver_ids } => start_test(lt, driver_ids, ctx).await?,
-        }
-    }
     let mut status = p.status;
     status.observed_generation = lt.metadata.generation;
     if status.phase >= Phase::Running {
         status.test_id = Some(test_id(lt));
+    }
+    for step in &p.actions {
+        match step {
+            Step::ScaleDrivers(replicas) => scale(lt, *replicas, ctx).await?,
+            Step::StartTest { driver_ids } => {
+                if let Some(run) = start_test(lt, driver_ids, &status, ctx).await? {
+                    status.run = Some(run);
+                }
+            }
+        }
     }
     ctx.set_phase(lt, Some(status.phase));
     if lt.status.as_ref() != Some(&status) {
@@ -280,6 +212,7 @@ async fn observe(lt: &LoadTest, ctx: &Context) -> Result<Observed, Error> {
         registered,
         test,
         scaling_for,
+        not_taken_over: ctx.not_taken_over.get(&test_id(lt)).cloned(),
         now: now(),
     })
 }
@@ -373,24 +306,39 @@ pub async fn write_status(
         .await
 }
 
-async fn start_test(lt: &LoadTest, driver_ids: &[String], ctx: &Context) -> Result<(), Error> {
-    let secrets: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &lt.namespace().unwrap_or_default());
+/// Creates and starts the LoadTest's test. `status` (the one this reconcile writes) is written
+/// with the test's record before the trigger is published, so that an operator that loses its
+/// store can take the test over; the record is returned for the status.
+async fn start_test(
+    lt: &LoadTest,
+    driver_ids: &[String],
+    status: &crate::crd::LoadTestStatus,
+    ctx: &Context,
+) -> Result<Option<crate::crd::RunRecord>, Error> {
+    let ns = lt.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let resolved = crate::secrets::resolve(&secrets, &lt.spec.secret_headers, |name| {
         std::env::var(name).ok()
     })
     .await?;
+    let written = std::sync::Arc::default();
+    let record = crate::takeover::recorder(
+        Api::namespaced(ctx.client.clone(), &ns),
+        lt.name_any(),
+        status.clone(),
+        std::sync::Arc::clone(&written),
+    );
     match ctx
         .orchestrator
-        .create_as(test_id(lt), test_input(lt, driver_ids, resolved))
+        .create_recorded(test_id(lt), test_input(lt, driver_ids, resolved), record)
         .await
     {
         Ok(view) => {
             tracing::info!(loadtest = %lt.name_any(), test_id = %view.id, "test started");
-            Ok(())
+            Ok(written.lock().unwrap_or_else(|p| p.into_inner()).take())
         }
         // Created by an earlier reconcile whose status write was lost: nothing to do.
-        Err(OrchestratorError::AlreadyExists(_)) => Ok(()),
+        Err(OrchestratorError::AlreadyExists(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
@@ -398,7 +346,7 @@ async fn start_test(lt: &LoadTest, driver_ids: &[String], ctx: &Context) -> Resu
 /// A LoadTest's spec as the REST API's input, with its secret headers' values resolved: the
 /// orchestrator validates it with the same rules (limits, headers) as a test created through
 /// the API.
-fn test_input(
+pub(crate) fn test_input(
     lt: &LoadTest,
     driver_ids: &[String],
     secret_values: Vec<(String, String)>,

@@ -195,6 +195,7 @@ async fn a_reconcile_scales_the_drivers_and_writes_the_status_without_a_broker()
         defaults: defaults(),
         counters: Default::default(),
         phases: Default::default(),
+        not_taken_over: Default::default(),
     };
     let action = apply(&lt(), &ctx).await.expect("reconciled");
     let seen = server.await.expect("server side ran");
@@ -249,4 +250,108 @@ fn a_loadtest_is_validated_by_the_same_rules_as_the_api() {
         assert_eq!(e.field, field, "{e}");
     }
     assert!(test_input(&lt(), &ids, Vec::new()).validate().is_ok());
+}
+
+/// Issue 11: the reconcile that starts a test writes the status with the test's record (who,
+/// since when, where its reports begin on `metrics`) before the trigger is on the bus, and
+/// keeps it in the status it writes after.
+#[tokio::test]
+async fn starting_a_test_records_it_in_the_status_before_the_trigger() {
+    use floodgate::bus::{Bus, MemoryBus};
+    use floodgate::orchestrator::OrchestratorConfig;
+    use floodgate::protocol::Topics;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topics = Topics::with_prefix("p.");
+    let bus = MemoryBus::new(topics.clone());
+    let orchestrator = Orchestrator::start_on(
+        OrchestratorConfig {
+            config_gap: Duration::ZERO,
+            start_delay: Duration::ZERO,
+            ..OrchestratorConfig::new(
+                "op",
+                "",
+                "127.0.0.1:0",
+                topics.clone(),
+                dir.path().join("o.sqlite"),
+            )
+        },
+        std::sync::Arc::new(bus.handle()),
+    )
+    .await
+    .expect("orchestrator");
+    bus.publish(&topics.metrics, "k", b"{}")
+        .await
+        .expect("publish");
+    for i in 0..3 {
+        let id = format!("ping-drivers-{i}");
+        let reg = serde_json::json!({"node_id": id, "node_IP": "h:1", "message_type": "DRIVER_NODE_REGISTER", "agent": "floodgate", "heartbeat_ms": 1000});
+        bus.publish(&topics.register, &id, reg.to_string().as_bytes())
+            .await
+            .expect("publish");
+    }
+    floodgate_testkit::eventually("three drivers", Duration::from_secs(10), async || {
+        (orchestrator.drivers().len() == 3).then_some(())
+    })
+    .await;
+    let mut scaling = lt();
+    scaling.spec.target_url = "http://127.0.0.1:1/".into();
+    scaling.status = Some(LoadTestStatus {
+        phase: Phase::Scaling,
+        ..Default::default()
+    });
+    let (client, mut handle) = mock();
+    let (watch, trigger) = (bus.clone(), topics.trigger.clone());
+    let answer_lt = scaling.clone();
+    let server = tokio::spawn(async move {
+        // (status patch, triggers on the bus when it arrived)
+        let mut writes = Vec::new();
+        while let Some((req, send)) = handle.next_request().await {
+            let path = req.uri().path().to_string();
+            let response = if req.method() == http::Method::GET {
+                let mut d = driver_deployment(&answer_lt, 3, &defaults());
+                d.metadata.name = Some("ping-drivers".into());
+                Response::builder().body(Body::from(serde_json::to_vec(&d).expect("json")))
+            } else {
+                assert!(path.ends_with("/loadtests/ping/status"), "{path}");
+                let triggers = watch.messages(&trigger).len();
+                let patch = body_json(req).await;
+                let mut answer = serde_json::to_value(&answer_lt).expect("json");
+                answer["status"] = patch["status"].clone();
+                writes.push((patch, triggers));
+                Response::builder().body(Body::from(serde_json::to_vec(&answer).expect("json")))
+            };
+            send.send_response(response.expect("response"));
+            if writes.len() == 2 {
+                break;
+            }
+        }
+        writes
+    });
+    let ctx = Context {
+        client,
+        orchestrator,
+        defaults: defaults(),
+        counters: Default::default(),
+        phases: Default::default(),
+        not_taken_over: Default::default(),
+    };
+    apply(&scaling, &ctx).await.expect("reconciled");
+    let writes = server.await.expect("server side ran");
+    let (first, triggers_then) = &writes[0];
+    assert_eq!(*triggers_then, 0, "recorded before the trigger");
+    let run = &first["status"]["run"];
+    assert_eq!(run["testId"], "uid-1");
+    assert_eq!(run["metricsTopic"], "p.metrics");
+    assert_eq!(
+        run["metricsFrom"],
+        serde_json::json!([{"partition": 0, "offset": 1}]),
+        "past what was on the log before"
+    );
+    assert_eq!(run["drivers"].as_array().map(Vec::len), Some(3));
+    assert!(run["startAtMs"].as_u64().is_some_and(|ms| ms > 0));
+    assert_eq!(first["status"]["phase"], "Running");
+    assert_eq!(bus.messages(&topics.trigger).len(), 1, "then triggered");
+    let (second, _) = &writes[1];
+    assert_eq!(&second["status"]["run"], run, "kept in the next status");
 }

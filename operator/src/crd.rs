@@ -205,6 +205,61 @@ pub struct LoadTestStatus {
     pub completion_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// What an operator that lost its store needs to take the running test over, written
+    /// before the test's trigger. Read leniently: a record that does not parse is absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub run: Option<RunRecord>,
+}
+
+/// The running test as a successor needs it: who runs it, since when, and where on the
+/// metrics topic its reports begin (read before the trigger was published).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    /// The orchestrator's test ID (the LoadTest's UID).
+    #[schemars(length(max = 256))]
+    pub test_id: String,
+    /// The participants' driver IDs.
+    #[serde(default)]
+    #[schemars(length(max = limits::MAX_DRIVERS))]
+    pub drivers: Vec<String>,
+    /// The start instant the trigger carried, in Unix milliseconds.
+    #[serde(default)]
+    pub start_at_ms: u64,
+    /// The Kafka topic the drivers report on.
+    #[serde(default)]
+    #[schemars(length(max = 256))]
+    pub metrics_topic: String,
+    /// Each partition of the metrics topic with the offset its next message had before the
+    /// trigger.
+    #[serde(default)]
+    #[schemars(length(max = MAX_RECORDED_PARTITIONS))]
+    pub metrics_from: Vec<PartitionOffset>,
+}
+
+/// Partitions a run record may list (the metrics topic has one).
+pub const MAX_RECORDED_PARTITIONS: usize = 64;
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionOffset {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A status field from outside (anyone who may write the status): a value that does not parse
+/// is taken as absent, so one bad record never makes the whole LoadTest unreadable.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// The CRD as YAML, exactly as committed in `crds/`.

@@ -3,7 +3,9 @@
 //! `floodgate` library), writing progress and results into the LoadTest's status.
 
 pub mod controller;
+pub mod counters;
 pub mod crd;
 pub mod plan;
 pub mod resources;
 pub mod secrets;
+pub mod takeover;

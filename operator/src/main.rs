@@ -104,22 +104,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await.map_err(|e| {
         anyhow::anyhow!("cannot reach the Kubernetes API (in-cluster or KUBECONFIG): {e}")
     })?;
-    let orchestrator = Orchestrator::start(OrchestratorConfig {
-        heartbeat_timeout: Duration::from_millis(args.heartbeat_timeout_ms.max(1)),
-        // Kafka may come up long after the operator on a new cluster; /healthz says "starting".
-        kafka_wait: Duration::from_secs(args.kafka_wait_s),
-        targets,
-        caps,
-        kafka_security: args.kafka_security.security(),
-        ..OrchestratorConfig::new(
-            &args.id,
-            &args.kafka,
-            &advertise,
-            floodgate::protocol::Topics::with_prefix(&args.topic_prefix),
-            args.store,
-        )
-    })
+    // Before the orchestrator reads the metrics topic: the running tests its store may not
+    // know (a new pod), and the positions their reports begin at.
+    let topics = floodgate::protocol::Topics::with_prefix(&args.topic_prefix);
+    let found = floodgate_operator::takeover::running_tests(
+        &client,
+        args.namespace.as_deref(),
+        &topics.metrics,
+    )
     .await?;
+    let (orchestrator, refused) = Orchestrator::start_adopting(
+        OrchestratorConfig {
+            heartbeat_timeout: Duration::from_millis(args.heartbeat_timeout_ms.max(1)),
+            // Kafka may come up long after the operator on a new cluster; /healthz says "starting".
+            kafka_wait: Duration::from_secs(args.kafka_wait_s),
+            targets,
+            caps,
+            kafka_security: args.kafka_security.security(),
+            ..OrchestratorConfig::new(&args.id, &args.kafka, &advertise, topics, args.store)
+        },
+        found.adoptions,
+    )
+    .await?;
+    let mut not_taken_over = found.refused;
+    not_taken_over.extend(refused);
     let ctx = Arc::new(Context {
         client,
         orchestrator: orchestrator.clone(),
@@ -133,6 +141,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         counters: Default::default(),
         phases: Default::default(),
+        not_taken_over,
     });
     let metrics_ctx = ctx.clone();
     orchestrator.add_metrics_source(Arc::new(move || metrics_ctx.metrics_text()));

@@ -4,10 +4,14 @@
 //!
 //! The test ID is the LoadTest's UID, so creating the test is idempotent: an operator that
 //! restarts between creating a test and recording it finds the test by that ID instead of
-//! starting a second one.
+//! starting a second one. An operator that lost its store takes a running test over from the
+//! record in its status ([`takeover`]).
 
 use crate::crd::{Condition, DriverProgress, LoadTestSpec, LoadTestStatus, Phase, Stats};
+use crate::crd::{RunRecord, MAX_RECORDED_PARTITIONS};
 use floodgate::model::TestStatus;
+use floodgate::protocol::limits;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// How long to wait for the drivers to register before giving up.
@@ -41,6 +45,8 @@ pub struct Observed {
     pub test: Option<TestObservation>,
     /// How long the LoadTest has been in phase Scaling.
     pub scaling_for: Duration,
+    /// Why this operator could not take the running test over at start-up, if it tried.
+    pub not_taken_over: Option<String>,
     /// The current time (RFC 3339), for timestamps.
     pub now: String,
 }
@@ -137,8 +143,13 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
         Phase::Running => match &observed.test {
             None => {
                 scale(&mut actions, 0);
-                let msg = "the orchestrator has no record of this test (its store was lost); the test cannot be resumed";
-                finish(&mut st, Phase::Failed, &observed.now, "TestLost", msg);
+                let msg = match &observed.not_taken_over {
+                    Some(why) => format!(
+                        "the orchestrator's store does not know this test, and it could not be taken over: {why}"
+                    ),
+                    None => "the orchestrator has no record of this test (its store was lost); the test cannot be resumed".to_string(),
+                };
+                finish(&mut st, Phase::Failed, &observed.now, "TestLost", &msg);
                 None
             }
             Some(t) => {
@@ -197,6 +208,89 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
         status: st,
         requeue,
     }
+}
+
+/// The longest driver ID a record may name (a pod name).
+const MAX_ID_LEN: usize = 253;
+
+/// Whether a LoadTest's test is to be taken over by an operator whose store does not know it:
+/// `None` when it is not running; else the record to take it over from, checked, or why it
+/// cannot be. The status is input from anyone who may write it: every field is checked, and
+/// what is echoed back is bounded.
+pub fn takeover(
+    uid: &str,
+    status: Option<&LoadTestStatus>,
+    metrics_topic: &str,
+    now_ms: u64,
+) -> Option<Result<RunRecord, String>> {
+    let st = status.filter(|s| s.phase == Phase::Running)?;
+    let Some(r) = &st.run else {
+        return Some(Err(
+            "the status holds no readable record of the test's start \
+             (written by an older operator, or changed by hand)"
+                .to_string(),
+        ));
+    };
+    Some(check_record(r, uid, metrics_topic, now_ms).map(|()| r.clone()))
+}
+
+fn check_record(r: &RunRecord, uid: &str, metrics_topic: &str, now_ms: u64) -> Result<(), String> {
+    if r.test_id != uid {
+        return Err(format!(
+            "the record is of test {:?}, not of this LoadTest's ({uid})",
+            bounded(&r.test_id)
+        ));
+    }
+    let distinct: BTreeSet<&String> = r.drivers.iter().collect();
+    let ids_fine = r
+        .drivers
+        .iter()
+        .all(|d| !d.is_empty() && d.len() <= MAX_ID_LEN);
+    if !(limits::MIN_DRIVERS..=limits::MAX_DRIVERS).contains(&r.drivers.len())
+        || distinct.len() != r.drivers.len()
+        || !ids_fine
+    {
+        return Err(format!(
+            "the record names {} driver(s) ({} distinct); a test has {} to {} distinct, non-empty IDs",
+            r.drivers.len(),
+            distinct.len(),
+            limits::MIN_DRIVERS,
+            limits::MAX_DRIVERS
+        ));
+    }
+    if r.metrics_topic != metrics_topic {
+        return Err(format!(
+            "the record is of metrics topic {:?}; this operator reads {metrics_topic:?}",
+            bounded(&r.metrics_topic)
+        ));
+    }
+    let partitions: BTreeSet<i32> = r.metrics_from.iter().map(|p| p.partition).collect();
+    let positions_fine = r
+        .metrics_from
+        .iter()
+        .all(|p| p.partition >= 0 && p.offset >= 0);
+    if r.metrics_from.is_empty()
+        || r.metrics_from.len() > MAX_RECORDED_PARTITIONS
+        || partitions.len() != r.metrics_from.len()
+        || !positions_fine
+    {
+        return Err(format!(
+            "the record's metrics positions are unusable ({} listed; each partition once, at most {MAX_RECORDED_PARTITIONS}, none negative)",
+            r.metrics_from.len()
+        ));
+    }
+    if r.start_at_ms == 0 || r.start_at_ms > now_ms.saturating_add(limits::MAX_START_AHEAD_MS) {
+        return Err(format!(
+            "the record's start ({} ms) is unset or too far ahead",
+            r.start_at_ms
+        ));
+    }
+    Ok(())
+}
+
+/// At most 64 characters of a value from outside, for a message.
+fn bounded(s: &str) -> String {
+    s.chars().take(64).collect()
 }
 
 /// A reconcile that failed, in the status the user reads (`kubectl describe`), instead of only
@@ -283,3 +377,7 @@ fn record(st: &mut LoadTestStatus, t: &TestObservation) {
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "plan_takeover_tests.rs"]
+mod takeover_tests;

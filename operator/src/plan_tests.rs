@@ -67,6 +67,7 @@ fn seen(replicas: Option<i32>, registered: usize, t: Option<TestObservation>) ->
         registered: ids(registered),
         test: t,
         scaling_for: Duration::ZERO,
+        not_taken_over: None,
         now: "now".into(),
     }
 }

@@ -72,7 +72,9 @@ impl From<OrchestratorError> for ApiError {
             OrchestratorError::AlreadyExists(_) | OrchestratorError::Conflict(_) => {
                 StatusCode::CONFLICT
             }
-            OrchestratorError::Bus(_) => StatusCode::SERVICE_UNAVAILABLE,
+            OrchestratorError::Bus(_) | OrchestratorError::Unrecorded(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             OrchestratorError::Store(why) => {
                 // The database's own message stays in the log, not in the response.
                 tracing::error!("metrics store: {why}");

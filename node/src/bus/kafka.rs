@@ -270,6 +270,19 @@ fn start_positions(
     Ok(tpl)
 }
 
+/// Every partition of `topic` with its high watermark (the offset of its next message).
+fn end_offsets_of(
+    cfg: &ClientConfig,
+    ctx: Refusals,
+    topic: &str,
+) -> Result<Vec<(i32, i64)>, BusError> {
+    let probe: BaseConsumer<Refusals> = cfg.create_with_context(ctx)?;
+    partitions_of(&probe, topic)?
+        .into_iter()
+        .map(|p| Ok((p, probe.fetch_watermarks(topic, p, META_TIMEOUT)?.1)))
+        .collect()
+}
+
 /// The partitions of `topic` that have a leader. Right after a topic is created the broker may
 /// report it without partitions, or without their leaders: that is [`BusError::NotReady`], and
 /// the caller waits it out.
@@ -332,6 +345,19 @@ impl Bus for KafkaBus {
         Box::pin(async move {
             let inbox = self.assign_from(topics, resume).await?;
             Ok(Box::new(inbox) as Box<dyn Inbox>)
+        })
+    }
+
+    fn end_offsets<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(i32, i64)>, BusError>> {
+        Box::pin(async move {
+            let (cfg, ctx, topic) = (self.config(), self.refusals.clone(), topic.to_string());
+            tokio::task::spawn_blocking(move || end_offsets_of(&cfg, ctx, &topic))
+                .await
+                .map_err(|e| BusError::Other(e.to_string()))?
+                .map_err(|e| self.refused_or(e))
         })
     }
 

@@ -136,6 +136,19 @@ impl Bus for MemoryBus {
         })
     }
 
+    fn end_offsets<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(i32, i64)>, BusError>> {
+        Box::pin(async move {
+            if self.shared.down.load(Ordering::Relaxed) {
+                return Err(BusError::Down);
+            }
+            let end = self.logs().get(topic).map_or(0, Vec::len);
+            Ok(vec![(0, end as i64)])
+        })
+    }
+
     fn flush(&self, _timeout: Duration) {}
 }
 
@@ -231,7 +244,9 @@ mod tests {
             .await
             .expect("subscribe");
         assert_eq!(inbox.recv().await.payload, b"1");
+        assert_eq!(bus.end_offsets("m").await.expect("ends"), [(0, 3)]);
         bus.set_down(true);
+        assert!(bus.end_offsets("m").await.is_err());
         assert!(matches!(
             bus.publish("m", "k", b"lost").await,
             Err(BusError::Down)

@@ -35,6 +35,8 @@ pub const ALL_PARTITIONS: i32 = -1;
 ///   message published afterwards is received, and none from before; a partition listed in
 ///   `resume` as `(topic, partition, next offset)` starts there instead (a restarted orchestrator
 ///   reads the reports sent while it was down); [`ALL_PARTITIONS`] stands for each partition.
+/// - `end_offsets` reads where each partition of a topic ends now (the offset the next message
+///   will get), so a caller can record a position that every later message is at or after.
 pub trait Bus: Send + Sync {
     fn topics(&self) -> &Topics;
     fn stats(&self) -> &Arc<BusStats>;
@@ -52,6 +54,11 @@ pub trait Bus: Send + Sync {
         topics: &'a [&'a str],
         resume: Vec<(String, i32, i64)>,
     ) -> BoxFuture<'a, Result<Box<dyn Inbox>, BusError>>;
+    /// Every partition of `topic` with the offset its next message will get.
+    fn end_offsets<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(i32, i64)>, BusError>>;
     /// Delivers what is queued, for at most `timeout` (at shutdown).
     fn flush(&self, timeout: Duration);
 }

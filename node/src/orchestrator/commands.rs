@@ -1,9 +1,11 @@
 //! The orchestrator's commands, from the REST API and the operator: create, trigger, stop (and
-//! fail, when the bus refuses a test's messages). Each changes the state through one event, and
-//! publishes to the bus around it in the order the drivers must see.
+//! fail, when the bus refuses a test's messages), and adopt (take over a running test at
+//! start-up). Each changes the state through one event, and publishes to the bus around it in
+//! the order the drivers must see.
 
 use super::spec::TestSpecInput;
 use super::state::Event;
+use super::takeover::{Adoption, Recorder, Starting};
 use super::view::TestView;
 use super::{Orchestrator, OrchestratorError};
 use crate::protocol::{self, Control, Trigger};
@@ -37,6 +39,28 @@ impl Orchestrator {
         id: String,
         input: TestSpecInput,
     ) -> Result<TestView, OrchestratorError> {
+        self.create_with(id, input, None).await
+    }
+
+    /// [`Orchestrator::create_as`] with `trigger: true` whose start is handed to `record` after
+    /// the metrics position is read and before the trigger is published, so that a successor
+    /// that lost this orchestrator's store can take the test over ([`Adoption`]). If `record`
+    /// fails, the test fails and no trigger is sent.
+    pub async fn create_recorded(
+        &self,
+        id: String,
+        input: TestSpecInput,
+        record: Recorder,
+    ) -> Result<TestView, OrchestratorError> {
+        self.create_with(id, input, Some(record)).await
+    }
+
+    async fn create_with(
+        &self,
+        id: String,
+        input: TestSpecInput,
+        record: Option<Recorder>,
+    ) -> Result<TestView, OrchestratorError> {
         let trigger = input.trigger.unwrap_or(false);
         let spec = input.validate_with(&self.inner.cfg.caps)?;
         // Before anything is created, so that a refused target leaves nothing behind.
@@ -61,7 +85,7 @@ impl Orchestrator {
         }
         tracing::info!(test_id = %id, drivers = view.drivers.len(), "test created");
         if trigger {
-            return self.trigger_locked(&id).await;
+            return self.trigger_locked(&id, record).await;
         }
         Ok(view)
     }
@@ -82,11 +106,16 @@ impl Orchestrator {
     /// Starts a created test: every participant begins at the same instant.
     pub async fn trigger(&self, id: &str) -> Result<TestView, OrchestratorError> {
         let _control = self.inner.control.lock().await;
-        self.trigger_locked(id).await
+        self.trigger_locked(id, None).await
     }
 
-    /// [`Orchestrator::trigger`] with the control lock held.
-    async fn trigger_locked(&self, id: &str) -> Result<TestView, OrchestratorError> {
+    /// [`Orchestrator::trigger`] with the control lock held; `record` is told the start before
+    /// the trigger is published.
+    async fn trigger_locked(
+        &self,
+        id: &str,
+        record: Option<Recorder>,
+    ) -> Result<TestView, OrchestratorError> {
         let view = self.state().check_startable(id, Instant::now())?;
         self.check_bus()?;
         // The config again first (a driver restarted since creation has not seen it), then a
@@ -97,6 +126,20 @@ impl Orchestrator {
             return Err(e);
         }
         tokio::time::sleep(self.inner.cfg.config_gap).await;
+        // Read before the trigger, so every report of this test is at or after it.
+        let metrics_topic = &self.inner.cfg.topics.metrics;
+        let metrics_from = match &record {
+            None => Vec::new(),
+            Some(_) => match self.inner.bus.end_offsets(metrics_topic).await {
+                Ok(ends) => ends,
+                Err(e) => {
+                    let e = OrchestratorError::Bus(e.to_string());
+                    self.fail(id, &format!("could not read the metrics position: {e}"))
+                        .await;
+                    return Err(e);
+                }
+            },
+        };
         let start_at_ms = protocol::now_unix_ms() + self.inner.cfg.start_delay.as_millis() as u64;
         let started = self
             .apply(Event::Start {
@@ -105,6 +148,20 @@ impl Orchestrator {
                 start: Instant::now() + self.inner.cfg.start_delay,
             })
             .await?;
+        if let Some(record) = record {
+            let starting = Starting {
+                id: id.to_string(),
+                drivers: view.drivers.clone(),
+                start_at_ms,
+                metrics_topic: metrics_topic.clone(),
+                metrics_from,
+            };
+            if let Err(why) = record(starting).await {
+                let e = OrchestratorError::Unrecorded(why);
+                self.fail(id, &e.to_string()).await;
+                return Err(e);
+            }
+        }
         let trigger = Trigger::start(id, start_at_ms);
         if let Err(e) = self
             .inner
@@ -174,6 +231,27 @@ impl Orchestrator {
             }
         });
         Ok(view)
+    }
+
+    /// Takes over a running test from an outside description (at start-up, before the metrics
+    /// read begins, so that none of its reports is passed by). Its spec is checked against the
+    /// hard limits only: it already runs. A test the store knows is
+    /// [`OrchestratorError::AlreadyExists`], and the store's record of it wins.
+    pub(super) async fn adopt(&self, a: Adoption) -> Result<TestView, OrchestratorError> {
+        let spec = a.spec.validate()?;
+        let adopted = self
+            .apply(Event::Adopt {
+                id: a.id.clone(),
+                spec,
+                drivers: a.drivers,
+                created_ms: a.created_ms,
+                started_ms: a.started_ms,
+            })
+            .await?;
+        tracing::info!(test_id = %a.id, started_at_ms = a.started_ms, "running test taken over");
+        adopted
+            .view
+            .ok_or_else(|| OrchestratorError::NotFound(a.id.clone()))
     }
 
     async fn fail(&self, id: &str, reason: &str) {

@@ -83,11 +83,17 @@ pub(super) async fn replay(o: Orchestrator, mut inbox: Box<dyn Inbox>) {
 }
 
 /// `metrics`, from the position stored after each message: replaying a report is harmless,
-/// skipping one is not.
-pub(super) async fn metrics(o: Orchestrator, mut inbox: Box<dyn Inbox>) {
+/// skipping one is not. Once the read reaches where the log ended at start-up (`catch_up`),
+/// the tests held until then are judged.
+pub(super) async fn metrics(
+    o: Orchestrator,
+    mut inbox: Box<dyn Inbox>,
+    mut catch_up: super::takeover::CatchUp,
+) {
     let stats = o.inner.bus.stats().clone();
     loop {
         let msg = inbox.recv().await;
+        let caught_up = catch_up.read(msg.partition, msg.offset);
         match protocol::parse::<MetricsReport>(&msg.payload) {
             Ok(report) => {
                 let (test, node) = (report.test_id.clone(), report.node_id.clone());
@@ -113,6 +119,10 @@ pub(super) async fn metrics(o: Orchestrator, mut inbox: Box<dyn Inbox>) {
             .await
         {
             tracing::error!("metrics store: {e}");
+        }
+        if caught_up {
+            tracing::info!("metrics read caught up with the log as it was at start-up");
+            o.take(Event::CaughtUp).await;
         }
     }
 }

@@ -7,12 +7,14 @@ pub mod bus_watch;
 mod commands;
 mod intake;
 pub mod part;
+mod participants;
 pub mod registry;
 pub mod run;
 pub mod series;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod takeover;
 pub mod targets;
 pub mod view;
 
@@ -20,7 +22,7 @@ use crate::bus::{Bus, KafkaBus};
 use crate::model::TestStatus;
 use crate::protocol::{self, Control, Register, Role, SeedStyle, Topics};
 use registry::DriverView;
-use run::{Policy, TestRun};
+use run::Policy;
 use spec::FieldError;
 use state::{Applied, Effect, Event, State};
 use std::path::PathBuf;
@@ -95,6 +97,9 @@ pub enum OrchestratorError {
     Bus(String),
     #[error("metrics store: {0}")]
     Store(String),
+    /// The caller's [`takeover::Recorder`] failed: the test was failed before its trigger.
+    #[error("the test's start could not be recorded for a successor, so it was not started: {0}")]
+    Unrecorded(String),
 }
 
 #[derive(Clone)]
@@ -122,6 +127,16 @@ struct Inner {
 impl Orchestrator {
     /// Connects to Kafka, restores history from the store, and starts the controller's tasks.
     pub async fn start(cfg: OrchestratorConfig) -> anyhow::Result<Orchestrator> {
+        Ok(Self::start_adopting(cfg, Vec::new()).await?.0)
+    }
+
+    /// [`Orchestrator::start`], taking over the running tests `adopt` describes that the store
+    /// does not know (see [`takeover`]). Returns the ones that could not be taken over, each
+    /// with the reason.
+    pub async fn start_adopting(
+        cfg: OrchestratorConfig,
+        adopt: Vec<takeover::Adoption>,
+    ) -> anyhow::Result<(Orchestrator, Vec<(String, String)>)> {
         let bus = KafkaBus::with_startup_wait(
             &cfg.kafka,
             &format!("floodgate-orchestrator-{}", cfg.id),
@@ -129,7 +144,7 @@ impl Orchestrator {
             cfg.kafka_wait,
             &cfg.kafka_security,
         )?;
-        Self::start_on(cfg, Arc::new(bus)).await
+        Self::start_on_adopting(cfg, Arc::new(bus), adopt).await
     }
 
     /// [`Orchestrator::start`] on a given bus (the in-memory one, in unit tests).
@@ -137,6 +152,15 @@ impl Orchestrator {
         cfg: OrchestratorConfig,
         bus: Arc<dyn Bus>,
     ) -> anyhow::Result<Orchestrator> {
+        Ok(Self::start_on_adopting(cfg, bus, Vec::new()).await?.0)
+    }
+
+    /// [`Orchestrator::start_adopting`] on a given bus.
+    pub async fn start_on_adopting(
+        cfg: OrchestratorConfig,
+        bus: Arc<dyn Bus>,
+        adopt: Vec<takeover::Adoption>,
+    ) -> anyhow::Result<(Orchestrator, Vec<(String, String)>)> {
         let store = OrchestratorStore::open(&cfg.store)?;
         bus.ensure_topics().await?;
         let presence = bus
@@ -151,14 +175,34 @@ impl Orchestrator {
                 vec![(cfg.topics.register.clone(), crate::bus::ALL_PARTITIONS, 0)],
             )
             .await?;
-        // Metrics resume from the position this orchestrator stored, so final reports sent
-        // while it was down are not lost; positions are explicit, so none is missed at start.
-        let metrics = bus
-            .subscribe(&[&cfg.topics.metrics], store.positions().await?)
-            .await?;
+        let stored = store.load().await?;
+        // The store's record of a test wins over an outside one (a restart in the same pod).
+        let (known, adopt): (Vec<_>, Vec<_>) = adopt
+            .into_iter()
+            .partition(|a| stored.iter().any(|t| t.id == a.id));
+        for a in &known {
+            tracing::info!(test_id = %a.id, "the store knows the test: resumed from the store");
+        }
+        // Metrics resume from the position this orchestrator stored, or from an adopted test's
+        // recorded one if earlier, so final reports sent while no orchestrator ran are not
+        // lost; positions are explicit, so none is missed at start.
+        let metrics_topic = cfg.topics.metrics.clone();
+        let resume = takeover::resume_positions(
+            store.positions().await?,
+            &metrics_topic,
+            adopt.iter().flat_map(|a| a.metrics_from.iter().copied()),
+        );
+        let catch_up = match bus.end_offsets(&metrics_topic).await {
+            Ok(ends) => takeover::CatchUp::new(&metrics_topic, &ends, &resume),
+            Err(e) => {
+                tracing::warn!("could not read where the metrics topic ends: {e}");
+                takeover::CatchUp::unknown()
+            }
+        };
+        let metrics = bus.subscribe(&[&metrics_topic], resume).await?;
         let mut state = State::new(cfg.heartbeat_timeout, cfg.policy);
         state.watch_bus(Instant::now());
-        restore(&store, &mut state).await?;
+        takeover::restore(stored, &mut state, Instant::now());
         let o = Orchestrator {
             inner: Arc::new(Inner {
                 extra_metrics: Mutex::new(Vec::new()),
@@ -170,14 +214,28 @@ impl Orchestrator {
                 control: tokio::sync::Mutex::new(()),
             }),
         };
+        let mut refused = Vec::new();
+        for a in adopt {
+            let id = a.id.clone();
+            match o.adopt(a).await {
+                Ok(_) | Err(OrchestratorError::AlreadyExists(_)) => {}
+                Err(e) => {
+                    tracing::error!(test_id = %id, "could not take the running test over: {e}");
+                    refused.push((id, e.to_string()));
+                }
+            }
+        }
+        if o.state().running().is_some() && !catch_up.done() {
+            o.state().hold(Instant::now() + takeover::CATCH_UP_MAX);
+        }
         o.announce().await;
         tokio::spawn(intake::presence(o.clone(), presence));
         tokio::spawn(intake::replay(o.clone(), replay));
-        tokio::spawn(intake::metrics(o.clone(), metrics));
+        tokio::spawn(intake::metrics(o.clone(), metrics, catch_up));
         tokio::spawn(intake::ticks(o.clone()));
         tokio::spawn(intake::heartbeats(o.clone()));
         tracing::info!(id = %o.inner.cfg.id, "orchestrator started");
-        Ok(o)
+        Ok((o, refused))
     }
 
     /// Adds text in the Prometheus exposition format to every scrape of `/metrics`.
@@ -358,27 +416,4 @@ impl Orchestrator {
             }
         }
     }
-}
-
-/// Rebuilds tests from the store after a restart.
-async fn restore(store: &OrchestratorStore, st: &mut State) -> anyhow::Result<()> {
-    let now = Instant::now();
-    for t in store.load().await? {
-        let run = match t.view {
-            Some(view) => TestRun::finished(view),
-            None => {
-                let mut run =
-                    TestRun::new(t.id.clone(), t.spec, t.drivers, t.created_ms, st.policy());
-                if t.status == TestStatus::Running {
-                    run.start(t.started_ms.unwrap_or(t.created_ms), now);
-                }
-                for r in t.latest {
-                    let _ = run.apply(r, now);
-                }
-                run
-            }
-        };
-        st.restore(run);
-    }
-    Ok(())
 }

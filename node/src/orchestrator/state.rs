@@ -1,19 +1,20 @@
 //! The orchestrator's state and its one transition function: every change (a driver seen, a
-//! report, a test created, started, stopped, failed, ended) is an [`Event`] applied here, which
-//! returns the [`Effect`]s (store writes) for the edges to carry out. Synchronous and free of I/O,
-//! so it is tested without a broker or a store; the decisions it applies are pure functions
-//! (participant choice here, liveness in `registry`, completion in `part` and `run`).
+//! report, a test created, started, adopted, stopped, failed, ended) is an [`Event`] applied
+//! here, which returns the [`Effect`]s (store writes) for the edges to carry out. Synchronous and
+//! free of I/O, so it is tested without a broker or a store; the decisions it applies are pure
+//! functions (participants in `participants`, liveness in `registry`, completion in `part` and
+//! `run`); the queries are in `state_queries`.
 
-use super::registry::{Beat, DriverView, Registry};
+use super::participants::check_participants;
+pub use super::participants::participants;
+use super::registry::{Beat, Registry};
 use super::run::{Policy, Rejected, TestRun};
 use super::series::Point;
 use super::spec::TestSpec;
 use super::view::TestView;
 use super::OrchestratorError;
 use crate::model::TestStatus;
-use crate::protocol::limits::{MAX_DRIVERS, MIN_DRIVERS};
 use crate::protocol::{Heartbeat, MetricsReport, Register, Role};
-use crate::stats::Latency;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,17 @@ pub enum Event {
         start_at_ms: u64,
         start: Instant,
     },
+    /// A running test taken over from an outside description (its store row was lost): it runs
+    /// from `started_ms` with these participants.
+    Adopt {
+        id: String,
+        spec: TestSpec,
+        drivers: Vec<String>,
+        created_ms: u64,
+        started_ms: u64,
+    },
+    /// The metrics read has caught up with what the log held at start-up: tests are judged.
+    CaughtUp,
     Stop {
         id: String,
     },
@@ -111,38 +123,9 @@ pub struct State {
     /// Test IDs in creation order.
     order: Vec<String>,
     policy: Policy,
-}
-
-/// Picks a test's participants among the alive drivers (in the order they were first seen):
-/// exactly `driver_ids` if given (all alive), else the first `drivers`, else every alive one up
-/// to the maximum; never fewer than the minimum.
-pub fn participants(spec: &TestSpec, alive: &[String]) -> Result<Vec<String>, OrchestratorError> {
-    if let Some(ids) = &spec.driver_ids {
-        let missing: Vec<&str> = ids
-            .iter()
-            .filter(|i| !alive.contains(i))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            return Err(OrchestratorError::Conflict(format!(
-                "driver(s) not alive: {}",
-                missing.join(", ")
-            )));
-        }
-        return Ok(ids.clone());
-    }
-    let want = spec
-        .drivers
-        .map(|n| n as usize)
-        .unwrap_or(alive.len().min(MAX_DRIVERS))
-        .max(MIN_DRIVERS);
-    if alive.len() < want {
-        return Err(OrchestratorError::Conflict(format!(
-            "a test needs {want} to {MAX_DRIVERS} alive drivers; {} alive",
-            alive.len()
-        )));
-    }
-    Ok(alive.iter().take(want).cloned().collect())
+    /// Until then no test is judged, unless the metrics read catches up first (see
+    /// [`super::takeover::CATCH_UP_MAX`]).
+    held_until: Option<Instant>,
 }
 
 impl State {
@@ -152,7 +135,14 @@ impl State {
             tests: BTreeMap::new(),
             order: Vec::new(),
             policy,
+            held_until: None,
         }
+    }
+
+    /// Judges no test until `until` or [`Event::CaughtUp`], whichever comes first: the tests
+    /// running at start-up are decided by the reports sent while no orchestrator ran.
+    pub fn hold(&mut self, until: Instant) {
+        self.held_until = Some(until);
     }
 
     /// A test read back from the store at start-up.
@@ -269,6 +259,29 @@ impl State {
                 out.effects.push(Effect::SaveTest(Box::new(view.clone())));
                 out.view = Some(view);
             }
+            Event::Adopt {
+                id,
+                spec,
+                drivers,
+                created_ms,
+                started_ms,
+            } => {
+                if self.tests.contains_key(&id) {
+                    return Err(OrchestratorError::AlreadyExists(id));
+                }
+                check_participants(&drivers)?;
+                let mut run = TestRun::new(id.clone(), spec, drivers, created_ms, self.policy);
+                run.start(
+                    started_ms,
+                    super::takeover::start_instant(started_ms, now, now_ms),
+                );
+                let view = run.view(now);
+                self.tests.insert(id.clone(), run);
+                self.order.push(id);
+                out.effects.push(Effect::SaveTest(Box::new(view.clone())));
+                out.view = Some(view);
+            }
+            Event::CaughtUp => self.held_until = None,
             Event::Stop { id } => {
                 let t = self.test_mut(&id)?;
                 let was_running = match t.status() {
@@ -315,6 +328,9 @@ impl State {
     /// Ends running tests whose drivers are all done or lost, and freezes stopped tests once they
     /// have settled; their views and chart points go to the store.
     fn evaluate(&mut self, only: Option<&str>, now: Instant, now_ms: u64, out: &mut Applied) {
+        if self.held_until.is_some_and(|until| now < until) {
+            return;
+        }
         let registry = &self.registry;
         for t in self.tests.values_mut() {
             let live = t.status() == TestStatus::Running || t.settling();
@@ -390,79 +406,10 @@ impl State {
             .find(|t| t.status() == TestStatus::Running)
             .map(TestRun::id)
     }
-
-    // --- queries ---
-
-    pub fn drivers(&self, now: Instant) -> Vec<DriverView> {
-        self.registry.view(now)
-    }
-
-    pub fn get(&self, id: &str, now: Instant) -> Result<TestView, OrchestratorError> {
-        self.tests
-            .get(id)
-            .map(|t| t.view(now))
-            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))
-    }
-
-    /// Every test, newest first.
-    pub fn list(&self, now: Instant) -> Vec<TestView> {
-        self.newest_first().map(|t| t.view(now)).collect()
-    }
-
-    /// The running test, or else the most recent one.
-    pub fn current(&self, now: Instant) -> Option<TestView> {
-        self.tests
-            .values()
-            .find(|t| t.status() == TestStatus::Running)
-            .or_else(|| self.newest_first().next())
-            .map(|t| t.view(now))
-    }
-
-    /// A test's chart points while it holds them, with their generation; `Ok(None)` once they
-    /// moved to the store.
-    #[allow(clippy::type_complexity)]
-    pub fn series(&self, id: &str) -> Result<Option<(Vec<Point>, u64)>, OrchestratorError> {
-        let t = self
-            .tests
-            .get(id)
-            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
-        Ok(t.series().map(|(p, g)| (p.to_vec(), g)))
-    }
-
-    /// For the Prometheus exporter: every test's status, and the running test(s) plus the
-    /// `recent` newest others, each with its drivers' histograms while it still holds them.
-    #[allow(clippy::type_complexity)]
-    pub fn metrics_view(
-        &self,
-        recent: usize,
-        now: Instant,
-    ) -> (Vec<TestStatus>, Vec<(TestView, Vec<(String, Latency)>)>) {
-        let statuses = self.tests.values().map(TestRun::status).collect();
-        let running = self
-            .tests
-            .values()
-            .filter(|t| t.status() == TestStatus::Running);
-        let others = self
-            .newest_first()
-            .filter(|t| t.status() != TestStatus::Running)
-            .take(recent);
-        let views = running
-            .chain(others)
-            .map(|t| {
-                let latencies = t
-                    .driver_latencies()
-                    .map(|(id, l)| (id.to_string(), l.clone()))
-                    .collect();
-                (t.view(now), latencies)
-            })
-            .collect();
-        (statuses, views)
-    }
-
-    fn newest_first(&self) -> impl Iterator<Item = &TestRun> {
-        self.order.iter().rev().filter_map(|id| self.tests.get(id))
-    }
 }
+
+#[path = "state_queries.rs"]
+mod queries;
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

@@ -1,0 +1,84 @@
+//! The orchestrator state's queries: drivers, tests, the current test, chart points, and what
+//! the Prometheus exporter shows. Read-only; every change goes through `State::apply`.
+
+use super::State;
+use crate::model::TestStatus;
+use crate::orchestrator::registry::DriverView;
+use crate::orchestrator::run::TestRun;
+use crate::orchestrator::series::Point;
+use crate::orchestrator::view::TestView;
+use crate::orchestrator::OrchestratorError;
+use crate::stats::Latency;
+use std::time::Instant;
+
+impl State {
+    pub fn drivers(&self, now: Instant) -> Vec<DriverView> {
+        self.registry.view(now)
+    }
+
+    pub fn get(&self, id: &str, now: Instant) -> Result<TestView, OrchestratorError> {
+        self.tests
+            .get(id)
+            .map(|t| t.view(now))
+            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))
+    }
+
+    /// Every test, newest first.
+    pub fn list(&self, now: Instant) -> Vec<TestView> {
+        self.newest_first().map(|t| t.view(now)).collect()
+    }
+
+    /// The running test, or else the most recent one.
+    pub fn current(&self, now: Instant) -> Option<TestView> {
+        self.tests
+            .values()
+            .find(|t| t.status() == TestStatus::Running)
+            .or_else(|| self.newest_first().next())
+            .map(|t| t.view(now))
+    }
+
+    /// A test's chart points while it holds them, with their generation; `Ok(None)` once they
+    /// moved to the store.
+    #[allow(clippy::type_complexity)]
+    pub fn series(&self, id: &str) -> Result<Option<(Vec<Point>, u64)>, OrchestratorError> {
+        let t = self
+            .tests
+            .get(id)
+            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
+        Ok(t.series().map(|(p, g)| (p.to_vec(), g)))
+    }
+
+    /// For the Prometheus exporter: every test's status, and the running test(s) plus the
+    /// `recent` newest others, each with its drivers' histograms while it still holds them.
+    #[allow(clippy::type_complexity)]
+    pub fn metrics_view(
+        &self,
+        recent: usize,
+        now: Instant,
+    ) -> (Vec<TestStatus>, Vec<(TestView, Vec<(String, Latency)>)>) {
+        let statuses = self.tests.values().map(TestRun::status).collect();
+        let running = self
+            .tests
+            .values()
+            .filter(|t| t.status() == TestStatus::Running);
+        let others = self
+            .newest_first()
+            .filter(|t| t.status() != TestStatus::Running)
+            .take(recent);
+        let views = running
+            .chain(others)
+            .map(|t| {
+                let latencies = t
+                    .driver_latencies()
+                    .map(|(id, l)| (id.to_string(), l.clone()))
+                    .collect();
+                (t.view(now), latencies)
+            })
+            .collect();
+        (statuses, views)
+    }
+
+    fn newest_first(&self) -> impl Iterator<Item = &TestRun> {
+        self.order.iter().rev().filter_map(|id| self.tests.get(id))
+    }
+}
