@@ -425,7 +425,7 @@ cmd_up() {
   SOCK_DIR="$DIR/sock"
   ((${#SOCK_DIR} < 80)) || SOCK_DIR="/run/floodgate-cluster-$(echo "$DIR" | md5sum | cut -c1-8)"
   mkdir -p "$SOCK_DIR"; echo "$SOCK_DIR" >"$DIR/sock_dir"
-  PAUSE_IMAGE="$(bash "$SCRIPT_DIR/images.sh" pause-name 2>/dev/null || echo localhost/floodgate/pause:3.10)"
+  PAUSE_IMAGE="$(bash "$SCRIPT_DIR/images.sh" list pause)"
   record_sysctls "$DIR"
   # `ip netns add` makes /run/netns a mount point the first time; `down` undoes that if so.
   [[ -f "$DIR/run-netns.before" ]] || { findmnt -n /run/netns >/dev/null && echo mounted || echo absent; } >"$DIR/run-netns.before"
@@ -502,13 +502,14 @@ cmd_up() {
   echo "$DIR/kubeconfig"
 }
 
-# The images of `make images`, when built (scripts/k8s/images.sh), into the node's containerd.
+# The images of `make images` (scripts/k8s/images.sh) into the node's containerd; pods use
+# them with imagePullPolicy Never (or IfNotPresent): nothing is ever pulled.
 import_images() {
   local dir="$1" sock="$2"
-  if [[ -x "$SCRIPT_DIR/images.sh" || -f "$SCRIPT_DIR/images.sh" ]]; then
+  if ls "$ROOT"/.cache/images/*.tar >/dev/null 2>&1; then
     bash "$SCRIPT_DIR/images.sh" load "$sock" >&2 || die "importing the images failed"
   else
-    log "no scripts/k8s/images.sh: no images imported"
+    log "no images built yet (make images): none imported; load them later with: scripts/k8s/images.sh load $sock"
   fi
 }
 
@@ -584,7 +585,9 @@ down_all() {
   net_down
   if [[ -f "$dir/run-netns.before" ]]; then
     if [[ "$(cat "$dir/run-netns.before")" == absent && -z "$(ls -A /run/netns 2>/dev/null)" ]]; then
-      umount /run/netns 2>/dev/null; umount /run/netns 2>/dev/null; rmdir /run/netns 2>/dev/null
+      # mounted once by `ip netns add` (a bind mount, shared): umount until it is gone
+      while findmnt -n /run/netns >/dev/null; do umount /run/netns || break; done
+      rmdir /run/netns 2>/dev/null || true
     fi
     rm -f "$dir/run-netns.before"
   fi
