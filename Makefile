@@ -1,9 +1,5 @@
 # Floodgate: the README's two commands are `make demo` (the main job) and `make test`.
-<<<<<<< HEAD
 .PHONY: demo test check bench lint fmt build clean kafka-start kafka-stop generate images cluster cluster-down
-=======
-.PHONY: demo test check bench lint fmt build clean kafka-start kafka-stop generate images
->>>>>>> i11-images
 
 demo:          ## build, start Kafka + target + orchestrator + 2 drivers, run both test types
 	bash scripts/demo.sh
@@ -20,8 +16,7 @@ check:         ## the fast tier: fmt, clippy, unit tests (in-memory bus, no serv
 bench:         ## the load engine beside wrk on the same target; prints ratios
 	bash scripts/bench.sh
 
-<<<<<<< HEAD
-images:        ## the three images of docker/ (podman, offline), for the cluster of `make cluster`
+images:        ## the node, operator and target images (+ runtime base, pause) with podman, offline
 	bash scripts/k8s/images.sh build
 
 cluster:       ## a real single-node Kubernetes in a network namespace, images loaded (docs/kubernetes.md)
@@ -33,11 +28,6 @@ cluster:       ## a real single-node Kubernetes in a network namespace, images l
 cluster-down:  ## stop that cluster and leave the machine as it was
 	bash scripts/k8s/cluster.sh down
 
-=======
-images:        ## the node, operator and target images (+ runtime base, pause) with podman, offline
-	bash scripts/k8s/images.sh build
-
->>>>>>> i11-images
 generate:      ## regenerate the LoadTest CRD from the Rust types (crds/ and the chart's copy)
 	cargo run -q -p floodgate-operator --bin crdgen > crds/loadtests.floodgate.dev.yaml
 	cp crds/loadtests.floodgate.dev.yaml charts/floodgate/crds/loadtests.floodgate.dev.yaml

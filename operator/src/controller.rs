@@ -35,9 +35,20 @@ pub enum Error {
     #[error("orchestrator: {0}")]
     Orchestrator(#[from] OrchestratorError),
     #[error("finalizer: {0}")]
-    Finalizer(String),
+    Finalizer(FinalizerError),
     #[error("secret header: {0}")]
     SecretHeader(#[from] crate::secrets::SecretHeaderError),
+}
+
+/// What went wrong with the finalizer.
+#[derive(Debug, thiserror::Error)]
+pub enum FinalizerError {
+    /// The LoadTest was deleted before the finalizer's removal landed (an earlier reconcile
+    /// removed it): nothing left to do.
+    #[error("the LoadTest is gone")]
+    Gone,
+    #[error("{0}")]
+    Other(String),
 }
 
 impl Error {
@@ -109,7 +120,10 @@ async fn reconcile(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action, Error
     .map_err(|e| match e {
         kube::runtime::finalizer::Error::ApplyFailed(e)
         | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
+        kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s)) if s.code == 404 => {
+            Error::Finalizer(FinalizerError::Gone)
+        }
+        other => Error::Finalizer(FinalizerError::Other(other.to_string())),
     });
     match result {
         // The orchestrator refused the spec: it can never run, so the LoadTest fails with the
@@ -126,6 +140,17 @@ async fn reconcile(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action, Error
             ctx.set_phase(&lt, Some(st.phase));
             Ok(Action::await_change())
         }
+        // Another LoadTest's test is running: wait for it, shown as queued (not an error).
+        Err(Error::Orchestrator(OrchestratorError::Busy { running })) => {
+            let st = plan::queued(lt.status.as_ref(), &running, &now());
+            if lt.status.as_ref().map(|s| &s.message) != Some(&st.message) {
+                write_status(&api, &lt.name_any(), &st).await?;
+                tracing::info!(loadtest = %lt.name_any(), "queued behind test {running}");
+            }
+            Ok(Action::requeue(Duration::from_secs(2)))
+        }
+        // The finalizer was removed by an earlier reconcile and the LoadTest is gone already.
+        Err(Error::Finalizer(FinalizerError::Gone)) => Ok(Action::await_change()),
         Err(e) => {
             // Shown in the status too (best effort: the status write may be what failed).
             let st =

@@ -314,10 +314,26 @@ pub fn failed_reconcile(
     st
 }
 
+/// The status of a LoadTest whose drivers are ready while another test runs: the orchestrator
+/// runs one test at a time, so this one waits its turn. Not an error: a `Queued` condition and
+/// the message say behind which test, and the phase stays where it is.
+pub fn queued(current: Option<&LoadTestStatus>, running: &str, now: &str) -> LoadTestStatus {
+    let mut st = current.cloned().unwrap_or_default();
+    let message = format!(
+        "queued: test {running} is running (the orchestrator runs one test at a time); this one starts when it ends"
+    );
+    set_condition(&mut st, "Queued", true, "OtherTestRunning", &message, now);
+    st.message = Some(message);
+    st
+}
+
 /// Moves the phase forward (never back) and records the transition as a condition.
 fn advance(st: &mut LoadTestStatus, to: Phase, now: &str, reason: &str, message: &str) {
     if to <= st.phase || st.phase.is_terminal() {
         return;
+    }
+    if to >= Phase::Running && st.conditions.iter().any(|c| c.type_ == "Queued") {
+        set_condition(st, "Queued", false, "Started", "its turn came", now);
     }
     st.phase = to;
     st.message = Some(message.to_string());

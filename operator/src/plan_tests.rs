@@ -342,3 +342,40 @@ fn a_failed_reconcile_is_shown_in_the_status_and_a_refused_spec_fails_the_loadte
     assert!(done.actions.iter().all(|a| *a == Action::ScaleDrivers(0)));
     assert_eq!(done.requeue, None);
 }
+
+#[test]
+fn a_loadtest_behind_another_test_is_queued_not_failed_and_starts_in_its_turn() {
+    let scaling = status(Phase::Scaling);
+    let st = queued(Some(&scaling), "t-other", "now");
+    assert_eq!(st.phase, Phase::Scaling, "waiting is not a phase change");
+    assert!(st.message.as_deref().unwrap_or("").contains("t-other"));
+    let q = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Queued")
+        .expect("Queued");
+    assert_eq!(
+        (q.status.as_str(), q.reason.as_str()),
+        ("True", "OtherTestRunning")
+    );
+    assert!(
+        !st.conditions
+            .iter()
+            .any(|c| c.type_ == "Reconciled" && c.status == "False"),
+        "not shown as a failed reconcile"
+    );
+    // Once its test runs, the condition says so.
+    let started = plan(
+        &spec(3),
+        Some(&st),
+        &seen(Some(3), 3, Some(test("running"))),
+    );
+    assert_eq!(started.status.phase, Phase::Running);
+    let q = started
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Queued")
+        .expect("Queued");
+    assert_eq!((q.status.as_str(), q.reason.as_str()), ("False", "Started"));
+}

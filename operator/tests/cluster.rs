@@ -251,6 +251,23 @@ async fn two_loadtests_at_once_each_get_their_own_drivers_and_both_succeed() {
         6_000,
         "both tests at the target, exactly"
     );
+    // One test runs at a time: a LoadTest that waited was Queued (a condition, not an error),
+    // and its turn came.
+    for s in [&a, &b] {
+        if let Some(q) = s.conditions.iter().find(|c| c.type_ == "Queued") {
+            assert_eq!(
+                (q.status.as_str(), q.reason.as_str()),
+                ("False", "Started"),
+                "{s:?}"
+            );
+        }
+        assert!(
+            !s.conditions
+                .iter()
+                .any(|c| c.type_ == "Reconciled" && c.status == "False"),
+            "waiting is not a failed reconcile: {s:?}"
+        );
+    }
     c.delete_loadtest("pair-a").await;
     c.delete_loadtest("pair-b").await;
 }

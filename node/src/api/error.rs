@@ -69,9 +69,9 @@ impl From<OrchestratorError> for ApiError {
         let status = match &e {
             OrchestratorError::Invalid(f) => return f.clone().into(),
             OrchestratorError::NotFound(_) => StatusCode::NOT_FOUND,
-            OrchestratorError::AlreadyExists(_) | OrchestratorError::Conflict(_) => {
-                StatusCode::CONFLICT
-            }
+            OrchestratorError::AlreadyExists(_)
+            | OrchestratorError::Conflict(_)
+            | OrchestratorError::Busy { .. } => StatusCode::CONFLICT,
             OrchestratorError::Bus(_) | OrchestratorError::Unrecorded(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

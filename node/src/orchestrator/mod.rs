@@ -93,6 +93,9 @@ pub enum OrchestratorError {
     AlreadyExists(String),
     #[error("{0}")]
     Conflict(String),
+    /// Another test is running: one runs at a time. The operator queues behind it.
+    #[error("test {running} is running; stop it or wait for it to end")]
+    Busy { running: String },
     #[error("kafka is unavailable: {0}")]
     Bus(String),
     #[error("metrics store: {0}")]

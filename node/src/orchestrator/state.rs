@@ -363,9 +363,9 @@ impl State {
 
     fn check_none_running(&self, except: &str) -> Result<(), OrchestratorError> {
         match self.running() {
-            Some(other) if other != except => Err(OrchestratorError::Conflict(format!(
-                "test {other} is running; stop it or wait for it to end"
-            ))),
+            Some(other) if other != except => Err(OrchestratorError::Busy {
+                running: other.to_string(),
+            }),
             _ => Ok(()),
         }
     }

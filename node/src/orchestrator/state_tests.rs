@@ -144,13 +144,13 @@ fn create_trigger_and_stop_follow_the_rules_and_say_what_to_store() {
     // While t1 runs: a create-and-trigger is refused and changes nothing; a plain create is fine.
     assert!(matches!(
         create(&mut st, "t2", true, t0),
-        Err(OrchestratorError::Conflict(m)) if m.contains("t1 is running")
+        Err(OrchestratorError::Busy { running }) if running == "t1"
     ));
     assert!(st.get("t2", t0).is_err(), "nothing was created");
     create(&mut st, "t3", false, t0).expect("a plain create");
     assert!(matches!(
         start(&mut st, "t3", t0),
-        Err(OrchestratorError::Conflict(_))
+        Err(OrchestratorError::Busy { .. })
     ));
     assert!(
         matches!(start(&mut st, "t1", t0), Err(OrchestratorError::Conflict(m)) if m.contains("not created"))
