@@ -7,7 +7,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it starts (seconds since the start), so the log gives the time split.
+step() { printf '\n==> [%4d s] %s\n' "$SECONDS" "$*"; }
 
 KAFKA_DIR="$ROOT/.run/test-kafka"
 SASL_KAFKA_DIR="$ROOT/.run/test-kafka-sasl"
@@ -107,3 +108,4 @@ export FLOODGATE_CLUSTER_KUBECONFIG
 eval "$(bash "$ROOT/scripts/k8s/cluster.sh" env "$CLUSTER_DIR")"
 cargo test -p floodgate-operator --locked --test cluster -- --ignored --test-threads=1
 bash "$ROOT/scripts/k8s/cluster.sh" down "$CLUSTER_DIR"
+step "done"
