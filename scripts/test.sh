@@ -103,9 +103,22 @@ step "a real Kubernetes node: images, cluster, helm install, LoadTests in pods"
 # After the other tests, so that the cluster's own CPU use does not disturb their timing.
 bash "$ROOT/scripts/k8s/cluster.sh" build
 bash "$ROOT/scripts/k8s/images.sh" build
+# What the cluster must leave as it found it: the host's iptables, routes, addresses, the
+# sysctls kubelet changes, and the mounts (compared after `down`).
+host_state() {
+  { for t in filter nat mangle raw; do iptables -w -t "$t" -S 2>/dev/null || true; done
+    ip -4 route; ip -br addr
+    sysctl vm.overcommit_memory kernel.panic kernel.panic_on_oops
+    findmnt -rn -o TARGET | sort; } 2>&1
+}
+host_state >"$CLUSTER_DIR.host-before"
 FLOODGATE_CLUSTER_KUBECONFIG="$(bash "$ROOT/scripts/k8s/cluster.sh" up "$CLUSTER_DIR" | tail -n1)"
 export FLOODGATE_CLUSTER_KUBECONFIG
 eval "$(bash "$ROOT/scripts/k8s/cluster.sh" env "$CLUSTER_DIR")"
 cargo test -p floodgate-operator --locked --test cluster -- --ignored --test-threads=1
 bash "$ROOT/scripts/k8s/cluster.sh" down "$CLUSTER_DIR"
+host_state >"$CLUSTER_DIR.host-after"
+diff -u "$CLUSTER_DIR.host-before" "$CLUSTER_DIR.host-after" \
+  || { echo "the cluster did not leave the host as it found it (diff above)" >&2; exit 1; }
+echo "host iptables, routes, addresses, sysctls and mounts: as before the cluster"
 step "done"
