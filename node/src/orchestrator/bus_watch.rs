@@ -52,4 +52,13 @@ impl BusWatch {
     pub fn up_since(&self) -> Instant {
         self.up_since
     }
+
+    /// Silence counts up to this instant at the latest: the last echo, the last moment the bus
+    /// is known to have carried heartbeats. An outage is only known one timeout after it
+    /// began, and a driver's beats lost in that window are not the driver's silence: counting
+    /// to `now` raced the two timeouts, and a broker stop failed a healthy test (seen once in
+    /// a fresh-clone `make test`). Before the first echo, `now`.
+    pub fn heard_until(&self, now: Instant) -> Instant {
+        self.last_echo.map_or(now, |e| e.min(now))
+    }
 }

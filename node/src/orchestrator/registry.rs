@@ -194,13 +194,14 @@ impl Registry {
             .is_some_and(|w| w.down(now, self.timeout) || w.just_returned(now))
     }
 
-    /// How long ago `since` is, counted only from this orchestrator's start and the bus's
-    /// last return.
+    /// How long ago `since` is, counted only while the bus was heard: from this
+    /// orchestrator's start and the bus's last return, up to its last echo.
     fn heard_silence(&self, since: Instant, now: Instant) -> Duration {
         let from = self
             .bus
             .map_or(self.since, |w| w.up_since().max(self.since));
-        now.saturating_duration_since(since.max(from))
+        let until = self.bus.map_or(now, |w| w.heard_until(now));
+        until.saturating_duration_since(since.max(from))
     }
 
     /// A registration: the driver is known, and alive now. `false` when the registry is full

@@ -305,3 +305,24 @@ fn how_long_a_driver_has_said_it_runs_no_test() {
     let l = r.liveness("d", t0 + 5 * S);
     assert_eq!((l.test_id, l.test_for), (None, 2 * S));
 }
+
+#[test]
+fn beats_lost_before_an_outage_is_known_are_not_a_drivers_silence() {
+    let t0 = Instant::now();
+    let mut r = Registry::started_at(3 * S, t0);
+    r.watch_bus(t0);
+    // The orchestrator's own beats come back at 0.6, 1.6 … 10.6 s; the broker stops just after.
+    for t in 0..=10 {
+        r.echo(t0 + S * t + 600 * MS);
+    }
+    r.register("d", &ours(), t0 + 10 * S);
+    // At 13.05 s, d has been silent 3.05 s, but the outage is not known before 13.6 s: only
+    // the 0.6 s up to the last echo count, so d is not lost (it was, before this rule).
+    assert!(!r.bus_down(t0 + 13 * S + 50 * MS));
+    assert!(r.liveness("d", t0 + 13 * S + 50 * MS).alive);
+    assert!(r.bus_down(t0 + 13 * S + 700 * MS));
+    assert!(
+        r.liveness("d", t0 + 20 * S).alive,
+        "nobody is judged while it is down"
+    );
+}
