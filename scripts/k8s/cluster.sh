@@ -520,8 +520,10 @@ spawn_kafka() {
   # namespace has no way out.
   bash "$ROOT/scripts/kafka.sh" fetch >&2
   # kafka.sh detaches the broker itself; run in the namespace, it binds the node's IP.
+  # A caller's KAFKA_BOOTSTRAP (make test exports its own broker's) would make kafka.sh start
+  # nothing and print that address instead.
   KAFKA_HOST="$NODE_IP" KAFKA_PORT="$KAFKA_PORT" KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}" \
-    in_ns bash "$ROOT/scripts/kafka.sh" start "$dir/kafka" >"$dir/logs/kafka-start.log" 2>&1 &
+    in_ns env -u KAFKA_BOOTSTRAP -u KAFKA_SASL_SSL bash "$ROOT/scripts/kafka.sh" start "$dir/kafka" >"$dir/logs/kafka-start.log" 2>&1 &
   echo $! >"$dir/kafka-start.pid"
 }
 
@@ -532,6 +534,7 @@ wait_kafka() {
     sleep 0.2
   done
   wait "$pid" || { log "Kafka did not start:"; tail -n 30 "$dir/logs/kafka-start.log" >&2; return 1; }
+  [[ -s "$dir/kafka/bootstrap" ]] || { log "Kafka wrote no bootstrap address:"; tail -n 30 "$dir/logs/kafka-start.log" >&2; return 1; }
   rm -f "$dir/kafka-start.pid"
 }
 
