@@ -423,7 +423,15 @@ build() {
   export T_START
   step "packages" deps
   # A private mount namespace for podman (see the top); the build continues inside it.
-  exec unshare --mount --propagation private -- bash "$SELF" __build-in-namespace
+  # podman creates /run/containers/networks on the host's /run even with --network=none:
+  # removed afterwards when it was not there before, so the host's /run is left as it was.
+  local had_run_containers=0 rc=0
+  [[ -e /run/containers ]] && had_run_containers=1
+  unshare --mount --propagation private -- bash "$SELF" __build-in-namespace || rc=$?
+  if ((had_run_containers == 0)) && [[ -d /run/containers ]]; then
+    rmdir /run/containers/networks /run/containers 2>/dev/null || true
+  fi
+  return "$rc"
 }
 
 load() { # SOCK
