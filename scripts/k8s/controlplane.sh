@@ -187,34 +187,31 @@ build_helm() {
   log "helm $HELM_VERSION built in $(fmt_secs $((SECONDS - t0)))"
 }
 
+# `go install PKG@VERSION` into bin/NAME, unless built already from exactly that: a module's
+# own go.mod and go.sum are used, whatever the cwd.
+go_install_bin() { # NAME VERSION PKG LDFLAGS
+  local name=$1 version=$2 pkg=$3 ldflags=$4 stamp t0=$SECONDS gobin="$BIN/.$1.tmp"
+  stamp="$(stamp_of "$name" "$version")"
+  have "$name" "$stamp" && { log "$name $version: cached"; return 0; }
+  rm -rf "$gobin"; mkdir -p "$gobin"
+  log "building $name $version"
+  (cd "$gobin" && GOBIN="$gobin" go install -ldflags "$ldflags" "$pkg@$version") || die "building $name failed"
+  install_bin "$name" "$gobin/$(basename "$pkg")" "$stamp"
+  rm -rf "$gobin"
+  log "$name $version built in $(fmt_secs $((SECONDS - t0)))"
+}
+
 # CoreDNS, so Service names resolve in pods as on any cluster. Its main package is the
 # module root (coredns.go); the plugin set is the one compiled into that release.
 build_coredns() {
-  local stamp; stamp="$(stamp_of coredns "$COREDNS_VERSION")"
-  have coredns "$stamp" && { log "coredns $COREDNS_VERSION: cached"; return 0; }
-  local t0=$SECONDS gobin="$BIN/.coredns.tmp"
-  rm -rf "$gobin"; mkdir -p "$gobin"
-  log "building coredns $COREDNS_VERSION"
-  (cd "$gobin" && GOBIN="$gobin" go install -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION") ||
-    die "building coredns failed"
-  install_bin coredns "$gobin/coredns" "$stamp"
-  rm -rf "$gobin"
-  log "coredns $COREDNS_VERSION built in $(fmt_secs $((SECONDS - t0)))"
+  go_install_bin coredns "$COREDNS_VERSION" github.com/coredns/coredns "-s -w"
 }
 
 # Prometheus with every service discovery of its release (Kubernetes' among them). Without the
 # `builtinassets` tag the web UI is not embedded: the HTTP API, which the tests use, is whole.
 build_prometheus() {
-  local stamp; stamp="$(stamp_of prometheus "$PROMETHEUS_VERSION")"
-  have prometheus "$stamp" && { log "prometheus $PROMETHEUS_VERSION: cached"; return 0; }
-  local t0=$SECONDS gobin="$BIN/.prometheus.tmp" mod=github.com/prometheus/prometheus
-  rm -rf "$gobin"; mkdir -p "$gobin"
-  log "building prometheus $PROMETHEUS_VERSION"
-  (cd "$gobin" && GOBIN="$gobin" go install -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
-    "$mod/cmd/prometheus@$PROMETHEUS_VERSION") || die "building prometheus failed"
-  install_bin prometheus "$gobin/prometheus" "$stamp"
-  rm -rf "$gobin"
-  log "prometheus $PROMETHEUS_VERSION built in $(fmt_secs $((SECONDS - t0)))"
+  go_install_bin prometheus "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/prometheus \
+    "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION"
 }
 
 cmd_build() {
