@@ -125,7 +125,10 @@ stop_proc() {
 wait_for() {
   local dir="$1" name="$2" what="$3" deadline="$4"; shift 4
   until "$@" >/dev/null 2>&1; do
-    if [[ -n "$name" ]] && ! pid_of "$dir" "$name" >/dev/null; then
+    # Plain liveness, not pid_of: the pid was spawned a moment ago (it cannot be a recycled
+    # one), and until the forked shell has exec'd nsenter its command line does not name DIR
+    # yet, so pid_of would call a process that is still starting "exited" (seen on a busy box).
+    if [[ -n "$name" ]] && ! alive "$(cat "$dir/pids/$name" 2>/dev/null)"; then
       log "$name exited while waiting for $what; its log:"; tail -n 40 "$dir/logs/$name.log" >&2; return 1
     fi
     ((SECONDS < deadline)) || {
