@@ -245,8 +245,9 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let pacer = Pacer::new(Duration::from_micros(delay_us), rate);
     let plan = Plan {
         request,
-        pacer,
+        pacer: pacer.clone(),
         requests: args.requests,
+        until: None,
         concurrency: usize::try_from(args.concurrency).unwrap_or(usize::MAX),
         timeout: Duration::from_millis(args.timeout_ms.max(1)),
         // The connections open during this warm-up, before the first request is due, as they

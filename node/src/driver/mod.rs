@@ -350,6 +350,7 @@ pub fn plan_for(
         request,
         pacer: Pacer::new(delay, c.throughput_per_driver),
         requests,
+        until: None,
         concurrency: usize::try_from(
             c.concurrency
                 .unwrap_or(protocol::limits::DEFAULT_CONCURRENCY)
