@@ -194,6 +194,19 @@ async fn timeouts_are_counted() {
     assert_eq!((s.recorder.errors.timeout, s.completed()), (3, 3));
 }
 
+/// Stops `run` once three responses are in (polled, with a deadline), and returns its end.
+async fn stop_after_three_responses(run: &Running) -> Snapshot {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while run.snapshot().responses() < 3 {
+        assert!(Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    run.stop();
+    tokio::time::timeout(Duration::from_secs(5), run.finished())
+        .await
+        .expect("stops promptly")
+}
+
 #[tokio::test]
 async fn stop_ends_a_run_early() {
     let (addr, count) = server(OK, Duration::ZERO).await;
@@ -205,15 +218,7 @@ async fn stop_ends_a_run_early() {
     ))
     .await
     .expect("start");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while run.snapshot().responses() < 3 {
-        assert!(Instant::now() < deadline, "no progress");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    run.stop();
-    let s = tokio::time::timeout(Duration::from_secs(5), run.finished())
-        .await
-        .expect("stops promptly");
+    let s = stop_after_three_responses(&run).await;
     assert!(s.done && s.sent < 1_000_000);
     assert_eq!(count.load(Ordering::Relaxed), s.sent);
 }
@@ -313,14 +318,6 @@ async fn an_unpaced_time_bound_run_sends_until_its_end_and_says_it_was_not_stopp
     let mut p = plan(addr, u64::MAX, 2, Pacer::UNPACED);
     p.until = Some(Duration::from_secs(30));
     let run = start(p).await.expect("start");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while run.snapshot().responses() < 3 {
-        assert!(Instant::now() < deadline, "no progress");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    run.stop();
-    let s = tokio::time::timeout(Duration::from_secs(5), run.finished())
-        .await
-        .expect("stops promptly");
+    let s = stop_after_three_responses(&run).await;
     assert!(s.stopped && s.time_bound);
 }
