@@ -234,6 +234,48 @@ impl Schedule {
     }
 }
 
+/// How a test is paced, from its figures: what a driver runs, and what the orchestrator expects
+/// of it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pace {
+    /// Request `i` at `i × gap`; a zero gap is unpaced.
+    Constant(Duration),
+    Staged(Schedule),
+}
+
+impl Pace {
+    /// Stages when there are any (they set the pace alone); else the constant [`gap`]. The
+    /// stages as the wire and the spec give them: (milliseconds, rate at the end).
+    pub fn of(
+        delay: Duration,
+        rate: Option<f64>,
+        start_rate: f64,
+        stages: impl IntoIterator<Item = (u64, f64)>,
+    ) -> Pace {
+        let stages: Vec<Stage> = stages
+            .into_iter()
+            .map(|(ms, rate)| Stage {
+                duration: Duration::from_millis(ms),
+                rate,
+            })
+            .collect();
+        if stages.is_empty() {
+            Pace::Constant(gap(delay, rate))
+        } else {
+            Pace::Staged(Schedule::new(start_rate, stages))
+        }
+    }
+
+    /// Requests per driver of a test bounded by `duration` at this pace: those due before its
+    /// end; `None` when unpaced (as many as the target answers in the time).
+    pub fn count_within(&self, duration: Duration) -> Option<u64> {
+        match self {
+            Pace::Constant(g) => count_within(*g, duration),
+            Pace::Staged(s) => Some(s.total()),
+        }
+    }
+}
+
 /// The gap of a constant pace: the larger of a Tsunami's delay and a throughput cap's `1 / rate`,
 /// so the cap holds in either mode; zero is unpaced.
 pub fn gap(delay: Duration, rate_per_sec: Option<f64>) -> Duration {
