@@ -262,7 +262,7 @@ impl Pace {
         if stages.is_empty() {
             Pace::Constant(gap(delay, rate))
         } else {
-            Pace::Staged(Schedule::new(start_rate, stages))
+            Pace::Staged(Schedule::new(start_rate, &stages))
         }
     }
 
