@@ -42,14 +42,16 @@ pub struct GeneratorLoad {
 
 /// A report's `stages`, if it is a list of at most [`limits::MAX_STAGES`] stages.
 pub(super) fn stages(v: Option<&Value>) -> Vec<StageProgress> {
-    v.and_then(|v| serde_json::from_value::<Vec<StageProgress>>(v.clone()).ok())
-        .filter(|s| s.len() <= limits::MAX_STAGES)
+    // Objects only: serde would read `[1, 2]` as a struct's fields in order.
+    v.and_then(Value::as_array)
+        .filter(|l| l.len() <= limits::MAX_STAGES && l.iter().all(Value::is_object))
+        .and_then(|l| serde_json::from_value::<Vec<StageProgress>>(Value::Array(l.clone())).ok())
         .unwrap_or_default()
 }
 
 /// A report's `generator`, if it is one; its warning bounded like a reason.
 pub(super) fn generator(v: Option<&Value>) -> Option<GeneratorLoad> {
-    let mut g: GeneratorLoad = serde_json::from_value(v?.clone()).ok()?;
+    let mut g: GeneratorLoad = serde_json::from_value(v.filter(|v| v.is_object())?.clone()).ok()?;
     if !g.cpu.is_finite() {
         g.cpu = 0.0;
     }

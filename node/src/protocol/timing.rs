@@ -129,3 +129,7 @@ pub(super) fn parse(v: &Value) -> Result<Option<TimeBound>, String> {
     }
     Ok(Some(t))
 }
+
+#[cfg(test)]
+#[path = "timing_tests.rs"]
+mod tests;
