@@ -404,8 +404,9 @@ pub enum Output {
 
 #[derive(Subcommand, Debug)]
 pub enum TestCommand {
-    /// Create and trigger a test, show progress, print the results.
-    Run(RunArgs),
+    /// Create and trigger a test, show progress, print the results. Boxed: its flags make it
+    /// far larger than the other commands.
+    Run(Box<RunArgs>),
     /// List tests.
     List(ClientArgs),
     /// Show one test.
