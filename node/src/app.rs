@@ -231,7 +231,7 @@ const RECORD_SENDS: usize = 100_000;
 pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let request = PreparedRequest::build(&args.url, "GET", &[], None)
         .map_err(|e| anyhow::anyhow!("--url: {}", e.message))?;
-    if args.requests == 0 || args.concurrency == 0 {
+    if args.requests == Some(0) || args.concurrency == 0 {
         anyhow::bail!("--requests and --concurrency must be > 0");
     }
     // The same bounds as a test's (no panic on a delay of 1e300 or a rate of 1e-300).
@@ -242,11 +242,18 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         .map(limits::check_rate)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--rate: {e}"))?;
-    let pacer = Pacer::new(Duration::from_micros(delay_us), rate);
+    let (pacer, requests, until) = load_pace(
+        &args.timing,
+        Duration::from_micros(delay_us),
+        rate,
+        args.requests,
+    )?;
+    let meter = crate::driver::generator::Meter::start();
     let plan = Plan {
         request,
-        pacer,
-        requests: args.requests,
+        pacer: pacer.clone(),
+        requests,
+        until,
         concurrency: usize::try_from(args.concurrency).unwrap_or(usize::MAX),
         timeout: Duration::from_millis(args.timeout_ms.max(1)),
         // The connections open during this warm-up, before the first request is due, as they
@@ -273,14 +280,30 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         figures(&s.recorder.lag),
     );
     let note = crate::stats::lag_note(&lat_f, &lag_f);
-    let gaps = pacer
-        .is_paced()
+    let stages = load_stages(&pacer, &s.recorder.stage_sent);
+    let lag_p99 = (s.recorder.lag.count() > 0)
+        .then(|| Duration::from_micros(s.recorder.lag.histogram.value_at_quantile(0.99)));
+    let top_gap = match pacer.schedule() {
+        Some(sch) => crate::schedule::gap(
+            Duration::ZERO,
+            Some(
+                sch.segments()
+                    .iter()
+                    .map(|g| g.to_rate.max(g.from_rate))
+                    .fold(0.0, f64::max),
+            ),
+        ),
+        None => pacer.gap(),
+    };
+    let generator = meter.load(lag_p99, pacer.is_paced().then_some(top_gap));
+    let gaps = (pacer.is_paced() && !pacer.gap().is_zero())
         .then(|| crate::stats::send_gaps(&running.send_offsets(), pacer.gap()))
         .flatten();
     let result = serde_json::json!({
         "requests": s.requests, "sent": s.sent, "ok": s.ok(), "responses": s.responses(),
         "errors": {"connect": s.recorder.errors.connect, "timeout": s.recorder.errors.timeout, "http": s.recorder.errors.http, "io": s.recorder.errors.io}, "elapsed_s": s.elapsed.as_secs_f64(), "achieved_rps": s.achieved_rps(),
         "latency": lat, "service_time": svc, "schedule_lag": lag, "send_gaps": gaps, "note": note, "first_error": s.recorder.first_error,
+        "stages": stages, "generator": generator,
     });
     if args.json {
         println!("{result}");
@@ -314,6 +337,77 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         if let Some(n) = note {
             println!("note: {n}");
         }
+        for st in &stages {
+            println!(
+                "stage {}: {:.1} s, target {:.1} req/s ({} due), achieved {:.1} req/s ({} sent)",
+                st["stage"],
+                st["seconds"].as_f64().unwrap_or(0.0),
+                st["target_rps"].as_f64().unwrap_or(0.0),
+                st["planned"],
+                st["achieved_rps"].as_f64().unwrap_or(0.0),
+                st["sent"]
+            );
+        }
+        if let Some(w) = &generator.warning {
+            println!("warning: this generator {w}");
+        }
     }
     Ok(())
+}
+
+/// The pace, count and end of a `floodgate load` run from its flags, checked against the same
+/// limits as a test's.
+fn load_pace(
+    t: &crate::cli::TimingArgs,
+    delay: Duration,
+    rate: Option<f64>,
+    requests: Option<u64>,
+) -> anyhow::Result<(Pacer, u64, Option<Duration>)> {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if !t.stages.is_empty() {
+        let start_rate = limits::check_stage_rate(t.start_rate.unwrap_or(0.0))
+            .map_err(|e| anyhow::anyhow!("--start-rate: {e}"))?;
+        let mut stages = Vec::new();
+        for (i, st) in t.stages.iter().enumerate() {
+            limits::check_duration_ms(ms(st.duration))
+                .and_then(|_| limits::check_stage_rate(st.rate))
+                .map_err(|e| anyhow::anyhow!("--stage #{}: {e}", i + 1))?;
+            stages.push((ms(st.duration), st.rate));
+        }
+        let pace = crate::schedule::Pace::of(delay, rate, start_rate, stages);
+        return match pace {
+            crate::schedule::Pace::Staged(s) => Ok((Pacer::staged(s.clone()), s.total(), None)),
+            crate::schedule::Pace::Constant(_) => anyhow::bail!("--stage: no stages"),
+        };
+    }
+    if t.start_rate.is_some() {
+        anyhow::bail!("--start-rate: only a run with --stage ramps from a start rate");
+    }
+    if let Some(d) = t.duration {
+        limits::check_duration_ms(ms(d)).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+        let pacer = Pacer::new(delay, rate);
+        return Ok(match crate::schedule::count_within(pacer.gap(), d) {
+            Some(n) => (pacer, n, None),
+            None => (pacer, u64::MAX, Some(d)),
+        });
+    }
+    Ok((Pacer::new(delay, rate), requests.unwrap_or(0), None))
+}
+
+/// Per stage of a staged run: target and achieved rate, as JSON rows.
+fn load_stages(pacer: &Pacer, sent: &[u64]) -> Vec<serde_json::Value> {
+    let Some(s) = pacer.schedule() else {
+        return Vec::new();
+    };
+    s.segments()
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let secs = g.duration().as_secs_f64();
+            let n = sent.get(i).copied().unwrap_or(0);
+            serde_json::json!({"stage": i, "seconds": secs, "target_rps": g.mean_rate(),
+                "planned": g.planned(), "sent": n,
+                "achieved_rps": if secs > 0.0 { n as f64 / secs } else { 0.0 }})
+        })
+        .collect()
 }

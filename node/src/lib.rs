@@ -14,6 +14,7 @@ pub mod model;
 pub mod orchestrator;
 pub mod protocol;
 pub mod report;
+pub mod schedule;
 pub mod secrets;
 pub mod sqlite;
 pub mod stats;

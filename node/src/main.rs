@@ -13,7 +13,7 @@ fn main() {
             Command::Load(a) => app::load(a).await.map_err(|e| (2, e.to_string())),
             Command::Nodes(a) => client::nodes(a).await.map_err(|e| (e.code, e.message)),
             Command::Test(TestCommand::Run(a)) => {
-                client::run(a).await.map_err(|e| (e.code, e.message))
+                client::run(*a).await.map_err(|e| (e.code, e.message))
             }
             Command::Test(TestCommand::List(a)) => {
                 client::list(a).await.map_err(|e| (e.code, e.message))

@@ -74,9 +74,12 @@ export function renderDrivers(drivers, onOpen) {
 function describeSpec(t) {
   const s = t.spec;
   const type = capitalize(s.test_type);
-  const parts = [
-    `${type} · ${t.drivers.length} drivers × ${fmtInt(s.requests_per_driver)} requests`,
-  ];
+  const bound = s.stages?.length
+    ? `${s.stages.length} stages over ${fmtDuration(s.duration_ms)}`
+    : s.duration_ms
+      ? `for ${fmtDuration(s.duration_ms)}${s.requests_per_driver ? ` (${fmtInt(s.requests_per_driver)} requests)` : ''}`
+      : `${fmtInt(s.requests_per_driver)} requests`;
+  const parts = [`${type} · ${t.drivers.length} drivers × ${bound}`];
   if (s.delay_ms > 0) parts.push(`delay ${+s.delay_ms.toFixed(3)} ms`);
   parts.push(s.throughput_per_driver ? `cap ${fmtInt(s.throughput_per_driver)} req/s per driver` : 'no cap');
   parts.push(`${fmtInt(s.concurrency)} connections`);
@@ -215,6 +218,19 @@ export function renderTest(t, ctx) {
       a.lag_note ? h('div', { class: 'lag-note', 'data-testid': 'lag-note' }, a.lag_note) : null,
     );
   }
+
+  // Drivers that could not keep up: their figures are the generator's, not the target's.
+  const warnings = t.generator_warnings ?? [];
+  show($('generator-warnings'), warnings.length > 0);
+  fill($('generator-warnings'), ...warnings.map((w) => h('div', { 'data-testid': 'generator-warning' }, `⚠ ${w}`)));
+  // A staged test: each stage's target beside what was achieved.
+  const st = a.stages ?? [];
+  show($('test-stages'), st.length > 0);
+  fill(
+    $('test-stages'),
+    ...st.map((x) => h('div', { 'data-testid': 'stage-line' },
+      `stage ${x.stage + 1}: ${fmtDuration(x.duration_ms)}, ${fmtInt(x.from_rate)} → ${fmtInt(x.to_rate)} req/s per driver · target ${x.target_rps.toFixed(1)} req/s · achieved ${x.achieved_rps.toFixed(1)} req/s (${fmtInt(x.sent)} of ${fmtInt(x.planned)})`)),
+  );
 
   const aggState = isFinished(t.status) ? (t.status === 'completed' ? 'done' : 'lost') : t.status === 'running' ? 'running' : 'waiting';
   const rows = [statsRow('aggregate', null, 'All drivers', a, aggState, null)];

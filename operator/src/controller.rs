@@ -295,6 +295,7 @@ pub fn observation(v: &TestView) -> TestObservation {
         started_at: v.started_at_ms.map(ms_to_rfc3339),
         finished_at: v.finished_at_ms.map(ms_to_rfc3339),
         settled: v.settled,
+        generator_warnings: v.generator_warnings.clone(),
     }
 }
 
@@ -383,7 +384,18 @@ pub(crate) fn test_input(
     TestSpecInput {
         test_type: Some(s.test_type.as_str().to_string()),
         delay_ms: s.delay_ms,
-        requests_per_driver: Some(s.requests_per_driver),
+        requests_per_driver: s.requests_per_driver,
+        duration_ms: s.duration_ms,
+        stages: s.stages.as_ref().map(|st| {
+            st.iter()
+                .map(|x| floodgate::orchestrator::spec::StageInput {
+                    duration: None,
+                    duration_ms: Some(x.duration_ms),
+                    rate: Some(x.rate),
+                })
+                .collect()
+        }),
+        start_rate: s.start_rate,
         throughput_per_driver: s.throughput_per_driver,
         target_url: Some(s.target_url.clone()),
         method: s.method.clone(),
@@ -395,6 +407,7 @@ pub(crate) fn test_input(
         drivers: None,
         driver_ids: Some(driver_ids.to_vec()),
         trigger: Some(true),
+        ..Default::default()
     }
 }
 

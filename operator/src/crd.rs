@@ -27,7 +27,10 @@ use std::collections::BTreeMap;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("self == oldSelf").message("a LoadTest's spec cannot change; create a new LoadTest to run again"))]
-#[x_kube(validation = Rule::new("self.testType != 'Tsunami' || (has(self.delayMs) && self.delayMs > 0.0)").message("a Tsunami test needs delayMs > 0"))]
+#[x_kube(validation = Rule::new("self.testType != 'Tsunami' || has(self.stages) || (has(self.delayMs) && self.delayMs > 0.0)").message("a Tsunami test needs delayMs > 0 (or stages)"))]
+#[x_kube(validation = Rule::new("(has(self.requestsPerDriver) ? 1 : 0) + (has(self.durationMs) ? 1 : 0) + (has(self.stages) ? 1 : 0) == 1").message("give exactly one of requestsPerDriver (a count), durationMs or stages (a time)"))]
+#[x_kube(validation = Rule::new("!has(self.stages) || (!has(self.throughputPerDriver) && !has(self.delayMs))").message("stages set the pace alone: leave out throughputPerDriver and delayMs"))]
+#[x_kube(validation = Rule::new("!has(self.startRate) || has(self.stages)").message("startRate is the rate the first of the stages ramps from: it needs stages"))]
 #[x_kube(validation = Rule::new("self.testType != 'Avalanche' || !has(self.delayMs) || self.delayMs == 0.0").message("only Tsunami tests take delayMs; cap an Avalanche with throughputPerDriver"))]
 #[serde(rename_all = "camelCase")]
 pub struct LoadTestSpec {
@@ -61,9 +64,24 @@ pub struct LoadTestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = limits::MAX_DELAY_MS))]
     pub delay_ms: Option<f64>,
-    /// Requests each driver sends.
+    /// Requests each driver sends (a count-bound test; or give durationMs or stages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = limits::MAX_REQUESTS))]
-    pub requests_per_driver: u64,
+    pub requests_per_driver: Option<u64>,
+    /// A time-bound test: milliseconds to send for, at the test's pace (as fast as the target
+    /// answers when unpaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = limits::MAX_DURATION_MS))]
+    pub duration_ms: Option<u64>,
+    /// Rate stages (requests/s per driver), each a linear ramp from the previous stage's rate
+    /// (the first from startRate): they set the pace and imply the duration (their sum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = limits::MAX_STAGES))]
+    pub stages: Option<Vec<RateStage>>,
+    /// The rate the first stage ramps from (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = limits::MAX_RATE))]
+    pub start_rate: Option<f64>,
     /// Cap in requests per second per driver; absent means uncapped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = limits::MIN_RATE, max = limits::MAX_RATE))]
@@ -85,6 +103,19 @@ pub struct LoadTestSpec {
     /// Resources of each driver container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver_resources: Option<ResourceRequirements>,
+}
+
+/// One rate stage of a LoadTest.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("self.rate == 0.0 || self.rate >= 0.0002777777777777778").message("a stage's rate is 0 (a pause) or at least one an hour"))]
+#[serde(rename_all = "camelCase")]
+pub struct RateStage {
+    /// The stage's length in milliseconds; required, above 0.
+    #[schemars(range(min = 1, max = limits::MAX_DURATION_MS))]
+    pub duration_ms: u64,
+    /// Requests/s per driver at the stage's end.
+    #[schemars(range(min = 0.0, max = limits::MAX_RATE))]
+    pub rate: f64,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -333,7 +364,10 @@ pub(crate) fn sample_loadtest() -> LoadTest {
             body: None,
             test_type: TestType::Avalanche,
             delay_ms: None,
-            requests_per_driver: 10,
+            requests_per_driver: Some(10),
+            duration_ms: None,
+            stages: None,
+            start_rate: None,
             throughput_per_driver: None,
             drivers: 3,
             concurrency: None,

@@ -32,6 +32,9 @@ pub struct TestObservation {
     pub finished_at: Option<String>,
     /// Whether the numbers are final (a stopped test takes its drivers' last reports first).
     pub settled: bool,
+    /// Drivers that could not keep up, each named (issue 12): their figures measure the load
+    /// generator, not the target.
+    pub generator_warnings: Vec<String>,
 }
 
 /// What the controller saw before deciding.
@@ -154,6 +157,7 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
             }
             Some(t) => {
                 record(&mut st, t);
+                generator_condition(&mut st, t, &observed.now);
                 match t.status {
                     // Ended, but the last reports are still arriving: record them first.
                     s if s.is_finished() && !t.settled => Some(PROGRESS_EVERY),
@@ -388,6 +392,24 @@ fn record(st: &mut LoadTestStatus, t: &TestObservation) {
     if let Some(s) = &t.started_at {
         st.start_time = Some(s.clone());
     }
+}
+
+/// `GeneratorSaturated=True` once a driver says it could not keep up, with the drivers'
+/// warnings as its message: the results measure the load generator, not the target. Absent
+/// while every driver keeps up (the figures are cumulative, so it does not go back).
+fn generator_condition(st: &mut LoadTestStatus, t: &TestObservation, now: &str) {
+    if t.generator_warnings.is_empty() {
+        return;
+    }
+    let message: String = t.generator_warnings.join("; ").chars().take(1024).collect();
+    set_condition(
+        st,
+        "GeneratorSaturated",
+        true,
+        "DriverCouldNotKeepUp",
+        &message,
+        now,
+    );
 }
 
 #[cfg(test)]

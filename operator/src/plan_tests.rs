@@ -12,7 +12,10 @@ fn spec(drivers: u32) -> LoadTestSpec {
         body: None,
         test_type: TestType::Avalanche,
         delay_ms: None,
-        requests_per_driver: 100,
+        requests_per_driver: Some(100),
+        duration_ms: None,
+        stages: None,
+        start_rate: None,
         throughput_per_driver: None,
         drivers,
         concurrency: None,
@@ -58,6 +61,7 @@ fn test(state: &str) -> TestObservation {
         started_at: Some("t0".into()),
         finished_at: None,
         settled: state != "running",
+        generator_warnings: vec![],
     }
 }
 
@@ -378,4 +382,40 @@ fn a_loadtest_behind_another_test_is_queued_not_failed_and_starts_in_its_turn() 
         .find(|c| c.type_ == "Queued")
         .expect("Queued");
     assert_eq!((q.status.as_str(), q.reason.as_str()), ("False", "Started"));
+}
+
+#[test]
+fn a_driver_that_could_not_keep_up_is_a_condition_naming_it() {
+    let quiet = plan(
+        &spec(3),
+        Some(&status(Phase::Running)),
+        &seen(Some(3), 0, Some(test("running"))),
+    );
+    let saturated = |st: &LoadTestStatus| {
+        st.conditions
+            .iter()
+            .find(|c| c.type_ == "GeneratorSaturated")
+            .cloned()
+    };
+    assert_eq!(saturated(&quiet.status), None, "no warning, no condition");
+    let warned = TestObservation {
+        generator_warnings: vec![
+            "driver lt-drivers-1 could not keep up: … these figures measure the load generator, not the target".into(),
+        ],
+        ..test("running")
+    };
+    let p = plan(
+        &spec(3),
+        Some(&quiet.status),
+        &seen(Some(3), 0, Some(warned)),
+    );
+    let c = saturated(&p.status).expect("the condition");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", "DriverCouldNotKeepUp")
+    );
+    assert!(
+        c.message.contains("lt-drivers-1") && c.message.contains("not the target"),
+        "{c:?}"
+    );
 }

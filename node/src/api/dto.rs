@@ -6,8 +6,8 @@
 use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
 use crate::orchestrator::registry::DriverView;
 use crate::orchestrator::spec::TestSpec;
-use crate::orchestrator::view::{self, TestView};
-use crate::protocol::{ErrorCounts, StatusClasses, TestType};
+use crate::orchestrator::view::{self, StageStats, TestView};
+use crate::protocol::{ErrorCounts, GeneratorLoad, RateStage, StatusClasses, TestType};
 use crate::stats::LatencyStats;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -27,6 +27,10 @@ pub struct Test {
     pub settled: bool,
     pub aggregate: Stats,
     pub per_driver: Vec<DriverStats>,
+    /// Drivers that could not keep up, each named: their figures measure the load generator,
+    /// not the target (issue 12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generator_warnings: Vec<String>,
 }
 
 /// What the test was asked to do, validated.
@@ -44,6 +48,13 @@ pub struct Spec {
     pub timeout_ms: u64,
     pub drivers: Option<u64>,
     pub driver_ids: Option<Vec<String>>,
+    /// A time-bound test's duration (its stages' sum); absent for a count-bound test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<RateStage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_rate: Option<f64>,
 }
 
 /// Counters and latency over one driver or all of them.
@@ -69,6 +80,9 @@ pub struct Stats {
     /// Present when the schedule lag is a large share of the latency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_note: Option<String>,
+    /// A staged test's stages: target and achieved rate of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageStats>,
 }
 
 /// One participant's row.
@@ -86,6 +100,9 @@ pub struct DriverStats {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub defaults: BTreeMap<String, serde_json::Value>,
+    /// Its own load (CPU, schedule lag) and its saturation warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<GeneratorLoad>,
     #[serde(flatten)]
     pub stats: Stats,
 }
@@ -119,6 +136,7 @@ impl From<&TestView> for Test {
             settled: v.settled,
             aggregate: Stats::from(&v.aggregate),
             per_driver: v.per_driver.iter().map(DriverStats::from).collect(),
+            generator_warnings: v.generator_warnings.clone(),
         }
     }
 }
@@ -138,6 +156,9 @@ impl From<&TestSpec> for Spec {
             timeout_ms: s.timeout_ms,
             drivers: s.drivers,
             driver_ids: s.driver_ids.clone(),
+            duration_ms: s.duration_ms,
+            stages: s.stages.clone(),
+            start_rate: s.start_rate,
         }
     }
 }
@@ -160,6 +181,7 @@ impl From<&view::Stats> for Stats {
             service_time: s.service_time.clone(),
             schedule_lag: s.schedule_lag.clone(),
             lag_note: s.lag_note.clone(),
+            stages: s.stages.clone(),
         }
     }
 }
@@ -175,6 +197,7 @@ impl From<&view::DriverStats> for DriverStats {
             ended_by: d.ended_by,
             reason: d.reason.clone(),
             defaults: d.defaults.clone(),
+            generator: d.generator.clone(),
             stats: Stats::from(&d.stats),
         }
     }

@@ -150,6 +150,9 @@ fn cli_flag(field: &str) -> Option<&str> {
         "delay_ms" => "delay-ms",
         "timeout_ms" => "timeout-ms",
         "headers" => "header",
+        "duration_ms" => "duration",
+        "start_rate" => "start-rate",
+        f if f.starts_with("stages") => "stage",
         other => other,
     })
 }
@@ -176,6 +179,27 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         ("concurrency", args.concurrency.map(|v| json!(v))),
         ("timeout_ms", args.timeout_ms.map(|v| json!(v))),
         ("drivers", args.drivers.map(|v| json!(v))),
+        (
+            "duration_ms",
+            args.timing
+                .duration
+                .map(|d| json!(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
+        ),
+        (
+            "stages",
+            (!args.timing.stages.is_empty()).then(|| {
+                json!(args
+                    .timing
+                    .stages
+                    .iter()
+                    .map(|s| json!({
+                        "duration_ms": u64::try_from(s.duration.as_millis()).unwrap_or(u64::MAX),
+                        "rate": s.rate
+                    }))
+                    .collect::<Vec<_>>())
+            }),
+        ),
+        ("start_rate", args.timing.start_rate.map(|v| json!(v))),
         ("body", args.body.map(|v| json!(v))),
         (
             "headers",
@@ -207,7 +231,9 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         })
         .unwrap_or_default();
     eprintln!("test {id} started on {} drivers", drivers.len());
-    let mut progress = Progress::new(&drivers, args.requests);
+    // A time-bound test's count is the one its pace has due (0, unpaced: open).
+    let planned = created["spec"]["requests_per_driver"].as_u64().unwrap_or(0);
+    let mut progress = Progress::new(&drivers, planned);
     let view = loop {
         tokio::time::sleep(POLL).await;
         let v = api.test(&id).await?;

@@ -50,6 +50,22 @@ pub fn print_result(v: &Test, output: Output) {
     if let Some(n) = &v.aggregate.lag_note {
         println!("note: {n}");
     }
+    for st in &v.aggregate.stages {
+        println!(
+            "stage {}: {:.1} s, {:.0} → {:.0} req/s per driver: target {:.1} req/s ({} due), achieved {:.1} req/s ({} sent)",
+            st.stage,
+            st.duration_ms as f64 / 1000.0,
+            st.from_rate,
+            st.to_rate,
+            st.target_rps,
+            st.planned,
+            st.achieved_rps,
+            st.sent
+        );
+    }
+    for w in &v.generator_warnings {
+        println!("warning: {w}");
+    }
     // Say why a figure is missing, and what a driver of another implementation did.
     if let Some(n) = &v.aggregate.latency.not_mergeable {
         println!("n/a in the aggregate: {}", n.reason);

@@ -34,8 +34,12 @@ use tokio::time::Instant;
 pub struct Plan {
     pub request: PreparedRequest,
     pub pacer: Pacer,
-    /// Requests to send in all.
+    /// Requests to send in all; `u64::MAX` with [`Plan::until`] for as many as fit.
     pub requests: u64,
+    /// Sends nothing from this offset after the start on (an unpaced time-bound test: as many
+    /// requests as the target answers until then); `None` ends by the count alone. A paced
+    /// time-bound test needs none: its count is its schedule's, all due before its end.
+    pub until: Option<Duration>,
     /// Workers, and so connections, at most.
     pub concurrency: usize,
     /// Per request, from the actual send to the last byte of the response.
@@ -54,6 +58,8 @@ pub(crate) struct Shared {
     pacer: Pacer,
     /// Requests to send in all.
     requests: u64,
+    /// No request is sent from this instant on (see [`Plan::until`]).
+    end: Option<Instant>,
     timeout: Duration,
     start: Instant,
     /// The next request index to claim. Every worker writes it once per request, so it sits on
@@ -115,6 +121,7 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         request: plan.request,
         pacer: plan.pacer,
         requests: plan.requests,
+        end: plan.until.and_then(|u| start.checked_add(u)),
         timeout: plan.timeout,
         start,
         next: CacheAligned(AtomicU64::new(0)),
@@ -133,8 +140,10 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         .min(usize::try_from(plan.requests).unwrap_or(usize::MAX))
         .max(1);
     let mirror_service = !shared.pacer.is_paced();
+    // Sends are counted per stage in each shard's recorder, sized here once.
+    let stages = shared.pacer.schedule().map_or(0, |s| s.segments().len());
     let stats: Arc<[StatsShard]> = (0..recorder::shard_count(n))
-        .map(|_| StatsShard::new(mirror_service))
+        .map(|_| StatsShard::new(mirror_service, stages))
         .collect();
     let (done_tx, finished) = watch::channel(None);
     let mut tasks = tokio::task::JoinSet::new();
@@ -161,7 +170,14 @@ impl Running {
     /// A merged, cumulative view of the run so far.
     pub fn snapshot(&self) -> Snapshot {
         let mut s = Snapshot::merge_from(&self.stats);
-        s.requests = self.shared.requests;
+        s.time_bound = self.shared.end.is_some();
+        // An open count is not a figure to show: 0 says "as many as fit in the duration".
+        s.requests = if s.time_bound && self.shared.requests == u64::MAX {
+            0
+        } else {
+            self.shared.requests
+        };
+        s.stopped = self.shared.stopped.load(Ordering::Relaxed);
         let finished_at = *self.finished.borrow();
         let until = finished_at.unwrap_or_else(Instant::now);
         s.elapsed = until.saturating_duration_since(self.shared.start);

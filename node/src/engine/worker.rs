@@ -75,6 +75,10 @@ pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
             return;
         }
         let sent_at = Instant::now();
+        if shared.end.is_some_and(|end| sent_at >= end) {
+            // A time-bound run's time is up; the index claimed is simply not sent.
+            return;
+        }
         if let Some(slot) = usize::try_from(index)
             .ok()
             .and_then(|i| shared.sends.get(i))
@@ -128,6 +132,14 @@ pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
                 // Paced: how late it left, whatever its outcome.
                 rec.lag
                     .record_from_zero(micros(sent_at.saturating_duration_since(intended)));
+            }
+            if let Some(schedule) = shared.pacer.schedule() {
+                // Counted in the stage it left in, not the one it was due in: a stage's
+                // achieved rate then shows lateness (see docs/decisions.md, issue 12).
+                let k = schedule.stage_at(sent_at.saturating_duration_since(shared.start));
+                if let Some(n) = rec.stage_sent.get_mut(k) {
+                    *n += 1;
+                }
             }
             match outcome {
                 Some(Ok(resp)) => {
@@ -261,6 +273,7 @@ mod tests {
                 .expect("request"),
             pacer: Pacer::UNPACED,
             requests,
+            until: None,
             concurrency: 1,
             timeout,
             start_at: None,

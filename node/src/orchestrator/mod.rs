@@ -12,6 +12,8 @@ pub mod registry;
 pub mod run;
 pub mod series;
 pub mod spec;
+mod spec_timing;
+pub mod stage_view;
 pub mod state;
 pub mod store;
 pub mod takeover;

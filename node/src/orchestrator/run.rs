@@ -8,6 +8,7 @@ use super::part::{Judgement, Part, Rules};
 use super::registry::Liveness;
 use super::series::{DriverTotals, Point, Series};
 use super::spec::TestSpec;
+use super::stage_view::{named_warning, stage_stats};
 use super::view::{driver_stats, finish_rates, merged};
 use super::view::{DriverStats, Stats, TestView};
 use crate::model::TestStatus;
@@ -88,8 +89,11 @@ impl TestRun {
             }
             _ => Duration::ZERO,
         };
-        let expected =
-            gap.saturating_mul(u32::try_from(spec.requests_per_driver).unwrap_or(u32::MAX));
+        let expected = match spec.duration_ms {
+            // A time-bound test's last request is due before its end.
+            Some(ms) => Duration::from_millis(ms),
+            None => gap.saturating_mul(u32::try_from(spec.requests_per_driver).unwrap_or(u32::MAX)),
+        };
         let rules = Rules {
             requests: spec.requests_per_driver,
             quiet: policy.quiet,
@@ -310,7 +314,8 @@ impl TestRun {
                 let r = p.report.as_ref()?;
                 let stopped = r.is_final
                     && matches!(r.test_status, Some(RunState::Stopped | RunState::Failed));
-                let under = r.counted && r.requests_sent < requests;
+                // An unpaced time-bound test has no count (0): its drivers' word decides.
+                let under = requests > 0 && r.counted && r.requests_sent < requests;
                 let why = match (r.reason.as_deref(), stopped) {
                     (Some(reason), _) => reason.to_string(),
                     (None, true) => "stopped early".to_string(),
@@ -365,11 +370,16 @@ impl TestRun {
             return v.clone();
         }
         let running = !self.status.is_finished();
-        let per_driver: Vec<DriverStats> = self
+        let mut per_driver: Vec<DriverStats> = self
             .parts
             .iter()
             .map(|(id, part)| driver_stats(id, part, self.spec.requests_per_driver, running, now))
             .collect();
+        for (d, part) in per_driver.iter_mut().zip(self.parts.values()) {
+            timed_progress(&self.spec, d);
+            let reported = part.report.as_ref().map_or(&[][..], |r| &r.stages[..]);
+            d.stats.stages = stage_stats(&self.spec, 1, std::iter::once(reported));
+        }
         let mut aggregate = Stats {
             requests_total: self.spec.requests_per_driver * self.drivers.len() as u64,
             ..Default::default()
@@ -407,7 +417,22 @@ impl TestRun {
             aggregate.progress =
                 per_driver.iter().map(|d| d.stats.progress).sum::<f64>() / per_driver.len() as f64;
         }
+        aggregate.stages = stage_stats(
+            &self.spec,
+            self.drivers.len() as u64,
+            self.parts
+                .values()
+                .filter_map(|p| p.report.as_ref().map(|r| &r.stages[..])),
+        );
+        let generator_warnings = per_driver
+            .iter()
+            .filter_map(|d| {
+                let w = d.generator.as_ref()?.warning.as_deref()?;
+                Some(named_warning(&d.driver_id, w))
+            })
+            .collect();
         TestView {
+            generator_warnings,
             id: self.id.clone(),
             status: self.status,
             reason: self.reason.clone(),
@@ -430,6 +455,19 @@ impl TestRun {
             .filter(|(_, p)| p.report.is_some())
             .map(|(id, p)| (id.as_str(), &p.latency))
     }
+}
+
+/// A time-bound driver's progress is its share of the duration (its count may be open), and
+/// all of it once its part is done.
+fn timed_progress(spec: &TestSpec, d: &mut DriverStats) {
+    let Some(ms) = spec.duration_ms.filter(|&ms| ms > 0) else {
+        return;
+    };
+    d.stats.progress = if d.state == crate::model::DriverState::Done {
+        1.0
+    } else {
+        (d.stats.elapsed_ms as f64 / ms as f64).min(1.0)
+    };
 }
 
 #[cfg(test)]

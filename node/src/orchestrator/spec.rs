@@ -5,7 +5,7 @@
 
 use crate::http::{self, Part};
 use crate::protocol::limits::{self, Caps, MAX_DELAY_MS, MAX_DRIVERS, MAX_TIMEOUT_MS, MIN_DRIVERS};
-use crate::protocol::{HttpTarget, TestConfig, TestType};
+use crate::protocol::{HttpTarget, RateStage, TestConfig, TestType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -49,6 +49,24 @@ pub struct TestSpecInput {
     pub driver_ids: Option<Vec<String>>,
     /// Create and trigger in one call.
     pub trigger: Option<bool>,
+    /// A time-bound test instead of `requests_per_driver` (issue 12): a duration such as
+    /// `"30s"` or `"2m 30s"`, or `duration_ms`.
+    pub duration: Option<String>,
+    pub duration_ms: Option<u64>,
+    /// Rate stages (requests/s per driver, each a linear ramp from the previous stage's rate);
+    /// they imply the duration.
+    pub stages: Option<Vec<StageInput>>,
+    /// The rate the first stage ramps from (default 0).
+    pub start_rate: Option<f64>,
+}
+
+/// One rate stage as typed by a user: `{"duration": "30s", "rate": 100}` (or `duration_ms`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageInput {
+    pub duration: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub rate: Option<f64>,
 }
 
 /// A validated test specification.
@@ -71,6 +89,15 @@ pub struct TestSpec {
     pub timeout_ms: u64,
     pub drivers: Option<u64>,
     pub driver_ids: Option<Vec<String>>,
+    /// A time-bound test's duration (the stages' sum when staged); `None` is count-bound, and
+    /// `requests_per_driver` is then the count. Time-bound, it is the count the pace has due
+    /// in the duration, or 0 when unpaced (as many as fit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<RateStage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_rate: Option<f64>,
 }
 
 /// " (this deployment's cap)" when a cap is below its hard limit, so that the error says why
@@ -111,7 +138,7 @@ impl TestSpecInput {
             ));
         }
         match test_type {
-            TestType::Tsunami if delay_ms <= 0.0 => {
+            TestType::Tsunami if delay_ms <= 0.0 && !super::spec_timing::staged(&self.stages) => {
                 return Err(FieldError::new(
                     "delay_ms",
                     "a Tsunami test needs a delay > 0 ms between requests",
@@ -125,9 +152,28 @@ impl TestSpecInput {
             }
             _ => {}
         }
-        let requests_per_driver = self
-            .requests_per_driver
-            .ok_or_else(|| FieldError::new("requests_per_driver", "is required"))?;
+        let timing = super::spec_timing::timing(
+            self.duration.as_deref(),
+            self.duration_ms,
+            self.stages.as_deref(),
+            self.start_rate,
+            caps,
+        )?;
+        if let Some(t) = &timing {
+            super::spec_timing::check_exclusive(
+                t,
+                self.requests_per_driver,
+                self.throughput_per_driver,
+                delay_ms,
+            )?;
+        }
+        let requests_per_driver = match &timing {
+            // Checked against the caps below, once the pace is known.
+            Some(_) => 1,
+            None => self
+                .requests_per_driver
+                .ok_or_else(|| FieldError::new("requests_per_driver", "is required"))?,
+        };
         if !(1..=caps.requests).contains(&requests_per_driver) {
             return Err(FieldError::new(
                 "requests_per_driver",
@@ -157,7 +203,10 @@ impl TestSpecInput {
                 }
                 Some(r)
             }
-            None => caps.caps_rate().then_some(caps.rate),
+            // A staged test's stages are its rate (each checked against the cap).
+            None => {
+                (caps.caps_rate() && !super::spec_timing::staged(&self.stages)).then_some(caps.rate)
+            }
         };
         let target_url = self.target_url.ok_or_else(|| {
             FieldError::new("target_url", "is required, e.g. http://127.0.0.1:8080/ping")
@@ -244,7 +293,7 @@ impl TestSpecInput {
                 ));
             }
         }
-        Ok(TestSpec {
+        let mut spec = TestSpec {
             test_type,
             delay_ms,
             requests_per_driver,
@@ -258,7 +307,14 @@ impl TestSpecInput {
             timeout_ms,
             drivers: self.drivers,
             driver_ids: self.driver_ids,
-        })
+            duration_ms: None,
+            stages: Vec::new(),
+            start_rate: None,
+        };
+        if let Some(t) = timing {
+            super::spec_timing::apply(&mut spec, t, caps)?;
+        }
+        Ok(spec)
     }
 }
 
@@ -282,7 +338,9 @@ impl TestSpec {
             test_id: test_id.to_string(),
             test_type: self.test_type,
             delay_us: (self.delay_ms * 1000.0).round() as u64,
-            requests: Some(self.requests_per_driver),
+            // Time-bound and unpaced, there is no count (seed drivers use their own default).
+            requests: Some(self.requests_per_driver)
+                .filter(|&n| n > 0 || self.duration_ms.is_none()),
             target: Some(HttpTarget {
                 url: self.target_url.clone(),
                 method: self.method.clone(),
@@ -298,6 +356,7 @@ impl TestSpec {
             timeout_ms: Some(self.timeout_ms),
             drivers: drivers.to_vec(),
             orchestrator_id: Some(orchestrator_id.to_string()),
+            time_bound: self.time_bound(),
         }
     }
 }

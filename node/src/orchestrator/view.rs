@@ -4,8 +4,9 @@
 
 use super::part::{Judgement, Part};
 use super::spec::TestSpec;
+pub use super::stage_view::StageStats;
 use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
-use crate::protocol::{ErrorCounts, MetricsReport, StatusClasses};
+use crate::protocol::{ErrorCounts, GeneratorLoad, MetricsReport, StatusClasses};
 use crate::stats::{Latency, LatencySource, LatencyStats, NotMergeable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,6 +43,9 @@ pub struct Stats {
     /// generator's, not the target's (see `stats::lag_note`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_note: Option<String>,
+    /// A staged test's stages: target and achieved rate of each (issue 12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageStats>,
 }
 
 fn yes() -> bool {
@@ -66,6 +70,7 @@ impl Default for Stats {
             service_time: LatencyStats::default(),
             schedule_lag: LatencyStats::default(),
             lag_note: None,
+            stages: Vec::new(),
         }
     }
 }
@@ -87,6 +92,9 @@ pub struct DriverStats {
     /// Settings the driver filled in itself (e.g. a default request count).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub defaults: BTreeMap<String, serde_json::Value>,
+    /// Its own load, and its saturation warning if it could not keep up (issue 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<GeneratorLoad>,
     #[serde(flatten)]
     pub stats: Stats,
 }
@@ -108,6 +116,10 @@ pub struct TestView {
     pub settled: bool,
     pub aggregate: Stats,
     pub per_driver: Vec<DriverStats>,
+    /// The drivers that could not keep up, each named with what it measured: their figures
+    /// measure the load generator, not the target (issue 12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generator_warnings: Vec<String>,
 }
 
 pub(super) fn driver_stats(
@@ -162,6 +174,7 @@ pub(super) fn driver_stats(
         ended_by,
         reason,
         defaults: r.map(|r| r.defaults.clone()).unwrap_or_default(),
+        generator: r.and_then(|r| r.generator.clone()),
         stats: s,
     }
 }

@@ -4,6 +4,7 @@
 use super::lenient::{lenient_number, lenient_opt_f64, lenient_opt_u64, opt_id};
 use super::limits;
 use super::style::{DelayUnit, SeedStyle, TypeCase};
+use super::timing::TimeBound;
 use super::ParseError;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
@@ -118,6 +119,9 @@ pub struct TestConfig {
     /// The participating drivers; empty means every driver that receives the message.
     pub drivers: Vec<String>,
     pub orchestrator_id: Option<String>,
+    /// A time-bound test (`duration_ms`, `stages`): sends until its end instead of a count.
+    /// `None` is the seed's count-bound test.
+    pub time_bound: Option<TimeBound>,
 }
 
 /// Why a `test_config` could not be used.
@@ -194,7 +198,27 @@ impl TestConfig {
             drivers: drivers.clone(),
             reason,
         };
+        let time_bound = super::timing::parse(&value).map_err(&unusable)?;
         let w: ConfigWire = super::parse_value(value).map_err(|e| unusable(e.to_string()))?;
+        if let Some(t) = &time_bound {
+            // The seed's `message_count_per_driver` is written for seed drivers (what they send
+            // instead) and is no conflict; Floodgate's exact count is.
+            if w.request_count.is_some() {
+                return Err(unusable(
+                    "request_count: a time-bound test (duration_ms, stages) takes no count".into(),
+                ));
+            }
+            if !t.stages.is_empty() && w.throughput_per_driver.is_some() {
+                return Err(unusable(
+                    "throughput_per_driver: a staged test's rate is its stages'".into(),
+                ));
+            }
+            if !t.stages.is_empty() && w.delay_us.is_some_and(|d| d > 0) {
+                return Err(unusable(
+                    "delay_us: a staged test's pace is its stages'".into(),
+                ));
+            }
+        }
         let delay_us = match (w.delay_us, w.test_message_delay) {
             (Some(us), _) => limits::check_delay_us(us as f64),
             (None, Some(d)) => limits::check_delay_us(d * seed_delay_unit.micros()),
@@ -254,6 +278,7 @@ impl TestConfig {
             timeout_ms: w.timeout_ms,
             drivers,
             orchestrator_id: w.orchestrator_id,
+            time_bound,
         })
     }
 
@@ -272,8 +297,14 @@ impl TestConfig {
             m.insert("message_count_per_driver".into(), style.number(n as f64));
         }
         m.insert("delay_us".into(), json!(self.delay_us));
-        if let Some(n) = self.requests {
-            m.insert("request_count".into(), json!(n));
+        match &self.time_bound {
+            // A time-bound test's count (when it has one) is for seed drivers only.
+            Some(t) => t.emit_into(&mut m),
+            None => {
+                if let Some(n) = self.requests {
+                    m.insert("request_count".into(), json!(n));
+                }
+            }
         }
         if let Some(t) = &self.target {
             m.insert("target".into(), json!(t));

@@ -10,6 +10,7 @@ use super::lenient::{
     lenient_u64,
 };
 use super::limits;
+use super::pace::{GeneratorLoad, StageProgress};
 use super::style::SeedStyle;
 use super::ParseError;
 use serde::{Deserialize, Serialize};
@@ -268,6 +269,12 @@ pub struct MetricsReport {
     /// records them into a histogram.
     #[serde(skip)]
     pub samples_ms: Option<Vec<f64>>,
+    /// Progress per rate stage of a staged test (issue 12); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageProgress>,
+    /// The driver's own load, and its saturation warning (issue 12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator: Option<GeneratorLoad>,
 }
 
 fn is_true(b: &bool) -> bool {
@@ -409,6 +416,8 @@ impl TryFrom<Value> for MetricsReport {
             lag_histogram: w.lag_histogram.filter(|h| !h.is_empty()),
             timestamp_ms: w.timestamp_ms,
             samples_ms: obj.get("latencies").and_then(samples),
+            stages: super::pace::stages(obj.get("stages")),
+            generator: super::pace::generator(obj.get("generator")),
         })
     }
 }

@@ -14,14 +14,18 @@ mod control;
 pub mod lenient;
 pub mod limits;
 mod metrics;
+mod pace;
 mod presence;
 pub mod style;
+mod timing;
 
 pub use config::{ConfigError, HttpTarget, TestConfig, TestType};
 pub use control::{Control, Trigger, TriggerAction};
 pub use metrics::{ErrorCounts, LatencyFields, MetricsReport, RunState, StatusClasses};
+pub use pace::{GeneratorLoad, StageProgress};
 pub use presence::{Heartbeat, Register, Role, AGENT, DRIVER_REGISTER, ORCHESTRATOR_REGISTER};
 pub use style::{DelayUnit, NumberStyle, SeedStyle, TypeCase};
+pub use timing::{RateStage, TimeBound};
 
 use serde::{Deserialize, Serialize};
 

@@ -21,6 +21,7 @@ fn config() -> TestConfig {
         timeout_ms: None,
         drivers: vec!["a".into()],
         orchestrator_id: None,
+        time_bound: None,
     }
 }
 
@@ -305,6 +306,8 @@ fn report() -> MetricsReport {
         histogram: None,
         service_histogram: None,
         lag_histogram: None,
+        stages: Vec::new(),
+        generator: None,
         timestamp_ms: None,
         samples_ms: None,
     }

@@ -58,6 +58,7 @@ fn stats(sent: u64, rps: f64, base: f64) -> Stats {
         service_time: summary(base / 2.0),
         schedule_lag: summary(base / 10.0),
         lag_note: None,
+        stages: vec![],
     }
 }
 
@@ -82,6 +83,9 @@ fn view() -> TestView {
             timeout_ms: 10_000,
             drivers: None,
             driver_ids: None,
+            duration_ms: None,
+            stages: vec![],
+            start_rate: None,
         },
         drivers: vec!["driver-a".into(), EVIL_ID.into()],
         created_at_ms: 1_795_261_770_000,
@@ -99,6 +103,7 @@ fn view() -> TestView {
                 ended_by: None,
                 reason: None,
                 defaults: BTreeMap::new(),
+                generator: None,
                 stats: stats(1000, 399.8400639744102, 0.25),
             },
             DriverStats {
@@ -110,9 +115,11 @@ fn view() -> TestView {
                 ended_by: None,
                 reason: None,
                 defaults: BTreeMap::new(),
+                generator: None,
                 stats: stats(1000, 400.1, 0.75),
             },
         ],
+        generator_warnings: vec![],
     }
 }
 
