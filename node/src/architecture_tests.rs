@@ -13,6 +13,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("model.rs", &[]),
     ("stats.rs", &[]),
     ("secrets.rs", &[]),
+    ("thresholds", &["stats"]),
     ("bus", &["protocol"]),
     (
         "driver",
@@ -23,12 +24,27 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "orchestrator",
         &[
-            "bus", "http", "model", "protocol", "secrets", "sqlite", "stats",
+            "bus",
+            "http",
+            "model",
+            "protocol",
+            "secrets",
+            "sqlite",
+            "stats",
+            "thresholds",
         ],
     ),
     (
         "client",
-        &["api", "cli", "model", "protocol", "report", "stats"],
+        &[
+            "api",
+            "cli",
+            "model",
+            "protocol",
+            "report",
+            "stats",
+            "thresholds",
+        ],
     ),
 ];
 
