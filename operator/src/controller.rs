@@ -395,6 +395,7 @@ pub(crate) fn test_input(
         drivers: None,
         driver_ids: Some(driver_ids.to_vec()),
         trigger: Some(true),
+        thresholds: None,
     }
 }
 

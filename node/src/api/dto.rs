@@ -9,6 +9,7 @@ use crate::orchestrator::spec::TestSpec;
 use crate::orchestrator::view::{self, TestView};
 use crate::protocol::{ErrorCounts, StatusClasses, TestType};
 use crate::stats::LatencyStats;
+use crate::thresholds::{self, eval::Thresholds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -27,6 +28,10 @@ pub struct Test {
     pub settled: bool,
     pub aggregate: Stats,
     pub per_driver: Vec<DriverStats>,
+    /// Each threshold's measured value and state, and the verdict (`passed`, `failed`,
+    /// `not_evaluated`, or `pending` while the test runs); absent when the test has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Thresholds>,
 }
 
 /// What the test was asked to do, validated.
@@ -44,6 +49,8 @@ pub struct Spec {
     pub timeout_ms: u64,
     pub drivers: Option<u64>,
     pub driver_ids: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<thresholds::Stored>,
 }
 
 /// Counters and latency over one driver or all of them.
@@ -119,6 +126,7 @@ impl From<&TestView> for Test {
             settled: v.settled,
             aggregate: Stats::from(&v.aggregate),
             per_driver: v.per_driver.iter().map(DriverStats::from).collect(),
+            thresholds: v.thresholds.clone(),
         }
     }
 }
@@ -138,6 +146,7 @@ impl From<&TestSpec> for Spec {
             timeout_ms: s.timeout_ms,
             drivers: s.drivers,
             driver_ids: s.driver_ids.clone(),
+            thresholds: s.thresholds.iter().cloned().map(Into::into).collect(),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod state;
 pub mod store;
 pub mod takeover;
 pub mod targets;
+mod verdict;
 pub mod view;
 
 use crate::bus::{Bus, KafkaBus};
@@ -305,6 +306,11 @@ impl Orchestrator {
                     );
                 }
                 saved
+            }
+            Effect::StopDrivers { id } => {
+                tracing::info!(test_id = %id, "a threshold failed: telling the drivers to stop");
+                self.tell_drivers_to_stop(id.clone(), true);
+                Ok(())
             }
         };
         if let Err(e) = done {

@@ -7,6 +7,7 @@ use super::spec::TestSpec;
 use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
 use crate::protocol::{ErrorCounts, MetricsReport, StatusClasses};
 use crate::stats::{Latency, LatencySource, LatencyStats, NotMergeable};
+use crate::thresholds::eval::Thresholds;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -108,6 +109,9 @@ pub struct TestView {
     pub settled: bool,
     pub aggregate: Stats,
     pub per_driver: Vec<DriverStats>,
+    /// The thresholds' measured values and the verdict; absent when the test has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Thresholds>,
 }
 
 pub(super) fn driver_stats(

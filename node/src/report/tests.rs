@@ -82,12 +82,14 @@ fn view() -> TestView {
             timeout_ms: 10_000,
             drivers: None,
             driver_ids: None,
+            thresholds: vec![],
         },
         drivers: vec!["driver-a".into(), EVIL_ID.into()],
         created_at_ms: 1_795_261_770_000,
         started_at_ms: Some(1_795_261_771_000),
         finished_at_ms: Some(1_795_261_773_600),
         settled: true,
+        thresholds: None,
         aggregate: stats(2000, 799.6801279488205, 0.5),
         per_driver: vec![
             DriverStats {
