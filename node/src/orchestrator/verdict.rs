@@ -43,6 +43,7 @@ impl Merged {
             m.responses += r.responses_received;
             m.errors += r.errors.total();
             m.completed += r.responses_received + r.errors.connect + r.errors.timeout + r.errors.io;
+            // Whole ms, as the views' achieved_rps, so that `rps` and that figure agree.
             m.elapsed_ms = m.elapsed_ms.max(r.elapsed_us / 1000);
             m.counted &= r.counted;
         }
@@ -63,7 +64,7 @@ impl Merged {
             responses: self.responses,
             errors: self.errors,
             completed: self.completed,
-            elapsed_ms: self.elapsed_ms,
+            elapsed_us: self.elapsed_ms * 1000,
             counted: self.counted,
             // Check results arrive with the checks stream's report fields.
             checks_failed: None,

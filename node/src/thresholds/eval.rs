@@ -17,8 +17,8 @@ pub struct Data<'a> {
     pub errors: u64,
     /// Requests that ended: responses plus those that ended without one.
     pub completed: u64,
-    /// From the scheduled start to the last response, the longest of the drivers'.
-    pub elapsed_ms: u64,
+    /// From the scheduled start to the last response, the longest of the drivers', in µs.
+    pub elapsed_us: u64,
     /// False when some driver reported no counts (another implementation's summaries).
     pub counted: bool,
     /// Responses that failed a check; `None` while no check data is reported.
@@ -142,10 +142,10 @@ pub fn measure(metric: Metric, d: &Data) -> Result<f64, String> {
         }
         Metric::Rps => {
             counts()?;
-            if d.elapsed_ms == 0 {
+            if d.elapsed_us == 0 {
                 return Err("no time elapsed yet".into());
             }
-            Ok(d.responses as f64 * 1000.0 / d.elapsed_ms as f64)
+            Ok(d.responses as f64 * 1e6 / d.elapsed_us as f64)
         }
         Metric::Errors => {
             counts()?;

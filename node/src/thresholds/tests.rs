@@ -212,12 +212,13 @@ fn latency(values_us: &[u64]) -> Latency {
 }
 
 fn data(l: &Latency, responses: u64, errors: u64, completed: u64, elapsed_ms: u64) -> Data<'_> {
+    let elapsed_us = elapsed_ms * 1000;
     Data {
         latency: Ok(l),
         responses,
         errors,
         completed,
-        elapsed_ms,
+        elapsed_us,
         counted: true,
         checks_failed: None,
     }
