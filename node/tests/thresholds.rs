@@ -139,6 +139,43 @@ async fn thresholds_pass_and_fail_on_merged_data_in_the_view_the_reports_and_the
         "html"
     );
 
+    // Prometheus: each threshold's state and value, and the verdict.
+    let metrics = get_text(&c.url("/metrics")).await;
+    let test_label = format!("test_id=\"{id}\"");
+    let line = |name: &str, label: &str| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("{name}{{")) && l.contains(&test_label) && l.contains(label)
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or_else(|| panic!("no {name} with {label} in\n{metrics}"))
+            .parse::<f64>()
+            .unwrap()
+    };
+    assert_eq!(
+        line("floodgate_test_threshold_passed", "threshold=\"p50 < 1ms\""),
+        0.0
+    );
+    assert_eq!(
+        line("floodgate_test_threshold_passed", "threshold=\"max < 60s\""),
+        1.0
+    );
+    let seconds = line("floodgate_test_threshold_value", "threshold=\"p50 < 1ms\"");
+    let ms = p50["measured"].as_f64().unwrap();
+    assert!(
+        (seconds * 1000.0 - ms).abs() < 1e-9,
+        "{seconds} s is {ms} ms"
+    );
+    assert_eq!(
+        line("floodgate_test_thresholds_verdict", "state=\"failed\""),
+        1.0
+    );
+    assert_eq!(
+        line("floodgate_test_thresholds_verdict", "state=\"passed\""),
+        0.0
+    );
+
     // And a passing one exits 0.
     let mut args = base;
     args.extend(strings(&["--threshold", "p50 >= 2ms"]));

@@ -72,3 +72,17 @@ fn the_tsunami_needs_a_delay_rule_is_in_the_document() {
         .expect("an Avalanche rule");
     assert_eq!(avalanche["properties"]["delay_ms"]["maximum"], 0.0);
 }
+
+#[test]
+fn the_thresholds_bounds_are_the_parser_s() {
+    let doc: Value = serde_json::from_str(OPENAPI).expect("the document is JSON");
+    let t = input_field(&doc, "thresholds");
+    assert_eq!(
+        t["maxItems"].as_u64(),
+        Some(crate::thresholds::MAX_THRESHOLDS as u64)
+    );
+    assert_eq!(
+        t["items"]["oneOf"][0]["maxLength"].as_u64(),
+        Some(crate::thresholds::MAX_TEXT as u64)
+    );
+}
