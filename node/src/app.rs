@@ -228,7 +228,57 @@ const LOAD_WARMUP: Duration = Duration::from_millis(200);
 /// How many send instants `floodgate load` records for its gap figures (800 KB).
 const RECORD_SENDS: usize = 100_000;
 
+/// `floodgate load` ran, but its thresholds did not pass (exit code 3, as `test run`).
+#[derive(Debug, thiserror::Error)]
+#[error("thresholds {0}")]
+pub struct ThresholdsNotPassed(pub &'static str);
+
+/// The `--threshold`s of `floodgate load`, parsed before anything runs.
+fn load_thresholds(args: &LoadArgs) -> anyhow::Result<Vec<crate::thresholds::Threshold>> {
+    let items: Vec<serde_json::Value> = args.thresholds.iter().map(|t| t.as_str().into()).collect();
+    crate::thresholds::from_json(&items)
+        .and_then(|t| crate::thresholds::check_scopes(&t, None).map(|()| t))
+        .map_err(|e| {
+            let i: usize = e
+                .field
+                .trim_start_matches("thresholds[")
+                .trim_end_matches(']')
+                .parse()
+                .unwrap_or(0);
+            let given = args.thresholds.get(i).map(String::as_str).unwrap_or("");
+            anyhow::anyhow!("--threshold {given:?}: {}", e.message)
+        })
+}
+
+/// Evaluates `floodgate load`'s thresholds on its own data, with the orchestrator's evaluator.
+fn load_verdict(
+    thresholds: &[crate::thresholds::Threshold],
+    s: &engine::Snapshot,
+) -> Option<crate::thresholds::eval::Thresholds> {
+    use crate::thresholds::eval::{evaluate_all, Data};
+    if thresholds.is_empty() {
+        return None;
+    }
+    let e = &s.recorder.errors;
+    let data = || Data {
+        latency: Ok(&s.recorder.latency),
+        responses: s.responses(),
+        errors: e.total(),
+        completed: s.responses() + e.connect + e.timeout + e.io,
+        elapsed_us: s.elapsed.as_micros() as u64,
+        counted: true,
+        checks_failed: None,
+    };
+    Some(evaluate_all(
+        thresholds,
+        |scope| scope.is_none().then(data),
+        true,
+        None,
+    ))
+}
+
 pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
+    let thresholds = load_thresholds(&args)?;
     let request = PreparedRequest::build(&args.url, "GET", &[], None)
         .map_err(|e| anyhow::anyhow!("--url: {}", e.message))?;
     if args.requests == Some(0) || args.concurrency == 0 {
@@ -299,12 +349,16 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let gaps = (pacer.is_paced() && !pacer.gap().is_zero())
         .then(|| crate::stats::send_gaps(&running.send_offsets(), pacer.gap()))
         .flatten();
-    let result = serde_json::json!({
+    let verdict = load_verdict(&thresholds, &s);
+    let mut result = serde_json::json!({
         "requests": s.requests, "sent": s.sent, "ok": s.ok(), "responses": s.responses(),
         "errors": {"connect": s.recorder.errors.connect, "timeout": s.recorder.errors.timeout, "http": s.recorder.errors.http, "io": s.recorder.errors.io}, "elapsed_s": s.elapsed.as_secs_f64(), "achieved_rps": s.achieved_rps(),
         "latency": lat, "service_time": svc, "schedule_lag": lag, "send_gaps": gaps, "note": note, "first_error": s.recorder.first_error,
         "stages": stages, "generator": generator,
     });
+    if let Some(v) = &verdict {
+        result["thresholds"] = serde_json::to_value(v).unwrap_or_default();
+    }
     if args.json {
         println!("{result}");
     } else {
@@ -351,8 +405,14 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         if let Some(w) = &generator.warning {
             println!("warning: this generator {w}");
         }
+        if let Some(v) = &verdict {
+            crate::client::print_thresholds(v);
+        }
     }
-    Ok(())
+    match verdict {
+        Some(v) if !v.passed() => Err(ThresholdsNotPassed(v.verdict.as_str()).into()),
+        _ => Ok(()),
+    }
 }
 
 /// The pace, count and end of a `floodgate load` run from its flags, checked against the same

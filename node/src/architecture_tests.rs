@@ -15,6 +15,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("model.rs", &[]),
     ("stats.rs", &[]),
     ("secrets.rs", &[]),
+    ("thresholds", &["stats"]),
     ("bus", &["protocol"]),
     (
         "driver",
@@ -26,12 +27,28 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "orchestrator",
         &[
-            "bus", "http", "model", "protocol", "schedule", "secrets", "sqlite", "stats",
+            "bus",
+            "http",
+            "model",
+            "protocol",
+            "schedule",
+            "secrets",
+            "sqlite",
+            "stats",
+            "thresholds",
         ],
     ),
     (
         "client",
-        &["api", "cli", "model", "protocol", "report", "stats"],
+        &[
+            "api",
+            "cli",
+            "model",
+            "protocol",
+            "report",
+            "stats",
+            "thresholds",
+        ],
     ),
 ];
 

@@ -402,6 +402,8 @@ pub enum Output {
     Json,
 }
 
+// Parsed once at start-up: the size of the largest variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum TestCommand {
     /// Create and trigger a test, show progress, print the results. Boxed: its flags make it
@@ -526,6 +528,17 @@ pub struct RunArgs {
     /// Create the test without triggering it.
     #[arg(long)]
     pub no_trigger: bool,
+    /// A pass/fail threshold on the merged data, e.g. 'p99 < 250ms', 'p(99.9) < 1s',
+    /// 'error_rate < 0.1%', 'rps >= 950' (repeatable). Exit code 3 when one fails.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// A threshold that also stops the test on every driver as soon as it fails, evaluated
+    /// live on the merged data from --abort-delay after the start (repeatable).
+    #[arg(long = "abort-on-fail", value_name = "EXPR")]
+    pub abort_on_fail: Vec<String>,
+    /// How long after the start the --abort-on-fail thresholds are first evaluated (e.g. 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub abort_delay: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -552,6 +565,10 @@ pub struct LoadArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// A pass/fail threshold on this run's data, e.g. 'p99 < 250ms' (repeatable), evaluated at
+    /// the end. Exit code 3 when one does not pass.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
 }
 
 /// A time-bound test instead of a count (issue 12): `floodgate test run` and `floodgate load`.

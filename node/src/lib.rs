@@ -19,6 +19,7 @@ pub mod secrets;
 pub mod sqlite;
 pub mod stats;
 pub mod telemetry;
+pub mod thresholds;
 
 #[cfg(test)]
 #[path = "architecture_tests.rs"]

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
     printcolumn = r#"{"name":"Drivers","type":"string","jsonPath":".status.driversSummary"}"#,
     printcolumn = r#"{"name":"Sent","type":"integer","jsonPath":".status.aggregate.sent"}"#,
     printcolumn = r#"{"name":"P99 ms","type":"number","jsonPath":".status.aggregate.p99Ms"}"#,
+    printcolumn = r#"{"name":"Thresholds","type":"string","jsonPath":".status.thresholds.verdict"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("self == oldSelf").message("a LoadTest's spec cannot change; create a new LoadTest to run again"))]
@@ -103,6 +104,62 @@ pub struct LoadTestSpec {
     /// Resources of each driver container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver_resources: Option<ResourceRequirements>,
+    /// Pass/fail thresholds on the merged data of all drivers, evaluated by the orchestrator;
+    /// the verdict is the ThresholdsPassed condition and `status.thresholds`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = floodgate::thresholds::MAX_THRESHOLDS))]
+    pub thresholds: Vec<ThresholdSpec>,
+}
+
+/// One threshold, e.g. `{threshold: "p99 < 250ms"}` or `{threshold: "error_rate < 1%",
+/// abortOnFail: true, delay: "10s"}`. The expression's grammar is checked by the orchestrator
+/// when the test is created (a refusal names `thresholds[i]` in the status); the pattern here
+/// catches the shape at `kubectl apply`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("!has(self.delay) || (has(self.abortOnFail) && self.abortOnFail)").message("delay only applies with abortOnFail: true"))]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdSpec {
+    /// `[<request>:] <metric> <op> <value>`: p99, p(99.9), median, mean, min, max (with us, ms
+    /// or s), error_rate (a ratio or a %), rps, errors, checks_failed; <, <=, >, >=, ==, !=.
+    #[schemars(
+        length(min = 1, max = floodgate::thresholds::MAX_TEXT),
+        regex(pattern = r"^[^<>=!]+(<=|>=|==|!=|<|>)[^<>=!]+$")
+    )]
+    pub threshold: String,
+    /// Stop the test on every driver as soon as this threshold fails (evaluated live on the
+    /// cumulative merged data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_on_fail: Option<bool>,
+    /// How long after the start an abortOnFail threshold is first evaluated, e.g. 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^\s*[0-9][0-9a-zµ. ]*$"), length(max = 64))]
+    pub delay: Option<String>,
+}
+
+/// The thresholds' verdict and measured values, as the orchestrator evaluated them.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdsStatus {
+    /// passed, failed, not_evaluated (a threshold had no data) or pending (still running).
+    pub verdict: String,
+    /// The abortOnFail threshold that stopped the test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<ThresholdResult>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdResult {
+    pub threshold: String,
+    /// passed, failed or no_data.
+    pub state: String,
+    /// In `unit`; absent with no data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<f64>,
+    /// ms, ratio, per_second or count.
+    pub unit: String,
 }
 
 /// One rate stage of a LoadTest.
@@ -226,6 +283,9 @@ pub struct LoadTestStatus {
     pub drivers: Vec<DriverProgress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate: Option<Stats>,
+    /// The thresholds' verdict and values, when the LoadTest has thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<ThresholdsStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -374,6 +434,7 @@ pub(crate) fn sample_loadtest() -> LoadTest {
             timeout_ms: None,
             driver_image: None,
             driver_resources: None,
+            thresholds: vec![],
         },
     );
     lt.metadata.namespace = Some("load".into());

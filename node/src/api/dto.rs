@@ -9,6 +9,7 @@ use crate::orchestrator::spec::TestSpec;
 use crate::orchestrator::view::{self, StageStats, TestView};
 use crate::protocol::{ErrorCounts, GeneratorLoad, RateStage, StatusClasses, TestType};
 use crate::stats::LatencyStats;
+use crate::thresholds::{self, eval::Thresholds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -31,6 +32,10 @@ pub struct Test {
     /// not the target (issue 12).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub generator_warnings: Vec<String>,
+    /// Each threshold's measured value and state, and the verdict (`passed`, `failed`,
+    /// `not_evaluated`, or `pending` while the test runs); absent when the test has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Thresholds>,
 }
 
 /// What the test was asked to do, validated.
@@ -55,6 +60,8 @@ pub struct Spec {
     pub stages: Vec<RateStage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<thresholds::Stored>,
 }
 
 /// Counters and latency over one driver or all of them.
@@ -137,6 +144,7 @@ impl From<&TestView> for Test {
             aggregate: Stats::from(&v.aggregate),
             per_driver: v.per_driver.iter().map(DriverStats::from).collect(),
             generator_warnings: v.generator_warnings.clone(),
+            thresholds: v.thresholds.clone(),
         }
     }
 }
@@ -159,6 +167,7 @@ impl From<&TestSpec> for Spec {
             duration_ms: s.duration_ms,
             stages: s.stages.clone(),
             start_rate: s.start_rate,
+            thresholds: s.thresholds.iter().cloned().map(Into::into).collect(),
         }
     }
 }

@@ -99,3 +99,17 @@ fn the_time_bound_fields_carry_the_limits() {
         .as_array()
         .is_some_and(|r| r.iter().any(|f| f == "requests_per_driver")));
 }
+
+#[test]
+fn the_thresholds_bounds_are_the_parser_s() {
+    let doc: Value = serde_json::from_str(OPENAPI).expect("the document is JSON");
+    let t = input_field(&doc, "thresholds");
+    assert_eq!(
+        t["maxItems"].as_u64(),
+        Some(crate::thresholds::MAX_THRESHOLDS as u64)
+    );
+    assert_eq!(
+        t["items"]["oneOf"][0]["maxLength"].as_u64(),
+        Some(crate::thresholds::MAX_TEXT as u64)
+    );
+}

@@ -4,6 +4,7 @@
 use crate::api::dto::{Stats, Test};
 use crate::cli::Output;
 use crate::model::Ended;
+use crate::thresholds::eval::{shown, State, Thresholds};
 use std::io::Write;
 
 pub fn print_result(v: &Test, output: Output) {
@@ -88,7 +89,35 @@ pub fn print_result(v: &Test, output: Output) {
             println!("{}: {}", d.driver_id, notes.join("; "));
         }
     }
+    if let Some(t) = &v.thresholds {
+        print_thresholds(t);
+    }
     let _ = std::io::stdout().flush();
+}
+
+/// The thresholds' lines: the verdict, then each threshold with its measured value.
+pub fn print_thresholds(t: &Thresholds) {
+    println!("thresholds: {}", t.verdict.as_str().to_uppercase());
+    for o in &t.results {
+        let state = match o.state {
+            State::Passed => "pass",
+            State::Failed => "FAIL",
+            State::NoData => "no data",
+        };
+        let measured = match (o.measured, &o.note) {
+            (Some(v), _) => format!("measured {}", shown(v, o.unit)),
+            (None, Some(n)) => n.clone(),
+            (None, None) => String::new(),
+        };
+        let abort = if o.aborted {
+            "  (stopped the test)"
+        } else if o.abort_on_fail {
+            "  (abort_on_fail)"
+        } else {
+            ""
+        };
+        println!("  {state:<7} {:<32} {measured}{abort}", o.threshold);
+    }
 }
 
 fn row(name: &str, s: &Stats) -> String {

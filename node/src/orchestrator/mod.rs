@@ -18,6 +18,7 @@ pub mod state;
 pub mod store;
 pub mod takeover;
 pub mod targets;
+mod verdict;
 pub mod view;
 
 use crate::bus::{Bus, KafkaBus};
@@ -307,6 +308,11 @@ impl Orchestrator {
                     );
                 }
                 saved
+            }
+            Effect::StopDrivers { id } => {
+                tracing::info!(test_id = %id, "a threshold failed: telling the drivers to stop");
+                self.tell_drivers_to_stop(id.clone(), true);
+                Ok(())
             }
         };
         if let Err(e) = done {

@@ -9,6 +9,7 @@ use super::registry::Liveness;
 use super::series::{DriverTotals, Point, Series};
 use super::spec::TestSpec;
 use super::stage_view::{named_warning, stage_stats};
+use super::verdict;
 use super::view::{driver_stats, finish_rates, merged};
 use super::view::{DriverStats, Stats, TestView};
 use crate::model::TestStatus;
@@ -65,6 +66,8 @@ pub struct TestRun {
     frozen: Option<TestView>,
     /// Chart points while the test runs; handed to the store when it ends.
     series: Option<Series>,
+    /// The `abort_on_fail` threshold that stopped the test, if one did.
+    aborted_by: Option<String>,
 }
 
 /// How often a running test gets a chart point.
@@ -117,6 +120,7 @@ impl TestRun {
             settle_until: None,
             frozen: None,
             series: None,
+            aborted_by: None,
         }
     }
 
@@ -174,6 +178,28 @@ impl TestRun {
         if was_running {
             self.settle_until = Some(now + SETTLE);
         }
+    }
+
+    /// Stops a running test whose `abort_on_fail` threshold fails on the data so far (once its
+    /// delay from the start has passed), as a stop on request would, with a reason naming the
+    /// threshold. True when it did: the drivers must then be told to stop.
+    pub fn check_abort(&mut self, now: Instant, now_ms: u64) -> bool {
+        let (TestStatus::Running, Some(start)) = (self.status, self.start_instant) else {
+            return false;
+        };
+        if now < start {
+            return false;
+        }
+        let since_ms = now.saturating_duration_since(start).as_millis() as u64;
+        let Some(failed) = verdict::abort(&self.spec.thresholds, &self.parts, since_ms) else {
+            return false;
+        };
+        self.status = TestStatus::Stopped;
+        self.reason = Some(verdict::abort_reason(&failed, since_ms));
+        self.finished_at_ms = Some(now_ms);
+        self.settle_until = Some(now + SETTLE);
+        self.aborted_by = Some(failed.threshold);
+        true
     }
 
     /// Ends the test as failed (the bus refused its messages).
@@ -444,6 +470,12 @@ impl TestRun {
             settled: false,
             aggregate,
             per_driver,
+            thresholds: verdict::judge(
+                &self.spec.thresholds,
+                &self.parts,
+                self.status.is_finished(),
+                self.aborted_by.as_deref(),
+            ),
         }
     }
 

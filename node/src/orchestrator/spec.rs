@@ -6,6 +6,7 @@
 use crate::http::{self, Part};
 use crate::protocol::limits::{self, Caps, MAX_DELAY_MS, MAX_DRIVERS, MAX_TIMEOUT_MS, MIN_DRIVERS};
 use crate::protocol::{HttpTarget, RateStage, TestConfig, TestType};
+use crate::thresholds::{self, Threshold};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -49,6 +50,9 @@ pub struct TestSpecInput {
     pub driver_ids: Option<Vec<String>>,
     /// Create and trigger in one call.
     pub trigger: Option<bool>,
+    /// Pass/fail expressions on the merged data: each a string (`"p99 < 250ms"`) or an object
+    /// `{"threshold": "...", "abort_on_fail": true, "delay": "10s"}` (crate::thresholds).
+    pub thresholds: Option<Vec<serde_json::Value>>,
     /// A time-bound test instead of `requests_per_driver` (issue 12): a duration such as
     /// `"30s"` or `"2m 30s"`, or `duration_ms`.
     pub duration: Option<String>,
@@ -98,6 +102,9 @@ pub struct TestSpec {
     pub stages: Vec<RateStage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_rate: Option<f64>,
+    /// Evaluated by the orchestrator on merged data; never sent to the drivers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<Threshold>,
 }
 
 /// " (this deployment's cap)" when a cap is below its hard limit, so that the error says why
@@ -293,6 +300,13 @@ impl TestSpecInput {
                 ));
             }
         }
+        let thresholds = thresholds::from_json(self.thresholds.as_deref().unwrap_or_default())
+            .map_err(|e| FieldError::new(&e.field, e.message))?;
+        // The request names a threshold may be scoped to: the mix's, once a test has one (the
+        // mix stream passes its names here); a test without a mix has none.
+        let request_names: Option<&[&str]> = None;
+        thresholds::check_scopes(&thresholds, request_names)
+            .map_err(|e| FieldError::new(&e.field, e.message))?;
         let mut spec = TestSpec {
             test_type,
             delay_ms,
@@ -307,6 +321,7 @@ impl TestSpecInput {
             timeout_ms,
             drivers: self.drivers,
             driver_ids: self.driver_ids,
+            thresholds,
             duration_ms: None,
             stages: Vec::new(),
             start_rate: None,
@@ -519,6 +534,19 @@ mod tests {
             (
                 r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","headers":{"Connection":"close"}}"#,
                 "headers",
+            ),
+            // Issue 12, item 6: a threshold that does not parse names its place.
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","thresholds":["p99 < 1s","p999x < 1s"]}"#,
+                "thresholds[1]",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","thresholds":[{"threshold":"p99 < 1s","abort_on_fail":true,"delay":"soon"}]}"#,
+                "thresholds[0].delay",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","thresholds":"p99 < 1s"}"#,
+                "thresholds",
             ),
             (r#"not json"#, "body"),
             (r#"{not json"#, "body"),

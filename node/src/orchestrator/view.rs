@@ -8,6 +8,7 @@ pub use super::stage_view::StageStats;
 use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
 use crate::protocol::{ErrorCounts, GeneratorLoad, MetricsReport, StatusClasses};
 use crate::stats::{Latency, LatencySource, LatencyStats, NotMergeable};
+use crate::thresholds::eval::Thresholds;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -120,6 +121,9 @@ pub struct TestView {
     /// measure the load generator, not the target (issue 12).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub generator_warnings: Vec<String>,
+    /// The thresholds' measured values and the verdict; absent when the test has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Thresholds>,
 }
 
 pub(super) fn driver_stats(
