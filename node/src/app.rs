@@ -229,8 +229,19 @@ const LOAD_WARMUP: Duration = Duration::from_millis(200);
 const RECORD_SENDS: usize = 100_000;
 
 pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
-    let request = PreparedRequest::build(&args.url, "GET", &[], None)
+    let settings = args
+        .transport
+        .settings(args.concurrency)
+        .map_err(anyhow::Error::msg)?;
+    let http2 = settings.http_version == crate::protocol::HttpVersion::Http2;
+    let request = PreparedRequest::build_for(&args.url, "GET", &[], None, http2)
         .map_err(|e| anyhow::anyhow!("--url: {}", e.message))?;
+    let transport = engine::Transport::new(
+        &request.url,
+        &settings,
+        usize::try_from(args.concurrency).unwrap_or(usize::MAX),
+    )
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     if args.requests == 0 || args.concurrency == 0 {
         anyhow::bail!("--requests and --concurrency must be > 0");
     }
@@ -255,6 +266,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         start_at: Some(SystemTime::now() + LOAD_WARMUP),
         // Only a paced run has gaps to measure.
         record_sends: if pacer.is_paced() { RECORD_SENDS } else { 0 },
+        transport,
     };
     let running = engine::start(plan)
         .await
@@ -282,6 +294,16 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         "errors": {"connect": s.recorder.errors.connect, "timeout": s.recorder.errors.timeout, "http": s.recorder.errors.http, "io": s.recorder.errors.io}, "elapsed_s": s.elapsed.as_secs_f64(), "achieved_rps": s.achieved_rps(),
         "latency": lat, "service_time": svc, "schedule_lag": lag, "send_gaps": gaps, "note": note, "first_error": s.recorder.first_error,
     });
+    let mut result = result;
+    // Connection opening costs, apart from request latency (one sample per connection).
+    for (name, l) in [
+        ("connect_time", &s.recorder.connect),
+        ("tls_handshake", &s.recorder.tls),
+    ] {
+        if l.count() > 0 {
+            result[name] = serde_json::json!({"connections": l.count(), "ms": l.summary()});
+        }
+    }
     if args.json {
         println!("{result}");
     } else {
@@ -310,6 +332,27 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
                 g.jitter_max_us,
                 g.last_drift_us
             );
+        }
+        for (what, l) in [
+            ("connect", &s.recorder.connect),
+            ("TLS handshake", &s.recorder.tls),
+        ] {
+            if l.count() > 0 {
+                let h = l.summary();
+                println!(
+                    "{what} ms over {} connections: mean {:.3} p50 {:.3} p99 {:.3} max {:.3}",
+                    l.count(),
+                    h.mean_ms,
+                    h.median_ms,
+                    h.p99_ms,
+                    h.max_ms
+                );
+            }
+        }
+        if let Some(e) = &s.recorder.first_error {
+            if s.recorder.errors.total() > s.recorder.errors.http {
+                println!("first error: {e}");
+            }
         }
         if let Some(n) = note {
             println!("note: {n}");

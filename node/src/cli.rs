@@ -402,6 +402,8 @@ pub enum Output {
     Json,
 }
 
+// Parsed once per process: the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum TestCommand {
     /// Create and trigger a test, show progress, print the results.
@@ -523,6 +525,30 @@ pub struct RunArgs {
     /// Create the test without triggering it.
     #[arg(long)]
     pub no_trigger: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+/// HTTP version and TLS, for `test run` and `load` alike.
+#[derive(Args, Debug, Default, Clone)]
+pub struct TransportArgs {
+    /// Speak HTTP/2: h2 via ALPN over https://, h2c (prior knowledge) over http://.
+    #[arg(long)]
+    pub http2: bool,
+    /// Concurrent streams per HTTP/2 connection (as h2load -m, oha -p; default 1);
+    /// --concurrency stays the number of connections.
+    #[arg(long, value_name = "N")]
+    pub streams: Option<u64>,
+    /// Trust the CA certificates of this PEM file instead of the system roots (the file is
+    /// read here and its certificates sent with the test).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any TLS certificate (test environments only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// TLS server name (SNI and the certificate check) instead of the URL's host.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -547,4 +573,6 @@ pub struct LoadArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }

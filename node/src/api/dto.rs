@@ -7,7 +7,7 @@ use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
 use crate::orchestrator::registry::DriverView;
 use crate::orchestrator::spec::TestSpec;
 use crate::orchestrator::view::{self, TestView};
-use crate::protocol::{ErrorCounts, StatusClasses, TestType};
+use crate::protocol::{ErrorCounts, HttpVersion, StatusClasses, TestType, TlsSettings};
 use crate::stats::LatencyStats;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -44,6 +44,12 @@ pub struct Spec {
     pub timeout_ms: u64,
     pub drivers: Option<u64>,
     pub driver_ids: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "HttpVersion::is_default")]
+    pub http_version: HttpVersion,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams_per_connection: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
 }
 
 /// Counters and latency over one driver or all of them.
@@ -69,6 +75,12 @@ pub struct Stats {
     /// Present when the schedule lag is a large share of the latency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_note: Option<String>,
+    /// TCP connect time per connection opened (apart from request latency).
+    #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
+    pub connect_time: LatencyStats,
+    /// TLS handshake time per TLS connection opened.
+    #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
+    pub tls_handshake: LatencyStats,
 }
 
 /// One participant's row.
@@ -138,6 +150,9 @@ impl From<&TestSpec> for Spec {
             timeout_ms: s.timeout_ms,
             drivers: s.drivers,
             driver_ids: s.driver_ids.clone(),
+            http_version: s.http_version,
+            streams_per_connection: s.streams_per_connection,
+            tls: s.tls.clone(),
         }
     }
 }
@@ -160,6 +175,8 @@ impl From<&view::Stats> for Stats {
             service_time: s.service_time.clone(),
             schedule_lag: s.schedule_lag.clone(),
             lag_note: s.lag_note.clone(),
+            connect_time: s.connect_time.clone(),
+            tls_handshake: s.tls_handshake.clone(),
         }
     }
 }

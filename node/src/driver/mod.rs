@@ -341,7 +341,17 @@ pub fn plan_for(
             None,
         ),
     };
-    let request = PreparedRequest::build(url, method, headers, body).map_err(|e| e.to_string())?;
+    let http2 = c.transport.http_version == protocol::HttpVersion::Http2;
+    let request =
+        PreparedRequest::build_for(url, method, headers, body, http2).map_err(|e| e.to_string())?;
+    let concurrency = usize::try_from(
+        c.concurrency
+            .unwrap_or(protocol::limits::DEFAULT_CONCURRENCY)
+            .max(1),
+    )
+    .unwrap_or(usize::MAX);
+    let transport = crate::engine::Transport::new(&request.url, &c.transport, concurrency)
+        .map_err(|e| e.to_string())?;
     let delay = match c.test_type {
         TestType::Tsunami => Duration::from_micros(c.delay_us),
         TestType::Avalanche => Duration::ZERO,
@@ -350,12 +360,7 @@ pub fn plan_for(
         request,
         pacer: Pacer::new(delay, c.throughput_per_driver),
         requests,
-        concurrency: usize::try_from(
-            c.concurrency
-                .unwrap_or(protocol::limits::DEFAULT_CONCURRENCY)
-                .max(1),
-        )
-        .unwrap_or(usize::MAX),
+        concurrency,
         timeout: Duration::from_millis(
             c.timeout_ms
                 .unwrap_or(protocol::limits::DEFAULT_TIMEOUT_MS)
@@ -363,5 +368,6 @@ pub fn plan_for(
         ),
         start_at,
         record_sends: 0,
+        transport,
     })
 }

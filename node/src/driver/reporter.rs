@@ -3,7 +3,8 @@
 use crate::engine;
 use crate::engine::Snapshot;
 use crate::protocol::{
-    now_unix_ms, ErrorCounts, LatencyFields, MetricsReport, RunState, StatusClasses,
+    now_unix_ms, ErrorCounts, HandshakeFields, LatencyFields, MetricsReport, RunState,
+    StatusClasses,
 };
 use crate::stats;
 use serde_json::Value;
@@ -81,6 +82,7 @@ impl Reporter {
             lag_histogram: (snap.recorder.lag.count() > 0)
                 .then(|| stats::encode(&snap.recorder.lag.histogram)),
             timestamp_ms: Some(now_unix_ms()),
+            handshakes: handshakes(&snap.recorder),
         }
     }
 
@@ -96,6 +98,17 @@ impl Reporter {
         r.test_status = Some(RunState::Refused);
         r.reason = Some(reason.to_string());
         r
+    }
+}
+
+/// Connect and TLS handshake times, when connections were opened.
+fn handshakes(r: &engine::Recorder) -> HandshakeFields {
+    let encode = |l: &stats::Latency| (l.count() > 0).then(|| stats::encode(&l.histogram));
+    HandshakeFields {
+        connect_sum_us: r.connect.sum_us,
+        connect_histogram: encode(&r.connect),
+        tls_sum_us: r.tls.sum_us,
+        tls_histogram: encode(&r.tls),
     }
 }
 

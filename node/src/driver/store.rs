@@ -291,6 +291,7 @@ mod tests {
             timeout_ms: None,
             drivers: vec![],
             orchestrator_id: None,
+            transport: Default::default(),
         }
     }
 

@@ -5,7 +5,7 @@
 
 use crate::http::{self, Part};
 use crate::protocol::limits::{self, Caps, MAX_DELAY_MS, MAX_DRIVERS, MAX_TIMEOUT_MS, MIN_DRIVERS};
-use crate::protocol::{HttpTarget, TestConfig, TestType};
+use crate::protocol::{HttpTarget, HttpVersion, TestConfig, TestType, TlsSettings, Transport};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -49,6 +49,24 @@ pub struct TestSpecInput {
     pub driver_ids: Option<Vec<String>>,
     /// Create and trigger in one call.
     pub trigger: Option<bool>,
+    /// `"1.1"` (default) or `"2"` (h2 via ALPN over https://, h2c prior knowledge over http://).
+    pub http_version: Option<HttpVersion>,
+    /// Concurrent streams per HTTP/2 connection (default 1); `concurrency` stays connections.
+    pub streams_per_connection: Option<u64>,
+    /// How an https:// target's certificate is checked.
+    pub tls: Option<TlsInput>,
+}
+
+/// `tls` as a user types it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsInput {
+    /// CA certificates (PEM) to trust instead of the system roots.
+    pub ca_pem: Option<String>,
+    /// Accept any certificate (test environments only).
+    pub insecure_skip_verify: Option<bool>,
+    /// SNI and certificate name instead of the URL's host.
+    pub server_name: Option<String>,
 }
 
 /// A validated test specification.
@@ -71,6 +89,12 @@ pub struct TestSpec {
     pub timeout_ms: u64,
     pub drivers: Option<u64>,
     pub driver_ids: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "HttpVersion::is_default")]
+    pub http_version: HttpVersion,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams_per_connection: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
 }
 
 /// " (this deployment's cap)" when a cap is below its hard limit, so that the error says why
@@ -176,6 +200,7 @@ impl TestSpecInput {
                 Part::Url => "target_url",
                 Part::Method => "method",
                 Part::Header => "headers",
+                Part::Tls => "tls",
             };
             FieldError::new(field, e.message)
         })?;
@@ -203,6 +228,25 @@ impl TestSpecInput {
                 ),
             ));
         }
+        let http_version = self.http_version.unwrap_or_default();
+        let tls = self.tls.map(|t| TlsSettings {
+            ca_pem: t.ca_pem,
+            insecure_skip_verify: t.insecure_skip_verify.unwrap_or(false),
+            server_name: t.server_name,
+        });
+        if tls.is_some() && !http::Url::parse(&target_url).is_ok_and(|u| u.tls) {
+            return Err(FieldError::new(
+                "tls",
+                "applies to https:// targets only; target_url is http://",
+            ));
+        }
+        crate::protocol::transport::check(
+            http_version,
+            self.streams_per_connection,
+            concurrency,
+            tls.as_ref(),
+        )
+        .map_err(|e| FieldError::new(e.field, e.message))?;
         let timeout_ms = self.timeout_ms.unwrap_or(limits::DEFAULT_TIMEOUT_MS);
         if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
             return Err(FieldError::new(
@@ -258,6 +302,9 @@ impl TestSpecInput {
             timeout_ms,
             drivers: self.drivers,
             driver_ids: self.driver_ids,
+            http_version,
+            streams_per_connection: self.streams_per_connection,
+            tls,
         })
     }
 }
@@ -298,6 +345,11 @@ impl TestSpec {
             timeout_ms: Some(self.timeout_ms),
             drivers: drivers.to_vec(),
             orchestrator_id: Some(orchestrator_id.to_string()),
+            transport: Transport {
+                http_version: self.http_version,
+                streams_per_connection: self.streams_per_connection,
+                tls: self.tls.clone(),
+            },
         }
     }
 }
@@ -389,7 +441,7 @@ mod tests {
                 "target_url",
             ),
             (
-                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"https://h/"}"#,
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"ftp://h/"}"#,
                 "target_url",
             ),
             (

@@ -42,6 +42,14 @@ pub struct Stats {
     /// generator's, not the target's (see `stats::lag_note`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_note: Option<String>,
+    /// TCP connect time of each connection opened, apart from request latency; in ms. Empty
+    /// when no driver measured one (another implementation's).
+    #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
+    pub connect_time: LatencyStats,
+    /// TLS handshake time of each TLS connection opened (after its connect); in ms. Empty for
+    /// plain HTTP.
+    #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
+    pub tls_handshake: LatencyStats,
 }
 
 fn yes() -> bool {
@@ -66,6 +74,8 @@ impl Default for Stats {
             service_time: LatencyStats::default(),
             schedule_lag: LatencyStats::default(),
             lag_note: None,
+            connect_time: LatencyStats::default(),
+            tls_handshake: LatencyStats::default(),
         }
     }
 }
@@ -129,6 +139,8 @@ pub(super) fn driver_stats(
     s.service_time = LatencyStats::exact(&part.service);
     s.schedule_lag = LatencyStats::exact(&part.lag);
     s.lag_note = crate::stats::lag_note(&s.latency, &s.schedule_lag);
+    s.connect_time = LatencyStats::exact(&part.connect);
+    s.tls_handshake = LatencyStats::exact(&part.tls);
     let (state, ended_by, reason) = match &part.judged {
         Some(Judgement::Done(how)) => (DriverState::Done, Some(*how), None),
         Some(Judgement::Refused(why)) => (DriverState::Refused, None, Some(why.clone())),

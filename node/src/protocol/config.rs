@@ -4,6 +4,7 @@
 use super::lenient::{lenient_number, lenient_opt_f64, lenient_opt_u64, opt_id};
 use super::limits;
 use super::style::{DelayUnit, SeedStyle, TypeCase};
+use super::transport::{Transport, TransportWire};
 use super::ParseError;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
@@ -118,6 +119,8 @@ pub struct TestConfig {
     /// The participating drivers; empty means every driver that receives the message.
     pub drivers: Vec<String>,
     pub orchestrator_id: Option<String>,
+    /// HTTP version, streams per connection and TLS (extensions; absent = HTTP/1.1).
+    pub transport: Transport,
 }
 
 /// Why a `test_config` could not be used.
@@ -194,6 +197,8 @@ impl TestConfig {
             drivers: drivers.clone(),
             reason,
         };
+        let transport: TransportWire =
+            super::parse_value(value.clone()).map_err(|e| unusable(e.to_string()))?;
         let w: ConfigWire = super::parse_value(value).map_err(|e| unusable(e.to_string()))?;
         let delay_us = match (w.delay_us, w.test_message_delay) {
             (Some(us), _) => limits::check_delay_us(us as f64),
@@ -229,6 +234,9 @@ impl TestConfig {
                 limits::MAX_TIMEOUT_MS
             )));
         }
+        let transport = transport
+            .checked(w.concurrency.unwrap_or(limits::DEFAULT_CONCURRENCY))
+            .map_err(|e| unusable(e.to_string()))?;
         // The first that is named, in this order; see docs/protocol.md.
         let target = match w.target {
             Some(TargetWire::Full(t)) => Some(t),
@@ -254,6 +262,7 @@ impl TestConfig {
             timeout_ms: w.timeout_ms,
             drivers,
             orchestrator_id: w.orchestrator_id,
+            transport,
         })
     }
 
@@ -289,6 +298,7 @@ impl TestConfig {
         if let Some(t) = self.timeout_ms {
             m.insert("timeout_ms".into(), json!(t));
         }
+        self.transport.emit_into(&mut m);
         m.insert("drivers".into(), json!(self.drivers));
         if let Some(o) = &self.orchestrator_id {
             m.insert("orchestrator_id".into(), json!(o));

@@ -161,6 +161,33 @@ impl StatusClasses {
     }
 }
 
+/// What opening connections cost (a Floodgate extension of `metrics`): TCP connect and TLS
+/// handshake times, one sample per connection opened, kept apart from request latency.
+/// Cumulative like the rest of a report; absent when no connection was opened yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandshakeFields {
+    /// Exact sum of TCP connect times in microseconds.
+    #[serde(
+        default,
+        deserialize_with = "lenient_u64",
+        skip_serializing_if = "is_zero"
+    )]
+    pub connect_sum_us: u64,
+    /// Base64 HdrHistogram (as `histogram`) of TCP connect times in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_histogram: Option<String>,
+    /// Exact sum of TLS handshake times in microseconds (after the TCP connect).
+    #[serde(
+        default,
+        deserialize_with = "lenient_u64",
+        skip_serializing_if = "is_zero"
+    )]
+    pub tls_sum_us: u64,
+    /// Base64 HdrHistogram of TLS handshake times in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_histogram: Option<String>,
+}
+
 /// Where a driver is with a test, as its report says (`test_status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -264,6 +291,9 @@ pub struct MetricsReport {
     pub lag_histogram: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp_ms: Option<u64>,
+    /// Connect and TLS handshake times.
+    #[serde(flatten)]
+    pub handshakes: HandshakeFields,
     /// Raw latencies in ms, as one peer sends them (`latencies`, cumulative); the orchestrator
     /// records them into a histogram.
     #[serde(skip)]
@@ -311,6 +341,8 @@ struct MetricsWire {
     lag_histogram: Option<String>,
     #[serde(default, deserialize_with = "lenient_opt_u64")]
     timestamp_ms: Option<u64>,
+    #[serde(flatten)]
+    handshakes: HandshakeFields,
 }
 
 /// Names of a cumulative request count, in the order they are preferred.
@@ -408,6 +440,11 @@ impl TryFrom<Value> for MetricsReport {
             service_histogram: w.service_histogram.filter(|h| !h.is_empty()),
             lag_histogram: w.lag_histogram.filter(|h| !h.is_empty()),
             timestamp_ms: w.timestamp_ms,
+            handshakes: HandshakeFields {
+                connect_histogram: w.handshakes.connect_histogram.filter(|h| !h.is_empty()),
+                tls_histogram: w.handshakes.tls_histogram.filter(|h| !h.is_empty()),
+                ..w.handshakes
+            },
             samples_ms: obj.get("latencies").and_then(samples),
         })
     }

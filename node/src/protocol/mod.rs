@@ -16,12 +16,16 @@ pub mod limits;
 mod metrics;
 mod presence;
 pub mod style;
+pub mod transport;
 
 pub use config::{ConfigError, HttpTarget, TestConfig, TestType};
 pub use control::{Control, Trigger, TriggerAction};
-pub use metrics::{ErrorCounts, LatencyFields, MetricsReport, RunState, StatusClasses};
+pub use metrics::{
+    ErrorCounts, HandshakeFields, LatencyFields, MetricsReport, RunState, StatusClasses,
+};
 pub use presence::{Heartbeat, Register, Role, AGENT, DRIVER_REGISTER, ORCHESTRATOR_REGISTER};
 pub use style::{DelayUnit, NumberStyle, SeedStyle, TypeCase};
+pub use transport::{HttpVersion, TlsSettings, Transport};
 
 use serde::{Deserialize, Serialize};
 

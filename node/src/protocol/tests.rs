@@ -21,6 +21,7 @@ fn config() -> TestConfig {
         timeout_ms: None,
         drivers: vec!["a".into()],
         orchestrator_id: None,
+        transport: Default::default(),
     }
 }
 
@@ -305,6 +306,7 @@ fn report() -> MetricsReport {
         histogram: None,
         service_histogram: None,
         lag_histogram: None,
+        handshakes: Default::default(),
         timestamp_ms: None,
         samples_ms: None,
     }

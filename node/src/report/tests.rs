@@ -58,6 +58,8 @@ fn stats(sent: u64, rps: f64, base: f64) -> Stats {
         service_time: summary(base / 2.0),
         schedule_lag: summary(base / 10.0),
         lag_note: None,
+        connect_time: LatencyStats::default(),
+        tls_handshake: LatencyStats::default(),
     }
 }
 
@@ -82,6 +84,9 @@ fn view() -> TestView {
             timeout_ms: 10_000,
             drivers: None,
             driver_ids: None,
+            http_version: Default::default(),
+            streams_per_connection: None,
+            tls: None,
         },
         drivers: vec!["driver-a".into(), EVIL_ID.into()],
         created_at_ms: 1_795_261_770_000,
