@@ -304,6 +304,9 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
             result[name] = serde_json::json!({"connections": l.count(), "ms": l.summary()});
         }
     }
+    if s.recorder.tls.count() > 0 {
+        result["tls_handshake"]["resumed"] = s.recorder.tls_resumed.into();
+    }
     if args.json {
         println!("{result}");
     } else {
@@ -348,6 +351,13 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
                     h.max_ms
                 );
             }
+        }
+        if s.recorder.tls.count() > 0 {
+            println!(
+                "TLS sessions resumed: {} of {} handshakes",
+                s.recorder.tls_resumed,
+                s.recorder.tls.count()
+            );
         }
         if let Some(e) = &s.recorder.first_error {
             if s.recorder.errors.total() > s.recorder.errors.http {

@@ -109,6 +109,7 @@ fn handshakes(r: &engine::Recorder) -> HandshakeFields {
         connect_histogram: encode(&r.connect),
         tls_sum_us: r.tls.sum_us,
         tls_histogram: encode(&r.tls),
+        tls_resumed: r.tls_resumed,
     }
 }
 

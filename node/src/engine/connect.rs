@@ -22,6 +22,8 @@ pub struct Handshake {
     pub connect_us: u64,
     /// The TLS handshake after it; `None` on a plain connection.
     pub tls_us: Option<u64>,
+    /// The TLS handshake resumed an earlier session (a ticket from the test's shared config).
+    pub resumed: bool,
 }
 
 /// How a worker opens its connections.
@@ -63,6 +65,7 @@ impl Connect for Plain {
             Handshake {
                 connect_us,
                 tls_us: None,
+                resumed: false,
             },
         ))
     }
@@ -99,11 +102,14 @@ impl Connect for Tls {
             .connect(self.name.clone(), stream)
             .await
             .map_err(SendError::Tls)?;
+        let tls_us = micros(t0.elapsed());
+        let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         Ok((
             stream,
             Handshake {
                 connect_us,
-                tls_us: Some(micros(t0.elapsed())),
+                tls_us: Some(tls_us),
+                resumed,
             },
         ))
     }

@@ -334,3 +334,5 @@ impl Running {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transport_tests;

@@ -94,6 +94,8 @@ pub struct Recorder {
     pub connect: Latency,
     /// TLS handshake time of each TLS connection opened, after its TCP connect.
     pub tls: Latency,
+    /// TLS handshakes that resumed a session rather than doing a full handshake.
+    pub tls_resumed: u64,
     pub status: StatusClasses,
     pub errors: ErrorCounts,
     /// The first transport error seen, for diagnosis (kept once, so errors cost no allocation
@@ -117,6 +119,7 @@ impl Recorder {
         self.lag.merge(&other.lag);
         self.connect.merge(&other.connect);
         self.tls.merge(&other.tls);
+        self.tls_resumed += other.tls_resumed;
         self.status.add(&other.status);
         self.errors.add(&other.errors);
     }

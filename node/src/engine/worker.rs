@@ -130,6 +130,7 @@ pub(super) async fn run<C: Client>(shared: Arc<Shared>, stats: Arc<[StatsShard]>
                 rec.connect.record(h.connect_us);
                 if let Some(tls) = h.tls_us {
                     rec.tls.record(tls);
+                    rec.tls_resumed += u64::from(h.resumed);
                 }
             }
             if !shard.mirror_service {

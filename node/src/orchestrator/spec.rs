@@ -554,4 +554,69 @@ mod tests {
         // The hard limits alone: no rate filled in, and no cap named in the errors.
         assert_eq!(check(OK).expect("valid").throughput_per_driver, None);
     }
+
+    #[test]
+    fn transport_fields_are_validated_and_travel_in_the_config() {
+        let with = |extra: serde_json::Value| {
+            let mut body = serde_json::json!({"test_type": "avalanche",
+                "target_url": "https://h/", "requests_per_driver": 10, "concurrency": 4});
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                body[k] = v.clone();
+            }
+            parse_input(body.to_string().as_bytes())?.validate()
+        };
+        let s = with(
+            serde_json::json!({"http_version": "2", "streams_per_connection": 16,
+            "tls": {"insecure_skip_verify": true, "server_name": "localhost"}}),
+        )
+        .expect("valid");
+        let c = s.to_config("t", &["a".into(), "b".into()], "o");
+        assert_eq!(c.transport.http_version, HttpVersion::Http2);
+        assert_eq!(c.transport.streams(), 16);
+        assert!(c
+            .transport
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.insecure_skip_verify));
+        // A stored spec from before these fields reads as HTTP/1.1.
+        let old: TestSpec = serde_json::from_value(serde_json::json!({"test_type": "AVALANCHE",
+            "delay_ms": 0.0, "requests_per_driver": 1, "throughput_per_driver": null,
+            "target_url": "http://h/", "method": "GET", "headers": {}, "body": null,
+            "concurrency": 1, "timeout_ms": 1, "drivers": null, "driver_ids": null}))
+        .expect("old row");
+        assert_eq!((old.http_version, old.tls), (HttpVersion::Http11, None));
+        for (extra, field) in [
+            (serde_json::json!({"http_version": "3"}), "http_version"),
+            (
+                serde_json::json!({"streams_per_connection": 2}),
+                "streams_per_connection",
+            ),
+            (
+                serde_json::json!({"http_version": "2", "streams_per_connection": 0}),
+                "streams_per_connection",
+            ),
+            (
+                serde_json::json!({"tls": {"ca_pem": "not a pem"}}),
+                "tls.ca_pem",
+            ),
+            (
+                serde_json::json!({"tls": {"server_name": "a b"}}),
+                "tls.server_name",
+            ),
+            (serde_json::json!({"tls": {"verify": false}}), "verify"),
+            (
+                serde_json::json!({"tls": {"insecure_skip_verify": "yes"}}),
+                "tls.insecure_skip_verify",
+            ),
+        ] {
+            let e = with(extra.clone()).expect_err(&extra.to_string());
+            assert_eq!(e.field, field, "{extra}: {e}");
+        }
+        let mut plain = parse_input(
+            br#"{"test_type":"avalanche","target_url":"http://h/","requests_per_driver":1,"tls":{"insecure_skip_verify":true}}"#,
+        )
+        .expect("json");
+        plain.concurrency = Some(1);
+        assert_eq!(plain.validate().expect_err("tls on http").field, "tls");
+    }
 }

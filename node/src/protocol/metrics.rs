@@ -186,6 +186,13 @@ pub struct HandshakeFields {
     /// Base64 HdrHistogram of TLS handshake times in microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_histogram: Option<String>,
+    /// TLS handshakes that resumed a session (of those in `tls_histogram`).
+    #[serde(
+        default,
+        deserialize_with = "lenient_u64",
+        skip_serializing_if = "is_zero"
+    )]
+    pub tls_resumed: u64,
 }
 
 /// Where a driver is with a test, as its report says (`test_status`).

@@ -344,4 +344,57 @@ mod tests {
         assert_eq!(field(check_tls(&tls(None, Some("localhost")))), Ok(()));
         assert_eq!(field(check_tls(&tls(None, Some("127.0.0.1")))), Ok(()));
     }
+
+    #[test]
+    fn a_config_carries_the_transport_and_one_without_it_is_unchanged() {
+        use crate::protocol::{ConfigError, DelayUnit, SeedStyle, TestConfig};
+        let parse =
+            |v: &serde_json::Value| TestConfig::parse(v.to_string().as_bytes(), DelayUnit::Seconds);
+        let base = serde_json::json!({"test_id": "t", "test_type": "AVALANCHE",
+            "request_count": 5, "target": "https://h/"});
+        let c = parse(&base).expect("plain");
+        assert_eq!(c.transport, Transport::default());
+        let out = c.to_json(&SeedStyle::default());
+        for k in ["http_version", "streams_per_connection", "tls"] {
+            assert!(out.get(k).is_none(), "{k} emitted for a default test");
+        }
+        let mut v = base.clone();
+        v["http_version"] = "h2".into();
+        v["streams_per_connection"] = "8".into();
+        v["tls"] = serde_json::json!({"insecure_skip_verify": "yes", "server_name": "h",
+            "unknown_later_field": 1});
+        let c = parse(&v).expect("extended");
+        assert_eq!(
+            (c.transport.http_version, c.transport.streams()),
+            (HttpVersion::Http2, 8)
+        );
+        let tls = c.transport.tls.clone().unwrap_or_default();
+        assert!(tls.insecure_skip_verify && tls.server_name.as_deref() == Some("h"));
+        // Strict emitting, and what is emitted reads back the same.
+        let out = c.to_json(&SeedStyle::default());
+        assert_eq!(out["http_version"], "2");
+        assert_eq!(
+            out["tls"],
+            serde_json::json!({"insecure_skip_verify": true, "server_name": "h"})
+        );
+        assert_eq!(parse(&out).expect("again").transport, c.transport);
+        for (field, value, named) in [
+            (
+                "streams_per_connection",
+                serde_json::json!(0),
+                "streams_per_connection",
+            ),
+            ("http_version", serde_json::json!("3"), "http_version"),
+            ("tls", serde_json::json!({"ca_pem": "junk"}), "tls.ca_pem"),
+        ] {
+            let mut v = base.clone();
+            v[field] = value;
+            match parse(&v) {
+                Err(ConfigError::Unusable { reason, .. }) => {
+                    assert!(reason.contains(named), "{field}: {reason}")
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
 }
