@@ -81,6 +81,9 @@ pub struct Stats {
     /// TLS handshake time per TLS connection opened.
     #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
     pub tls_handshake: LatencyStats,
+    /// The first transport error a driver saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
 }
 
 /// One participant's row.
@@ -177,6 +180,7 @@ impl From<&view::Stats> for Stats {
             lag_note: s.lag_note.clone(),
             connect_time: s.connect_time.clone(),
             tls_handshake: s.tls_handshake.clone(),
+            first_error: s.first_error.clone(),
         }
     }
 }

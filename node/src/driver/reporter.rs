@@ -83,6 +83,7 @@ impl Reporter {
                 .then(|| stats::encode(&snap.recorder.lag.histogram)),
             timestamp_ms: Some(now_unix_ms()),
             handshakes: handshakes(&snap.recorder),
+            first_error: snap.recorder.first_error.clone(),
         }
     }
 

@@ -383,6 +383,9 @@ impl TestRun {
             aggregate.status.add(&s.status);
             aggregate.elapsed_ms = aggregate.elapsed_ms.max(s.elapsed_ms);
             aggregate.counted &= s.counted;
+            if aggregate.first_error.is_none() {
+                aggregate.first_error.clone_from(&s.first_error);
+            }
         }
         aggregate.error_total = aggregate.errors.total();
         aggregate.latency = merged(

@@ -50,6 +50,9 @@ pub struct Stats {
     /// plain HTTP.
     #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
     pub tls_handshake: LatencyStats,
+    /// The first transport error a driver saw (the aggregate: the first driver's that has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
 }
 
 fn yes() -> bool {
@@ -76,6 +79,7 @@ impl Default for Stats {
             lag_note: None,
             connect_time: LatencyStats::default(),
             tls_handshake: LatencyStats::default(),
+            first_error: None,
         }
     }
 }
@@ -141,6 +145,7 @@ pub(super) fn driver_stats(
     s.lag_note = crate::stats::lag_note(&s.latency, &s.schedule_lag);
     s.connect_time = LatencyStats::exact(&part.connect);
     s.tls_handshake = LatencyStats::exact(&part.tls);
+    s.first_error = r.and_then(|r| r.first_error.clone());
     let (state, ended_by, reason) = match &part.judged {
         Some(Judgement::Done(how)) => (DriverState::Done, Some(*how), None),
         Some(Judgement::Refused(why)) => (DriverState::Refused, None, Some(why.clone())),

@@ -301,6 +301,10 @@ pub struct MetricsReport {
     /// Connect and TLS handshake times.
     #[serde(flatten)]
     pub handshakes: HandshakeFields,
+    /// The first transport error the driver saw (a TLS handshake refused, a connection
+    /// reset), for diagnosis; bounded like `reason`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
     /// Raw latencies in ms, as one peer sends them (`latencies`, cumulative); the orchestrator
     /// records them into a histogram.
     #[serde(skip)]
@@ -350,6 +354,8 @@ struct MetricsWire {
     timestamp_ms: Option<u64>,
     #[serde(flatten)]
     handshakes: HandshakeFields,
+    #[serde(default)]
+    first_error: Option<String>,
 }
 
 /// Names of a cumulative request count, in the order they are preferred.
@@ -452,6 +458,7 @@ impl TryFrom<Value> for MetricsReport {
                 tls_histogram: w.handshakes.tls_histogram.filter(|h| !h.is_empty()),
                 ..w.handshakes
             },
+            first_error: w.first_error.map(|r| truncated(r, limits::MAX_REASON_LEN)),
             samples_ms: obj.get("latencies").and_then(samples),
         })
     }

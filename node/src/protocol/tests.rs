@@ -307,6 +307,7 @@ fn report() -> MetricsReport {
         service_histogram: None,
         lag_histogram: None,
         handshakes: Default::default(),
+        first_error: None,
         timestamp_ms: None,
         samples_ms: None,
     }

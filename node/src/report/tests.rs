@@ -60,6 +60,7 @@ fn stats(sent: u64, rps: f64, base: f64) -> Stats {
         lag_note: None,
         connect_time: LatencyStats::default(),
         tls_handshake: LatencyStats::default(),
+        first_error: None,
     }
 }
 
