@@ -395,6 +395,16 @@ pub(crate) fn test_input(
         drivers: None,
         driver_ids: Some(driver_ids.to_vec()),
         trigger: Some(true),
+        http_version: s.http_version.map(Into::into),
+        streams_per_connection: s.streams_per_connection,
+        tls: s
+            .tls
+            .as_ref()
+            .map(|t| floodgate::orchestrator::spec::TlsInput {
+                ca_pem: t.ca_pem.clone(),
+                insecure_skip_verify: t.insecure_skip_verify,
+                server_name: t.server_name.clone(),
+            }),
     }
 }
 

@@ -29,11 +29,14 @@ use std::collections::BTreeMap;
 #[x_kube(validation = Rule::new("self == oldSelf").message("a LoadTest's spec cannot change; create a new LoadTest to run again"))]
 #[x_kube(validation = Rule::new("self.testType != 'Tsunami' || (has(self.delayMs) && self.delayMs > 0.0)").message("a Tsunami test needs delayMs > 0"))]
 #[x_kube(validation = Rule::new("self.testType != 'Avalanche' || !has(self.delayMs) || self.delayMs == 0.0").message("only Tsunami tests take delayMs; cap an Avalanche with throughputPerDriver"))]
+#[x_kube(validation = Rule::new("!has(self.streamsPerConnection) || self.streamsPerConnection == 1 || (has(self.httpVersion) && self.httpVersion == '2')").message("streamsPerConnection above 1 needs httpVersion \"2\""))]
+#[x_kube(validation = Rule::new("!has(self.tls) || self.targetUrl.matches('^[hH][tT][tT][pP][sS]://')").message("tls applies to https:// targets only"))]
 #[serde(rename_all = "camelCase")]
 pub struct LoadTestSpec {
-    /// The URL every request goes to (plain HTTP/1.1), e.g. http://my-svc.default.svc:8080/ping.
+    /// The URL every request goes to, http:// or https://, e.g.
+    /// http://my-svc.default.svc:8080/ping.
     #[schemars(
-        regex(pattern = r"^[hH][tT][tT][pP]://[^\s/?#]+([/?][^\s]*)?$"),
+        regex(pattern = r"^[hH][tT][tT][pP][sS]?://[^\s/?#]+([/?][^\s]*)?$"),
         length(max = 2048)
     )]
     pub target_url: String,
@@ -85,6 +88,52 @@ pub struct LoadTestSpec {
     /// Resources of each driver container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver_resources: Option<ResourceRequirements>,
+    /// "1.1" (default) or "2": HTTP/2 negotiated with ALPN over https://, with prior knowledge
+    /// (h2c) over http://.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_version: Option<HttpVersion>,
+    /// Concurrent streams per HTTP/2 connection (default 1); concurrency stays connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = limits::MAX_STREAMS_PER_CONNECTION))]
+    pub streams_per_connection: Option<u64>,
+    /// How an https:// target's certificate is checked (default: the drivers' system roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<LoadTestTls>,
+}
+
+/// `httpVersion`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum HttpVersion {
+    #[serde(rename = "1.1")]
+    Http11,
+    #[serde(rename = "2")]
+    Http2,
+}
+
+impl From<HttpVersion> for floodgate::protocol::HttpVersion {
+    fn from(v: HttpVersion) -> Self {
+        match v {
+            HttpVersion::Http11 => Self::Http11,
+            HttpVersion::Http2 => Self::Http2,
+        }
+    }
+}
+
+/// `tls`: trust and names for an https:// target.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadTestTls {
+    /// CA certificates (PEM) to trust instead of the drivers' system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::MAX_CA_PEM_BYTES))]
+    pub ca_pem: Option<String>,
+    /// Accept any certificate (test environments only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
+    /// The name sent in SNI and checked against the certificate, instead of the URL's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = limits::MAX_SERVER_NAME_LEN))]
+    pub server_name: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -340,6 +389,9 @@ pub(crate) fn sample_loadtest() -> LoadTest {
             timeout_ms: None,
             driver_image: None,
             driver_resources: None,
+            http_version: None,
+            streams_per_connection: None,
+            tls: None,
         },
     );
     lt.metadata.namespace = Some("load".into());

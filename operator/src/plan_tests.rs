@@ -19,6 +19,9 @@ fn spec(drivers: u32) -> LoadTestSpec {
         timeout_ms: None,
         driver_image: None,
         driver_resources: None,
+        http_version: None,
+        streams_per_connection: None,
+        tls: None,
     }
 }
 
