@@ -236,7 +236,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let http2 = settings.http_version == crate::protocol::HttpVersion::Http2;
     let request = PreparedRequest::build_for(&args.url, "GET", &[], None, http2)
         .map_err(|e| anyhow::anyhow!("--url: {}", e.message))?;
-    let transport = engine::Transport::new(
+    let transport = crate::driver::engine_transport(
         &request.url,
         &settings,
         usize::try_from(args.concurrency).unwrap_or(usize::MAX),

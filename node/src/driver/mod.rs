@@ -318,6 +318,27 @@ pub(crate) fn reporter_for_tests(
     reporter::Reporter::new(node, test, Default::default()).report(snap, is_final)
 }
 
+/// The engine's transport for a test's wire settings (the TLS config is built here, once).
+pub fn engine_transport(
+    url: &crate::http::Url,
+    t: &protocol::Transport,
+    connections: usize,
+) -> Result<crate::engine::Transport, crate::http::RequestError> {
+    let tls = t.tls.clone().unwrap_or_default();
+    let options = crate::engine::tls::TlsOptions {
+        ca_pem: tls.ca_pem,
+        insecure_skip_verify: tls.insecure_skip_verify,
+        server_name: tls.server_name,
+    };
+    crate::engine::Transport::new(
+        url,
+        t.http_version == protocol::HttpVersion::Http2,
+        t.streams(),
+        &options,
+        connections,
+    )
+}
+
 /// Translates a `test_config` into the engine's plan: `requests` per driver (the config's count
 /// or the driver's default), against the config's target or else the driver's `--target`.
 pub fn plan_for(
@@ -350,8 +371,8 @@ pub fn plan_for(
             .max(1),
     )
     .unwrap_or(usize::MAX);
-    let transport = crate::engine::Transport::new(&request.url, &c.transport, concurrency)
-        .map_err(|e| e.to_string())?;
+    let transport =
+        engine_transport(&request.url, &c.transport, concurrency).map_err(|e| e.to_string())?;
     let delay = match c.test_type {
         TestType::Tsunami => Duration::from_micros(c.delay_us),
         TestType::Avalanche => Duration::ZERO,

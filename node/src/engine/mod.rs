@@ -77,30 +77,30 @@ struct TlsClient {
 }
 
 impl Transport {
-    /// The transport for `url` (TLS for `https://`) with the test's settings, for a test of
-    /// `connections` connections.
+    /// The transport for `url` (TLS for `https://`, with `tls`), HTTP/2 with `streams` per
+    /// connection or HTTP/1.1, for a test of `connections` connections.
     pub fn new(
         url: &crate::http::Url,
-        settings: &crate::protocol::Transport,
+        http2: bool,
+        streams: u64,
+        tls: &tls::TlsOptions,
         connections: usize,
     ) -> Result<Transport, RequestError> {
-        let http2 = settings.http_version == crate::protocol::HttpVersion::Http2;
         let tls_err = |message: String| RequestError {
             part: crate::http::Part::Tls,
             message,
         };
         let tls = if url.tls {
-            let t = settings.tls.clone().unwrap_or_default();
             Some(TlsClient {
-                config: tls::client_config(&t, http2, connections).map_err(tls_err)?,
-                name: tls::server_name(&t, &url.host).map_err(tls_err)?,
+                config: tls::client_config(tls, http2, connections).map_err(tls_err)?,
+                name: tls::server_name(tls, &url.host).map_err(tls_err)?,
             })
         } else {
             None
         };
         Ok(Transport {
             http2,
-            streams: usize::try_from(settings.streams()).unwrap_or(usize::MAX),
+            streams: usize::try_from(streams.max(1)).unwrap_or(usize::MAX),
             tls,
         })
     }

@@ -8,13 +8,23 @@
 //! `insecure_skip_verify` accepts any certificate, while still checking that the server holds
 //! its key (the handshake signature), so only authentication is given up.
 
-use crate::protocol::TlsSettings;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::Resumption;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::sync::{Arc, OnceLock};
+
+/// A test's TLS settings, as the engine takes them (the wire's `tls`, checked there).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// PEM CA certificates that replace the system roots.
+    pub ca_pem: Option<String>,
+    pub insecure_skip_verify: bool,
+    /// SNI and the name checked, instead of the URL's host.
+    pub server_name: Option<String>,
+}
 
 /// Sessions remembered for resumption at least (rustls' default); a test with more connections
 /// keeps one per connection.
@@ -48,7 +58,7 @@ fn system_roots() -> Arc<RootCertStore> {
 
 /// The client config of a test: its trust, and `h2` or `http/1.1` offered in ALPN.
 pub fn client_config(
-    settings: &TlsSettings,
+    settings: &TlsOptions,
     http2: bool,
     connections: usize,
 ) -> Result<Arc<ClientConfig>, String> {
@@ -66,10 +76,11 @@ pub fn client_config(
     } else {
         let roots = match &settings.ca_pem {
             Some(pem) => {
+                // Checked where the test was defined (protocol::transport); here only what the
+                // store needs.
                 let mut store = RootCertStore::empty();
-                let certs = crate::protocol::transport::ca_certificates(pem)
-                    .map_err(|e| format!("tls.ca_pem: {e}"))?;
-                for cert in certs {
+                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                    let cert = cert.map_err(|e| format!("tls.ca_pem: {e}"))?;
                     store
                         .add(cert)
                         .map_err(|e| format!("tls.ca_pem: a certificate is unusable: {e}"))?;
@@ -98,7 +109,7 @@ pub fn client_config(
 /// The name a connection sends in SNI and checks the certificate against: `tls.server_name`,
 /// else the URL's host (an IP address is checked against the certificate's IP SANs, and sent
 /// in no SNI).
-pub fn server_name(settings: &TlsSettings, host: &str) -> Result<ServerName<'static>, String> {
+pub fn server_name(settings: &TlsOptions, host: &str) -> Result<ServerName<'static>, String> {
     let (name, field) = match &settings.server_name {
         Some(n) => (n.as_str(), "tls.server_name"),
         None => (host, "target_url"),

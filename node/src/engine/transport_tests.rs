@@ -84,7 +84,8 @@ fn trusting(ca_pem: &str) -> Option<TlsSettings> {
 fn plan_for(url: &str, t: &protocol::Transport, requests: u64, connections: usize) -> Plan {
     let http2 = t.http_version == HttpVersion::Http2;
     let request = PreparedRequest::build_for(url, "GET", &[], None, http2).expect("request");
-    let transport = Transport::new(&request.url, t, connections).expect("transport");
+    let transport =
+        crate::driver::engine_transport(&request.url, t, connections).expect("transport");
     Plan {
         request,
         pacer: Pacer::UNPACED,
