@@ -279,8 +279,19 @@ fn load_verdict(
 
 pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let thresholds = load_thresholds(&args)?;
-    let request = PreparedRequest::build(&args.url, "GET", &[], None)
+    let settings = args
+        .transport
+        .settings(args.concurrency)
+        .map_err(anyhow::Error::msg)?;
+    let http2 = settings.http_version == crate::protocol::HttpVersion::Http2;
+    let request = PreparedRequest::build_for(&args.url, "GET", &[], None, http2)
         .map_err(|e| anyhow::anyhow!("--url: {}", e.message))?;
+    let transport = crate::driver::engine_transport(
+        &request.url,
+        &settings,
+        usize::try_from(args.concurrency).unwrap_or(usize::MAX),
+    )
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     if args.requests == Some(0) || args.concurrency == 0 {
         anyhow::bail!("--requests and --concurrency must be > 0");
     }
@@ -312,6 +323,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         start_at: Some(SystemTime::now() + LOAD_WARMUP),
         // Only a paced run has gaps to measure.
         record_sends: if pacer.is_paced() { RECORD_SENDS } else { 0 },
+        transport,
     };
     let running = engine::start(plan)
         .await
@@ -356,6 +368,18 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         "latency": lat, "service_time": svc, "schedule_lag": lag, "send_gaps": gaps, "note": note, "first_error": s.recorder.first_error,
         "stages": stages, "generator": generator,
     });
+    // Connection opening costs, apart from request latency (one sample per connection).
+    for (name, l) in [
+        ("connect_time", &s.recorder.connect),
+        ("tls_handshake", &s.recorder.tls),
+    ] {
+        if l.count() > 0 {
+            result[name] = serde_json::json!({"connections": l.count(), "ms": l.summary()});
+        }
+    }
+    if s.recorder.tls.count() > 0 {
+        result["tls_handshake"]["resumed"] = s.recorder.tls_resumed.into();
+    }
     if let Some(v) = &verdict {
         result["thresholds"] = serde_json::to_value(v).unwrap_or_default();
     }
@@ -387,6 +411,34 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
                 g.jitter_max_us,
                 g.last_drift_us
             );
+        }
+        for (what, l) in [
+            ("connect", &s.recorder.connect),
+            ("TLS handshake", &s.recorder.tls),
+        ] {
+            if l.count() > 0 {
+                let h = l.summary();
+                println!(
+                    "{what} ms over {} connections: mean {:.3} p50 {:.3} p99 {:.3} max {:.3}",
+                    l.count(),
+                    h.mean_ms,
+                    h.median_ms,
+                    h.p99_ms,
+                    h.max_ms
+                );
+            }
+        }
+        if s.recorder.tls.count() > 0 {
+            println!(
+                "TLS sessions resumed: {} of {} handshakes",
+                s.recorder.tls_resumed,
+                s.recorder.tls.count()
+            );
+        }
+        if let Some(e) = &s.recorder.first_error {
+            if s.recorder.errors.total() > s.recorder.errors.http {
+                println!("first error: {e}");
+            }
         }
         if let Some(n) = note {
             println!("note: {n}");

@@ -539,6 +539,30 @@ pub struct RunArgs {
     /// How long after the start the --abort-on-fail thresholds are first evaluated (e.g. 10s).
     #[arg(long, value_name = "DURATION")]
     pub abort_delay: Option<String>,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+/// HTTP version and TLS, for `test run` and `load` alike.
+#[derive(Args, Debug, Default, Clone)]
+pub struct TransportArgs {
+    /// Speak HTTP/2: h2 via ALPN over https://, h2c (prior knowledge) over http://.
+    #[arg(long)]
+    pub http2: bool,
+    /// Concurrent streams per HTTP/2 connection (as h2load -m, oha -p; default 1);
+    /// --concurrency stays the number of connections.
+    #[arg(long, value_name = "N")]
+    pub streams: Option<u64>,
+    /// Trust the CA certificates of this PEM file instead of the system roots (the file is
+    /// read here and its certificates sent with the test).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any TLS certificate (test environments only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// TLS server name (SNI and the certificate check) instead of the URL's host.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -565,6 +589,8 @@ pub struct LoadArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
     /// A pass/fail threshold on this run's data, e.g. 'p99 < 250ms' (repeatable), evaluated at
     /// the end. Exit code 3 when one does not pass.
     #[arg(long = "threshold", value_name = "EXPR")]

@@ -449,6 +449,16 @@ pub(crate) fn test_input(
                 })
                 .collect()
         }),
+        http_version: s.http_version.map(Into::into),
+        streams_per_connection: s.streams_per_connection,
+        tls: s
+            .tls
+            .as_ref()
+            .map(|t| floodgate::orchestrator::spec::TlsInput {
+                ca_pem: t.ca_pem.clone(),
+                insecure_skip_verify: t.insecure_skip_verify,
+                server_name: t.server_name.clone(),
+            }),
         ..Default::default()
     }
 }

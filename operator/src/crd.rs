@@ -33,11 +33,14 @@ use std::collections::BTreeMap;
 #[x_kube(validation = Rule::new("!has(self.stages) || (!has(self.throughputPerDriver) && !has(self.delayMs))").message("stages set the pace alone: leave out throughputPerDriver and delayMs"))]
 #[x_kube(validation = Rule::new("!has(self.startRate) || has(self.stages)").message("startRate is the rate the first of the stages ramps from: it needs stages"))]
 #[x_kube(validation = Rule::new("self.testType != 'Avalanche' || !has(self.delayMs) || self.delayMs == 0.0").message("only Tsunami tests take delayMs; cap an Avalanche with throughputPerDriver"))]
+#[x_kube(validation = Rule::new("!has(self.streamsPerConnection) || self.streamsPerConnection == 1 || (has(self.httpVersion) && self.httpVersion == '2')").message("streamsPerConnection above 1 needs httpVersion \"2\""))]
+#[x_kube(validation = Rule::new("!has(self.tls) || self.targetUrl.matches('^[hH][tT][tT][pP][sS]://')").message("tls applies to https:// targets only"))]
 #[serde(rename_all = "camelCase")]
 pub struct LoadTestSpec {
-    /// The URL every request goes to (plain HTTP/1.1), e.g. http://my-svc.default.svc:8080/ping.
+    /// The URL every request goes to, http:// or https://, e.g.
+    /// http://my-svc.default.svc:8080/ping.
     #[schemars(
-        regex(pattern = r"^[hH][tT][tT][pP]://[^\s/?#]+([/?][^\s]*)?$"),
+        regex(pattern = r"^[hH][tT][tT][pP][sS]?://[^\s/?#]+([/?][^\s]*)?$"),
         length(max = 2048)
     )]
     pub target_url: String,
@@ -109,6 +112,17 @@ pub struct LoadTestSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = floodgate::thresholds::MAX_THRESHOLDS))]
     pub thresholds: Vec<ThresholdSpec>,
+    /// "1.1" (default) or "2": HTTP/2 negotiated with ALPN over https://, with prior knowledge
+    /// (h2c) over http://.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_version: Option<HttpVersion>,
+    /// Concurrent streams per HTTP/2 connection (default 1); concurrency stays connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = limits::MAX_STREAMS_PER_CONNECTION))]
+    pub streams_per_connection: Option<u64>,
+    /// How an https:// target's certificate is checked (default: the drivers' system roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<LoadTestTls>,
 }
 
 /// One threshold, e.g. `{threshold: "p99 < 250ms"}` or `{threshold: "error_rate < 1%",
@@ -173,6 +187,41 @@ pub struct RateStage {
     /// Requests/s per driver at the stage's end.
     #[schemars(range(min = 0.0, max = limits::MAX_RATE))]
     pub rate: f64,
+}
+
+/// `httpVersion`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum HttpVersion {
+    #[serde(rename = "1.1")]
+    Http11,
+    #[serde(rename = "2")]
+    Http2,
+}
+
+impl From<HttpVersion> for floodgate::protocol::HttpVersion {
+    fn from(v: HttpVersion) -> Self {
+        match v {
+            HttpVersion::Http11 => Self::Http11,
+            HttpVersion::Http2 => Self::Http2,
+        }
+    }
+}
+
+/// `tls`: trust and names for an https:// target.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadTestTls {
+    /// CA certificates (PEM) to trust instead of the drivers' system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::MAX_CA_PEM_BYTES))]
+    pub ca_pem: Option<String>,
+    /// Accept any certificate (test environments only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
+    /// The name sent in SNI and checked against the certificate, instead of the URL's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = limits::MAX_SERVER_NAME_LEN))]
+    pub server_name: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -435,6 +484,9 @@ pub(crate) fn sample_loadtest() -> LoadTest {
             driver_image: None,
             driver_resources: None,
             thresholds: vec![],
+            http_version: None,
+            streams_per_connection: None,
+            tls: None,
         },
     );
     lt.metadata.namespace = Some("load".into());

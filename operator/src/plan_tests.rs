@@ -23,6 +23,9 @@ fn spec(drivers: u32) -> LoadTestSpec {
         driver_image: None,
         driver_resources: None,
         thresholds: vec![],
+        http_version: None,
+        streams_per_connection: None,
+        tls: None,
     }
 }
 

@@ -7,7 +7,9 @@ use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
 use crate::orchestrator::registry::DriverView;
 use crate::orchestrator::spec::TestSpec;
 use crate::orchestrator::view::{self, StageStats, TestView};
-use crate::protocol::{ErrorCounts, GeneratorLoad, RateStage, StatusClasses, TestType};
+use crate::protocol::{
+    ErrorCounts, GeneratorLoad, HttpVersion, RateStage, StatusClasses, TestType, TlsSettings,
+};
 use crate::stats::LatencyStats;
 use crate::thresholds::{self, eval::Thresholds};
 use serde::{Deserialize, Serialize};
@@ -62,6 +64,12 @@ pub struct Spec {
     pub start_rate: Option<f64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<thresholds::Stored>,
+    #[serde(default, skip_serializing_if = "HttpVersion::is_default")]
+    pub http_version: HttpVersion,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams_per_connection: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
 }
 
 /// Counters and latency over one driver or all of them.
@@ -90,6 +98,15 @@ pub struct Stats {
     /// A staged test's stages: target and achieved rate of each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageStats>,
+    /// TCP connect time per connection opened (apart from request latency).
+    #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
+    pub connect_time: LatencyStats,
+    /// TLS handshake time per TLS connection opened.
+    #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
+    pub tls_handshake: LatencyStats,
+    /// The first transport error a driver saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
 }
 
 /// One participant's row.
@@ -168,6 +185,9 @@ impl From<&TestSpec> for Spec {
             stages: s.stages.clone(),
             start_rate: s.start_rate,
             thresholds: s.thresholds.iter().cloned().map(Into::into).collect(),
+            http_version: s.http_version,
+            streams_per_connection: s.streams_per_connection,
+            tls: s.tls.clone(),
         }
     }
 }
@@ -191,6 +211,9 @@ impl From<&view::Stats> for Stats {
             schedule_lag: s.schedule_lag.clone(),
             lag_note: s.lag_note.clone(),
             stages: s.stages.clone(),
+            connect_time: s.connect_time.clone(),
+            tls_handshake: s.tls_handshake.clone(),
+            first_error: s.first_error.clone(),
         }
     }
 }

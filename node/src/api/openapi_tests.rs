@@ -113,3 +113,26 @@ fn the_thresholds_bounds_are_the_parser_s() {
         Some(crate::thresholds::MAX_TEXT as u64)
     );
 }
+
+#[test]
+fn the_transport_fields_bounds_are_the_limits() {
+    let doc: Value = serde_json::from_str(OPENAPI).expect("the document is JSON");
+    let streams = input_field(&doc, "streams_per_connection");
+    assert_eq!(
+        (streams["minimum"].as_u64(), streams["maximum"].as_u64()),
+        (Some(1), Some(limits::MAX_STREAMS_PER_CONNECTION))
+    );
+    let tls = &doc["components"]["schemas"]["TlsSettings"]["properties"];
+    assert_eq!(
+        tls["ca_pem"]["maxLength"].as_u64(),
+        Some(limits::MAX_CA_PEM_BYTES as u64)
+    );
+    assert_eq!(
+        tls["server_name"]["maxLength"].as_u64(),
+        Some(limits::MAX_SERVER_NAME_LEN as u64)
+    );
+    assert_eq!(
+        input_field(&doc, "http_version")["enum"],
+        serde_json::json!(["1.1", "2"])
+    );
+}

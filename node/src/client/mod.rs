@@ -3,6 +3,7 @@
 
 mod progress;
 mod table;
+mod transport_args;
 
 use table::ms;
 pub use table::{print_result, print_thresholds};
@@ -215,6 +216,16 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     }
     if let Some(t) = thresholds_field(&args)? {
         body["thresholds"] = t;
+    }
+    let concurrency = args
+        .concurrency
+        .unwrap_or(crate::protocol::limits::DEFAULT_CONCURRENCY);
+    for (k, v) in args
+        .transport
+        .spec_fields(concurrency)
+        .map_err(|e| fail(2, e))?
+    {
+        body[k] = v;
     }
     let created = api
         .call(reqwest::Method::POST, "/api/v1/tests", Some(body))

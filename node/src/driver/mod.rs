@@ -320,6 +320,27 @@ pub(crate) fn reporter_for_tests(
     reporter::Reporter::new(node, test, Default::default()).report(snap, is_final)
 }
 
+/// The engine's transport for a test's wire settings (the TLS config is built here, once).
+pub fn engine_transport(
+    url: &crate::http::Url,
+    t: &protocol::Transport,
+    connections: usize,
+) -> Result<crate::engine::Transport, crate::http::RequestError> {
+    let tls = t.tls.clone().unwrap_or_default();
+    let options = crate::engine::tls::TlsOptions {
+        ca_pem: tls.ca_pem,
+        insecure_skip_verify: tls.insecure_skip_verify,
+        server_name: tls.server_name,
+    };
+    crate::engine::Transport::new(
+        url,
+        t.http_version == protocol::HttpVersion::Http2,
+        t.streams(),
+        &options,
+        connections,
+    )
+}
+
 /// Translates a `test_config` into the engine's plan: `requests` per driver (the config's count
 /// or the driver's default), against the config's target or else the driver's `--target`.
 pub fn plan_for(
@@ -343,19 +364,24 @@ pub fn plan_for(
             None,
         ),
     };
-    let request = PreparedRequest::build(url, method, headers, body).map_err(|e| e.to_string())?;
+    let http2 = c.transport.http_version == protocol::HttpVersion::Http2;
+    let request =
+        PreparedRequest::build_for(url, method, headers, body, http2).map_err(|e| e.to_string())?;
+    let concurrency = usize::try_from(
+        c.concurrency
+            .unwrap_or(protocol::limits::DEFAULT_CONCURRENCY)
+            .max(1),
+    )
+    .unwrap_or(usize::MAX);
+    let transport =
+        engine_transport(&request.url, &c.transport, concurrency).map_err(|e| e.to_string())?;
     let (pacer, requests, until) = pace_of(c, requests);
     Ok(Plan {
         request,
         pacer,
         requests,
         until,
-        concurrency: usize::try_from(
-            c.concurrency
-                .unwrap_or(protocol::limits::DEFAULT_CONCURRENCY)
-                .max(1),
-        )
-        .unwrap_or(usize::MAX),
+        concurrency,
         timeout: Duration::from_millis(
             c.timeout_ms
                 .unwrap_or(protocol::limits::DEFAULT_TIMEOUT_MS)
@@ -363,6 +389,7 @@ pub fn plan_for(
         ),
         start_at,
         record_sends: 0,
+        transport,
     })
 }
 

@@ -5,7 +5,8 @@ use crate::engine;
 use crate::engine::Pacer;
 use crate::engine::Snapshot;
 use crate::protocol::{
-    now_unix_ms, ErrorCounts, LatencyFields, MetricsReport, RunState, StageProgress, StatusClasses,
+    now_unix_ms, ErrorCounts, HandshakeFields, LatencyFields, MetricsReport, RunState,
+    StageProgress, StatusClasses,
 };
 use crate::stats;
 use serde_json::Value;
@@ -147,6 +148,8 @@ impl Reporter {
                     .then(|| Duration::from_micros(lag.histogram.value_at_quantile(0.99)));
                 p.meter.load(lag_p99, p.paced.then_some(p.gap))
             }),
+            handshakes: handshakes(&snap.recorder),
+            first_error: snap.recorder.first_error.clone(),
         }
     }
 
@@ -162,6 +165,18 @@ impl Reporter {
         r.test_status = Some(RunState::Refused);
         r.reason = Some(reason.to_string());
         r
+    }
+}
+
+/// Connect and TLS handshake times, when connections were opened.
+fn handshakes(r: &engine::Recorder) -> HandshakeFields {
+    let encode = |l: &stats::Latency| (l.count() > 0).then(|| stats::encode(&l.histogram));
+    HandshakeFields {
+        connect_sum_us: r.connect.sum_us,
+        connect_histogram: encode(&r.connect),
+        tls_sum_us: r.tls.sum_us,
+        tls_histogram: encode(&r.tls),
+        tls_resumed: r.tls_resumed,
     }
 }
 

@@ -292,6 +292,7 @@ mod tests {
             drivers: vec![],
             orchestrator_id: None,
             time_bound: None,
+            transport: Default::default(),
         }
     }
 

@@ -89,6 +89,13 @@ pub struct Recorder {
     /// How late each paced request left: its actual send instant minus its due instant. Kept
     /// apart, so that the generator's lateness is never mistaken for the target's.
     pub lag: Latency,
+    /// TCP connect time of each connection opened (not part of any request's latency unless
+    /// the request had to reconnect).
+    pub connect: Latency,
+    /// TLS handshake time of each TLS connection opened, after its TCP connect.
+    pub tls: Latency,
+    /// TLS handshakes that resumed a session rather than doing a full handshake.
+    pub tls_resumed: u64,
     pub status: StatusClasses,
     pub errors: ErrorCounts,
     /// The first transport error seen, for diagnosis (kept once, so errors cost no allocation
@@ -113,6 +120,9 @@ impl Recorder {
         self.latency.merge(&other.latency);
         self.service.merge(&other.service);
         self.lag.merge(&other.lag);
+        self.connect.merge(&other.connect);
+        self.tls.merge(&other.tls);
+        self.tls_resumed += other.tls_resumed;
         self.status.add(&other.status);
         self.errors.add(&other.errors);
         if self.stage_sent.len() < other.stage_sent.len() {

@@ -53,6 +53,7 @@ fn plan(addr: SocketAddr, requests: u64, concurrency: usize, pacer: Pacer) -> Pl
         timeout: Duration::from_secs(5),
         start_at: None,
         record_sends: 0,
+        transport: Default::default(),
     }
 }
 

@@ -419,6 +419,9 @@ impl TestRun {
             aggregate.status.add(&s.status);
             aggregate.elapsed_ms = aggregate.elapsed_ms.max(s.elapsed_ms);
             aggregate.counted &= s.counted;
+            if aggregate.first_error.is_none() {
+                aggregate.first_error.clone_from(&s.first_error);
+            }
         }
         aggregate.error_total = aggregate.errors.total();
         aggregate.latency = merged(
@@ -437,6 +440,16 @@ impl TestRun {
                 .map(|(id, p)| (id.as_str(), &p.lag, LatencyStats::exact(&p.lag))),
         );
         aggregate.lag_note = crate::stats::lag_note(&aggregate.latency, &aggregate.schedule_lag);
+        aggregate.connect_time = merged(
+            self.parts
+                .iter()
+                .map(|(id, p)| (id.as_str(), &p.connect, LatencyStats::exact(&p.connect))),
+        );
+        aggregate.tls_handshake = merged(
+            self.parts
+                .iter()
+                .map(|(id, p)| (id.as_str(), &p.tls, LatencyStats::exact(&p.tls))),
+        );
         finish_rates(&mut aggregate);
         if !per_driver.is_empty() {
             // Every driver has the same share, so the whole is the mean of the parts.

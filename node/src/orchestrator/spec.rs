@@ -5,7 +5,9 @@
 
 use crate::http::{self, Part};
 use crate::protocol::limits::{self, Caps, MAX_DELAY_MS, MAX_DRIVERS, MAX_TIMEOUT_MS, MIN_DRIVERS};
-use crate::protocol::{HttpTarget, RateStage, TestConfig, TestType};
+use crate::protocol::{
+    HttpTarget, HttpVersion, RateStage, TestConfig, TestType, TlsSettings, Transport,
+};
 use crate::thresholds::{self, Threshold};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -62,6 +64,12 @@ pub struct TestSpecInput {
     pub stages: Option<Vec<StageInput>>,
     /// The rate the first stage ramps from (default 0).
     pub start_rate: Option<f64>,
+    /// `"1.1"` (default) or `"2"` (h2 via ALPN over https://, h2c prior knowledge over http://).
+    pub http_version: Option<HttpVersion>,
+    /// Concurrent streams per HTTP/2 connection (default 1); `concurrency` stays connections.
+    pub streams_per_connection: Option<u64>,
+    /// How an https:// target's certificate is checked.
+    pub tls: Option<TlsInput>,
 }
 
 /// One rate stage as typed by a user: `{"duration": "30s", "rate": 100}` (or `duration_ms`).
@@ -71,6 +79,18 @@ pub struct StageInput {
     pub duration: Option<String>,
     pub duration_ms: Option<u64>,
     pub rate: Option<f64>,
+}
+
+/// `tls` as a user types it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsInput {
+    /// CA certificates (PEM) to trust instead of the system roots.
+    pub ca_pem: Option<String>,
+    /// Accept any certificate (test environments only).
+    pub insecure_skip_verify: Option<bool>,
+    /// SNI and certificate name instead of the URL's host.
+    pub server_name: Option<String>,
 }
 
 /// A validated test specification.
@@ -105,6 +125,12 @@ pub struct TestSpec {
     /// Evaluated by the orchestrator on merged data; never sent to the drivers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<Threshold>,
+    #[serde(default, skip_serializing_if = "HttpVersion::is_default")]
+    pub http_version: HttpVersion,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams_per_connection: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
 }
 
 /// " (this deployment's cap)" when a cap is below its hard limit, so that the error says why
@@ -232,6 +258,7 @@ impl TestSpecInput {
                 Part::Url => "target_url",
                 Part::Method => "method",
                 Part::Header => "headers",
+                Part::Tls => "tls",
             };
             FieldError::new(field, e.message)
         })?;
@@ -259,6 +286,25 @@ impl TestSpecInput {
                 ),
             ));
         }
+        let http_version = self.http_version.unwrap_or_default();
+        let tls = self.tls.map(|t| TlsSettings {
+            ca_pem: t.ca_pem,
+            insecure_skip_verify: t.insecure_skip_verify.unwrap_or(false),
+            server_name: t.server_name,
+        });
+        if tls.is_some() && !http::Url::parse(&target_url).is_ok_and(|u| u.tls) {
+            return Err(FieldError::new(
+                "tls",
+                "applies to https:// targets only; target_url is http://",
+            ));
+        }
+        crate::protocol::transport::check(
+            http_version,
+            self.streams_per_connection,
+            concurrency,
+            tls.as_ref(),
+        )
+        .map_err(|e| FieldError::new(e.field, e.message))?;
         let timeout_ms = self.timeout_ms.unwrap_or(limits::DEFAULT_TIMEOUT_MS);
         if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
             return Err(FieldError::new(
@@ -321,6 +367,9 @@ impl TestSpecInput {
             timeout_ms,
             drivers: self.drivers,
             driver_ids: self.driver_ids,
+            http_version,
+            streams_per_connection: self.streams_per_connection,
+            tls,
             thresholds,
             duration_ms: None,
             stages: Vec::new(),
@@ -372,6 +421,11 @@ impl TestSpec {
             drivers: drivers.to_vec(),
             orchestrator_id: Some(orchestrator_id.to_string()),
             time_bound: self.time_bound(),
+            transport: Transport {
+                http_version: self.http_version,
+                streams_per_connection: self.streams_per_connection,
+                tls: self.tls.clone(),
+            },
         }
     }
 }
@@ -463,7 +517,7 @@ mod tests {
                 "target_url",
             ),
             (
-                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"https://h/"}"#,
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"ftp://h/"}"#,
                 "target_url",
             ),
             (
@@ -588,5 +642,70 @@ mod tests {
         }
         // The hard limits alone: no rate filled in, and no cap named in the errors.
         assert_eq!(check(OK).expect("valid").throughput_per_driver, None);
+    }
+
+    #[test]
+    fn transport_fields_are_validated_and_travel_in_the_config() {
+        let with = |extra: serde_json::Value| {
+            let mut body = serde_json::json!({"test_type": "avalanche",
+                "target_url": "https://h/", "requests_per_driver": 10, "concurrency": 4});
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                body[k] = v.clone();
+            }
+            parse_input(body.to_string().as_bytes())?.validate()
+        };
+        let s = with(
+            serde_json::json!({"http_version": "2", "streams_per_connection": 16,
+            "tls": {"insecure_skip_verify": true, "server_name": "localhost"}}),
+        )
+        .expect("valid");
+        let c = s.to_config("t", &["a".into(), "b".into()], "o");
+        assert_eq!(c.transport.http_version, HttpVersion::Http2);
+        assert_eq!(c.transport.streams(), 16);
+        assert!(c
+            .transport
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.insecure_skip_verify));
+        // A stored spec from before these fields reads as HTTP/1.1.
+        let old: TestSpec = serde_json::from_value(serde_json::json!({"test_type": "AVALANCHE",
+            "delay_ms": 0.0, "requests_per_driver": 1, "throughput_per_driver": null,
+            "target_url": "http://h/", "method": "GET", "headers": {}, "body": null,
+            "concurrency": 1, "timeout_ms": 1, "drivers": null, "driver_ids": null}))
+        .expect("old row");
+        assert_eq!((old.http_version, old.tls), (HttpVersion::Http11, None));
+        for (extra, field) in [
+            (serde_json::json!({"http_version": "3"}), "http_version"),
+            (
+                serde_json::json!({"streams_per_connection": 2}),
+                "streams_per_connection",
+            ),
+            (
+                serde_json::json!({"http_version": "2", "streams_per_connection": 0}),
+                "streams_per_connection",
+            ),
+            (
+                serde_json::json!({"tls": {"ca_pem": "not a pem"}}),
+                "tls.ca_pem",
+            ),
+            (
+                serde_json::json!({"tls": {"server_name": "a b"}}),
+                "tls.server_name",
+            ),
+            (serde_json::json!({"tls": {"verify": false}}), "verify"),
+            (
+                serde_json::json!({"tls": {"insecure_skip_verify": "yes"}}),
+                "tls.insecure_skip_verify",
+            ),
+        ] {
+            let e = with(extra.clone()).expect_err(&extra.to_string());
+            assert_eq!(e.field, field, "{extra}: {e}");
+        }
+        let mut plain = parse_input(
+            br#"{"test_type":"avalanche","target_url":"http://h/","requests_per_driver":1,"tls":{"insecure_skip_verify":true}}"#,
+        )
+        .expect("json");
+        plain.concurrency = Some(1);
+        assert_eq!(plain.validate().expect_err("tls on http").field, "tls");
     }
 }

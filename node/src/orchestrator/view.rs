@@ -47,6 +47,17 @@ pub struct Stats {
     /// A staged test's stages: target and achieved rate of each (issue 12).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageStats>,
+    /// TCP connect time of each connection opened, apart from request latency; in ms. Empty
+    /// when no driver measured one (another implementation's).
+    #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
+    pub connect_time: LatencyStats,
+    /// TLS handshake time of each TLS connection opened (after its connect); in ms. Empty for
+    /// plain HTTP.
+    #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
+    pub tls_handshake: LatencyStats,
+    /// The first transport error a driver saw (the aggregate: the first driver's that has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
 }
 
 fn yes() -> bool {
@@ -72,6 +83,9 @@ impl Default for Stats {
             schedule_lag: LatencyStats::default(),
             lag_note: None,
             stages: Vec::new(),
+            connect_time: LatencyStats::default(),
+            tls_handshake: LatencyStats::default(),
+            first_error: None,
         }
     }
 }
@@ -145,6 +159,9 @@ pub(super) fn driver_stats(
     s.service_time = LatencyStats::exact(&part.service);
     s.schedule_lag = LatencyStats::exact(&part.lag);
     s.lag_note = crate::stats::lag_note(&s.latency, &s.schedule_lag);
+    s.connect_time = LatencyStats::exact(&part.connect);
+    s.tls_handshake = LatencyStats::exact(&part.tls);
+    s.first_error = r.and_then(|r| r.first_error.clone());
     let (state, ended_by, reason) = match &part.judged {
         Some(Judgement::Done(how)) => (DriverState::Done, Some(*how), None),
         Some(Judgement::Refused(why)) => (DriverState::Refused, None, Some(why.clone())),

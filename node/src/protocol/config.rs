@@ -5,6 +5,7 @@ use super::lenient::{lenient_number, lenient_opt_f64, lenient_opt_u64, opt_id};
 use super::limits;
 use super::style::{DelayUnit, SeedStyle, TypeCase};
 use super::timing::TimeBound;
+use super::transport::{Transport, TransportWire};
 use super::ParseError;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
@@ -122,6 +123,8 @@ pub struct TestConfig {
     /// A time-bound test (`duration_ms`, `stages`): sends until its end instead of a count.
     /// `None` is the seed's count-bound test.
     pub time_bound: Option<TimeBound>,
+    /// HTTP version, streams per connection and TLS (extensions; absent = HTTP/1.1).
+    pub transport: Transport,
 }
 
 /// Why a `test_config` could not be used.
@@ -199,6 +202,8 @@ impl TestConfig {
             reason,
         };
         let time_bound = super::timing::parse(&value).map_err(&unusable)?;
+        let transport: TransportWire =
+            super::parse_value(value.clone()).map_err(|e| unusable(e.to_string()))?;
         let w: ConfigWire = super::parse_value(value).map_err(|e| unusable(e.to_string()))?;
         if let Some(t) = &time_bound {
             // The seed's `message_count_per_driver` is written for seed drivers (what they send
@@ -253,6 +258,9 @@ impl TestConfig {
                 limits::MAX_TIMEOUT_MS
             )));
         }
+        let transport = transport
+            .checked(w.concurrency.unwrap_or(limits::DEFAULT_CONCURRENCY))
+            .map_err(|e| unusable(e.to_string()))?;
         // The first that is named, in this order; see docs/protocol.md.
         let target = match w.target {
             Some(TargetWire::Full(t)) => Some(t),
@@ -279,6 +287,7 @@ impl TestConfig {
             drivers,
             orchestrator_id: w.orchestrator_id,
             time_bound,
+            transport,
         })
     }
 
@@ -320,6 +329,7 @@ impl TestConfig {
         if let Some(t) = self.timeout_ms {
             m.insert("timeout_ms".into(), json!(t));
         }
+        self.transport.emit_into(&mut m);
         m.insert("drivers".into(), json!(self.drivers));
         if let Some(o) = &self.orchestrator_id {
             m.insert("orchestrator_id".into(), json!(o));

@@ -44,6 +44,17 @@ pub const MAX_KNOWN_DRIVERS: usize = 64;
 /// most this many rate stages.
 pub const MAX_DURATION_MS: u64 = 86_400_000;
 pub const MAX_STAGES: usize = 32;
+/// Concurrent streams on one HTTP/2 connection (`streams_per_connection`): servers commonly
+/// allow 100 to 256 (hyper 200, nginx 128), and more would only queue in the client.
+pub const MAX_STREAMS_PER_CONNECTION: u64 = 256;
+/// Connections times streams per connection: each stream is a task of the engine, and this
+/// keeps a driver's memory for them to tens of megabytes.
+pub const MAX_STREAMS_TOTAL: u64 = 100_000;
+/// A CA bundle sent inline (`tls.ca_pem`): a few certificates are some kilobytes, and the
+/// whole `test_config` must stay well inside Kafka's default 1 MB message.
+pub const MAX_CA_PEM_BYTES: usize = 256 * 1024;
+/// A TLS server name (`tls.server_name`): the longest DNS name.
+pub const MAX_SERVER_NAME_LEN: usize = 253;
 /// What a test that names no concurrency or timeout gets (as oha: 50 connections).
 pub const DEFAULT_CONCURRENCY: u64 = 50;
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;

@@ -22,6 +22,7 @@ fn config() -> TestConfig {
         drivers: vec!["a".into()],
         orchestrator_id: None,
         time_bound: None,
+        transport: Default::default(),
     }
 }
 
@@ -308,6 +309,8 @@ fn report() -> MetricsReport {
         lag_histogram: None,
         stages: Vec::new(),
         generator: None,
+        handshakes: Default::default(),
+        first_error: None,
         timestamp_ms: None,
         samples_ms: None,
     }

@@ -59,6 +59,9 @@ fn stats(sent: u64, rps: f64, base: f64) -> Stats {
         schedule_lag: summary(base / 10.0),
         lag_note: None,
         stages: vec![],
+        connect_time: LatencyStats::default(),
+        tls_handshake: LatencyStats::default(),
+        first_error: None,
     }
 }
 
@@ -87,6 +90,9 @@ fn view() -> TestView {
             stages: vec![],
             start_rate: None,
             thresholds: vec![],
+            http_version: Default::default(),
+            streams_per_connection: None,
+            tls: None,
         },
         drivers: vec!["driver-a".into(), EVIL_ID.into()],
         created_at_ms: 1_795_261_770_000,
