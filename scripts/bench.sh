@@ -29,6 +29,8 @@
 #      arrivals, and the drift of the last arrival from its place on the schedule. Goals: p99
 #      jitter < 100 µs, drift < 1 ms (both for an idle machine).
 #   4. Memory: peak RSS of `floodgate load` for 10k, 100k and 1M uncapped requests.
+#   5. HTTPS and HTTP/2 (section "tls", scripts/bench-tls.sh): floodgate beside oha and h2load on
+#      a TLS target, https h1 and h2 with 1 and BENCH_TLS_STREAMS streams per connection.
 #
 # Fairness on a 2-core machine: the target gets one core (one tokio worker, pinned to
 # BENCH_TARGET_CPU) and the load generator the other (pinned to BENCH_GEN_CPU); every generator
@@ -37,7 +39,7 @@
 # with GOMAXPROCS=1. Same URL, same connection count, similar durations, alternating order,
 # medians.
 #
-# Environment (all optional): BENCH_ONLY (run one section: saturation, rate, gap or memory; a list
+# Environment (all optional): BENCH_ONLY (run one section: saturation, rate, gap, memory or tls; a list
 # such as "rate memory" works too; default all), BENCH_CONNECTIONS (50), BENCH_DURATION seconds
 # per saturation run (5), BENCH_REPEATS (5), BENCH_RATES ("1000 5000 20000 50000"),
 # BENCH_RATE_SECONDS seconds per fixed-rate run (5), BENCH_RATE_REPEATS rounds per rate (3, the
@@ -81,9 +83,11 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 ONLY="${BENCH_ONLY:-all}"
 ONLY="${ONLY//,/ }"
 for section in $ONLY; do
-    case "$section" in all | saturation | rate | gap | memory) ;; *) die "BENCH_ONLY: unknown section '$section' (saturation, rate, gap, memory or all)" ;; esac
+    case "$section" in all | saturation | rate | gap | memory | tls) ;; *) die "BENCH_ONLY: unknown section '$section' (saturation, rate, gap, memory, tls or all)" ;; esac
 done
 want() { [[ " $ONLY " == *" all "* || " $ONLY " == *" $1 "* ]]; } # SECTION: is it to be run?
+# HTTPS and HTTP/2 beside oha and h2load: a script of its own (scripts/bench-tls.sh).
+if [[ "$(tr -d ' ' <<<"$ONLY")" == tls ]]; then exec bash "$SCRIPT_DIR/bench-tls.sh"; fi
 
 # --- tools ----------------------------------------------------------------------------------
 
@@ -632,4 +636,9 @@ fi
 goal "exact counts (target saw every request sent)" "$COUNT_FAILS mismatches" "$COUNT_FAILS == 0"
 if want memory; then say "memory: $MEM_LINE"; fi
 say "goals: $GOALS_OK OK, $GOALS_MISSED MISSED$( ((GOALS_SKIPPED == 0)) || printf ', %d skipped (a comparison tool did not run)' "$GOALS_SKIPPED")"
+if want tls; then
+    say ""
+    say "HTTPS and HTTP/2 (scripts/bench-tls.sh)"
+    BENCH_NO_BUILD=1 bash "$SCRIPT_DIR/bench-tls.sh" || say "bench-tls.sh could not run"
+fi
 exit 0

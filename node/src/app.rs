@@ -228,10 +228,71 @@ const LOAD_WARMUP: Duration = Duration::from_millis(200);
 /// How many send instants `floodgate load` records for its gap figures (800 KB).
 const RECORD_SENDS: usize = 100_000;
 
+/// `floodgate load` ran, but its thresholds did not pass (exit code 3, as `test run`).
+#[derive(Debug, thiserror::Error)]
+#[error("thresholds {0}")]
+pub struct ThresholdsNotPassed(pub &'static str);
+
+/// The `--threshold`s of `floodgate load`, parsed before anything runs.
+fn load_thresholds(args: &LoadArgs) -> anyhow::Result<Vec<crate::thresholds::Threshold>> {
+    let items: Vec<serde_json::Value> = args.thresholds.iter().map(|t| t.as_str().into()).collect();
+    crate::thresholds::from_json(&items)
+        .and_then(|t| crate::thresholds::check_scopes(&t, None).map(|()| t))
+        .map_err(|e| {
+            let i: usize = e
+                .field
+                .trim_start_matches("thresholds[")
+                .trim_end_matches(']')
+                .parse()
+                .unwrap_or(0);
+            let given = args.thresholds.get(i).map(String::as_str).unwrap_or("");
+            anyhow::anyhow!("--threshold {given:?}: {}", e.message)
+        })
+}
+
+/// Evaluates `floodgate load`'s thresholds on its own data, with the orchestrator's evaluator.
+fn load_verdict(
+    thresholds: &[crate::thresholds::Threshold],
+    s: &engine::Snapshot,
+) -> Option<crate::thresholds::eval::Thresholds> {
+    use crate::thresholds::eval::{evaluate_all, Data};
+    if thresholds.is_empty() {
+        return None;
+    }
+    let e = &s.recorder.errors;
+    let data = || Data {
+        latency: Ok(&s.recorder.latency),
+        responses: s.responses(),
+        errors: e.total(),
+        completed: s.responses() + e.connect + e.timeout + e.io,
+        elapsed_us: s.elapsed.as_micros() as u64,
+        counted: true,
+        checks_failed: None,
+    };
+    Some(evaluate_all(
+        thresholds,
+        |scope| scope.is_none().then(data),
+        true,
+        None,
+    ))
+}
+
 pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
-    let request = PreparedRequest::build(&args.url, "GET", &[], None)
+    let thresholds = load_thresholds(&args)?;
+    let settings = args
+        .transport
+        .settings(args.concurrency)
+        .map_err(anyhow::Error::msg)?;
+    let http2 = settings.http_version == crate::protocol::HttpVersion::Http2;
+    let request = PreparedRequest::build_for(&args.url, "GET", &[], None, http2)
         .map_err(|e| anyhow::anyhow!("--url: {}", e.message))?;
-    if args.requests == 0 || args.concurrency == 0 {
+    let transport = crate::driver::engine_transport(
+        &request.url,
+        &settings,
+        usize::try_from(args.concurrency).unwrap_or(usize::MAX),
+    )
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    if args.requests == Some(0) || args.concurrency == 0 {
         anyhow::bail!("--requests and --concurrency must be > 0");
     }
     // The same bounds as a test's (no panic on a delay of 1e300 or a rate of 1e-300).
@@ -242,11 +303,18 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         .map(limits::check_rate)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--rate: {e}"))?;
-    let pacer = Pacer::new(Duration::from_micros(delay_us), rate);
+    let (pacer, requests, until) = load_pace(
+        &args.timing,
+        Duration::from_micros(delay_us),
+        rate,
+        args.requests,
+    )?;
+    let meter = crate::driver::generator::Meter::start();
     let plan = Plan {
         request,
-        pacer,
-        requests: args.requests,
+        pacer: pacer.clone(),
+        requests,
+        until,
         concurrency: usize::try_from(args.concurrency).unwrap_or(usize::MAX),
         timeout: Duration::from_millis(args.timeout_ms.max(1)),
         // The connections open during this warm-up, before the first request is due, as they
@@ -255,6 +323,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         start_at: Some(SystemTime::now() + LOAD_WARMUP),
         // Only a paced run has gaps to measure.
         record_sends: if pacer.is_paced() { RECORD_SENDS } else { 0 },
+        transport,
     };
     let running = engine::start(plan)
         .await
@@ -273,15 +342,47 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         figures(&s.recorder.lag),
     );
     let note = crate::stats::lag_note(&lat_f, &lag_f);
-    let gaps = pacer
-        .is_paced()
+    let stages = load_stages(&pacer, &s.recorder.stage_sent);
+    let lag_p99 = (s.recorder.lag.count() > 0)
+        .then(|| Duration::from_micros(s.recorder.lag.histogram.value_at_quantile(0.99)));
+    let top_gap = match pacer.schedule() {
+        Some(sch) => crate::schedule::gap(
+            Duration::ZERO,
+            Some(
+                sch.segments()
+                    .iter()
+                    .map(|g| g.to_rate.max(g.from_rate))
+                    .fold(0.0, f64::max),
+            ),
+        ),
+        None => pacer.gap(),
+    };
+    let generator = meter.load(lag_p99, pacer.is_paced().then_some(top_gap));
+    let gaps = (pacer.is_paced() && !pacer.gap().is_zero())
         .then(|| crate::stats::send_gaps(&running.send_offsets(), pacer.gap()))
         .flatten();
-    let result = serde_json::json!({
+    let verdict = load_verdict(&thresholds, &s);
+    let mut result = serde_json::json!({
         "requests": s.requests, "sent": s.sent, "ok": s.ok(), "responses": s.responses(),
         "errors": {"connect": s.recorder.errors.connect, "timeout": s.recorder.errors.timeout, "http": s.recorder.errors.http, "io": s.recorder.errors.io}, "elapsed_s": s.elapsed.as_secs_f64(), "achieved_rps": s.achieved_rps(),
         "latency": lat, "service_time": svc, "schedule_lag": lag, "send_gaps": gaps, "note": note, "first_error": s.recorder.first_error,
+        "stages": stages, "generator": generator,
     });
+    // Connection opening costs, apart from request latency (one sample per connection).
+    for (name, l) in [
+        ("connect_time", &s.recorder.connect),
+        ("tls_handshake", &s.recorder.tls),
+    ] {
+        if l.count() > 0 {
+            result[name] = serde_json::json!({"connections": l.count(), "ms": l.summary()});
+        }
+    }
+    if s.recorder.tls.count() > 0 {
+        result["tls_handshake"]["resumed"] = s.recorder.tls_resumed.into();
+    }
+    if let Some(v) = &verdict {
+        result["thresholds"] = serde_json::to_value(v).unwrap_or_default();
+    }
     if args.json {
         println!("{result}");
     } else {
@@ -311,9 +412,114 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
                 g.last_drift_us
             );
         }
+        for (what, l) in [
+            ("connect", &s.recorder.connect),
+            ("TLS handshake", &s.recorder.tls),
+        ] {
+            if l.count() > 0 {
+                let h = l.summary();
+                println!(
+                    "{what} ms over {} connections: mean {:.3} p50 {:.3} p99 {:.3} max {:.3}",
+                    l.count(),
+                    h.mean_ms,
+                    h.median_ms,
+                    h.p99_ms,
+                    h.max_ms
+                );
+            }
+        }
+        if s.recorder.tls.count() > 0 {
+            println!(
+                "TLS sessions resumed: {} of {} handshakes",
+                s.recorder.tls_resumed,
+                s.recorder.tls.count()
+            );
+        }
+        if let Some(e) = &s.recorder.first_error {
+            if s.recorder.errors.total() > s.recorder.errors.http {
+                println!("first error: {e}");
+            }
+        }
         if let Some(n) = note {
             println!("note: {n}");
         }
+        for st in &stages {
+            println!(
+                "stage {}: {:.1} s, target {:.1} req/s ({} due), achieved {:.1} req/s ({} sent)",
+                st["stage"],
+                st["seconds"].as_f64().unwrap_or(0.0),
+                st["target_rps"].as_f64().unwrap_or(0.0),
+                st["planned"],
+                st["achieved_rps"].as_f64().unwrap_or(0.0),
+                st["sent"]
+            );
+        }
+        if let Some(w) = &generator.warning {
+            println!("warning: this generator {w}");
+        }
+        if let Some(v) = &verdict {
+            crate::client::print_thresholds(v);
+        }
     }
-    Ok(())
+    match verdict {
+        Some(v) if !v.passed() => Err(ThresholdsNotPassed(v.verdict.as_str()).into()),
+        _ => Ok(()),
+    }
+}
+
+/// The pace, count and end of a `floodgate load` run from its flags, checked against the same
+/// limits as a test's.
+fn load_pace(
+    t: &crate::cli::TimingArgs,
+    delay: Duration,
+    rate: Option<f64>,
+    requests: Option<u64>,
+) -> anyhow::Result<(Pacer, u64, Option<Duration>)> {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if !t.stages.is_empty() {
+        let start_rate = limits::check_stage_rate(t.start_rate.unwrap_or(0.0))
+            .map_err(|e| anyhow::anyhow!("--start-rate: {e}"))?;
+        let mut stages = Vec::new();
+        for (i, st) in t.stages.iter().enumerate() {
+            limits::check_duration_ms(ms(st.duration))
+                .and_then(|_| limits::check_stage_rate(st.rate))
+                .map_err(|e| anyhow::anyhow!("--stage #{}: {e}", i + 1))?;
+            stages.push((ms(st.duration), st.rate));
+        }
+        let pace = crate::schedule::Pace::of(delay, rate, start_rate, stages);
+        return match pace {
+            crate::schedule::Pace::Staged(s) => Ok((Pacer::staged(s.clone()), s.total(), None)),
+            crate::schedule::Pace::Constant(_) => anyhow::bail!("--stage: no stages"),
+        };
+    }
+    if t.start_rate.is_some() {
+        anyhow::bail!("--start-rate: only a run with --stage ramps from a start rate");
+    }
+    if let Some(d) = t.duration {
+        limits::check_duration_ms(ms(d)).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+        let pacer = Pacer::new(delay, rate);
+        return Ok(match crate::schedule::count_within(pacer.gap(), d) {
+            Some(n) => (pacer, n, None),
+            None => (pacer, u64::MAX, Some(d)),
+        });
+    }
+    Ok((Pacer::new(delay, rate), requests.unwrap_or(0), None))
+}
+
+/// Per stage of a staged run: target and achieved rate, as JSON rows.
+fn load_stages(pacer: &Pacer, sent: &[u64]) -> Vec<serde_json::Value> {
+    let Some(s) = pacer.schedule() else {
+        return Vec::new();
+    };
+    s.segments()
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let secs = g.duration().as_secs_f64();
+            let n = sent.get(i).copied().unwrap_or(0);
+            serde_json::json!({"stage": i, "seconds": secs, "target_rps": g.mean_rate(),
+                "planned": g.planned(), "sent": n,
+                "achieved_rps": if secs > 0.0 { n as f64 / secs } else { 0.0 }})
+        })
+        .collect()
 }

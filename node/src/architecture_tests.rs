@@ -6,29 +6,49 @@ use std::path::{Path, PathBuf};
 
 /// (folder or file under src/, the `crate::` modules it may use besides itself)
 const RULES: &[(&str, &[&str])] = &[
-    ("engine", &["http", "stats"]),
+    ("engine", &["http", "schedule", "stats"]),
+    // The rate schedule: pure arithmetic that the engine and the orchestrator share.
+    ("schedule.rs", &[]),
     ("protocol", &[]),
     // The request rules check against the limits the protocol defines once.
     ("http.rs", &["protocol"]),
     ("model.rs", &[]),
     ("stats.rs", &[]),
     ("secrets.rs", &[]),
+    ("thresholds", &["stats"]),
     ("bus", &["protocol"]),
     (
         "driver",
         &[
-            "bus", "engine", "http", "metrics", "protocol", "secrets", "sqlite", "stats",
+            "bus", "engine", "http", "metrics", "protocol", "schedule", "secrets", "sqlite",
+            "stats",
         ],
     ),
     (
         "orchestrator",
         &[
-            "bus", "http", "model", "protocol", "secrets", "sqlite", "stats",
+            "bus",
+            "http",
+            "model",
+            "protocol",
+            "schedule",
+            "secrets",
+            "sqlite",
+            "stats",
+            "thresholds",
         ],
     ),
     (
         "client",
-        &["api", "cli", "model", "protocol", "report", "stats"],
+        &[
+            "api",
+            "cli",
+            "model",
+            "protocol",
+            "report",
+            "stats",
+            "thresholds",
+        ],
     ),
 ];
 

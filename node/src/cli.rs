@@ -402,10 +402,13 @@ pub enum Output {
     Json,
 }
 
+// Parsed once at start-up: the size of the largest variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum TestCommand {
-    /// Create and trigger a test, show progress, print the results.
-    Run(RunArgs),
+    /// Create and trigger a test, show progress, print the results. Boxed: its flags make it
+    /// far larger than the other commands.
+    Run(Box<RunArgs>),
     /// List tests.
     List(ClientArgs),
     /// Show one test.
@@ -496,9 +499,11 @@ pub struct RunArgs {
     /// Target URL, e.g. http://127.0.0.1:8080/ping.
     #[arg(long)]
     pub url: String,
-    /// Requests per driver.
-    #[arg(long, short = 'n')]
-    pub requests: u64,
+    /// Requests per driver (or a time-bound test: `--duration`, `--stage`).
+    #[arg(long, short = 'n', required_unless_present_any = ["duration", "stages"])]
+    pub requests: Option<u64>,
+    #[command(flatten)]
+    pub timing: TimingArgs,
     /// Tsunami: milliseconds between requests on each driver.
     #[arg(long)]
     pub delay_ms: Option<f64>,
@@ -523,6 +528,41 @@ pub struct RunArgs {
     /// Create the test without triggering it.
     #[arg(long)]
     pub no_trigger: bool,
+    /// A pass/fail threshold on the merged data, e.g. 'p99 < 250ms', 'p(99.9) < 1s',
+    /// 'error_rate < 0.1%', 'rps >= 950' (repeatable). Exit code 3 when one fails.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// A threshold that also stops the test on every driver as soon as it fails, evaluated
+    /// live on the merged data from --abort-delay after the start (repeatable).
+    #[arg(long = "abort-on-fail", value_name = "EXPR")]
+    pub abort_on_fail: Vec<String>,
+    /// How long after the start the --abort-on-fail thresholds are first evaluated (e.g. 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub abort_delay: Option<String>,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+/// HTTP version and TLS, for `test run` and `load` alike.
+#[derive(Args, Debug, Default, Clone)]
+pub struct TransportArgs {
+    /// Speak HTTP/2: h2 via ALPN over https://, h2c (prior knowledge) over http://.
+    #[arg(long)]
+    pub http2: bool,
+    /// Concurrent streams per HTTP/2 connection (as h2load -m, oha -p; default 1);
+    /// --concurrency stays the number of connections.
+    #[arg(long, value_name = "N")]
+    pub streams: Option<u64>,
+    /// Trust the CA certificates of this PEM file instead of the system roots (the file is
+    /// read here and its certificates sent with the test).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any TLS certificate (test environments only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// TLS server name (SNI and the certificate check) instead of the URL's host.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -530,9 +570,11 @@ pub struct LoadArgs {
     /// Target URL.
     #[arg(long)]
     pub url: String,
-    /// Requests to send.
-    #[arg(long, short = 'n')]
-    pub requests: u64,
+    /// Requests to send (or a time-bound run: `--duration`, `--stage`).
+    #[arg(long, short = 'n', required_unless_present_any = ["duration", "stages"])]
+    pub requests: Option<u64>,
+    #[command(flatten)]
+    pub timing: TimingArgs,
     /// Connections.
     #[arg(long, short = 'c', default_value_t = 50)]
     pub concurrency: u64,
@@ -547,4 +589,93 @@ pub struct LoadArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// A pass/fail threshold on this run's data, e.g. 'p99 < 250ms' (repeatable), evaluated at
+    /// the end. Exit code 3 when one does not pass.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+}
+
+/// A time-bound test instead of a count (issue 12): `floodgate test run` and `floodgate load`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TimingArgs {
+    /// Send for this long instead of a count, e.g. `30s`, `2m` (at the test's pace, or as fast
+    /// as the target answers when unpaced).
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with_all = ["requests", "stages"])]
+    pub duration: Option<std::time::Duration>,
+    /// A rate stage, `DURATION:RATE` (e.g. `30s:100`): requests/s per driver, reached by a
+    /// linear ramp from the previous stage's rate over DURATION. Repeatable, in order; the
+    /// test lasts their sum.
+    #[arg(long = "stage", value_name = "DURATION:RATE", value_parser = parse_stage, conflicts_with = "requests")]
+    pub stages: Vec<StageFlag>,
+    /// The rate the first stage ramps from (default 0).
+    #[arg(long, requires = "stages", conflicts_with_all = ["duration", "requests"])]
+    pub start_rate: Option<f64>,
+}
+
+/// One `--stage DURATION:RATE`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageFlag {
+    pub duration: std::time::Duration,
+    pub rate: f64,
+}
+
+/// Reads `--stage 30s:100`.
+pub fn parse_stage(s: &str) -> Result<StageFlag, String> {
+    let (d, r) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} is not DURATION:RATE, e.g. 30s:100"))?;
+    let duration = humantime::parse_duration(d.trim())
+        .map_err(|e| format!("{d:?} is not a duration such as 30s: {e}"))?;
+    let rate: f64 = r
+        .trim()
+        .parse()
+        .map_err(|_| format!("{r:?} is not a rate in requests/s"))?;
+    Ok(StageFlag { duration, rate })
+}
+
+#[cfg(test)]
+mod timing_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn stages_and_durations_parse_and_exclude_a_count() {
+        assert_eq!(
+            parse_stage("1m30s:250.5"),
+            Ok(StageFlag {
+                duration: std::time::Duration::from_secs(90),
+                rate: 250.5
+            })
+        );
+        for bad in ["30s", "30s:", ":100", "soon:100", "30s:fast"] {
+            assert!(parse_stage(bad).is_err(), "{bad}");
+        }
+        let run = |args: &[&str]| {
+            let mut all = vec!["floodgate", "load", "--url", "http://h/"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all)
+        };
+        assert!(run(&[
+            "--stage",
+            "2s:100",
+            "--stage",
+            "2s:200",
+            "--start-rate",
+            "50"
+        ])
+        .is_ok());
+        assert!(run(&["--duration", "3s"]).is_ok());
+        assert!(run(&["-n", "5"]).is_ok());
+        for bad in [
+            &["--duration", "3s", "-n", "5"][..],
+            &["--stage", "2s:1", "-n", "5"],
+            &["--duration", "3s", "--stage", "2s:1"],
+            &["--start-rate", "5", "--duration", "3s"],
+            &[],
+        ] {
+            assert!(run(bad).is_err(), "{bad:?}");
+        }
+    }
 }

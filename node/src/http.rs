@@ -1,4 +1,5 @@
-//! What a request to a target may be: an `http://` URL, a method, header names and values.
+//! What a request to a target may be: an `http://` or `https://` URL, a method, header names
+//! and values.
 //! One set of rules, used where a test is defined (the REST API) and where it is run (the
 //! engine), so that a test accepted by one is never refused by the other.
 
@@ -8,6 +9,8 @@ pub enum Part {
     Url,
     Method,
     Header,
+    /// The TLS settings (`tls`).
+    Tls,
 }
 
 /// Why a request cannot be sent.
@@ -27,9 +30,11 @@ fn err(part: Part, message: impl Into<String>) -> RequestError {
 
 use crate::protocol::limits;
 
-/// A parsed `http://host[:port]/path?query` URL.
+/// A parsed `http[s]://host[:port]/path?query` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
+    /// `https://`: the connection is TLS.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     /// Path and query, always starting with `/`.
@@ -39,16 +44,18 @@ pub struct Url {
 impl Url {
     pub fn parse(url: &str) -> Result<Url, RequestError> {
         let url = url.trim();
-        let rest = match url.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+        let (tls, rest) = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (true, rest),
             Some((scheme, _)) => {
                 return Err(err(
                     Part::Url,
-                    format!("scheme {scheme:?} is not supported; use http://"),
+                    format!("scheme {scheme:?} is not supported; use http:// or https://"),
                 ))
             }
-            None => return Err(err(Part::Url, "must start with http://")),
+            None => return Err(err(Part::Url, "must start with http:// or https://")),
         };
+        let default_port = if tls { 443 } else { 80 };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
             Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
@@ -70,14 +77,14 @@ impl Url {
                 .ok_or_else(|| err(Part::Url, "unclosed [ in IPv6 host"))?;
             let port = match after.strip_prefix(':') {
                 Some(p) => parse_port(p)?,
-                None if after.is_empty() => 80,
+                None if after.is_empty() => default_port,
                 None => return Err(err(Part::Url, "junk after IPv6 host")),
             };
             (h.to_string(), port)
         } else {
             match authority.rsplit_once(':') {
                 Some((h, p)) => (h.to_string(), parse_port(p)?),
-                None => (authority.to_string(), 80),
+                None => (authority.to_string(), default_port),
             }
         };
         if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -89,7 +96,30 @@ impl Url {
                 "path must be percent-encoded (no spaces or control characters)",
             ));
         }
-        Ok(Url { host, port, path })
+        Ok(Url {
+            tls,
+            host,
+            port,
+            path,
+        })
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The port a URL of this scheme has when it names none.
+    pub fn default_port(&self) -> u16 {
+        if self.tls {
+            443
+        } else {
+            80
+        }
     }
 
     /// `host:port` for connecting (IPv6 hosts bracketed).
@@ -101,14 +131,15 @@ impl Url {
         }
     }
 
-    /// The `Host` header value: the port is left out when it is the default.
+    /// The `Host` header value (HTTP/2's `:authority`): the port is left out when it is the
+    /// scheme's default.
     pub fn host_header(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        if self.port == 80 {
+        if self.port == self.default_port() {
             host
         } else {
             format!("{host}:{}", self.port)
@@ -249,6 +280,17 @@ mod tests {
         assert_eq!((u.port, u.path.as_str()), (80, "/"));
         let u = Url::parse("http://h?q").expect("ok");
         assert_eq!(u.path, "/?q");
+        let u = Url::parse("https://h").expect("ok");
+        assert_eq!(
+            (u.tls, u.port, u.host_header()),
+            (true, 443, "h".to_string())
+        );
+        let u = Url::parse("HTTPS://h:8443/x").expect("ok");
+        assert_eq!(
+            (u.scheme(), u.host_header()),
+            ("https", "h:8443".to_string())
+        );
+        assert!(!Url::parse("http://h").expect("ok").tls);
         let u = Url::parse("http://[::1]:9/a#frag").expect("ok");
         assert_eq!(
             (u.host.as_str(), u.port, u.path.as_str(), u.authority()),
@@ -261,7 +303,7 @@ mod tests {
         for bad in [
             "",
             "ftp://x",
-            "https://x",
+            "wss://x",
             "http://",
             "http://h:0",
             "http://h:99999",

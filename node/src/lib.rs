@@ -14,10 +14,12 @@ pub mod model;
 pub mod orchestrator;
 pub mod protocol;
 pub mod report;
+pub mod schedule;
 pub mod secrets;
 pub mod sqlite;
 pub mod stats;
 pub mod telemetry;
+pub mod thresholds;
 
 #[cfg(test)]
 #[path = "architecture_tests.rs"]

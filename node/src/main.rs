@@ -10,10 +10,17 @@ fn main() {
         let result = match cli.command {
             Command::Orchestrator(a) => app::orchestrator(a).await.map_err(|e| (2, e.to_string())),
             Command::Driver(a) => app::driver(a).await.map_err(|e| (2, e.to_string())),
-            Command::Load(a) => app::load(a).await.map_err(|e| (2, e.to_string())),
+            Command::Load(a) => app::load(a).await.map_err(|e| {
+                let code = if e.is::<app::ThresholdsNotPassed>() {
+                    client::EXIT_THRESHOLDS
+                } else {
+                    2
+                };
+                (code, e.to_string())
+            }),
             Command::Nodes(a) => client::nodes(a).await.map_err(|e| (e.code, e.message)),
             Command::Test(TestCommand::Run(a)) => {
-                client::run(a).await.map_err(|e| (e.code, e.message))
+                client::run(*a).await.map_err(|e| (e.code, e.message))
             }
             Command::Test(TestCommand::List(a)) => {
                 client::list(a).await.map_err(|e| (e.code, e.message))

@@ -213,8 +213,12 @@ impl LatencyStats {
     }
 
     /// Whether there is any figure to show.
+    /// Nothing measured: no source, or no sample and no figure. The second covers figures read
+    /// back from a stored view that had none (serde's default is an empty `Histogram`), so a
+    /// view shows the same fields before and after an orchestrator restart.
     pub fn is_empty(&self) -> bool {
         self.source == LatencySource::None
+            || (self.count == 0 && self.ordered_ms().iter().all(Option::is_none))
     }
 
     /// The figures in the order tables show them: min, mean, median, mode, p90, p95, p99, max.

@@ -377,6 +377,7 @@ async fn every_invalid_rest_request_gets_a_4xx_naming_the_field() {
         (json!({"test_type": "avalanche", "requests_per_driver": 5, "target_url": t, "timeout_ms": 0}).to_string(), "timeout_ms"),
         (json!({"test_type": "avalanche", "requests_per_driver": 5, "target_url": t, "drivers": 12}).to_string(), "drivers"),
         (json!({"test_type": "avalanche", "requests_per_driver": 5, "target_url": t, "colour": "red"}).to_string(), "colour"),
+        (json!({"test_type": "avalanche", "requests_per_driver": 5, "target_url": t, "thresholds": ["p99 < 1s", "p999x < 1s"]}).to_string(), "thresholds[1]"),
         ("{not json".to_string(), "body"),
     ];
     for (body, field) in cases {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const MIN: Duration = Duration::from_secs(60);
 
-const CSV_COLUMNS: [&str; 24] = [
+const CSV_COLUMNS: [&str; 28] = [
     "scope",
     "driver_id",
     "state",
@@ -39,6 +39,10 @@ const CSV_COLUMNS: [&str; 24] = [
     "service_p99_ms",
     "lag_median_ms",
     "lag_p99_ms",
+    "threshold",
+    "limit",
+    "measured",
+    "unit",
 ];
 
 struct Fetched {

@@ -5,8 +5,22 @@ import { api } from './api.js';
 import { $, setText, show } from './dom.js';
 import { shortId } from './format.js';
 
-const FIELDS = ['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'target_url', 'concurrency', 'drivers', 'timeout_ms', 'method'];
-const NUMERIC = new Set(['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'concurrency', 'drivers', 'timeout_ms']);
+const FIELDS = ['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'target_url', 'concurrency', 'drivers', 'timeout_ms', 'method', 'duration', 'start_rate'];
+const NUMERIC = new Set(['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'concurrency', 'drivers', 'timeout_ms', 'start_rate']);
+// Fields the advanced section holds: an error naming one opens it.
+const ADVANCED = new Set(['drivers', 'timeout_ms', 'method', 'duration', 'start_rate', 'stages']);
+
+/** `30s:100, 1m:1000` as the API's stages; a part that is not DURATION:RATE is sent as typed. */
+function stages(raw) {
+  const s = raw.trim();
+  if (s === '') return undefined;
+  return s.split(',').map((part) => {
+    const i = part.lastIndexOf(':');
+    if (i < 0) return { duration: part.trim() };
+    const rate = Number(part.slice(i + 1).trim());
+    return { duration: part.slice(0, i).trim(), rate: Number.isFinite(rate) ? rate : part.slice(i + 1).trim() };
+  });
+}
 const HINTS = {
   tsunami: 'A fixed delay between requests on each driver, on a schedule that does not drift.',
   avalanche: 'Requests go out as soon as a connection is free; cap them with a throughput.',
@@ -59,21 +73,26 @@ export function initForm({ onCreated }) {
       const v = value(name, el.value);
       if (v !== undefined) s[name] = v;
     }
+    const st = stages(input('stages')?.value ?? '');
+    if (st) s.stages = st;
+    // A time-bound test takes no count: the count field's default must not refuse it.
+    if (s.duration !== undefined || s.stages) delete s.requests_per_driver;
     s.trigger = trigger;
     return s;
   };
 
   const showError = (body, status) => {
     const message = body?.error ?? `HTTP ${status}`;
-    const field = body?.field;
+    // `stages[2].rate` is shown at the stages field.
+    const field = body?.field?.startsWith('stages') ? 'stages' : body?.field;
     const slot = field ? $(`error-${field}`) : null;
     if (slot) {
       // The message starts with the field's name, which the slot already shows.
-      setText(slot, message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message);
+      setText(slot, message.startsWith(`${body.field}: `) && body.field === field ? message.slice(field.length + 2) : message);
       const el = input(field) ?? form.querySelector(`input[name="${field}"]`);
       if (el) {
         el.setAttribute('aria-invalid', 'true');
-        if (field === 'drivers' || field === 'timeout_ms' || field === 'method') form.querySelector('details.advanced').open = true;
+        if (ADVANCED.has(field)) form.querySelector('details.advanced').open = true;
         el.focus();
       }
     } else {

@@ -74,9 +74,12 @@ export function renderDrivers(drivers, onOpen) {
 function describeSpec(t) {
   const s = t.spec;
   const type = capitalize(s.test_type);
-  const parts = [
-    `${type} · ${t.drivers.length} drivers × ${fmtInt(s.requests_per_driver)} requests`,
-  ];
+  const bound = s.stages?.length
+    ? `${s.stages.length} stages over ${fmtDuration(s.duration_ms)}`
+    : s.duration_ms
+      ? `for ${fmtDuration(s.duration_ms)}${s.requests_per_driver ? ` (${fmtInt(s.requests_per_driver)} requests)` : ''}`
+      : `${fmtInt(s.requests_per_driver)} requests`;
+  const parts = [`${type} · ${t.drivers.length} drivers × ${bound}`];
   if (s.delay_ms > 0) parts.push(`delay ${+s.delay_ms.toFixed(3)} ms`);
   parts.push(s.throughput_per_driver ? `cap ${fmtInt(s.throughput_per_driver)} req/s per driver` : 'no cap');
   parts.push(`${fmtInt(s.concurrency)} connections`);
@@ -216,6 +219,20 @@ export function renderTest(t, ctx) {
     );
   }
 
+  // Drivers that could not keep up: their figures are the generator's, not the target's.
+  const warnings = t.generator_warnings ?? [];
+  show($('generator-warnings'), warnings.length > 0);
+  fill($('generator-warnings'), ...warnings.map((w) => h('div', { 'data-testid': 'generator-warning' }, `⚠ ${w}`)));
+  // A staged test: each stage's target beside what was achieved.
+  const st = a.stages ?? [];
+  show($('test-stages'), st.length > 0);
+  fill(
+    $('test-stages'),
+    ...st.map((x) => h('div', { 'data-testid': 'stage-line' },
+      `stage ${x.stage + 1}: ${fmtDuration(x.duration_ms)}, ${fmtInt(x.from_rate)} → ${fmtInt(x.to_rate)} req/s per driver · target ${x.target_rps.toFixed(1)} req/s · achieved ${x.achieved_rps.toFixed(1)} req/s (${fmtInt(x.sent)} of ${fmtInt(x.planned)})`)),
+  );
+  renderThresholds(t.thresholds);
+
   const aggState = isFinished(t.status) ? (t.status === 'completed' ? 'done' : 'lost') : t.status === 'running' ? 'running' : 'waiting';
   const rows = [statsRow('aggregate', null, 'All drivers', a, aggState, null)];
   for (const d of t.per_driver) {
@@ -227,6 +244,35 @@ export function renderTest(t, ctx) {
     rows.push(statsRow('driver', d.driver_id, d.driver_id, d, d.state, badge));
   }
   fill($('stats-body'), rows);
+}
+
+const VERDICT_KIND = { passed: 'completed', failed: 'failed', not_evaluated: 'stopped', pending: 'running' };
+const THRESHOLD_KIND = { passed: 'completed', failed: 'failed', no_data: 'stopped' };
+
+/** A threshold's measured value in its unit. */
+function fmtMeasured(o) {
+  if (o.measured == null) return o.note ?? 'no data';
+  switch (o.unit) {
+    case 'ms': return `${fmtMs(o.measured)} ms`;
+    case 'ratio': return `${+(o.measured * 100).toFixed(4)}%`;
+    case 'per_second': return `${fmtRps(o.measured)} req/s`;
+    default: return String(o.measured);
+  }
+}
+
+/** The thresholds' verdict and each threshold with its measured value (absent without any). */
+function renderThresholds(th) {
+  const box = $('test-thresholds');
+  show(box, !!th);
+  if (!th) return;
+  fill(
+    box,
+    h('div', { class: 'verdict' }, 'Thresholds ', pill(th.verdict.replace('_', ' '), VERDICT_KIND[th.verdict] ?? 'muted', 'thresholds-verdict')),
+    h('ul', {}, ...th.results.map((o) => h('li', { 'data-testid': 'threshold' },
+      h('span', { class: `pill pill-small pill-${THRESHOLD_KIND[o.state] ?? 'muted'}` }, o.state.replace('_', ' ')),
+      ' ', h('code', {}, o.threshold), ' ', h('span', { class: 'measured' }, fmtMeasured(o)),
+      o.aborted ? ' · stopped the test' : o.abort_on_fail ? ' · abort_on_fail' : ''))),
+  );
 }
 
 // ---------------------------------------------------------------- history

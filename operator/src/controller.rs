@@ -5,7 +5,7 @@
 //! deleted and removes its drivers.
 
 pub use crate::counters::Counters;
-use crate::crd::{DriverProgress, LoadTest, Phase, Stats};
+use crate::crd::{DriverProgress, LoadTest, Phase, Stats, ThresholdResult, ThresholdsStatus};
 use crate::plan::{self, Action as Step, Observed, TestObservation};
 use crate::resources::{deployment_name, driver_deployment, owns_driver, DriverDefaults};
 use floodgate::orchestrator::spec::TestSpecInput;
@@ -295,7 +295,35 @@ pub fn observation(v: &TestView) -> TestObservation {
         started_at: v.started_at_ms.map(ms_to_rfc3339),
         finished_at: v.finished_at_ms.map(ms_to_rfc3339),
         settled: v.settled,
+        generator_warnings: v.generator_warnings.clone(),
+        thresholds: v.thresholds.as_ref().map(thresholds_status),
     }
+}
+
+/// The thresholds as the LoadTest status shows them.
+fn thresholds_status(t: &floodgate::thresholds::eval::Thresholds) -> ThresholdsStatus {
+    ThresholdsStatus {
+        verdict: t.verdict.as_str().to_string(),
+        aborted_by: t.aborted_by.clone(),
+        results: t
+            .results
+            .iter()
+            .map(|o| ThresholdResult {
+                threshold: o.threshold.clone(),
+                state: enum_name(&o.state),
+                measured: o.measured,
+                unit: enum_name(&o.unit),
+            })
+            .collect(),
+    }
+}
+
+/// The name serde gives a unit variant (`no_data`, `per_second`).
+fn enum_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Creates or scales the LoadTest's driver Deployment (server-side apply: idempotent).
@@ -383,7 +411,18 @@ pub(crate) fn test_input(
     TestSpecInput {
         test_type: Some(s.test_type.as_str().to_string()),
         delay_ms: s.delay_ms,
-        requests_per_driver: Some(s.requests_per_driver),
+        requests_per_driver: s.requests_per_driver,
+        duration_ms: s.duration_ms,
+        stages: s.stages.as_ref().map(|st| {
+            st.iter()
+                .map(|x| floodgate::orchestrator::spec::StageInput {
+                    duration: None,
+                    duration_ms: Some(x.duration_ms),
+                    rate: Some(x.rate),
+                })
+                .collect()
+        }),
+        start_rate: s.start_rate,
         throughput_per_driver: s.throughput_per_driver,
         target_url: Some(s.target_url.clone()),
         method: s.method.clone(),
@@ -395,6 +434,32 @@ pub(crate) fn test_input(
         drivers: None,
         driver_ids: Some(driver_ids.to_vec()),
         trigger: Some(true),
+        thresholds: (!s.thresholds.is_empty()).then(|| {
+            s.thresholds
+                .iter()
+                .map(|t| {
+                    let mut o = serde_json::json!({"threshold": t.threshold});
+                    if let Some(a) = t.abort_on_fail {
+                        o["abort_on_fail"] = a.into();
+                    }
+                    if let Some(d) = &t.delay {
+                        o["delay"] = d.as_str().into();
+                    }
+                    o
+                })
+                .collect()
+        }),
+        http_version: s.http_version.map(Into::into),
+        streams_per_connection: s.streams_per_connection,
+        tls: s
+            .tls
+            .as_ref()
+            .map(|t| floodgate::orchestrator::spec::TlsInput {
+                ca_pem: t.ca_pem.clone(),
+                insecure_skip_verify: t.insecure_skip_verify,
+                server_name: t.server_name.clone(),
+            }),
+        ..Default::default()
     }
 }
 

@@ -252,6 +252,41 @@ fn a_loadtest_is_validated_by_the_same_rules_as_the_api() {
     assert!(test_input(&lt(), &ids, Vec::new()).validate().is_ok());
 }
 
+/// Issue 12: the transport fields reach the test, and are held to the API's rules.
+#[test]
+fn a_loadtest_s_http_version_streams_and_tls_reach_the_test() {
+    use crate::crd::{HttpVersion, LoadTestTls};
+    let ids = ["d-0".to_string(), "d-1".to_string()];
+    let mut h2 = lt();
+    h2.spec.target_url = "https://t/".into();
+    h2.spec.http_version = Some(HttpVersion::Http2);
+    h2.spec.streams_per_connection = Some(8);
+    h2.spec.tls = Some(LoadTestTls {
+        insecure_skip_verify: Some(true),
+        server_name: Some("t.example".into()),
+        ..Default::default()
+    });
+    let spec = test_input(&h2, &ids, Vec::new()).validate().expect("valid");
+    let c = spec.to_config("t", &ids, "o");
+    assert_eq!(
+        c.transport.http_version,
+        floodgate::protocol::HttpVersion::Http2
+    );
+    assert_eq!(c.transport.streams(), 8);
+    let tls = c.transport.tls.expect("tls");
+    assert!(tls.insecure_skip_verify);
+    assert_eq!(tls.server_name.as_deref(), Some("t.example"));
+    let mut bad = h2.clone();
+    bad.spec.tls = Some(LoadTestTls {
+        ca_pem: Some("not a certificate".into()),
+        ..Default::default()
+    });
+    let e = test_input(&bad, &ids, Vec::new())
+        .validate()
+        .expect_err("bad pem");
+    assert_eq!(e.field, "tls.ca_pem", "{e}");
+}
+
 /// Issue 11: the reconcile that starts a test writes the status with the test's record (who,
 /// since when, where its reports begin on `metrics`) before the trigger is on the bus, and
 /// keeps it in the status it writes after.

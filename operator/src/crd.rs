@@ -24,16 +24,23 @@ use std::collections::BTreeMap;
     printcolumn = r#"{"name":"Drivers","type":"string","jsonPath":".status.driversSummary"}"#,
     printcolumn = r#"{"name":"Sent","type":"integer","jsonPath":".status.aggregate.sent"}"#,
     printcolumn = r#"{"name":"P99 ms","type":"number","jsonPath":".status.aggregate.p99Ms"}"#,
+    printcolumn = r#"{"name":"Thresholds","type":"string","jsonPath":".status.thresholds.verdict"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("self == oldSelf").message("a LoadTest's spec cannot change; create a new LoadTest to run again"))]
-#[x_kube(validation = Rule::new("self.testType != 'Tsunami' || (has(self.delayMs) && self.delayMs > 0.0)").message("a Tsunami test needs delayMs > 0"))]
+#[x_kube(validation = Rule::new("self.testType != 'Tsunami' || has(self.stages) || (has(self.delayMs) && self.delayMs > 0.0)").message("a Tsunami test needs delayMs > 0 (or stages)"))]
+#[x_kube(validation = Rule::new("(has(self.requestsPerDriver) ? 1 : 0) + (has(self.durationMs) ? 1 : 0) + (has(self.stages) ? 1 : 0) == 1").message("give exactly one of requestsPerDriver (a count), durationMs or stages (a time)"))]
+#[x_kube(validation = Rule::new("!has(self.stages) || (!has(self.throughputPerDriver) && !has(self.delayMs))").message("stages set the pace alone: leave out throughputPerDriver and delayMs"))]
+#[x_kube(validation = Rule::new("!has(self.startRate) || has(self.stages)").message("startRate is the rate the first of the stages ramps from: it needs stages"))]
 #[x_kube(validation = Rule::new("self.testType != 'Avalanche' || !has(self.delayMs) || self.delayMs == 0.0").message("only Tsunami tests take delayMs; cap an Avalanche with throughputPerDriver"))]
+#[x_kube(validation = Rule::new("!has(self.streamsPerConnection) || self.streamsPerConnection == 1 || (has(self.httpVersion) && self.httpVersion == '2')").message("streamsPerConnection above 1 needs httpVersion \"2\""))]
+#[x_kube(validation = Rule::new("!has(self.tls) || self.targetUrl.matches('^[hH][tT][tT][pP][sS]://')").message("tls applies to https:// targets only"))]
 #[serde(rename_all = "camelCase")]
 pub struct LoadTestSpec {
-    /// The URL every request goes to (plain HTTP/1.1), e.g. http://my-svc.default.svc:8080/ping.
+    /// The URL every request goes to, http:// or https://, e.g.
+    /// http://my-svc.default.svc:8080/ping.
     #[schemars(
-        regex(pattern = r"^[hH][tT][tT][pP]://[^\s/?#]+([/?][^\s]*)?$"),
+        regex(pattern = r"^[hH][tT][tT][pP][sS]?://[^\s/?#]+([/?][^\s]*)?$"),
         length(max = 2048)
     )]
     pub target_url: String,
@@ -61,9 +68,24 @@ pub struct LoadTestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = limits::MAX_DELAY_MS))]
     pub delay_ms: Option<f64>,
-    /// Requests each driver sends.
+    /// Requests each driver sends (a count-bound test; or give durationMs or stages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = limits::MAX_REQUESTS))]
-    pub requests_per_driver: u64,
+    pub requests_per_driver: Option<u64>,
+    /// A time-bound test: milliseconds to send for, at the test's pace (as fast as the target
+    /// answers when unpaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = limits::MAX_DURATION_MS))]
+    pub duration_ms: Option<u64>,
+    /// Rate stages (requests/s per driver), each a linear ramp from the previous stage's rate
+    /// (the first from startRate): they set the pace and imply the duration (their sum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = limits::MAX_STAGES))]
+    pub stages: Option<Vec<RateStage>>,
+    /// The rate the first stage ramps from (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = limits::MAX_RATE))]
+    pub start_rate: Option<f64>,
     /// Cap in requests per second per driver; absent means uncapped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = limits::MIN_RATE, max = limits::MAX_RATE))]
@@ -85,6 +107,121 @@ pub struct LoadTestSpec {
     /// Resources of each driver container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver_resources: Option<ResourceRequirements>,
+    /// Pass/fail thresholds on the merged data of all drivers, evaluated by the orchestrator;
+    /// the verdict is the ThresholdsPassed condition and `status.thresholds`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = floodgate::thresholds::MAX_THRESHOLDS))]
+    pub thresholds: Vec<ThresholdSpec>,
+    /// "1.1" (default) or "2": HTTP/2 negotiated with ALPN over https://, with prior knowledge
+    /// (h2c) over http://.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_version: Option<HttpVersion>,
+    /// Concurrent streams per HTTP/2 connection (default 1); concurrency stays connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = limits::MAX_STREAMS_PER_CONNECTION))]
+    pub streams_per_connection: Option<u64>,
+    /// How an https:// target's certificate is checked (default: the drivers' system roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<LoadTestTls>,
+}
+
+/// One threshold, e.g. `{threshold: "p99 < 250ms"}` or `{threshold: "error_rate < 1%",
+/// abortOnFail: true, delay: "10s"}`. The expression's grammar is checked by the orchestrator
+/// when the test is created (a refusal names `thresholds[i]` in the status); the pattern here
+/// catches the shape at `kubectl apply`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("!has(self.delay) || (has(self.abortOnFail) && self.abortOnFail)").message("delay only applies with abortOnFail: true"))]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdSpec {
+    /// `[<request>:] <metric> <op> <value>`: p99, p(99.9), median, mean, min, max (with us, ms
+    /// or s), error_rate (a ratio or a %), rps, errors, checks_failed; <, <=, >, >=, ==, !=.
+    #[schemars(
+        length(min = 1, max = floodgate::thresholds::MAX_TEXT),
+        regex(pattern = r"^[^<>=!]+(<=|>=|==|!=|<|>)[^<>=!]+$")
+    )]
+    pub threshold: String,
+    /// Stop the test on every driver as soon as this threshold fails (evaluated live on the
+    /// cumulative merged data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_on_fail: Option<bool>,
+    /// How long after the start an abortOnFail threshold is first evaluated, e.g. 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^\s*[0-9][0-9a-zµ. ]*$"), length(max = 64))]
+    pub delay: Option<String>,
+}
+
+/// The thresholds' verdict and measured values, as the orchestrator evaluated them.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdsStatus {
+    /// passed, failed, not_evaluated (a threshold had no data) or pending (still running).
+    pub verdict: String,
+    /// The abortOnFail threshold that stopped the test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<ThresholdResult>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdResult {
+    pub threshold: String,
+    /// passed, failed or no_data.
+    pub state: String,
+    /// In `unit`; absent with no data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<f64>,
+    /// ms, ratio, per_second or count.
+    pub unit: String,
+}
+
+/// One rate stage of a LoadTest.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("self.rate == 0.0 || self.rate >= 0.0002777777777777778").message("a stage's rate is 0 (a pause) or at least one an hour"))]
+#[serde(rename_all = "camelCase")]
+pub struct RateStage {
+    /// The stage's length in milliseconds; required, above 0.
+    #[schemars(range(min = 1, max = limits::MAX_DURATION_MS))]
+    pub duration_ms: u64,
+    /// Requests/s per driver at the stage's end.
+    #[schemars(range(min = 0.0, max = limits::MAX_RATE))]
+    pub rate: f64,
+}
+
+/// `httpVersion`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum HttpVersion {
+    #[serde(rename = "1.1")]
+    Http11,
+    #[serde(rename = "2")]
+    Http2,
+}
+
+impl From<HttpVersion> for floodgate::protocol::HttpVersion {
+    fn from(v: HttpVersion) -> Self {
+        match v {
+            HttpVersion::Http11 => Self::Http11,
+            HttpVersion::Http2 => Self::Http2,
+        }
+    }
+}
+
+/// `tls`: trust and names for an https:// target.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadTestTls {
+    /// CA certificates (PEM) to trust instead of the drivers' system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::MAX_CA_PEM_BYTES))]
+    pub ca_pem: Option<String>,
+    /// Accept any certificate (test environments only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
+    /// The name sent in SNI and checked against the certificate, instead of the URL's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = limits::MAX_SERVER_NAME_LEN))]
+    pub server_name: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -195,6 +332,9 @@ pub struct LoadTestStatus {
     pub drivers: Vec<DriverProgress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate: Option<Stats>,
+    /// The thresholds' verdict and values, when the LoadTest has thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<ThresholdsStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -333,13 +473,20 @@ pub(crate) fn sample_loadtest() -> LoadTest {
             body: None,
             test_type: TestType::Avalanche,
             delay_ms: None,
-            requests_per_driver: 10,
+            requests_per_driver: Some(10),
+            duration_ms: None,
+            stages: None,
+            start_rate: None,
             throughput_per_driver: None,
             drivers: 3,
             concurrency: None,
             timeout_ms: None,
             driver_image: None,
             driver_resources: None,
+            thresholds: vec![],
+            http_version: None,
+            streams_per_connection: None,
+            tls: None,
         },
     );
     lt.metadata.namespace = Some("load".into());

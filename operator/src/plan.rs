@@ -8,7 +8,7 @@
 //! record in its status ([`takeover`]).
 
 use crate::crd::{Condition, DriverProgress, LoadTestSpec, LoadTestStatus, Phase, Stats};
-use crate::crd::{RunRecord, MAX_RECORDED_PARTITIONS};
+use crate::crd::{RunRecord, ThresholdsStatus, MAX_RECORDED_PARTITIONS};
 use floodgate::model::TestStatus;
 use floodgate::protocol::limits;
 use std::collections::BTreeSet;
@@ -32,6 +32,11 @@ pub struct TestObservation {
     pub finished_at: Option<String>,
     /// Whether the numbers are final (a stopped test takes its drivers' last reports first).
     pub settled: bool,
+    /// Drivers that could not keep up, each named (issue 12): their figures measure the load
+    /// generator, not the target.
+    pub generator_warnings: Vec<String>,
+    /// The thresholds' verdict and values, when the test has thresholds.
+    pub thresholds: Option<ThresholdsStatus>,
 }
 
 /// What the controller saw before deciding.
@@ -79,6 +84,18 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
         }
     };
     let requeue = match st.phase {
+        // A threshold that cannot be parsed never runs: refused before any driver starts.
+        Phase::Pending if check_thresholds(spec).is_err() => {
+            let why = check_thresholds(spec).err().unwrap_or_default();
+            finish(
+                &mut st,
+                Phase::Failed,
+                &observed.now,
+                "InvalidThresholds",
+                &why,
+            );
+            None
+        }
         Phase::Pending => {
             scale(&mut actions, wanted as i32);
             advance(
@@ -154,6 +171,10 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
             }
             Some(t) => {
                 record(&mut st, t);
+                generator_condition(&mut st, t, &observed.now);
+                if let Some(th) = &t.thresholds {
+                    thresholds_condition(&mut st, th, &observed.now);
+                }
                 match t.status {
                     // Ended, but the last reports are still arriving: record them first.
                     s if s.is_finished() && !t.settled => Some(PROGRESS_EVERY),
@@ -208,6 +229,29 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
         status: st,
         requeue,
     }
+}
+
+/// The LoadTest's thresholds, parsed as the orchestrator will parse them (the CRD's schema
+/// checks only their shape); the error names the field, e.g. `spec.thresholds[1].threshold`.
+pub fn check_thresholds(spec: &LoadTestSpec) -> Result<(), String> {
+    use floodgate::thresholds;
+    let mut parsed = Vec::new();
+    for (i, t) in spec.thresholds.iter().enumerate() {
+        let at = |field: &str, e: String| format!("spec.thresholds[{i}].{field}: {e}");
+        let expr = thresholds::parse(&t.threshold).map_err(|e| at("threshold", e))?;
+        let delay = match &t.delay {
+            Some(d) => thresholds::parse_delay(d).map_err(|e| at("delay", e))?,
+            None => Duration::ZERO,
+        };
+        parsed.push(thresholds::Threshold {
+            text: t.threshold.clone(),
+            expr,
+            abort_on_fail: t.abort_on_fail.unwrap_or(false),
+            delay,
+        });
+    }
+    // A LoadTest has no mix yet, so no request names to scope a threshold to.
+    thresholds::check_scopes(&parsed, None).map_err(|e| format!("spec.{e}"))
 }
 
 /// The longest driver ID a record may name (a pod name).
@@ -361,7 +405,20 @@ fn set_condition(
     message: &str,
     now: &str,
 ) {
-    let status = if ok { "True" } else { "False" }.to_string();
+    let status = if ok { "True" } else { "False" };
+    set_condition_to(st, type_, status, reason, message, now);
+}
+
+/// [`set_condition`] with any status: "True", "False" or "Unknown".
+fn set_condition_to(
+    st: &mut LoadTestStatus,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: &str,
+) {
+    let status = status.to_string();
     match st.conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(c) => {
             if c.status != status {
@@ -381,13 +438,82 @@ fn set_condition(
     }
 }
 
+/// The `ThresholdsPassed` condition from the thresholds' verdict: True when every threshold
+/// passed; False when one failed (naming each with its measured value); Unknown while the test
+/// runs, or when a threshold had no data (never a pass).
+fn thresholds_condition(st: &mut LoadTestStatus, t: &ThresholdsStatus, now: &str) {
+    let failed: Vec<String> = t
+        .results
+        .iter()
+        .filter(|r| r.state == "failed")
+        .map(|r| match r.measured {
+            Some(m) => format!("{} (measured {m} {})", r.threshold, r.unit),
+            None => r.threshold.clone(),
+        })
+        .collect();
+    let no_data: Vec<&str> = t
+        .results
+        .iter()
+        .filter(|r| r.state == "no_data")
+        .map(|r| r.threshold.as_str())
+        .collect();
+    let (status, reason, message) = match t.verdict.as_str() {
+        "passed" => (
+            "True",
+            "ThresholdsPassed",
+            format!("all {} thresholds passed", t.results.len()),
+        ),
+        "failed" => (
+            "False",
+            "ThresholdsFailed",
+            format!("failed: {}", failed.join("; ")),
+        ),
+        "not_evaluated" => (
+            "Unknown",
+            "NoData",
+            format!("no data for: {}", no_data.join("; ")),
+        ),
+        _ => (
+            "Unknown",
+            "Pending",
+            "evaluated when the test ends".to_string(),
+        ),
+    };
+    let message = match &t.aborted_by {
+        Some(a) => format!("{message}; {a:?} stopped the test (abortOnFail)"),
+        None => message,
+    };
+    // Bounded: up to 32 thresholds of 256 characters each would make a long condition.
+    let message: String = message.chars().take(1024).collect();
+    set_condition_to(st, "ThresholdsPassed", status, reason, &message, now);
+}
+
 fn record(st: &mut LoadTestStatus, t: &TestObservation) {
+    st.thresholds = t.thresholds.clone();
     st.aggregate = Some(t.aggregate.clone());
     st.drivers = t.drivers.clone();
     st.drivers_registered = st.drivers_registered.max(t.drivers.len() as u32);
     if let Some(s) = &t.started_at {
         st.start_time = Some(s.clone());
     }
+}
+
+/// `GeneratorSaturated=True` once a driver says it could not keep up, with the drivers'
+/// warnings as its message: the results measure the load generator, not the target. Absent
+/// while every driver keeps up (the figures are cumulative, so it does not go back).
+fn generator_condition(st: &mut LoadTestStatus, t: &TestObservation, now: &str) {
+    if t.generator_warnings.is_empty() {
+        return;
+    }
+    let message: String = t.generator_warnings.join("; ").chars().take(1024).collect();
+    set_condition(
+        st,
+        "GeneratorSaturated",
+        true,
+        "DriverCouldNotKeepUp",
+        &message,
+        now,
+    );
 }
 
 #[cfg(test)]

@@ -12,13 +12,20 @@ fn spec(drivers: u32) -> LoadTestSpec {
         body: None,
         test_type: TestType::Avalanche,
         delay_ms: None,
-        requests_per_driver: 100,
+        requests_per_driver: Some(100),
+        duration_ms: None,
+        stages: None,
+        start_rate: None,
         throughput_per_driver: None,
         drivers,
         concurrency: None,
         timeout_ms: None,
         driver_image: None,
         driver_resources: None,
+        thresholds: vec![],
+        http_version: None,
+        streams_per_connection: None,
+        tls: None,
     }
 }
 
@@ -58,6 +65,8 @@ fn test(state: &str) -> TestObservation {
         started_at: Some("t0".into()),
         finished_at: None,
         settled: state != "running",
+        generator_warnings: vec![],
+        thresholds: None,
     }
 }
 
@@ -378,4 +387,192 @@ fn a_loadtest_behind_another_test_is_queued_not_failed_and_starts_in_its_turn() 
         .find(|c| c.type_ == "Queued")
         .expect("Queued");
     assert_eq!((q.status.as_str(), q.reason.as_str()), ("False", "Started"));
+}
+
+#[test]
+fn a_driver_that_could_not_keep_up_is_a_condition_naming_it() {
+    let quiet = plan(
+        &spec(3),
+        Some(&status(Phase::Running)),
+        &seen(Some(3), 0, Some(test("running"))),
+    );
+    let saturated = |st: &LoadTestStatus| {
+        st.conditions
+            .iter()
+            .find(|c| c.type_ == "GeneratorSaturated")
+            .cloned()
+    };
+    assert_eq!(saturated(&quiet.status), None, "no warning, no condition");
+    let warned = TestObservation {
+        generator_warnings: vec![
+            "driver lt-drivers-1 could not keep up: … these figures measure the load generator, not the target".into(),
+        ],
+        ..test("running")
+    };
+    let p = plan(
+        &spec(3),
+        Some(&quiet.status),
+        &seen(Some(3), 0, Some(warned)),
+    );
+    let c = saturated(&p.status).expect("the condition");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", "DriverCouldNotKeepUp")
+    );
+    assert!(
+        c.message.contains("lt-drivers-1") && c.message.contains("not the target"),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn the_thresholds_verdict_is_the_thresholds_passed_condition() {
+    use crate::crd::{ThresholdResult, ThresholdsStatus};
+    let result = |threshold: &str, state: &str, measured: Option<f64>| ThresholdResult {
+        threshold: threshold.into(),
+        state: state.into(),
+        measured,
+        unit: "ms".into(),
+    };
+    // (test state, verdict, results, condition status, reason, words of the message, phase)
+    let cases = [
+        (
+            "completed",
+            "passed",
+            vec![result("p99 < 1s", "passed", Some(3.5))],
+            "True",
+            "ThresholdsPassed",
+            "all 1",
+            Phase::Succeeded,
+        ),
+        (
+            "completed",
+            "failed",
+            vec![
+                result("p99 < 1s", "passed", Some(3.5)),
+                result("p50 < 1ms", "failed", Some(2.25)),
+            ],
+            "False",
+            "ThresholdsFailed",
+            "p50 < 1ms (measured 2.25 ms)",
+            Phase::Succeeded,
+        ),
+        (
+            "completed",
+            "not_evaluated",
+            vec![result("home: p99 < 1s", "no_data", None)],
+            "Unknown",
+            "NoData",
+            "home: p99 < 1s",
+            Phase::Succeeded,
+        ),
+        (
+            "running",
+            "pending",
+            vec![result("p99 < 1s", "passed", Some(3.5))],
+            "Unknown",
+            "Pending",
+            "when the test ends",
+            Phase::Running,
+        ),
+    ];
+    for (state, verdict, results, status_, reason, words, phase) in cases {
+        let mut t = test(state);
+        let th = ThresholdsStatus {
+            verdict: verdict.into(),
+            aborted_by: None,
+            results,
+        };
+        t.thresholds = Some(th.clone());
+        let p = plan(
+            &spec(1),
+            Some(&status(Phase::Running)),
+            &seen(Some(1), 0, Some(t)),
+        );
+        let st = p.status;
+        assert_eq!(st.thresholds.as_ref(), Some(&th), "{verdict}");
+        assert_eq!(
+            st.phase, phase,
+            "{verdict}: the phase is the run's, the verdict a condition"
+        );
+        let c = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "ThresholdsPassed")
+            .expect("condition");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            (status_, reason),
+            "{verdict}"
+        );
+        assert!(c.message.contains(words), "{verdict}: {}", c.message);
+    }
+    // A test that a threshold stopped: Failed, naming it.
+    let mut t = test("stopped");
+    t.reason = Some("aborted by threshold \"p99 < 1ms\"".into());
+    t.thresholds = Some(ThresholdsStatus {
+        verdict: "failed".into(),
+        aborted_by: Some("p99 < 1ms".into()),
+        results: vec![result("p99 < 1ms", "failed", Some(3.0))],
+    });
+    let st = plan(
+        &spec(1),
+        Some(&status(Phase::Running)),
+        &seen(Some(1), 0, Some(t)),
+    )
+    .status;
+    assert_eq!(st.phase, Phase::Failed);
+    assert!(st.message.as_deref().unwrap_or("").contains("p99 < 1ms"));
+    let c = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "ThresholdsPassed")
+        .expect("condition");
+    assert!(
+        c.status == "False" && c.message.contains("stopped the test"),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn an_unparsable_threshold_fails_the_loadtest_before_any_driver_starts() {
+    use crate::crd::ThresholdSpec;
+    let with = |threshold: &str, delay: Option<&str>| {
+        let mut s = spec(2);
+        s.thresholds = vec![
+            ThresholdSpec {
+                threshold: "p99 < 1s".into(),
+                abort_on_fail: None,
+                delay: None,
+            },
+            ThresholdSpec {
+                threshold: threshold.into(),
+                abort_on_fail: Some(true),
+                delay: delay.map(String::from),
+            },
+        ];
+        s
+    };
+    let cases = [
+        (
+            "p999x < 1s",
+            None,
+            "spec.thresholds[1].threshold: unknown metric \"p999x\"",
+        ),
+        ("p99 < 1s", Some("soon"), "spec.thresholds[1].delay"),
+        ("home: p99 < 1s", None, "spec.thresholds[1]: is scoped"),
+    ];
+    for (threshold, delay, words) in cases {
+        let p = plan(&with(threshold, delay), None, &seen(None, 0, None));
+        assert_eq!(p.status.phase, Phase::Failed, "{threshold}");
+        assert!(
+            p.actions.is_empty(),
+            "no driver is started: {:?}",
+            p.actions
+        );
+        let msg = p.status.message.unwrap_or_default();
+        assert!(msg.contains(words), "{msg}");
+    }
+    let p = plan(&with("p99 < 1s", Some("10s")), None, &seen(None, 0, None));
+    assert_eq!(p.status.phase, Phase::Scaling);
 }

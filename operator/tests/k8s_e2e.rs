@@ -34,6 +34,29 @@ async fn invalid_loadtests_are_refused_by_the_api_server() {
             loadtest("zero", &t, 2, json!({"requestsPerDriver": 0})),
             "requestsPerDriver",
         ),
+        // Issue 12: a count and a time are exclusive; a stage's duration is above 0.
+        (
+            loadtest("count-and-time", &t, 2, json!({"durationMs": 1000})),
+            "exactly one of requestsPerDriver",
+        ),
+        (
+            loadtest(
+                "zero-stage",
+                &t,
+                2,
+                json!({"requestsPerDriver": null, "stages": [{"durationMs": 0, "rate": 10}]}),
+            ),
+            "durationMs",
+        ),
+        (
+            loadtest(
+                "stages-and-cap",
+                &t,
+                2,
+                json!({"requestsPerDriver": null, "stages": [{"durationMs": 1000, "rate": 10}], "throughputPerDriver": 5}),
+            ),
+            "stages set the pace alone",
+        ),
     ];
     for (manifest, needle) in refusals {
         let err = e

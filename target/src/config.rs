@@ -87,6 +87,30 @@ pub struct Config {
     /// GET /headers (for tests that check what a load tester really sent).
     #[arg(long, env = "FLOODGATE_TARGET_RECORD_HEADER", value_name = "NAME")]
     pub record_header: Option<String>,
+    /// Serve HTTPS with a freshly generated CA and server certificate (for localhost,
+    /// 127.0.0.1, ::1); the CA's PEM is written to PATH for clients to trust.
+    #[arg(long, env = "FLOODGATE_TARGET_TLS_SELF_SIGNED", value_name = "PATH")]
+    pub tls_self_signed: Option<std::path::PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(
+        long,
+        env = "FLOODGATE_TARGET_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "FLOODGATE_TARGET_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// On a plain port, also serve HTTP/2 with prior knowledge (h2c). Over TLS, HTTP/2 is
+    /// always offered (ALPN).
+    #[arg(long, env = "FLOODGATE_TARGET_H2C")]
+    pub h2c: bool,
 }
 
 impl Default for Config {
@@ -99,6 +123,10 @@ impl Default for Config {
             error_ratio: 0.0,
             record_arrivals: 0,
             record_header: None,
+            tls_self_signed: None,
+            tls_cert: None,
+            tls_key: None,
+            h2c: false,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::error::ErrorKind;
 use clap::Parser;
-use floodgate_target::{bind, serve, shutdown_signal, Config, Target};
+use floodgate_target::{bind, serve, serve_h2c, serve_tls, shutdown_signal, Config, Target};
 
 fn main() -> ExitCode {
     let config = match Config::try_parse() {
@@ -45,6 +45,7 @@ fn main() -> ExitCode {
 
 fn run(config: &Config) -> anyhow::Result<()> {
     let state = Arc::new(Target::new(config).map_err(anyhow::Error::msg)?);
+    let tls = floodgate_target::tls::from_config(config).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.worker_threads())
         .enable_all()
@@ -59,8 +60,13 @@ fn run(config: &Config) -> anyhow::Result<()> {
         let shutdown = shutdown_signal().context("cannot install signal handlers")?;
         // Tests and scripts parse this line for the port; a closed stdout must
         // not stop the server, hence no println! (which panics on EPIPE).
+        // The same line over TLS: scripts parse the address from it.
         let _ = writeln!(std::io::stdout(), "floodgate-target listening on {local}");
-        serve(listener, state, shutdown).await;
+        match tls {
+            Some(tls) => serve_tls(listener, state, tls, shutdown).await,
+            None if config.h2c => serve_h2c(listener, state, shutdown).await,
+            None => serve(listener, state, shutdown).await,
+        }
         Ok(())
     })
 }

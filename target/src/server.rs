@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
 use crate::handler::Handler;
@@ -25,6 +25,24 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// Back-off after an accept error that is not about one connection (e.g. out
 /// of file descriptors), so the loop does not spin on it.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Drives one hyper connection to its end, switching it to graceful shutdown when `drain`
+/// fires. Connection errors (peer resets, malformed requests) are the client's business under
+/// load; hyper already answered what it could.
+macro_rules! drive {
+    ($connection:expr, $drain:expr) => {{
+        let connection = $connection;
+        tokio::pin!(connection);
+        tokio::select! {
+            _ = connection.as_mut() => {}
+            _ = $drain.changed() => {
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
+            }
+        }
+    }};
+}
+pub(crate) use drive;
 
 /// Binds `addr` with SO_REUSEADDR and a large backlog. Must run inside a
 /// tokio runtime.
@@ -50,7 +68,27 @@ pub async fn serve(listener: TcpListener, state: Arc<Target>, shutdown: impl Fut
     // load generators; it also costs a timer registration per request.
     // Buffer sizes and writev stay at hyper's defaults, which suit tiny bodies.
     http.keep_alive(true).header_read_timeout(None);
+    accept_loop(
+        listener,
+        state,
+        shutdown,
+        move |stream, handler, mut drain| {
+            let connection = http.serve_connection(TokioIo::new(stream), handler);
+            tokio::spawn(async move { drive!(connection, drain) });
+        },
+    )
+    .await;
+}
 
+/// The accept loop shared by every protocol: accepts until `shutdown`, hands each connection
+/// (with a drain signal that fires when shutdown starts) to `on_connection`, which spawns its
+/// task; then waits for the open connections to finish, bounded as [`serve`] says.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<Target>,
+    shutdown: impl Future<Output = ()>,
+    mut on_connection: impl FnMut(TcpStream, Handler, watch::Receiver<()>),
+) {
     // Connection tasks watch this to switch to graceful shutdown; the sender
     // learns they are all gone once every receiver has been dropped.
     let (drain_tx, drain_rx) = watch::channel(());
@@ -75,21 +113,7 @@ pub async fn serve(listener: TcpListener, state: Arc<Target>, shutdown: impl Fut
         // Tiny responses must leave immediately instead of waiting on Nagle's
         // algorithm; failure only costs latency, so it is not fatal.
         let _ = stream.set_nodelay(true);
-        let connection =
-            http.serve_connection(TokioIo::new(stream), Handler::new(Arc::clone(&state)));
-        let mut drain = drain_rx.clone();
-        tokio::spawn(async move {
-            tokio::pin!(connection);
-            tokio::select! {
-                // Connection errors (peer resets, malformed requests) are the
-                // client's business under load; hyper already answered what it could.
-                _ = connection.as_mut() => {}
-                _ = drain.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        });
+        on_connection(stream, Handler::new(Arc::clone(&state)), drain_rx.clone());
     }
 
     drop(listener);

@@ -6,9 +6,12 @@
 use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
 use crate::orchestrator::registry::DriverView;
 use crate::orchestrator::spec::TestSpec;
-use crate::orchestrator::view::{self, TestView};
-use crate::protocol::{ErrorCounts, StatusClasses, TestType};
+use crate::orchestrator::view::{self, StageStats, TestView};
+use crate::protocol::{
+    ErrorCounts, GeneratorLoad, HttpVersion, RateStage, StatusClasses, TestType, TlsSettings,
+};
 use crate::stats::LatencyStats;
+use crate::thresholds::{self, eval::Thresholds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -27,6 +30,14 @@ pub struct Test {
     pub settled: bool,
     pub aggregate: Stats,
     pub per_driver: Vec<DriverStats>,
+    /// Drivers that could not keep up, each named: their figures measure the load generator,
+    /// not the target (issue 12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generator_warnings: Vec<String>,
+    /// Each threshold's measured value and state, and the verdict (`passed`, `failed`,
+    /// `not_evaluated`, or `pending` while the test runs); absent when the test has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Thresholds>,
 }
 
 /// What the test was asked to do, validated.
@@ -44,6 +55,21 @@ pub struct Spec {
     pub timeout_ms: u64,
     pub drivers: Option<u64>,
     pub driver_ids: Option<Vec<String>>,
+    /// A time-bound test's duration (its stages' sum); absent for a count-bound test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<RateStage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<thresholds::Stored>,
+    #[serde(default, skip_serializing_if = "HttpVersion::is_default")]
+    pub http_version: HttpVersion,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams_per_connection: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
 }
 
 /// Counters and latency over one driver or all of them.
@@ -69,6 +95,18 @@ pub struct Stats {
     /// Present when the schedule lag is a large share of the latency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_note: Option<String>,
+    /// A staged test's stages: target and achieved rate of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageStats>,
+    /// TCP connect time per connection opened (apart from request latency).
+    #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
+    pub connect_time: LatencyStats,
+    /// TLS handshake time per TLS connection opened.
+    #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
+    pub tls_handshake: LatencyStats,
+    /// The first transport error a driver saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
 }
 
 /// One participant's row.
@@ -86,6 +124,9 @@ pub struct DriverStats {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub defaults: BTreeMap<String, serde_json::Value>,
+    /// Its own load (CPU, schedule lag) and its saturation warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<GeneratorLoad>,
     #[serde(flatten)]
     pub stats: Stats,
 }
@@ -119,6 +160,8 @@ impl From<&TestView> for Test {
             settled: v.settled,
             aggregate: Stats::from(&v.aggregate),
             per_driver: v.per_driver.iter().map(DriverStats::from).collect(),
+            generator_warnings: v.generator_warnings.clone(),
+            thresholds: v.thresholds.clone(),
         }
     }
 }
@@ -138,6 +181,13 @@ impl From<&TestSpec> for Spec {
             timeout_ms: s.timeout_ms,
             drivers: s.drivers,
             driver_ids: s.driver_ids.clone(),
+            duration_ms: s.duration_ms,
+            stages: s.stages.clone(),
+            start_rate: s.start_rate,
+            thresholds: s.thresholds.iter().cloned().map(Into::into).collect(),
+            http_version: s.http_version,
+            streams_per_connection: s.streams_per_connection,
+            tls: s.tls.clone(),
         }
     }
 }
@@ -160,6 +210,10 @@ impl From<&view::Stats> for Stats {
             service_time: s.service_time.clone(),
             schedule_lag: s.schedule_lag.clone(),
             lag_note: s.lag_note.clone(),
+            stages: s.stages.clone(),
+            connect_time: s.connect_time.clone(),
+            tls_handshake: s.tls_handshake.clone(),
+            first_error: s.first_error.clone(),
         }
     }
 }
@@ -175,6 +229,7 @@ impl From<&view::DriverStats> for DriverStats {
             ended_by: d.ended_by,
             reason: d.reason.clone(),
             defaults: d.defaults.clone(),
+            generator: d.generator.clone(),
             stats: Stats::from(&d.stats),
         }
     }

@@ -72,3 +72,67 @@ fn the_tsunami_needs_a_delay_rule_is_in_the_document() {
         .expect("an Avalanche rule");
     assert_eq!(avalanche["properties"]["delay_ms"]["maximum"], 0.0);
 }
+
+#[test]
+fn the_time_bound_fields_carry_the_limits() {
+    let doc: Value = serde_json::from_str(OPENAPI).expect("the document is JSON");
+    let d = input_field(&doc, "duration_ms");
+    assert_eq!(
+        (d["minimum"].as_u64(), d["maximum"].as_u64()),
+        (Some(1), Some(limits::MAX_DURATION_MS))
+    );
+    let stages = input_field(&doc, "stages");
+    assert_eq!(stages["maxItems"].as_u64(), Some(limits::MAX_STAGES as u64));
+    let stage = &stages["items"]["properties"];
+    assert_eq!(
+        stage["duration_ms"]["maximum"].as_u64(),
+        Some(limits::MAX_DURATION_MS)
+    );
+    assert_eq!(stage["rate"]["maximum"].as_f64(), Some(Caps::HARD.rate));
+    assert_eq!(
+        input_field(&doc, "start_rate")["maximum"].as_f64(),
+        Some(Caps::HARD.rate)
+    );
+    // A count is one way to bound a test, no longer required on its own.
+    let required = &doc["components"]["schemas"]["TestSpecInput"]["required"];
+    assert!(!required
+        .as_array()
+        .is_some_and(|r| r.iter().any(|f| f == "requests_per_driver")));
+}
+
+#[test]
+fn the_thresholds_bounds_are_the_parser_s() {
+    let doc: Value = serde_json::from_str(OPENAPI).expect("the document is JSON");
+    let t = input_field(&doc, "thresholds");
+    assert_eq!(
+        t["maxItems"].as_u64(),
+        Some(crate::thresholds::MAX_THRESHOLDS as u64)
+    );
+    assert_eq!(
+        t["items"]["oneOf"][0]["maxLength"].as_u64(),
+        Some(crate::thresholds::MAX_TEXT as u64)
+    );
+}
+
+#[test]
+fn the_transport_fields_bounds_are_the_limits() {
+    let doc: Value = serde_json::from_str(OPENAPI).expect("the document is JSON");
+    let streams = input_field(&doc, "streams_per_connection");
+    assert_eq!(
+        (streams["minimum"].as_u64(), streams["maximum"].as_u64()),
+        (Some(1), Some(limits::MAX_STREAMS_PER_CONNECTION))
+    );
+    let tls = &doc["components"]["schemas"]["TlsSettings"]["properties"];
+    assert_eq!(
+        tls["ca_pem"]["maxLength"].as_u64(),
+        Some(limits::MAX_CA_PEM_BYTES as u64)
+    );
+    assert_eq!(
+        tls["server_name"]["maxLength"].as_u64(),
+        Some(limits::MAX_SERVER_NAME_LEN as u64)
+    );
+    assert_eq!(
+        input_field(&doc, "http_version")["enum"],
+        serde_json::json!(["1.1", "2"])
+    );
+}

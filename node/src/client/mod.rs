@@ -3,9 +3,10 @@
 
 mod progress;
 mod table;
+mod transport_args;
 
 use table::ms;
-pub use table::print_result;
+pub use table::{print_result, print_thresholds};
 
 use crate::api::dto::Test;
 use crate::cli::{ClientArgs, Output, ReportArgs, ReportFormat, RunArgs, TestKind, TokenArgs};
@@ -150,6 +151,11 @@ fn cli_flag(field: &str) -> Option<&str> {
         "delay_ms" => "delay-ms",
         "timeout_ms" => "timeout-ms",
         "headers" => "header",
+        "duration_ms" => "duration",
+        "start_rate" => "start-rate",
+        f if f.starts_with("stages") => "stage",
+        t if t.starts_with("thresholds[") && t.ends_with(".delay") => "abort-delay",
+        t if t.starts_with("thresholds") => "threshold (or --abort-on-fail)",
         other => other,
     })
 }
@@ -176,7 +182,28 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         ("concurrency", args.concurrency.map(|v| json!(v))),
         ("timeout_ms", args.timeout_ms.map(|v| json!(v))),
         ("drivers", args.drivers.map(|v| json!(v))),
-        ("body", args.body.map(|v| json!(v))),
+        (
+            "duration_ms",
+            args.timing
+                .duration
+                .map(|d| json!(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
+        ),
+        (
+            "stages",
+            (!args.timing.stages.is_empty()).then(|| {
+                json!(args
+                    .timing
+                    .stages
+                    .iter()
+                    .map(|s| json!({
+                        "duration_ms": u64::try_from(s.duration.as_millis()).unwrap_or(u64::MAX),
+                        "rate": s.rate
+                    }))
+                    .collect::<Vec<_>>())
+            }),
+        ),
+        ("start_rate", args.timing.start_rate.map(|v| json!(v))),
+        ("body", args.body.as_ref().map(|v| json!(v))),
         (
             "headers",
             (!headers.is_empty()).then_some(Value::Object(headers)),
@@ -186,6 +213,19 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         if let Some(v) = v {
             body[k] = v;
         }
+    }
+    if let Some(t) = thresholds_field(&args)? {
+        body["thresholds"] = t;
+    }
+    let concurrency = args
+        .concurrency
+        .unwrap_or(crate::protocol::limits::DEFAULT_CONCURRENCY);
+    for (k, v) in args
+        .transport
+        .spec_fields(concurrency)
+        .map_err(|e| fail(2, e))?
+    {
+        body[k] = v;
     }
     let created = api
         .call(reqwest::Method::POST, "/api/v1/tests", Some(body))
@@ -207,7 +247,9 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         })
         .unwrap_or_default();
     eprintln!("test {id} started on {} drivers", drivers.len());
-    let mut progress = Progress::new(&drivers, args.requests);
+    // A time-bound test's count is the one its pace has due (0, unpaced: open).
+    let planned = created["spec"]["requests_per_driver"].as_u64().unwrap_or(0);
+    let mut progress = Progress::new(&drivers, planned);
     let view = loop {
         tokio::time::sleep(POLL).await;
         let v = api.test(&id).await?;
@@ -219,17 +261,62 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         }
     };
     print_result(&view, args.client.output);
-    match view.status {
-        TestStatus::Completed => Ok(()),
-        s => Err(fail(
+    outcome(&view)
+}
+
+/// Exit code of a test whose thresholds did not pass (failed, or not evaluated for lack of
+/// data), distinct from 1 (the test itself did not complete) and 2 (usage, API).
+pub const EXIT_THRESHOLDS: i32 = 3;
+
+/// How `test run` ends: 0 when the test completed and its thresholds (if any) passed; 3 when
+/// the thresholds did not pass, on a test that completed or was stopped by an `abort_on_fail`
+/// threshold; 1 when the test did not complete otherwise (failed, stopped on request).
+fn outcome(view: &Test) -> Result<(), CliError> {
+    let verdict = view.thresholds.as_ref();
+    let aborted = verdict.is_some_and(|t| t.aborted_by.is_some());
+    if view.status != TestStatus::Completed && !aborted {
+        return Err(fail(
             1,
             format!(
-                "test {id} ended {}: {}",
-                s.as_str(),
+                "test {} ended {}: {}",
+                view.id,
+                view.status.as_str(),
                 view.reason.as_deref().unwrap_or("stopped")
             ),
-        )),
+        ));
     }
+    match verdict {
+        Some(t) if !t.passed() => Err(fail(
+            EXIT_THRESHOLDS,
+            format!(
+                "test {}: thresholds {}{}",
+                view.id,
+                t.verdict.as_str(),
+                view.reason
+                    .as_ref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The `thresholds` of the request: each `--threshold` as a string, each `--abort-on-fail` as
+/// an object with the `--abort-delay`.
+fn thresholds_field(args: &RunArgs) -> Result<Option<Value>, CliError> {
+    if args.abort_delay.is_some() && args.abort_on_fail.is_empty() {
+        return Err(fail(2, "--abort-delay needs an --abort-on-fail threshold"));
+    }
+    let mut all: Vec<Value> = args.thresholds.iter().map(|t| json!(t)).collect();
+    for t in &args.abort_on_fail {
+        let mut o = json!({"threshold": t, "abort_on_fail": true});
+        if let Some(d) = &args.abort_delay {
+            o["delay"] = json!(d);
+        }
+        all.push(o);
+    }
+    Ok((!all.is_empty()).then_some(Value::Array(all)))
 }
 
 /// How often `test run` asks for the test's state.

@@ -4,6 +4,7 @@
 use crate::api::dto::{Stats, Test};
 use crate::cli::Output;
 use crate::model::Ended;
+use crate::thresholds::eval::{shown, State, Thresholds};
 use std::io::Write;
 
 pub fn print_result(v: &Test, output: Output) {
@@ -50,6 +51,22 @@ pub fn print_result(v: &Test, output: Output) {
     if let Some(n) = &v.aggregate.lag_note {
         println!("note: {n}");
     }
+    for st in &v.aggregate.stages {
+        println!(
+            "stage {}: {:.1} s, {:.0} → {:.0} req/s per driver: target {:.1} req/s ({} due), achieved {:.1} req/s ({} sent)",
+            st.stage,
+            st.duration_ms as f64 / 1000.0,
+            st.from_rate,
+            st.to_rate,
+            st.target_rps,
+            st.planned,
+            st.achieved_rps,
+            st.sent
+        );
+    }
+    for w in &v.generator_warnings {
+        println!("warning: {w}");
+    }
     // Say why a figure is missing, and what a driver of another implementation did.
     if let Some(n) = &v.aggregate.latency.not_mergeable {
         println!("n/a in the aggregate: {}", n.reason);
@@ -72,7 +89,35 @@ pub fn print_result(v: &Test, output: Output) {
             println!("{}: {}", d.driver_id, notes.join("; "));
         }
     }
+    if let Some(t) = &v.thresholds {
+        print_thresholds(t);
+    }
     let _ = std::io::stdout().flush();
+}
+
+/// The thresholds' lines: the verdict, then each threshold with its measured value.
+pub fn print_thresholds(t: &Thresholds) {
+    println!("thresholds: {}", t.verdict.as_str().to_uppercase());
+    for o in &t.results {
+        let state = match o.state {
+            State::Passed => "pass",
+            State::Failed => "FAIL",
+            State::NoData => "no data",
+        };
+        let measured = match (o.measured, &o.note) {
+            (Some(v), _) => format!("measured {}", shown(v, o.unit)),
+            (None, Some(n)) => n.clone(),
+            (None, None) => String::new(),
+        };
+        let abort = if o.aborted {
+            "  (stopped the test)"
+        } else if o.abort_on_fail {
+            "  (abort_on_fail)"
+        } else {
+            ""
+        };
+        println!("  {state:<7} {:<32} {measured}{abort}", o.threshold);
+    }
 }
 
 fn row(name: &str, s: &Stats) -> String {

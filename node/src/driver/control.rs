@@ -135,7 +135,7 @@ impl Control {
             return;
         }
         let mut defaults = BTreeMap::new();
-        let requests = match c.requests {
+        let requests = match super::planned_requests(&c) {
             Some(n) => n,
             None => {
                 let n = self.ctx.cfg.default_count;
@@ -317,7 +317,10 @@ impl Control {
         let mut reporter = Reporter::new(&self.ctx.cfg.id, &test_id, p.defaults);
         let default_target = self.ctx.cfg.default_target.as_deref();
         let started = match plan_for(&p.config, p.requests, default_target, start_at) {
-            Ok(plan) => engine::start(plan).await.map_err(|e| e.to_string()),
+            Ok(plan) => {
+                reporter = reporter.for_run(&plan.pacer);
+                engine::start(plan).await.map_err(|e| e.to_string())
+            }
             Err(e) => Err(e),
         };
         let running = match started {

@@ -2,12 +2,14 @@
 //! triggers, reporting cumulative metrics until a final report is safely in Kafka.
 
 mod control;
+pub mod generator;
 mod reporter;
 pub mod store;
 
 use crate::bus::{Bus, KafkaBus};
 use crate::engine::{Pacer, Plan, PreparedRequest};
 use crate::protocol::{self, Heartbeat, Register, Role, SeedStyle, TestConfig, TestType};
+use crate::schedule::Pace;
 use control::Control;
 use std::future::Future;
 use std::path::PathBuf;
@@ -318,6 +320,27 @@ pub(crate) fn reporter_for_tests(
     reporter::Reporter::new(node, test, Default::default()).report(snap, is_final)
 }
 
+/// The engine's transport for a test's wire settings (the TLS config is built here, once).
+pub fn engine_transport(
+    url: &crate::http::Url,
+    t: &protocol::Transport,
+    connections: usize,
+) -> Result<crate::engine::Transport, crate::http::RequestError> {
+    let tls = t.tls.clone().unwrap_or_default();
+    let options = crate::engine::tls::TlsOptions {
+        ca_pem: tls.ca_pem,
+        insecure_skip_verify: tls.insecure_skip_verify,
+        server_name: tls.server_name,
+    };
+    crate::engine::Transport::new(
+        url,
+        t.http_version == protocol::HttpVersion::Http2,
+        t.streams(),
+        &options,
+        connections,
+    )
+}
+
 /// Translates a `test_config` into the engine's plan: `requests` per driver (the config's count
 /// or the driver's default), against the config's target or else the driver's `--target`.
 pub fn plan_for(
@@ -341,21 +364,24 @@ pub fn plan_for(
             None,
         ),
     };
-    let request = PreparedRequest::build(url, method, headers, body).map_err(|e| e.to_string())?;
-    let delay = match c.test_type {
-        TestType::Tsunami => Duration::from_micros(c.delay_us),
-        TestType::Avalanche => Duration::ZERO,
-    };
+    let http2 = c.transport.http_version == protocol::HttpVersion::Http2;
+    let request =
+        PreparedRequest::build_for(url, method, headers, body, http2).map_err(|e| e.to_string())?;
+    let concurrency = usize::try_from(
+        c.concurrency
+            .unwrap_or(protocol::limits::DEFAULT_CONCURRENCY)
+            .max(1),
+    )
+    .unwrap_or(usize::MAX);
+    let transport =
+        engine_transport(&request.url, &c.transport, concurrency).map_err(|e| e.to_string())?;
+    let (pacer, requests, until) = pace_of(c, requests);
     Ok(Plan {
         request,
-        pacer: Pacer::new(delay, c.throughput_per_driver),
+        pacer,
         requests,
-        concurrency: usize::try_from(
-            c.concurrency
-                .unwrap_or(protocol::limits::DEFAULT_CONCURRENCY)
-                .max(1),
-        )
-        .unwrap_or(usize::MAX),
+        until,
+        concurrency,
         timeout: Duration::from_millis(
             c.timeout_ms
                 .unwrap_or(protocol::limits::DEFAULT_TIMEOUT_MS)
@@ -363,5 +389,37 @@ pub fn plan_for(
         ),
         start_at,
         record_sends: 0,
+        transport,
     })
+}
+
+/// The pace of a test, how many requests it sends and until when: a count-bound test sends
+/// `requests` at its constant pace; a time-bound one the requests its pace has due within its
+/// duration, or (unpaced) as many as fit before its end.
+pub fn pace_of(c: &TestConfig, requests: u64) -> (Pacer, u64, Option<Duration>) {
+    let delay = match c.test_type {
+        TestType::Tsunami => Duration::from_micros(c.delay_us),
+        TestType::Avalanche => Duration::ZERO,
+    };
+    let Some(t) = &c.time_bound else {
+        return (Pacer::new(delay, c.throughput_per_driver), requests, None);
+    };
+    let duration = Duration::from_millis(t.duration_ms);
+    let stages = t.stages.iter().map(|s| (s.duration_ms, s.rate));
+    let pace = Pace::of(delay, c.throughput_per_driver, t.start_rate, stages);
+    match (pace.count_within(duration), pace) {
+        (Some(n), Pace::Staged(s)) => (Pacer::staged(s), n, None),
+        (Some(n), Pace::Constant(gap)) => (Pacer::Constant { gap }, n, None),
+        (None, _) => (Pacer::UNPACED, u64::MAX, Some(duration)),
+    }
+}
+
+/// The requests per driver a config asks for: its count, or a time-bound test's planned count
+/// (0 when unpaced: as many as fit); `None` when it names neither (the driver's default).
+pub fn planned_requests(c: &TestConfig) -> Option<u64> {
+    if c.time_bound.is_some() {
+        let (_, n, until) = pace_of(c, 0);
+        return Some(if until.is_some() { 0 } else { n });
+    }
+    c.requests
 }

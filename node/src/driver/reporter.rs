@@ -1,13 +1,17 @@
 //! Turns engine snapshots into cumulative, sequenced metrics reports for one (test, node).
 
+use super::generator::Meter;
 use crate::engine;
+use crate::engine::Pacer;
 use crate::engine::Snapshot;
 use crate::protocol::{
-    now_unix_ms, ErrorCounts, LatencyFields, MetricsReport, RunState, StatusClasses,
+    now_unix_ms, ErrorCounts, HandshakeFields, LatencyFields, MetricsReport, RunState,
+    StageProgress, StatusClasses,
 };
 use crate::stats;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 pub struct Reporter {
     node_id: String,
@@ -15,6 +19,17 @@ pub struct Reporter {
     seq: u64,
     /// Settings the driver filled in itself, repeated in every report.
     defaults: BTreeMap<String, Value>,
+    /// The run's pace, once it runs: requests planned per stage, the gap its lag is judged
+    /// against, and its CPU meter (see `generator`).
+    pace: Option<RunPace>,
+}
+
+struct RunPace {
+    planned: Vec<u64>,
+    paced: bool,
+    /// The shortest gap of the pace (at its highest rate).
+    gap: Duration,
+    meter: Meter,
 }
 
 impl Reporter {
@@ -24,7 +39,33 @@ impl Reporter {
             test_id: test_id.to_string(),
             seq: 0,
             defaults,
+            pace: None,
         }
+    }
+
+    /// Reports on a run of this pace from now on: progress per stage and the driver's load.
+    pub fn for_run(mut self, pacer: &Pacer) -> Self {
+        let (planned, gap) = match pacer.schedule() {
+            Some(s) => {
+                let top = s
+                    .segments()
+                    .iter()
+                    .map(|g| g.from_rate.max(g.to_rate))
+                    .fold(0.0, f64::max);
+                (
+                    s.segments().iter().map(|g| g.planned()).collect(),
+                    crate::schedule::gap(Duration::ZERO, Some(top)),
+                )
+            }
+            None => (Vec::new(), pacer.gap()),
+        };
+        self.pace = Some(RunPace {
+            planned,
+            paced: pacer.is_paced(),
+            gap,
+            meter: Meter::start(),
+        });
+        self
     }
 
     /// The next report; each has a higher `seq` than the last, so the newest always wins. A
@@ -35,6 +76,16 @@ impl Reporter {
         let s = lat.summary();
         let (state, reason) = match is_final {
             false => (RunState::Running, None),
+            // A time-bound run is complete when it ran its whole duration, however many it sent.
+            true if snap.time_bound && snap.stopped => (
+                RunState::Stopped,
+                Some(format!(
+                    "stopped {:.1} s into the test, after sending {} requests",
+                    snap.elapsed.as_secs_f64(),
+                    snap.sent
+                )),
+            ),
+            true if snap.time_bound => (RunState::Completed, None),
             true if snap.sent >= snap.requests => (RunState::Completed, None),
             true => (
                 RunState::Stopped,
@@ -81,6 +132,24 @@ impl Reporter {
             lag_histogram: (snap.recorder.lag.count() > 0)
                 .then(|| stats::encode(&snap.recorder.lag.histogram)),
             timestamp_ms: Some(now_unix_ms()),
+            stages: self.pace.as_ref().map_or_else(Vec::new, |p| {
+                p.planned
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &planned)| StageProgress {
+                        sent: snap.recorder.stage_sent.get(i).copied().unwrap_or(0),
+                        planned,
+                    })
+                    .collect()
+            }),
+            generator: self.pace.as_ref().map(|p| {
+                let lag = &snap.recorder.lag;
+                let lag_p99 = (p.paced && lag.count() > 0)
+                    .then(|| Duration::from_micros(lag.histogram.value_at_quantile(0.99)));
+                p.meter.load(lag_p99, p.paced.then_some(p.gap))
+            }),
+            handshakes: handshakes(&snap.recorder),
+            first_error: snap.recorder.first_error.clone(),
         }
     }
 
@@ -96,6 +165,18 @@ impl Reporter {
         r.test_status = Some(RunState::Refused);
         r.reason = Some(reason.to_string());
         r
+    }
+}
+
+/// Connect and TLS handshake times, when connections were opened.
+fn handshakes(r: &engine::Recorder) -> HandshakeFields {
+    let encode = |l: &stats::Latency| (l.count() > 0).then(|| stats::encode(&l.histogram));
+    HandshakeFields {
+        connect_sum_us: r.connect.sum_us,
+        connect_histogram: encode(&r.connect),
+        tls_sum_us: r.tls.sum_us,
+        tls_histogram: encode(&r.tls),
+        tls_resumed: r.tls_resumed,
     }
 }
 

@@ -291,6 +291,8 @@ mod tests {
             timeout_ms: None,
             drivers: vec![],
             orchestrator_id: None,
+            time_bound: None,
+            transport: Default::default(),
         }
     }
 

@@ -1,5 +1,7 @@
 //! One keep-alive HTTP/1.1 connection owned by one worker: writes the prebuilt request and
-//! reads one response (Content-Length, chunked or close-delimited) into a reused buffer.
+//! reads one response (Content-Length, chunked or close-delimited) into a reused buffer. Generic
+//! over the stream (a `TcpStream`, or a rustls `TlsStream` over one), so HTTPS shares this path
+//! and plain HTTP compiles to the same code as before.
 //!
 //! Hand-rolled on `httparse` (as wrk does in C) rather than a general client, so a request costs
 //! one write and usually one read, and allocates nothing once the buffer has grown to fit.
@@ -14,9 +16,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The read buffer starts small (a typical response fits many times over) ...
 const INITIAL_BUF: usize = 4 * 1024;
@@ -34,6 +34,10 @@ const MAX_HEAD: usize = 1024 * 1024;
 pub enum SendError {
     /// The connection could not be opened.
     Connect(io::Error),
+    /// The TLS handshake failed (an untrusted certificate, a wrong name, no common protocol).
+    Tls(io::Error),
+    /// An HTTP/2 connection or stream error (a reset, a GOAWAY, a broken connection).
+    Http2(h2::Error),
     /// The connection broke, or closed before a whole response arrived.
     Io(io::Error),
     /// The bytes received were not an HTTP/1.x response.
@@ -47,6 +51,20 @@ impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SendError::Connect(e) => write!(f, "connect: {e}"),
+            SendError::Tls(e) => {
+                write!(f, "TLS handshake: {e}")?;
+                let bad_cert = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+                if bad_cert {
+                    f.write_str(
+                        " (trust the server's CA with tls.ca_pem, or set tls.insecure_skip_verify for a test environment)",
+                    )?;
+                }
+                Ok(())
+            }
+            SendError::Http2(e) => write!(f, "http/2: {e}"),
             SendError::Io(e) => write!(f, "i/o: {e}"),
             SendError::Protocol(what) => write!(f, "protocol: {what}"),
             SendError::Stale => f.write_str("keep-alive connection closed by the server"),
@@ -61,8 +79,10 @@ pub struct Response {
     pub keep_alive: bool,
 }
 
-pub struct Conn {
-    stream: TcpStream,
+pub struct Conn<S> {
+    stream: S,
+    /// Flush after each write (TLS; see `Connect::FLUSH`).
+    flush: bool,
     buf: Vec<u8>,
     /// Responses completed on this connection so far.
     served: u64,
@@ -98,18 +118,17 @@ enum Framing {
 /// at most 1 KiB per connection); larger, rare heads are parsed every time.
 const HEAD_CACHE_MAX: usize = 1024;
 
-impl Conn {
-    pub async fn connect(addr: SocketAddr) -> Result<Conn, SendError> {
-        let stream = TcpStream::connect(addr).await.map_err(SendError::Connect)?;
-        // Requests are small and latency-sensitive: never wait for Nagle.
-        stream.set_nodelay(true).map_err(SendError::Connect)?;
-        Ok(Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    /// A connection over an open stream; `flush` for streams that buffer writes (TLS).
+    pub fn new(stream: S, flush: bool) -> Conn<S> {
+        Conn {
             stream,
+            flush,
             buf: Vec::with_capacity(INITIAL_BUF),
             served: 0,
             head_cache: Vec::new(),
             cached: None,
-        })
+        }
     }
 
     /// Sends one request and reads its whole response.
@@ -117,6 +136,11 @@ impl Conn {
         self.buf.clear();
         if let Err(e) = self.stream.write_all(request).await {
             return Err(self.broken(e));
+        }
+        if self.flush {
+            if let Err(e) = self.stream.flush().await {
+                return Err(self.broken(e));
+            }
         }
         loop {
             let head = loop {
@@ -380,7 +404,13 @@ impl ChunkDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::net::TcpListener;
+    use std::net::SocketAddr;
+    use tokio::net::{TcpListener, TcpStream};
+
+    async fn connect(addr: SocketAddr) -> Result<Conn<TcpStream>, SendError> {
+        let s = TcpStream::connect(addr).await.map_err(SendError::Connect)?;
+        Ok(Conn::new(s, false))
+    }
 
     /// A one-connection server that answers each request with the next canned response.
     async fn serve(responses: Vec<&'static [u8]>) -> SocketAddr {
@@ -422,7 +452,7 @@ mod tests {
             b"HTTP/1.0 200 OK\r\n\r\nuntil close",
         ])
         .await;
-        let mut c = Conn::connect(addr).await.expect("connect");
+        let mut c = connect(addr).await.expect("connect");
         assert_eq!(
             c.send(REQ, false).await.expect("1"),
             Response {
@@ -459,28 +489,25 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
         ])
         .await;
-        let mut c = Conn::connect(addr).await.expect("connect");
+        let mut c = connect(addr).await.expect("connect");
         assert!(!c.send(REQ, false).await.expect("ok").keep_alive);
 
         let addr = serve(vec![b"SSH-2.0-nope\r\n\r\n"]).await;
-        let mut c = Conn::connect(addr).await.expect("connect");
+        let mut c = connect(addr).await.expect("connect");
         assert!(matches!(
             c.send(REQ, false).await,
             Err(SendError::Protocol(_))
         ));
 
         let addr = serve(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort"]).await;
-        let mut c = Conn::connect(addr).await.expect("connect");
+        let mut c = connect(addr).await.expect("connect");
         // The server hangs up after a short body (it has no more responses to give).
         assert!(matches!(c.send(REQ, false).await, Err(SendError::Io(_))));
 
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let closed = l.local_addr().expect("addr");
         drop(l);
-        assert!(matches!(
-            Conn::connect(closed).await,
-            Err(SendError::Connect(_))
-        ));
+        assert!(matches!(connect(closed).await, Err(SendError::Connect(_))));
     }
 
     #[tokio::test]
@@ -491,7 +518,7 @@ mod tests {
         const C: &[u8] =
             b"HTTP/1.1 200 OK\r\nDate: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
         let addr = serve(vec![A, A, B, A, C]).await;
-        let mut c = Conn::connect(addr).await.expect("connect");
+        let mut c = connect(addr).await.expect("connect");
         let ok = Response {
             status: 200,
             keep_alive: true,
@@ -544,7 +571,7 @@ mod tests {
                 s.write_all(&body).await.expect("body");
             }
         });
-        let mut c = Conn::connect(addr).await.expect("connect");
+        let mut c = connect(addr).await.expect("connect");
         let ok = Response {
             status: 200,
             keep_alive: true,

@@ -7,21 +7,31 @@
 //! The caller reads merged [`Snapshot`]s whenever it likes (the driver's reporter does so on a
 //! timer) and awaits the end of the run. Where the time per request goes, and what the hot loop
 //! avoids, is described in `worker` and in `docs/benchmarks.md`.
+//!
+//! A worker talks to the target through a [`client::Client`]: its own HTTP/1.1 connection
+//! (plain or TLS, `conn`), or one stream of an HTTP/2 connection shared with the workers of its
+//! slot (`h2`). The loop is generic over it, so each is compiled on its own ([`Transport`]).
 
+mod client;
 mod clock;
 mod conn;
+mod connect;
+mod h2;
 pub mod pacer;
 mod recorder;
 pub mod request;
+pub mod tls;
 mod wait;
 mod worker;
 
 pub use crate::http::RequestError;
+pub use connect::Handshake;
 pub use pacer::Pacer;
 pub use recorder::{ErrorCounts, Recorder, Snapshot, StatusClasses};
 pub use request::PreparedRequest;
 
 use recorder::StatsShard;
+use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,8 +44,12 @@ use tokio::time::Instant;
 pub struct Plan {
     pub request: PreparedRequest,
     pub pacer: Pacer,
-    /// Requests to send in all.
+    /// Requests to send in all; `u64::MAX` with [`Plan::until`] for as many as fit.
     pub requests: u64,
+    /// Sends nothing from this offset after the start on (an unpaced time-bound test: as many
+    /// requests as the target answers until then); `None` ends by the count alone. A paced
+    /// time-bound test needs none: its count is its schedule's, all due before its end.
+    pub until: Option<Duration>,
     /// Workers, and so connections, at most.
     pub concurrency: usize,
     /// Per request, from the actual send to the last byte of the response.
@@ -45,6 +59,59 @@ pub struct Plan {
     /// Record the send instants of the first this many requests ([`Running::send_offsets`]);
     /// 0 records none. Costs 8 bytes each, allocated once, and one store per request.
     pub record_sends: usize,
+    /// HTTP version and TLS; the default is plain HTTP/1.1.
+    pub transport: Transport,
+}
+
+/// How the workers talk to the target: HTTP/1.1 or HTTP/2, plain or TLS.
+#[derive(Clone, Debug, Default)]
+pub struct Transport {
+    /// HTTP/2: h2 chosen with ALPN over TLS, h2c with prior knowledge over plain TCP.
+    pub http2: bool,
+    /// Concurrent streams per HTTP/2 connection (0 and 1 both mean one).
+    pub streams: usize,
+    tls: Option<TlsClient>,
+}
+
+#[derive(Clone, Debug)]
+struct TlsClient {
+    /// One config for every connection of the test, so session tickets are shared.
+    config: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+}
+
+impl Transport {
+    /// The transport for `url` (TLS for `https://`, with `tls`), HTTP/2 with `streams` per
+    /// connection or HTTP/1.1, for a test of `connections` connections.
+    pub fn new(
+        url: &crate::http::Url,
+        http2: bool,
+        streams: u64,
+        tls: &tls::TlsOptions,
+        connections: usize,
+    ) -> Result<Transport, RequestError> {
+        let tls_err = |message: String| RequestError {
+            part: crate::http::Part::Tls,
+            message,
+        };
+        let tls = if url.tls {
+            Some(TlsClient {
+                config: tls::client_config(tls, http2, connections).map_err(tls_err)?,
+                name: tls::server_name(tls, &url.host).map_err(tls_err)?,
+            })
+        } else {
+            None
+        };
+        Ok(Transport {
+            http2,
+            streams: usize::try_from(streams.max(1)).unwrap_or(usize::MAX),
+            tls,
+        })
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
 }
 
 /// The state every worker reads.
@@ -54,6 +121,8 @@ pub(crate) struct Shared {
     pacer: Pacer,
     /// Requests to send in all.
     requests: u64,
+    /// No request is sent from this instant on (see [`Plan::until`]).
+    end: Option<Instant>,
     timeout: Duration,
     start: Instant,
     /// The next request index to claim. Every worker writes it once per request, so it sits on
@@ -91,6 +160,14 @@ pub struct Running {
 
 /// Resolves the target once, then starts the workers.
 pub async fn start(plan: Plan) -> Result<Running, RequestError> {
+    if plan.request.url.tls != plan.transport.is_tls()
+        || (plan.transport.http2 && plan.request.h2.is_none())
+    {
+        return Err(RequestError {
+            part: crate::http::Part::Url,
+            message: "the transport was not built for this URL (see engine::Transport::new)".into(),
+        });
+    }
     let authority = plan.request.url.authority();
     let addr = tokio::net::lookup_host(&authority)
         .await
@@ -115,6 +192,7 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         request: plan.request,
         pacer: plan.pacer,
         requests: plan.requests,
+        end: plan.until.and_then(|u| start.checked_add(u)),
         timeout: plan.timeout,
         start,
         next: CacheAligned(AtomicU64::new(0)),
@@ -127,19 +205,32 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
             .map(|_| AtomicU64::new(0))
             .collect(),
     });
-    let n = plan
-        .concurrency
-        .max(1)
+    let connections = plan.concurrency.max(1);
+    // One worker per stream: one per connection for HTTP/1.1, `streams` per connection for
+    // HTTP/2; never more than there are requests.
+    let streams = if plan.transport.http2 {
+        plan.transport.streams.max(1)
+    } else {
+        1
+    };
+    let n = connections
+        .saturating_mul(streams)
         .min(usize::try_from(plan.requests).unwrap_or(usize::MAX))
         .max(1);
     let mirror_service = !shared.pacer.is_paced();
+    // Sends are counted per stage in each shard's recorder, sized here once.
+    let stages = shared.pacer.schedule().map_or(0, |s| s.segments().len());
     let stats: Arc<[StatsShard]> = (0..recorder::shard_count(n))
-        .map(|_| StatsShard::new(mirror_service))
+        .map(|_| StatsShard::new(mirror_service, stages))
         .collect();
     let (done_tx, finished) = watch::channel(None);
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        tasks.spawn(worker::run(shared.clone(), stats.clone()));
+    let t = &plan.transport;
+    match (&t.tls, t.http2) {
+        (None, false) => spawn_h1(&mut tasks, &shared, &stats, n, connect::Plain),
+        (Some(c), false) => spawn_h1(&mut tasks, &shared, &stats, n, c.connector()),
+        (None, true) => spawn_h2(&mut tasks, &shared, &stats, n, connections, connect::Plain),
+        (Some(c), true) => spawn_h2(&mut tasks, &shared, &stats, n, connections, c.connector()),
     }
     // Not one of the tasks waited for: the clock never ends by itself (see `clock`), and is
     // aborted once every worker has ended, whatever ended them.
@@ -157,11 +248,60 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
     }
 }
 
+impl TlsClient {
+    fn connector(&self) -> connect::Tls {
+        connect::Tls::new(self.config.clone(), self.name.clone())
+    }
+}
+
+type Tasks = tokio::task::JoinSet<()>;
+
+/// `n` HTTP/1.1 workers, each with its own connection.
+fn spawn_h1<C: connect::Connect>(
+    tasks: &mut Tasks,
+    shared: &Arc<Shared>,
+    stats: &Arc<[StatsShard]>,
+    n: usize,
+    connector: C,
+) {
+    let connector = Arc::new(connector);
+    for _ in 0..n {
+        let c = client::H1::new(connector.clone());
+        tasks.spawn(worker::run(shared.clone(), stats.clone(), c));
+    }
+}
+
+/// `n` HTTP/2 workers (streams) spread over at most `connections` shared connections.
+fn spawn_h2<C: connect::Connect>(
+    tasks: &mut Tasks,
+    shared: &Arc<Shared>,
+    stats: &Arc<[StatsShard]>,
+    n: usize,
+    connections: usize,
+    connector: C,
+) {
+    let connector = Arc::new(connector);
+    let slots: Vec<_> = (0..connections.min(n))
+        .map(|_| h2::Slot::new(connector.clone()))
+        .collect();
+    for i in 0..n {
+        let c = h2::H2::new(slots[i % slots.len()].clone());
+        tasks.spawn(worker::run(shared.clone(), stats.clone(), c));
+    }
+}
+
 impl Running {
     /// A merged, cumulative view of the run so far.
     pub fn snapshot(&self) -> Snapshot {
         let mut s = Snapshot::merge_from(&self.stats);
-        s.requests = self.shared.requests;
+        s.time_bound = self.shared.end.is_some();
+        // An open count is not a figure to show: 0 says "as many as fit in the duration".
+        s.requests = if s.time_bound && self.shared.requests == u64::MAX {
+            0
+        } else {
+            self.shared.requests
+        };
+        s.stopped = self.shared.stopped.load(Ordering::Relaxed);
         let finished_at = *self.finished.borrow();
         let until = finished_at.unwrap_or_else(Instant::now);
         s.elapsed = until.saturating_duration_since(self.shared.start);
@@ -210,3 +350,5 @@ impl Running {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transport_tests;

@@ -3,53 +3,78 @@
 //! Requests are scheduled at absolute offsets from the start (`i × gap`), never relative to the
 //! previous send, so a late request does not push every later one back and the schedule cannot
 //! drift. Latency in a paced test is measured from this due instant (coordinated omission).
+//! A constant pace is `i × gap`; a staged test's is its rate schedule's (`crate::schedule`).
 
+use crate::schedule::Schedule;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// When each request of a test is due.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pacer {
-    /// Gap between consecutive due instants; zero means "as soon as a connection is free".
-    gap: Duration,
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pacer {
+    /// Request `i` at `i × gap`; a zero gap means "as soon as a connection is free". The seed's
+    /// two test types, and the path that stays as cheap as before stages existed (integer
+    /// nanoseconds, no lookup).
+    Constant { gap: Duration },
+    /// Request `i` at the rate schedule's due instant (stages with linear ramps; see
+    /// [`crate::schedule`]).
+    Staged(Arc<Schedule>),
 }
 
 impl Pacer {
     /// No pacing: every request is due immediately (an uncapped Avalanche).
-    pub const UNPACED: Pacer = Pacer {
+    pub const UNPACED: Pacer = Pacer::Constant {
         gap: Duration::ZERO,
     };
 
     /// The gap is the larger of the Tsunami delay and the throughput cap's `1 / rate`, so the cap
     /// holds in either mode and a Tsunami never sends faster than its delay allows.
     pub fn new(delay: Duration, rate_per_sec: Option<f64>) -> Self {
-        let cap_gap = match rate_per_sec {
-            // Rates are range-checked where a test is defined, but the engine never panics on
-            // one that was not: a gap beyond `Duration`'s range is the longest gap there is.
-            Some(r) if r.is_finite() && r > 0.0 => {
-                Duration::try_from_secs_f64(1.0 / r).unwrap_or(Duration::MAX)
-            }
-            _ => Duration::ZERO,
-        };
-        Pacer {
-            gap: delay.max(cap_gap),
+        Pacer::Constant {
+            gap: crate::schedule::gap(delay, rate_per_sec),
         }
     }
 
+    /// Paced by a rate schedule.
+    pub fn staged(schedule: Schedule) -> Self {
+        Pacer::Staged(Arc::new(schedule))
+    }
+
+    /// The constant gap; zero when unpaced, and for a staged schedule (which has none).
     pub fn gap(&self) -> Duration {
-        self.gap
+        match self {
+            Pacer::Constant { gap } => *gap,
+            Pacer::Staged(_) => Duration::ZERO,
+        }
+    }
+
+    /// The rate schedule, when staged.
+    pub fn schedule(&self) -> Option<&Schedule> {
+        match self {
+            Pacer::Staged(s) => Some(s),
+            Pacer::Constant { .. } => None,
+        }
     }
 
     pub fn is_paced(&self) -> bool {
-        !self.gap.is_zero()
+        match self {
+            Pacer::Constant { gap } => !gap.is_zero(),
+            Pacer::Staged(_) => true,
+        }
     }
 
-    /// Offset from the start at which request `index` (0-based) is due; `None` when unpaced.
+    /// Offset from the start at which request `index` (0-based) is due; `None` when unpaced
+    /// (and, staged, past the schedule's last request).
     pub fn due(&self, index: u64) -> Option<Duration> {
-        if self.gap.is_zero() {
+        let gap = match self {
+            Pacer::Constant { gap } => *gap,
+            Pacer::Staged(s) => return s.due(index),
+        };
+        if gap.is_zero() {
             return None;
         }
         // Nanosecond arithmetic in u128 so that long tests with tiny gaps cannot overflow.
-        let nanos = self.gap.as_nanos().saturating_mul(u128::from(index));
+        let nanos = gap.as_nanos().saturating_mul(u128::from(index));
         Some(Duration::from_nanos(
             u64::try_from(nanos).unwrap_or(u64::MAX),
         ))
@@ -58,10 +83,14 @@ impl Pacer {
     /// How many requests are due by `elapsed` (indices `0..n`), at most `requests`; a paced test
     /// has its first due at zero, so this is at least one. `requests` when unpaced.
     pub fn due_by(&self, elapsed: Duration, requests: u64) -> u64 {
-        if self.gap.is_zero() {
+        let gap = match self {
+            Pacer::Constant { gap } => *gap,
+            Pacer::Staged(s) => return s.due_by(elapsed).clamp(1, requests.max(1)),
+        };
+        if gap.is_zero() {
             return requests;
         }
-        let n = elapsed.as_nanos() / self.gap.as_nanos() + 1;
+        let n = elapsed.as_nanos() / gap.as_nanos() + 1;
         u64::try_from(n).unwrap_or(u64::MAX).min(requests)
     }
 

@@ -89,11 +89,21 @@ pub struct Recorder {
     /// How late each paced request left: its actual send instant minus its due instant. Kept
     /// apart, so that the generator's lateness is never mistaken for the target's.
     pub lag: Latency,
+    /// TCP connect time of each connection opened (not part of any request's latency unless
+    /// the request had to reconnect).
+    pub connect: Latency,
+    /// TLS handshake time of each TLS connection opened, after its TCP connect.
+    pub tls: Latency,
+    /// TLS handshakes that resumed a session rather than doing a full handshake.
+    pub tls_resumed: u64,
     pub status: StatusClasses,
     pub errors: ErrorCounts,
     /// The first transport error seen, for diagnosis (kept once, so errors cost no allocation
     /// after the first).
     pub first_error: Option<String>,
+    /// Requests sent in each stage of a staged test, by send instant (empty otherwise): sized
+    /// once when the shard is made, so counting allocates nothing.
+    pub stage_sent: Vec<u64>,
 }
 
 impl Recorder {
@@ -110,8 +120,17 @@ impl Recorder {
         self.latency.merge(&other.latency);
         self.service.merge(&other.service);
         self.lag.merge(&other.lag);
+        self.connect.merge(&other.connect);
+        self.tls.merge(&other.tls);
+        self.tls_resumed += other.tls_resumed;
         self.status.add(&other.status);
         self.errors.add(&other.errors);
+        if self.stage_sent.len() < other.stage_sent.len() {
+            self.stage_sent.resize(other.stage_sent.len(), 0);
+        }
+        for (a, b) in self.stage_sent.iter_mut().zip(&other.stage_sent) {
+            *a += b;
+        }
     }
 }
 
@@ -130,10 +149,14 @@ pub struct StatsShard {
 }
 
 impl StatsShard {
-    pub fn new(mirror_service: bool) -> Self {
+    /// A shard; `stages` is the number of stages whose sends it counts (0 when unstaged).
+    pub fn new(mirror_service: bool, stages: usize) -> Self {
         StatsShard {
             sent: AtomicU64::new(0),
-            recorder: Mutex::new(Recorder::default()),
+            recorder: Mutex::new(Recorder {
+                stage_sent: vec![0; stages],
+                ..Recorder::default()
+            }),
             mirror_service,
         }
     }
@@ -175,6 +198,10 @@ pub struct Snapshot {
     pub elapsed: Duration,
     /// Every request has a response or a recorded error (or the run was stopped).
     pub done: bool,
+    /// The run was stopped on request (before or after it sent everything).
+    pub stopped: bool,
+    /// The run ends by time ([`super::Plan::until`]), not by a count; `requests` is then 0.
+    pub time_bound: bool,
 }
 
 impl Snapshot {

@@ -1,8 +1,11 @@
-//! The request, built once per test: a parsed `http://` URL and the exact bytes every worker
-//! writes for every request, so the hot loop formats and allocates nothing.
+//! The request, built once per test: a parsed `http[s]://` URL and the exact bytes every worker
+//! writes for every request, so the hot loop formats and allocates nothing (and, for an HTTP/2
+//! test, the request's HTTP/2 parts).
 
+use super::h2::H2Request;
 use crate::http::{self, RequestError, Url};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// Everything a worker needs to send one request, built once.
 #[derive(Clone, Debug)]
@@ -12,16 +15,33 @@ pub struct PreparedRequest {
     pub bytes: bytes::Bytes,
     /// A HEAD response never has a body, whatever its headers say.
     pub is_head: bool,
+    /// The request as HTTP/2 sends it; built only for an HTTP/2 test.
+    pub h2: Option<Arc<H2Request>>,
 }
 
 impl PreparedRequest {
+    /// The HTTP/1.1 request.
     pub fn build(
         url: &str,
         method: &str,
         headers: &[(String, String)],
         body: Option<&str>,
     ) -> Result<PreparedRequest, RequestError> {
+        Self::build_for(url, method, headers, body, false)
+    }
+
+    /// The request, with its HTTP/2 form too when `http2`.
+    pub fn build_for(
+        url: &str,
+        method: &str,
+        headers: &[(String, String)],
+        body: Option<&str>,
+        http2: bool,
+    ) -> Result<PreparedRequest, RequestError> {
         let (url, method) = http::check(url, method, headers)?;
+        let h2 = http2
+            .then(|| H2Request::build(&url, &method, headers, body).map(Arc::new))
+            .transpose()?;
         let mut head = String::with_capacity(256);
         // Writing to a String cannot fail.
         let _ = write!(
@@ -54,6 +74,7 @@ impl PreparedRequest {
             url,
             bytes: bytes.into(),
             is_head: method == "HEAD",
+            h2,
         })
     }
 }

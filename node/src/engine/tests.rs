@@ -48,10 +48,12 @@ fn plan(addr: SocketAddr, requests: u64, concurrency: usize, pacer: Pacer) -> Pl
             .expect("request"),
         pacer,
         requests,
+        until: None,
         concurrency,
         timeout: Duration::from_secs(5),
         start_at: None,
         record_sends: 0,
+        transport: Default::default(),
     }
 }
 
@@ -193,6 +195,19 @@ async fn timeouts_are_counted() {
     assert_eq!((s.recorder.errors.timeout, s.completed()), (3, 3));
 }
 
+/// Stops `run` once three responses are in (polled, with a deadline), and returns its end.
+async fn stop_after_three_responses(run: &Running) -> Snapshot {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while run.snapshot().responses() < 3 {
+        assert!(Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    run.stop();
+    tokio::time::timeout(Duration::from_secs(5), run.finished())
+        .await
+        .expect("stops promptly")
+}
+
 #[tokio::test]
 async fn stop_ends_a_run_early() {
     let (addr, count) = server(OK, Duration::ZERO).await;
@@ -204,15 +219,7 @@ async fn stop_ends_a_run_early() {
     ))
     .await
     .expect("start");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while run.snapshot().responses() < 3 {
-        assert!(Instant::now() < deadline, "no progress");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    run.stop();
-    let s = tokio::time::timeout(Duration::from_secs(5), run.finished())
-        .await
-        .expect("stops promptly");
+    let s = stop_after_three_responses(&run).await;
     assert!(s.done && s.sent < 1_000_000);
     assert_eq!(count.load(Ordering::Relaxed), s.sent);
 }
@@ -253,4 +260,65 @@ async fn paced_requests_never_leave_before_their_due_instant() {
     // figures exist and agree: every gap between consecutive sends is measured.
     let g = crate::stats::send_gaps(&sent, gap).expect("gaps");
     assert_eq!(g.gaps, 299);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_run_sends_its_schedule_and_counts_sends_per_stage() {
+    use crate::schedule::{Schedule, Stage};
+    let (addr, count) = server(OK, Duration::ZERO).await;
+    // A ramp 0 → 1,000/s over 200 ms (100 requests), then 300 ms flat (300 requests).
+    let schedule = Schedule::new(
+        0.0,
+        &[
+            Stage {
+                duration: Duration::from_millis(200),
+                rate: 1_000.0,
+            },
+            Stage {
+                duration: Duration::from_millis(300),
+                rate: 1_000.0,
+            },
+        ],
+    );
+    let total = schedule.total();
+    assert_eq!(total, 400);
+    let mut p = plan(addr, total, 4, Pacer::staged(schedule.clone()));
+    p.record_sends = 400;
+    let run = start(p).await.expect("start");
+    let s = run.finished().await;
+    assert_eq!(
+        (count.load(Ordering::Relaxed), s.sent, s.ok()),
+        (400, 400, 400)
+    );
+    assert_eq!(s.recorder.stage_sent.iter().sum::<u64>(), 400);
+    assert_eq!(s.recorder.stage_sent.len(), 2);
+    assert_latency_is_lag_plus_service(&s.recorder, 400);
+    for (i, at) in run.send_offsets().iter().enumerate() {
+        let at = at.unwrap_or_else(|| panic!("request {i} has no send instant"));
+        let due = schedule.due(i as u64).expect("due");
+        assert!(at >= due, "request {i} left before its due instant");
+    }
+    assert!(s.elapsed >= schedule.due(399).expect("due"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpaced_time_bound_run_sends_until_its_end_and_says_it_was_not_stopped() {
+    let (addr, count) = server(OK, Duration::ZERO).await;
+    let mut p = plan(addr, u64::MAX, 2, Pacer::UNPACED);
+    p.until = Some(Duration::from_millis(300));
+    let s = start(p).await.expect("start").finished().await;
+    assert!(s.done && s.time_bound && !s.stopped);
+    assert_eq!(s.requests, 0, "an open count is shown as 0");
+    assert_eq!(count.load(Ordering::Relaxed), s.sent);
+    assert_eq!(s.ok(), s.sent);
+    assert!(s.sent > 10, "sent {}", s.sent);
+    assert!(s.elapsed >= Duration::from_millis(300), "{:?}", s.elapsed);
+
+    // Stopped halfway, it says so.
+    let (addr, _) = server(OK, Duration::ZERO).await;
+    let mut p = plan(addr, u64::MAX, 2, Pacer::UNPACED);
+    p.until = Some(Duration::from_secs(30));
+    let run = start(p).await.expect("start");
+    let s = stop_after_three_responses(&run).await;
+    assert!(s.stopped && s.time_bound);
 }

@@ -25,7 +25,8 @@
 //!
 //! [`Sleep`]: tokio::time::Sleep
 
-use super::conn::{Conn, Response, SendError};
+use super::client::{After, Client};
+use super::conn::SendError;
 use super::recorder::{shard_for_this_thread, StatsShard};
 use super::Shared;
 use std::sync::atomic::Ordering;
@@ -33,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
+pub(super) async fn run<C: Client>(shared: Arc<Shared>, stats: Arc<[StatsShard]>, mut client: C) {
     // Created (and enabled) before the first look at `stopped`, so a stop that comes later is
     // seen either through the flag or through this future, never missed.
     let stop = shared.stop_notify.notified();
@@ -50,10 +51,10 @@ pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
     // permit: a request's latency is then the target's answer, not the TCP handshake (a test
     // that waits a second between config and trigger gives every connection time to open). A
     // failure here is not counted: the first request connects again, and counts its error.
-    let mut conn: Option<Conn> = tokio::select! {
-        c = tokio::time::timeout(shared.timeout, Conn::connect(shared.addr)) => c.ok().and_then(Result::ok),
+    tokio::select! {
+        () = client.preconnect(&shared) => {},
         () = &mut stop => return,
-    };
+    }
     // Every driver begins at the orchestrator's start instant, paced or not: the clock lets each
     // worker go then (see `clock`).
     if !paced && !take_permit(&shared, stop.as_mut()).await {
@@ -75,6 +76,10 @@ pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
             return;
         }
         let sent_at = Instant::now();
+        if shared.end.is_some_and(|end| sent_at >= end) {
+            // A time-bound run's time is up; the index claimed is simply not sent.
+            return;
+        }
         if let Some(slot) = usize::try_from(index)
             .ok()
             .and_then(|i| shared.sends.get(i))
@@ -106,7 +111,7 @@ pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
             }
         }
         let outcome = {
-            let request = send(&shared, &mut conn);
+            let request = client.send(&shared);
             tokio::pin!(request);
             loop {
                 tokio::select! {
@@ -121,13 +126,29 @@ pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
             }
         };
         let done_at = Instant::now();
-        let keep_conn = {
+        let after = {
             let shard = shard_for_this_thread(&stats);
             let mut rec = shard.lock();
+            if let Some(h) = client.take_handshake() {
+                // The connection opened for (or before) this request: its cost, apart.
+                rec.connect.record(h.connect_us);
+                if let Some(tls) = h.tls_us {
+                    rec.tls.record(tls);
+                    rec.tls_resumed += u64::from(h.resumed);
+                }
+            }
             if !shard.mirror_service {
                 // Paced: how late it left, whatever its outcome.
                 rec.lag
                     .record_from_zero(micros(sent_at.saturating_duration_since(intended)));
+            }
+            if let Some(schedule) = shared.pacer.schedule() {
+                // Counted in the stage it left in, not the one it was due in: a stage's
+                // achieved rate then shows lateness (see docs/decisions.md, issue 12).
+                let k = schedule.stage_at(sent_at.saturating_duration_since(shared.start));
+                if let Some(n) = rec.stage_sent.get_mut(k) {
+                    *n += 1;
+                }
             }
             match outcome {
                 Some(Ok(resp)) => {
@@ -144,29 +165,31 @@ pub(super) async fn run(shared: Arc<Shared>, stats: Arc<[StatsShard]>) {
                     if !(200..300).contains(&resp.status) {
                         rec.errors.http += 1;
                     }
-                    resp.keep_alive
+                    if resp.keep_alive {
+                        After::Kept
+                    } else {
+                        After::Closed
+                    }
                 }
-                Some(Err(e @ SendError::Connect(_))) => {
+                // A failed TLS handshake is a connection that could not be opened.
+                Some(Err(e @ (SendError::Connect(_) | SendError::Tls(_)))) => {
                     rec.errors.connect += 1;
                     rec.note_error(&e);
-                    false
+                    After::Failed
                 }
                 Some(Err(e)) => {
                     rec.errors.io += 1;
                     rec.note_error(&e);
-                    false
+                    After::Failed
                 }
                 None => {
                     rec.errors.timeout += 1;
-                    // The response may still arrive; the connection is out of step, so drop it.
-                    false
+                    After::TimedOut
                 }
             }
         };
-        if !keep_conn {
-            // Closed outside the lock: a snapshot never waits for a socket to close.
-            conn = None;
-        }
+        // Outside the lock: a snapshot never waits for a socket to close.
+        client.after(after);
         if paced && index + 1 == shared.requests {
             // The last request of the run is in: the workers waiting for a permit can end.
             shared.gate.close();
@@ -192,23 +215,10 @@ async fn take_permit(
     }
 }
 
-async fn send(shared: &Shared, conn: &mut Option<Conn>) -> Result<Response, SendError> {
-    if let Some(c) = conn {
-        match c.send(&shared.request.bytes, shared.request.is_head).await {
-            Err(SendError::Stale) => *conn = None,
-            other => return other,
-        }
-    }
-    let c = conn.insert(Conn::connect(shared.addr).await?);
-    c.send(&shared.request.bytes, shared.request.is_head).await
-}
-
 /// Whole microseconds, saturating. Avoids `Duration::as_micros`, whose u128 division is a
 /// library call on every request.
 fn micros(d: Duration) -> u64 {
-    d.as_secs()
-        .saturating_mul(1_000_000)
-        .saturating_add(u64::from(d.subsec_micros()))
+    super::connect::micros(d)
 }
 
 #[cfg(test)]
@@ -261,10 +271,12 @@ mod tests {
                 .expect("request"),
             pacer: Pacer::UNPACED,
             requests,
+            until: None,
             concurrency: 1,
             timeout,
             start_at: None,
             record_sends: 0,
+            transport: Default::default(),
         }
     }
 

@@ -15,6 +15,8 @@ use crate::model::TestStatus;
 use crate::orchestrator::view::Stats;
 use crate::orchestrator::Orchestrator;
 use crate::stats::LatencyStats;
+use crate::thresholds::eval::{State, Thresholds, Verdict};
+use crate::thresholds::Unit;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 
@@ -103,7 +105,26 @@ pub const TEST_LATENCY_SUMMARY: Spec = Spec {
     labels: &["test_id"],
 };
 
-const SPECS: [&Spec; 14] = [
+pub const TEST_THRESHOLD_PASSED: Spec = Spec {
+    name: "floodgate_test_threshold_passed",
+    help: "1 if the threshold holds on the merged data so far, 0 if it fails or has no data (never a pass).",
+    kind: Kind::Gauge,
+    labels: &["test_id", "threshold"],
+};
+pub const TEST_THRESHOLD_VALUE: Spec = Spec {
+    name: "floodgate_test_threshold_value",
+    help: "The threshold's measured value on the merged data, in base units (seconds for latency, a ratio for error_rate, responses/s, counts); absent with no data.",
+    kind: Kind::Gauge,
+    labels: &["test_id", "threshold"],
+};
+pub const TEST_THRESHOLDS: Spec = Spec {
+    name: "floodgate_test_thresholds_verdict",
+    help: "1 for the test's thresholds verdict (passed, failed, not_evaluated, pending), 0 for the others.",
+    kind: Kind::Gauge,
+    labels: &["test_id", "state"],
+};
+
+const SPECS: [&Spec; 17] = [
     &DRIVERS_ALIVE,
     &DRIVER_UP,
     &HEARTBEAT_AGE,
@@ -118,6 +139,9 @@ const SPECS: [&Spec; 14] = [
     &TEST_ELAPSED,
     &TEST_LATENCY,
     &TEST_LATENCY_SUMMARY,
+    &TEST_THRESHOLD_PASSED,
+    &TEST_THRESHOLD_VALUE,
+    &TEST_THRESHOLDS,
 ];
 
 /// This role's own families (beside [`super::COMMON`]).
@@ -185,6 +209,9 @@ impl OrchestratorCollector {
                 );
             }
             summary(&mut out, t, &view.aggregate.latency);
+            if let Some(th) = &view.thresholds {
+                thresholds(&mut out, t, th);
+            }
         }
         out
     }
@@ -202,6 +229,29 @@ fn per_driver(out: &mut Families, test: &str, node: &str, s: &Stats) {
     }
     out.gauge(&TEST_RPS, &ids, s.achieved_rps);
     out.gauge(&TEST_ELAPSED, &ids, s.elapsed_ms as f64 / 1000.0);
+}
+
+const VERDICTS: [Verdict; 4] = [
+    Verdict::Passed,
+    Verdict::Failed,
+    Verdict::NotEvaluated,
+    Verdict::Pending,
+];
+
+fn thresholds(out: &mut Families, test: &str, t: &Thresholds) {
+    for v in VERDICTS {
+        let on = if t.verdict == v { 1.0 } else { 0.0 };
+        out.gauge(&TEST_THRESHOLDS, &[test, v.as_str()], on);
+    }
+    for o in &t.results {
+        let ids = [test, o.threshold.as_str()];
+        let passed = if o.state == State::Passed { 1.0 } else { 0.0 };
+        out.gauge(&TEST_THRESHOLD_PASSED, &ids, passed);
+        if let Some(v) = o.measured {
+            let base = if o.unit == Unit::Ms { v / 1000.0 } else { v };
+            out.gauge(&TEST_THRESHOLD_VALUE, &ids, base);
+        }
+    }
 }
 
 /// The merged summary, in seconds. Its sum is the exact mean times the count, rounded back to

@@ -109,7 +109,9 @@ fn every_descriptor_is_valid_and_names_are_unique() {
                     "state",
                     "direction",
                     "role",
-                    "version"
+                    "version",
+                    // At most thresholds::MAX_THRESHOLDS per exported test.
+                    "threshold"
                 ]
                 .contains(l),
                 "unbounded or unexpected label {l} on {}",

@@ -199,8 +199,15 @@ impl Orchestrator {
         let view = stopped
             .view
             .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
+        self.tell_drivers_to_stop(id.to_string(), was_running);
+        Ok(view)
+    }
+
+    /// Publishes the stop of a test on the control topic, in the background and behind any
+    /// trigger still being published (see [`Orchestrator::stop`]); for a stop on request and
+    /// for an `abort_on_fail` threshold that failed.
+    pub(super) fn tell_drivers_to_stop(&self, test_id: String, was_running: bool) {
         let this = self.clone();
-        let test_id = id.to_string();
         tokio::spawn(async move {
             let _control = this.inner.control.lock().await;
             // A stop that cancelled a test whose trigger was on its way is sent too.
@@ -230,7 +237,6 @@ impl Orchestrator {
                 tracing::warn!(%test_id, "could not tell the drivers to stop: {e}");
             }
         });
-        Ok(view)
     }
 
     /// Takes over a running test from an outside description (at start-up, before the metrics

@@ -12,10 +12,13 @@ pub mod registry;
 pub mod run;
 pub mod series;
 pub mod spec;
+mod spec_timing;
+pub mod stage_view;
 pub mod state;
 pub mod store;
 pub mod takeover;
 pub mod targets;
+mod verdict;
 pub mod view;
 
 use crate::bus::{Bus, KafkaBus};
@@ -305,6 +308,11 @@ impl Orchestrator {
                     );
                 }
                 saved
+            }
+            Effect::StopDrivers { id } => {
+                tracing::info!(test_id = %id, "a threshold failed: telling the drivers to stop");
+                self.tell_drivers_to_stop(id.clone(), true);
+                Ok(())
             }
         };
         if let Err(e) = done {

@@ -45,6 +45,10 @@ pub struct Part {
     pub service: Latency,
     /// How late its paced requests left (empty when unpaced, or from another implementation).
     pub lag: Latency,
+    /// Connect and TLS handshake times of the connections it opened (empty from another
+    /// implementation).
+    pub connect: Latency,
+    pub tls: Latency,
     /// When the held report arrived, and when the reports last said something new.
     pub received_at: Option<Instant>,
     changed_at: Option<Instant>,
@@ -97,6 +101,8 @@ impl Part {
         let lat_h = decode(&report.histogram)?;
         let svc_h = decode(&report.service_histogram)?;
         let lag_h = decode(&report.lag_histogram)?;
+        let connect_h = decode(&report.handshakes.connect_histogram)?;
+        let tls_h = decode(&report.handshakes.tls_histogram)?;
         let m = &report.metrics;
         self.latency = Latency::from_parts(
             lat_h,
@@ -106,6 +112,8 @@ impl Part {
         );
         self.service = Latency::from_parts(svc_h, report.service_sum_us, 0.0, 0.0);
         self.lag = Latency::from_parts(lag_h, report.lag_sum_us, 0.0, 0.0);
+        self.connect = Latency::from_parts(connect_h, report.handshakes.connect_sum_us, 0.0, 0.0);
+        self.tls = Latency::from_parts(tls_h, report.handshakes.tls_sum_us, 0.0, 0.0);
         if changed && report.has_progress() {
             self.changed_at = Some(now);
         }

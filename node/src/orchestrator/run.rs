@@ -8,6 +8,8 @@ use super::part::{Judgement, Part, Rules};
 use super::registry::Liveness;
 use super::series::{DriverTotals, Point, Series};
 use super::spec::TestSpec;
+use super::stage_view::{named_warning, stage_stats};
+use super::verdict;
 use super::view::{driver_stats, finish_rates, merged};
 use super::view::{DriverStats, Stats, TestView};
 use crate::model::TestStatus;
@@ -64,6 +66,8 @@ pub struct TestRun {
     frozen: Option<TestView>,
     /// Chart points while the test runs; handed to the store when it ends.
     series: Option<Series>,
+    /// The `abort_on_fail` threshold that stopped the test, if one did.
+    aborted_by: Option<String>,
 }
 
 /// How often a running test gets a chart point.
@@ -88,8 +92,11 @@ impl TestRun {
             }
             _ => Duration::ZERO,
         };
-        let expected =
-            gap.saturating_mul(u32::try_from(spec.requests_per_driver).unwrap_or(u32::MAX));
+        let expected = match spec.duration_ms {
+            // A time-bound test's last request is due before its end.
+            Some(ms) => Duration::from_millis(ms),
+            None => gap.saturating_mul(u32::try_from(spec.requests_per_driver).unwrap_or(u32::MAX)),
+        };
         let rules = Rules {
             requests: spec.requests_per_driver,
             quiet: policy.quiet,
@@ -113,6 +120,7 @@ impl TestRun {
             settle_until: None,
             frozen: None,
             series: None,
+            aborted_by: None,
         }
     }
 
@@ -170,6 +178,28 @@ impl TestRun {
         if was_running {
             self.settle_until = Some(now + SETTLE);
         }
+    }
+
+    /// Stops a running test whose `abort_on_fail` threshold fails on the data so far (once its
+    /// delay from the start has passed), as a stop on request would, with a reason naming the
+    /// threshold. True when it did: the drivers must then be told to stop.
+    pub fn check_abort(&mut self, now: Instant, now_ms: u64) -> bool {
+        let (TestStatus::Running, Some(start)) = (self.status, self.start_instant) else {
+            return false;
+        };
+        if now < start {
+            return false;
+        }
+        let since_ms = now.saturating_duration_since(start).as_millis() as u64;
+        let Some(failed) = verdict::abort(&self.spec.thresholds, &self.parts, since_ms) else {
+            return false;
+        };
+        self.status = TestStatus::Stopped;
+        self.reason = Some(verdict::abort_reason(&failed, since_ms));
+        self.finished_at_ms = Some(now_ms);
+        self.settle_until = Some(now + SETTLE);
+        self.aborted_by = Some(failed.threshold);
+        true
     }
 
     /// Ends the test as failed (the bus refused its messages).
@@ -310,7 +340,8 @@ impl TestRun {
                 let r = p.report.as_ref()?;
                 let stopped = r.is_final
                     && matches!(r.test_status, Some(RunState::Stopped | RunState::Failed));
-                let under = r.counted && r.requests_sent < requests;
+                // An unpaced time-bound test has no count (0): its drivers' word decides.
+                let under = requests > 0 && r.counted && r.requests_sent < requests;
                 let why = match (r.reason.as_deref(), stopped) {
                     (Some(reason), _) => reason.to_string(),
                     (None, true) => "stopped early".to_string(),
@@ -365,11 +396,16 @@ impl TestRun {
             return v.clone();
         }
         let running = !self.status.is_finished();
-        let per_driver: Vec<DriverStats> = self
+        let mut per_driver: Vec<DriverStats> = self
             .parts
             .iter()
             .map(|(id, part)| driver_stats(id, part, self.spec.requests_per_driver, running, now))
             .collect();
+        for (d, part) in per_driver.iter_mut().zip(self.parts.values()) {
+            timed_progress(&self.spec, d);
+            let reported = part.report.as_ref().map_or(&[][..], |r| &r.stages[..]);
+            d.stats.stages = stage_stats(&self.spec, 1, std::iter::once(reported));
+        }
         let mut aggregate = Stats {
             requests_total: self.spec.requests_per_driver * self.drivers.len() as u64,
             ..Default::default()
@@ -383,6 +419,9 @@ impl TestRun {
             aggregate.status.add(&s.status);
             aggregate.elapsed_ms = aggregate.elapsed_ms.max(s.elapsed_ms);
             aggregate.counted &= s.counted;
+            if aggregate.first_error.is_none() {
+                aggregate.first_error.clone_from(&s.first_error);
+            }
         }
         aggregate.error_total = aggregate.errors.total();
         aggregate.latency = merged(
@@ -401,13 +440,38 @@ impl TestRun {
                 .map(|(id, p)| (id.as_str(), &p.lag, LatencyStats::exact(&p.lag))),
         );
         aggregate.lag_note = crate::stats::lag_note(&aggregate.latency, &aggregate.schedule_lag);
+        aggregate.connect_time = merged(
+            self.parts
+                .iter()
+                .map(|(id, p)| (id.as_str(), &p.connect, LatencyStats::exact(&p.connect))),
+        );
+        aggregate.tls_handshake = merged(
+            self.parts
+                .iter()
+                .map(|(id, p)| (id.as_str(), &p.tls, LatencyStats::exact(&p.tls))),
+        );
         finish_rates(&mut aggregate);
         if !per_driver.is_empty() {
             // Every driver has the same share, so the whole is the mean of the parts.
             aggregate.progress =
                 per_driver.iter().map(|d| d.stats.progress).sum::<f64>() / per_driver.len() as f64;
         }
+        aggregate.stages = stage_stats(
+            &self.spec,
+            self.drivers.len() as u64,
+            self.parts
+                .values()
+                .filter_map(|p| p.report.as_ref().map(|r| &r.stages[..])),
+        );
+        let generator_warnings = per_driver
+            .iter()
+            .filter_map(|d| {
+                let w = d.generator.as_ref()?.warning.as_deref()?;
+                Some(named_warning(&d.driver_id, w))
+            })
+            .collect();
         TestView {
+            generator_warnings,
             id: self.id.clone(),
             status: self.status,
             reason: self.reason.clone(),
@@ -419,6 +483,12 @@ impl TestRun {
             settled: false,
             aggregate,
             per_driver,
+            thresholds: verdict::judge(
+                &self.spec.thresholds,
+                &self.parts,
+                self.status.is_finished(),
+                self.aborted_by.as_deref(),
+            ),
         }
     }
 
@@ -430,6 +500,19 @@ impl TestRun {
             .filter(|(_, p)| p.report.is_some())
             .map(|(id, p)| (id.as_str(), &p.latency))
     }
+}
+
+/// A time-bound driver's progress is its share of the duration (its count may be open), and
+/// all of it once its part is done.
+fn timed_progress(spec: &TestSpec, d: &mut DriverStats) {
+    let Some(ms) = spec.duration_ms.filter(|&ms| ms > 0) else {
+        return;
+    };
+    d.stats.progress = if d.state == crate::model::DriverState::Done {
+        1.0
+    } else {
+        (d.stats.elapsed_ms as f64 / ms as f64).min(1.0)
+    };
 }
 
 #[cfg(test)]

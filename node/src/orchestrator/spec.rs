@@ -5,7 +5,10 @@
 
 use crate::http::{self, Part};
 use crate::protocol::limits::{self, Caps, MAX_DELAY_MS, MAX_DRIVERS, MAX_TIMEOUT_MS, MIN_DRIVERS};
-use crate::protocol::{HttpTarget, TestConfig, TestType};
+use crate::protocol::{
+    HttpTarget, HttpVersion, RateStage, TestConfig, TestType, TlsSettings, Transport,
+};
+use crate::thresholds::{self, Threshold};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -49,6 +52,45 @@ pub struct TestSpecInput {
     pub driver_ids: Option<Vec<String>>,
     /// Create and trigger in one call.
     pub trigger: Option<bool>,
+    /// Pass/fail expressions on the merged data: each a string (`"p99 < 250ms"`) or an object
+    /// `{"threshold": "...", "abort_on_fail": true, "delay": "10s"}` (crate::thresholds).
+    pub thresholds: Option<Vec<serde_json::Value>>,
+    /// A time-bound test instead of `requests_per_driver` (issue 12): a duration such as
+    /// `"30s"` or `"2m 30s"`, or `duration_ms`.
+    pub duration: Option<String>,
+    pub duration_ms: Option<u64>,
+    /// Rate stages (requests/s per driver, each a linear ramp from the previous stage's rate);
+    /// they imply the duration.
+    pub stages: Option<Vec<StageInput>>,
+    /// The rate the first stage ramps from (default 0).
+    pub start_rate: Option<f64>,
+    /// `"1.1"` (default) or `"2"` (h2 via ALPN over https://, h2c prior knowledge over http://).
+    pub http_version: Option<HttpVersion>,
+    /// Concurrent streams per HTTP/2 connection (default 1); `concurrency` stays connections.
+    pub streams_per_connection: Option<u64>,
+    /// How an https:// target's certificate is checked.
+    pub tls: Option<TlsInput>,
+}
+
+/// One rate stage as typed by a user: `{"duration": "30s", "rate": 100}` (or `duration_ms`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageInput {
+    pub duration: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub rate: Option<f64>,
+}
+
+/// `tls` as a user types it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsInput {
+    /// CA certificates (PEM) to trust instead of the system roots.
+    pub ca_pem: Option<String>,
+    /// Accept any certificate (test environments only).
+    pub insecure_skip_verify: Option<bool>,
+    /// SNI and certificate name instead of the URL's host.
+    pub server_name: Option<String>,
 }
 
 /// A validated test specification.
@@ -71,6 +113,24 @@ pub struct TestSpec {
     pub timeout_ms: u64,
     pub drivers: Option<u64>,
     pub driver_ids: Option<Vec<String>>,
+    /// A time-bound test's duration (the stages' sum when staged); `None` is count-bound, and
+    /// `requests_per_driver` is then the count. Time-bound, it is the count the pace has due
+    /// in the duration, or 0 when unpaced (as many as fit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<RateStage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_rate: Option<f64>,
+    /// Evaluated by the orchestrator on merged data; never sent to the drivers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<Threshold>,
+    #[serde(default, skip_serializing_if = "HttpVersion::is_default")]
+    pub http_version: HttpVersion,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams_per_connection: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
 }
 
 /// " (this deployment's cap)" when a cap is below its hard limit, so that the error says why
@@ -111,7 +171,7 @@ impl TestSpecInput {
             ));
         }
         match test_type {
-            TestType::Tsunami if delay_ms <= 0.0 => {
+            TestType::Tsunami if delay_ms <= 0.0 && !super::spec_timing::staged(&self.stages) => {
                 return Err(FieldError::new(
                     "delay_ms",
                     "a Tsunami test needs a delay > 0 ms between requests",
@@ -125,9 +185,28 @@ impl TestSpecInput {
             }
             _ => {}
         }
-        let requests_per_driver = self
-            .requests_per_driver
-            .ok_or_else(|| FieldError::new("requests_per_driver", "is required"))?;
+        let timing = super::spec_timing::timing(
+            self.duration.as_deref(),
+            self.duration_ms,
+            self.stages.as_deref(),
+            self.start_rate,
+            caps,
+        )?;
+        if let Some(t) = &timing {
+            super::spec_timing::check_exclusive(
+                t,
+                self.requests_per_driver,
+                self.throughput_per_driver,
+                delay_ms,
+            )?;
+        }
+        let requests_per_driver = match &timing {
+            // Checked against the caps below, once the pace is known.
+            Some(_) => 1,
+            None => self
+                .requests_per_driver
+                .ok_or_else(|| FieldError::new("requests_per_driver", "is required"))?,
+        };
         if !(1..=caps.requests).contains(&requests_per_driver) {
             return Err(FieldError::new(
                 "requests_per_driver",
@@ -157,7 +236,10 @@ impl TestSpecInput {
                 }
                 Some(r)
             }
-            None => caps.caps_rate().then_some(caps.rate),
+            // A staged test's stages are its rate (each checked against the cap).
+            None => {
+                (caps.caps_rate() && !super::spec_timing::staged(&self.stages)).then_some(caps.rate)
+            }
         };
         let target_url = self.target_url.ok_or_else(|| {
             FieldError::new("target_url", "is required, e.g. http://127.0.0.1:8080/ping")
@@ -176,6 +258,7 @@ impl TestSpecInput {
                 Part::Url => "target_url",
                 Part::Method => "method",
                 Part::Header => "headers",
+                Part::Tls => "tls",
             };
             FieldError::new(field, e.message)
         })?;
@@ -203,6 +286,25 @@ impl TestSpecInput {
                 ),
             ));
         }
+        let http_version = self.http_version.unwrap_or_default();
+        let tls = self.tls.map(|t| TlsSettings {
+            ca_pem: t.ca_pem,
+            insecure_skip_verify: t.insecure_skip_verify.unwrap_or(false),
+            server_name: t.server_name,
+        });
+        if tls.is_some() && !http::Url::parse(&target_url).is_ok_and(|u| u.tls) {
+            return Err(FieldError::new(
+                "tls",
+                "applies to https:// targets only; target_url is http://",
+            ));
+        }
+        crate::protocol::transport::check(
+            http_version,
+            self.streams_per_connection,
+            concurrency,
+            tls.as_ref(),
+        )
+        .map_err(|e| FieldError::new(e.field, e.message))?;
         let timeout_ms = self.timeout_ms.unwrap_or(limits::DEFAULT_TIMEOUT_MS);
         if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
             return Err(FieldError::new(
@@ -244,7 +346,14 @@ impl TestSpecInput {
                 ));
             }
         }
-        Ok(TestSpec {
+        let thresholds = thresholds::from_json(self.thresholds.as_deref().unwrap_or_default())
+            .map_err(|e| FieldError::new(&e.field, e.message))?;
+        // The request names a threshold may be scoped to: the mix's, once a test has one (the
+        // mix stream passes its names here); a test without a mix has none.
+        let request_names: Option<&[&str]> = None;
+        thresholds::check_scopes(&thresholds, request_names)
+            .map_err(|e| FieldError::new(&e.field, e.message))?;
+        let mut spec = TestSpec {
             test_type,
             delay_ms,
             requests_per_driver,
@@ -258,7 +367,18 @@ impl TestSpecInput {
             timeout_ms,
             drivers: self.drivers,
             driver_ids: self.driver_ids,
-        })
+            http_version,
+            streams_per_connection: self.streams_per_connection,
+            tls,
+            thresholds,
+            duration_ms: None,
+            stages: Vec::new(),
+            start_rate: None,
+        };
+        if let Some(t) = timing {
+            super::spec_timing::apply(&mut spec, t, caps)?;
+        }
+        Ok(spec)
     }
 }
 
@@ -282,7 +402,9 @@ impl TestSpec {
             test_id: test_id.to_string(),
             test_type: self.test_type,
             delay_us: (self.delay_ms * 1000.0).round() as u64,
-            requests: Some(self.requests_per_driver),
+            // Time-bound and unpaced, there is no count (seed drivers use their own default).
+            requests: Some(self.requests_per_driver)
+                .filter(|&n| n > 0 || self.duration_ms.is_none()),
             target: Some(HttpTarget {
                 url: self.target_url.clone(),
                 method: self.method.clone(),
@@ -298,6 +420,12 @@ impl TestSpec {
             timeout_ms: Some(self.timeout_ms),
             drivers: drivers.to_vec(),
             orchestrator_id: Some(orchestrator_id.to_string()),
+            time_bound: self.time_bound(),
+            transport: Transport {
+                http_version: self.http_version,
+                streams_per_connection: self.streams_per_connection,
+                tls: self.tls.clone(),
+            },
         }
     }
 }
@@ -389,7 +517,7 @@ mod tests {
                 "target_url",
             ),
             (
-                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"https://h/"}"#,
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"ftp://h/"}"#,
                 "target_url",
             ),
             (
@@ -461,6 +589,19 @@ mod tests {
                 r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","headers":{"Connection":"close"}}"#,
                 "headers",
             ),
+            // Issue 12, item 6: a threshold that does not parse names its place.
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","thresholds":["p99 < 1s","p999x < 1s"]}"#,
+                "thresholds[1]",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","thresholds":[{"threshold":"p99 < 1s","abort_on_fail":true,"delay":"soon"}]}"#,
+                "thresholds[0].delay",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","thresholds":"p99 < 1s"}"#,
+                "thresholds",
+            ),
             (r#"not json"#, "body"),
             (r#"{not json"#, "body"),
             (r#"{"test_type":"avalanche","#, "body"),
@@ -501,5 +642,70 @@ mod tests {
         }
         // The hard limits alone: no rate filled in, and no cap named in the errors.
         assert_eq!(check(OK).expect("valid").throughput_per_driver, None);
+    }
+
+    #[test]
+    fn transport_fields_are_validated_and_travel_in_the_config() {
+        let with = |extra: serde_json::Value| {
+            let mut body = serde_json::json!({"test_type": "avalanche",
+                "target_url": "https://h/", "requests_per_driver": 10, "concurrency": 4});
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                body[k] = v.clone();
+            }
+            parse_input(body.to_string().as_bytes())?.validate()
+        };
+        let s = with(
+            serde_json::json!({"http_version": "2", "streams_per_connection": 16,
+            "tls": {"insecure_skip_verify": true, "server_name": "localhost"}}),
+        )
+        .expect("valid");
+        let c = s.to_config("t", &["a".into(), "b".into()], "o");
+        assert_eq!(c.transport.http_version, HttpVersion::Http2);
+        assert_eq!(c.transport.streams(), 16);
+        assert!(c
+            .transport
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.insecure_skip_verify));
+        // A stored spec from before these fields reads as HTTP/1.1.
+        let old: TestSpec = serde_json::from_value(serde_json::json!({"test_type": "AVALANCHE",
+            "delay_ms": 0.0, "requests_per_driver": 1, "throughput_per_driver": null,
+            "target_url": "http://h/", "method": "GET", "headers": {}, "body": null,
+            "concurrency": 1, "timeout_ms": 1, "drivers": null, "driver_ids": null}))
+        .expect("old row");
+        assert_eq!((old.http_version, old.tls), (HttpVersion::Http11, None));
+        for (extra, field) in [
+            (serde_json::json!({"http_version": "3"}), "http_version"),
+            (
+                serde_json::json!({"streams_per_connection": 2}),
+                "streams_per_connection",
+            ),
+            (
+                serde_json::json!({"http_version": "2", "streams_per_connection": 0}),
+                "streams_per_connection",
+            ),
+            (
+                serde_json::json!({"tls": {"ca_pem": "not a pem"}}),
+                "tls.ca_pem",
+            ),
+            (
+                serde_json::json!({"tls": {"server_name": "a b"}}),
+                "tls.server_name",
+            ),
+            (serde_json::json!({"tls": {"verify": false}}), "verify"),
+            (
+                serde_json::json!({"tls": {"insecure_skip_verify": "yes"}}),
+                "tls.insecure_skip_verify",
+            ),
+        ] {
+            let e = with(extra.clone()).expect_err(&extra.to_string());
+            assert_eq!(e.field, field, "{extra}: {e}");
+        }
+        let mut plain = parse_input(
+            br#"{"test_type":"avalanche","target_url":"http://h/","requests_per_driver":1,"tls":{"insecure_skip_verify":true}}"#,
+        )
+        .expect("json");
+        plain.concurrency = Some(1);
+        assert_eq!(plain.validate().expect_err("tls on http").field, "tls");
     }
 }

@@ -82,6 +82,10 @@ pub enum Effect {
         id: String,
         points: Vec<Point>,
     },
+    /// A threshold stopped the test: tell its drivers, as a stop on request does.
+    StopDrivers {
+        id: String,
+    },
 }
 
 /// The outcome of an event: the view of the test it concerned, if any, and what to store.
@@ -336,6 +340,12 @@ impl State {
             let live = t.status() == TestStatus::Running || t.settling();
             if !live || only.is_some_and(|id| id != t.id()) {
                 continue;
+            }
+            if t.check_abort(now, now_ms) {
+                out.effects.push(Effect::SaveTest(Box::new(t.view(now))));
+                out.effects.push(Effect::StopDrivers {
+                    id: t.id().to_string(),
+                });
             }
             t.sample(now, false);
             if t.evaluate(now, now_ms, |d| registry.liveness(d, now)) {

@@ -4,9 +4,11 @@
 
 use super::part::{Judgement, Part};
 use super::spec::TestSpec;
+pub use super::stage_view::StageStats;
 use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
-use crate::protocol::{ErrorCounts, MetricsReport, StatusClasses};
+use crate::protocol::{ErrorCounts, GeneratorLoad, MetricsReport, StatusClasses};
 use crate::stats::{Latency, LatencySource, LatencyStats, NotMergeable};
+use crate::thresholds::eval::Thresholds;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -42,6 +44,20 @@ pub struct Stats {
     /// generator's, not the target's (see `stats::lag_note`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_note: Option<String>,
+    /// A staged test's stages: target and achieved rate of each (issue 12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageStats>,
+    /// TCP connect time of each connection opened, apart from request latency; in ms. Empty
+    /// when no driver measured one (another implementation's).
+    #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
+    pub connect_time: LatencyStats,
+    /// TLS handshake time of each TLS connection opened (after its connect); in ms. Empty for
+    /// plain HTTP.
+    #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
+    pub tls_handshake: LatencyStats,
+    /// The first transport error a driver saw (the aggregate: the first driver's that has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
 }
 
 fn yes() -> bool {
@@ -66,6 +82,10 @@ impl Default for Stats {
             service_time: LatencyStats::default(),
             schedule_lag: LatencyStats::default(),
             lag_note: None,
+            stages: Vec::new(),
+            connect_time: LatencyStats::default(),
+            tls_handshake: LatencyStats::default(),
+            first_error: None,
         }
     }
 }
@@ -87,6 +107,9 @@ pub struct DriverStats {
     /// Settings the driver filled in itself (e.g. a default request count).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub defaults: BTreeMap<String, serde_json::Value>,
+    /// Its own load, and its saturation warning if it could not keep up (issue 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<GeneratorLoad>,
     #[serde(flatten)]
     pub stats: Stats,
 }
@@ -108,6 +131,13 @@ pub struct TestView {
     pub settled: bool,
     pub aggregate: Stats,
     pub per_driver: Vec<DriverStats>,
+    /// The drivers that could not keep up, each named with what it measured: their figures
+    /// measure the load generator, not the target (issue 12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generator_warnings: Vec<String>,
+    /// The thresholds' measured values and the verdict; absent when the test has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Thresholds>,
 }
 
 pub(super) fn driver_stats(
@@ -129,6 +159,9 @@ pub(super) fn driver_stats(
     s.service_time = LatencyStats::exact(&part.service);
     s.schedule_lag = LatencyStats::exact(&part.lag);
     s.lag_note = crate::stats::lag_note(&s.latency, &s.schedule_lag);
+    s.connect_time = LatencyStats::exact(&part.connect);
+    s.tls_handshake = LatencyStats::exact(&part.tls);
+    s.first_error = r.and_then(|r| r.first_error.clone());
     let (state, ended_by, reason) = match &part.judged {
         Some(Judgement::Done(how)) => (DriverState::Done, Some(*how), None),
         Some(Judgement::Refused(why)) => (DriverState::Refused, None, Some(why.clone())),
@@ -162,6 +195,7 @@ pub(super) fn driver_stats(
         ended_by,
         reason,
         defaults: r.map(|r| r.defaults.clone()).unwrap_or_default(),
+        generator: r.and_then(|r| r.generator.clone()),
         stats: s,
     }
 }

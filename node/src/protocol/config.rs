@@ -4,6 +4,8 @@
 use super::lenient::{lenient_number, lenient_opt_f64, lenient_opt_u64, opt_id};
 use super::limits;
 use super::style::{DelayUnit, SeedStyle, TypeCase};
+use super::timing::TimeBound;
+use super::transport::{Transport, TransportWire};
 use super::ParseError;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
@@ -118,6 +120,11 @@ pub struct TestConfig {
     /// The participating drivers; empty means every driver that receives the message.
     pub drivers: Vec<String>,
     pub orchestrator_id: Option<String>,
+    /// A time-bound test (`duration_ms`, `stages`): sends until its end instead of a count.
+    /// `None` is the seed's count-bound test.
+    pub time_bound: Option<TimeBound>,
+    /// HTTP version, streams per connection and TLS (extensions; absent = HTTP/1.1).
+    pub transport: Transport,
 }
 
 /// Why a `test_config` could not be used.
@@ -194,7 +201,29 @@ impl TestConfig {
             drivers: drivers.clone(),
             reason,
         };
+        let time_bound = super::timing::parse(&value).map_err(&unusable)?;
+        let transport: TransportWire =
+            super::parse_value(value.clone()).map_err(|e| unusable(e.to_string()))?;
         let w: ConfigWire = super::parse_value(value).map_err(|e| unusable(e.to_string()))?;
+        if let Some(t) = &time_bound {
+            // The seed's `message_count_per_driver` is written for seed drivers (what they send
+            // instead) and is no conflict; Floodgate's exact count is.
+            if w.request_count.is_some() {
+                return Err(unusable(
+                    "request_count: a time-bound test (duration_ms, stages) takes no count".into(),
+                ));
+            }
+            if !t.stages.is_empty() && w.throughput_per_driver.is_some() {
+                return Err(unusable(
+                    "throughput_per_driver: a staged test's rate is its stages'".into(),
+                ));
+            }
+            if !t.stages.is_empty() && w.delay_us.is_some_and(|d| d > 0) {
+                return Err(unusable(
+                    "delay_us: a staged test's pace is its stages'".into(),
+                ));
+            }
+        }
         let delay_us = match (w.delay_us, w.test_message_delay) {
             (Some(us), _) => limits::check_delay_us(us as f64),
             (None, Some(d)) => limits::check_delay_us(d * seed_delay_unit.micros()),
@@ -229,6 +258,9 @@ impl TestConfig {
                 limits::MAX_TIMEOUT_MS
             )));
         }
+        let transport = transport
+            .checked(w.concurrency.unwrap_or(limits::DEFAULT_CONCURRENCY))
+            .map_err(|e| unusable(e.to_string()))?;
         // The first that is named, in this order; see docs/protocol.md.
         let target = match w.target {
             Some(TargetWire::Full(t)) => Some(t),
@@ -254,6 +286,8 @@ impl TestConfig {
             timeout_ms: w.timeout_ms,
             drivers,
             orchestrator_id: w.orchestrator_id,
+            time_bound,
+            transport,
         })
     }
 
@@ -272,8 +306,14 @@ impl TestConfig {
             m.insert("message_count_per_driver".into(), style.number(n as f64));
         }
         m.insert("delay_us".into(), json!(self.delay_us));
-        if let Some(n) = self.requests {
-            m.insert("request_count".into(), json!(n));
+        match &self.time_bound {
+            // A time-bound test's count (when it has one) is for seed drivers only.
+            Some(t) => t.emit_into(&mut m),
+            None => {
+                if let Some(n) = self.requests {
+                    m.insert("request_count".into(), json!(n));
+                }
+            }
         }
         if let Some(t) = &self.target {
             m.insert("target".into(), json!(t));
@@ -289,6 +329,7 @@ impl TestConfig {
         if let Some(t) = self.timeout_ms {
             m.insert("timeout_ms".into(), json!(t));
         }
+        self.transport.emit_into(&mut m);
         m.insert("drivers".into(), json!(self.drivers));
         if let Some(o) = &self.orchestrator_id {
             m.insert("orchestrator_id".into(), json!(o));

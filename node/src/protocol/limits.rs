@@ -40,6 +40,21 @@ pub const MAX_REASON_LEN: usize = 4 * 1024;
 /// Drivers the orchestrator remembers (registered, alive or not): a bound on its memory and on
 /// every `/api/v1/drivers` answer and dashboard event, whatever is put on `register`.
 pub const MAX_KNOWN_DRIVERS: usize = 64;
+/// A time-bound test (issue 12): its duration, or the sum of its stages, at most a day; at
+/// most this many rate stages.
+pub const MAX_DURATION_MS: u64 = 86_400_000;
+pub const MAX_STAGES: usize = 32;
+/// Concurrent streams on one HTTP/2 connection (`streams_per_connection`): servers commonly
+/// allow 100 to 256 (hyper 200, nginx 128), and more would only queue in the client.
+pub const MAX_STREAMS_PER_CONNECTION: u64 = 256;
+/// Connections times streams per connection: each stream is a task of the engine, and this
+/// keeps a driver's memory for them to tens of megabytes.
+pub const MAX_STREAMS_TOTAL: u64 = 100_000;
+/// A CA bundle sent inline (`tls.ca_pem`): a few certificates are some kilobytes, and the
+/// whole `test_config` must stay well inside Kafka's default 1 MB message.
+pub const MAX_CA_PEM_BYTES: usize = 256 * 1024;
+/// A TLS server name (`tls.server_name`): the longest DNS name.
+pub const MAX_SERVER_NAME_LEN: usize = 253;
 /// What a test that names no concurrency or timeout gets (as oha: 50 connections).
 pub const DEFAULT_CONCURRENCY: u64 = 50;
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
@@ -113,6 +128,26 @@ pub fn check_rate(rate: f64) -> Result<f64, String> {
     }
 }
 
+/// Checks a stage's rate (or a `start_rate`): 0 (a pause) or a rate [`check_rate`] accepts.
+pub fn check_stage_rate(rate: f64) -> Result<f64, String> {
+    if rate == 0.0 {
+        return Ok(0.0);
+    }
+    check_rate(rate).map_err(|e| format!("{e}, or 0 for a pause"))
+}
+
+/// Checks a test's or a stage's duration in milliseconds.
+pub fn check_duration_ms(ms: u64) -> Result<u64, String> {
+    if (1..=MAX_DURATION_MS).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(format!(
+            "must be between 1 ms and {} h",
+            MAX_DURATION_MS / 3_600_000
+        ))
+    }
+}
+
 /// Checks a delay in microseconds.
 pub fn check_delay_us(us: f64) -> Result<u64, String> {
     if us.is_finite() && (0.0..=MAX_DELAY_US as f64).contains(&us) {
@@ -156,6 +191,12 @@ mod tests {
         assert_eq!(check_delay_us(MAX_DELAY_US as f64), Ok(MAX_DELAY_US));
         assert!(check_id(&"x".repeat(MAX_ID_LEN)).is_ok());
         assert!(check_id(&"x".repeat(MAX_ID_LEN + 1)).is_err());
+        assert_eq!(check_stage_rate(0.0), Ok(0.0));
+        assert_eq!(check_stage_rate(100.0), Ok(100.0));
+        assert!(check_stage_rate(-1.0).is_err() && check_stage_rate(1e-300).is_err());
+        assert!(check_stage_rate(f64::NAN).is_err());
+        assert_eq!(check_duration_ms(MAX_DURATION_MS), Ok(MAX_DURATION_MS));
+        assert!(check_duration_ms(0).is_err() && check_duration_ms(MAX_DURATION_MS + 1).is_err());
     }
 
     #[test]

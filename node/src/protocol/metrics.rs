@@ -10,6 +10,7 @@ use super::lenient::{
     lenient_u64,
 };
 use super::limits;
+use super::pace::{GeneratorLoad, StageProgress};
 use super::style::SeedStyle;
 use super::ParseError;
 use serde::{Deserialize, Serialize};
@@ -161,6 +162,40 @@ impl StatusClasses {
     }
 }
 
+/// What opening connections cost (a Floodgate extension of `metrics`): TCP connect and TLS
+/// handshake times, one sample per connection opened, kept apart from request latency.
+/// Cumulative like the rest of a report; absent when no connection was opened yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandshakeFields {
+    /// Exact sum of TCP connect times in microseconds.
+    #[serde(
+        default,
+        deserialize_with = "lenient_u64",
+        skip_serializing_if = "is_zero"
+    )]
+    pub connect_sum_us: u64,
+    /// Base64 HdrHistogram (as `histogram`) of TCP connect times in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_histogram: Option<String>,
+    /// Exact sum of TLS handshake times in microseconds (after the TCP connect).
+    #[serde(
+        default,
+        deserialize_with = "lenient_u64",
+        skip_serializing_if = "is_zero"
+    )]
+    pub tls_sum_us: u64,
+    /// Base64 HdrHistogram of TLS handshake times in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_histogram: Option<String>,
+    /// TLS handshakes that resumed a session (of those in `tls_histogram`).
+    #[serde(
+        default,
+        deserialize_with = "lenient_u64",
+        skip_serializing_if = "is_zero"
+    )]
+    pub tls_resumed: u64,
+}
+
 /// Where a driver is with a test, as its report says (`test_status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -264,10 +299,23 @@ pub struct MetricsReport {
     pub lag_histogram: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp_ms: Option<u64>,
+    /// Connect and TLS handshake times.
+    #[serde(flatten)]
+    pub handshakes: HandshakeFields,
+    /// The first transport error the driver saw (a TLS handshake refused, a connection
+    /// reset), for diagnosis; bounded like `reason`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
     /// Raw latencies in ms, as one peer sends them (`latencies`, cumulative); the orchestrator
     /// records them into a histogram.
     #[serde(skip)]
     pub samples_ms: Option<Vec<f64>>,
+    /// Progress per rate stage of a staged test (issue 12); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageProgress>,
+    /// The driver's own load, and its saturation warning (issue 12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator: Option<GeneratorLoad>,
 }
 
 fn is_true(b: &bool) -> bool {
@@ -311,6 +359,10 @@ struct MetricsWire {
     lag_histogram: Option<String>,
     #[serde(default, deserialize_with = "lenient_opt_u64")]
     timestamp_ms: Option<u64>,
+    #[serde(flatten)]
+    handshakes: HandshakeFields,
+    #[serde(default)]
+    first_error: Option<String>,
 }
 
 /// Names of a cumulative request count, in the order they are preferred.
@@ -408,7 +460,15 @@ impl TryFrom<Value> for MetricsReport {
             service_histogram: w.service_histogram.filter(|h| !h.is_empty()),
             lag_histogram: w.lag_histogram.filter(|h| !h.is_empty()),
             timestamp_ms: w.timestamp_ms,
+            handshakes: HandshakeFields {
+                connect_histogram: w.handshakes.connect_histogram.filter(|h| !h.is_empty()),
+                tls_histogram: w.handshakes.tls_histogram.filter(|h| !h.is_empty()),
+                ..w.handshakes
+            },
+            first_error: w.first_error.map(|r| truncated(r, limits::MAX_REASON_LEN)),
             samples_ms: obj.get("latencies").and_then(samples),
+            stages: super::pace::stages(obj.get("stages")),
+            generator: super::pace::generator(obj.get("generator")),
         })
     }
 }

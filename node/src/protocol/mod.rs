@@ -14,14 +14,22 @@ mod control;
 pub mod lenient;
 pub mod limits;
 mod metrics;
+mod pace;
 mod presence;
 pub mod style;
+mod timing;
+pub mod transport;
 
 pub use config::{ConfigError, HttpTarget, TestConfig, TestType};
 pub use control::{Control, Trigger, TriggerAction};
-pub use metrics::{ErrorCounts, LatencyFields, MetricsReport, RunState, StatusClasses};
+pub use metrics::{
+    ErrorCounts, HandshakeFields, LatencyFields, MetricsReport, RunState, StatusClasses,
+};
+pub use pace::{GeneratorLoad, StageProgress};
 pub use presence::{Heartbeat, Register, Role, AGENT, DRIVER_REGISTER, ORCHESTRATOR_REGISTER};
 pub use style::{DelayUnit, NumberStyle, SeedStyle, TypeCase};
+pub use timing::{RateStage, TimeBound};
+pub use transport::{HttpVersion, TlsSettings, Transport};
 
 use serde::{Deserialize, Serialize};
 

@@ -21,6 +21,8 @@ fn config() -> TestConfig {
         timeout_ms: None,
         drivers: vec!["a".into()],
         orchestrator_id: None,
+        time_bound: None,
+        transport: Default::default(),
     }
 }
 
@@ -305,6 +307,10 @@ fn report() -> MetricsReport {
         histogram: None,
         service_histogram: None,
         lag_histogram: None,
+        stages: Vec::new(),
+        generator: None,
+        handshakes: Default::default(),
+        first_error: None,
         timestamp_ms: None,
         samples_ms: None,
     }

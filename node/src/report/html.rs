@@ -62,6 +62,13 @@ pub fn html(view: &TestView, points: &[Point]) -> String {
     if let Some(reason) = &view.reason {
         let _ = writeln!(h, r#"  <p class="reason">{}</p>"#, esc(reason));
     }
+    if let Some(t) = &view.thresholds {
+        let v = t.verdict.as_str();
+        let _ = writeln!(
+            h,
+            r#"  <p class="verdict">Thresholds: <span class="status verdict-{v}">{v}</span></p>"#
+        );
+    }
     if !view.status.is_finished() {
         let _ = writeln!(
             h,
@@ -71,6 +78,7 @@ pub fn html(view: &TestView, points: &[Point]) -> String {
     h.push_str("</header>\n");
 
     key_figures(&mut h, view);
+    super::thresholds::html_section(&mut h, view);
     spec_section(&mut h, view);
 
     h.push_str(

@@ -6,6 +6,7 @@
 //! return. The formats are documented in `docs/reports.md`.
 
 mod html;
+mod thresholds;
 
 pub use html::{esc, html, CSP};
 
@@ -77,11 +78,19 @@ pub fn file_name(view: &TestView, ext: &str) -> String {
 
 /// The results as CSV (RFC 4180: CRLF line ends, a header row, fields quoted when needed):
 /// first the `all` row (scope `all`, empty `driver_id`, the test's status as `state`), then one
-/// `driver` row per participant. Numbers are written exactly as the JSON holds them (the
+/// `driver` row per participant, then for a test with thresholds a `thresholds` row (the
+/// verdict as `state`) and one `threshold` row each (its state, and the last four columns:
+/// the expression, its limit, the measured value and their unit). Numbers are written exactly as the JSON holds them (the
 /// shortest decimal that reads back to the same value), latencies in ms.
 pub fn csv(view: &TestView) -> String {
     let mut out = String::new();
-    push_row(&mut out, CSV_COLUMNS.iter().map(|c| c.to_string()));
+    push_row(
+        &mut out,
+        CSV_COLUMNS
+            .iter()
+            .chain(thresholds::CSV_COLUMNS.iter())
+            .map(|c| c.to_string()),
+    );
     push_row(
         &mut out,
         stats_row("all", "", &status_name(view), &view.aggregate),
@@ -98,6 +107,9 @@ pub fn csv(view: &TestView) -> String {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         push_row(&mut out, stats_row("driver", driver_id, &state, stats));
+    }
+    for row in thresholds::csv_rows(view, CSV_COLUMNS.len()) {
+        push_row(&mut out, row.into_iter());
     }
     out
 }
@@ -176,6 +188,7 @@ fn stats_row(scope: &str, driver_id: &str, state: &str, s: &Stats) -> impl Itera
             .into_iter()
             .map(|x| x.map(num).unwrap_or_default()),
         )
+        .chain(thresholds::CSV_COLUMNS.iter().map(|_| String::new()))
 }
 
 /// The shortest decimal that reads back to `x` (never an exponent).

@@ -58,6 +58,10 @@ fn stats(sent: u64, rps: f64, base: f64) -> Stats {
         service_time: summary(base / 2.0),
         schedule_lag: summary(base / 10.0),
         lag_note: None,
+        stages: vec![],
+        connect_time: LatencyStats::default(),
+        tls_handshake: LatencyStats::default(),
+        first_error: None,
     }
 }
 
@@ -82,12 +86,20 @@ fn view() -> TestView {
             timeout_ms: 10_000,
             drivers: None,
             driver_ids: None,
+            duration_ms: None,
+            stages: vec![],
+            start_rate: None,
+            thresholds: vec![],
+            http_version: Default::default(),
+            streams_per_connection: None,
+            tls: None,
         },
         drivers: vec!["driver-a".into(), EVIL_ID.into()],
         created_at_ms: 1_795_261_770_000,
         started_at_ms: Some(1_795_261_771_000),
         finished_at_ms: Some(1_795_261_773_600),
         settled: true,
+        thresholds: None,
         aggregate: stats(2000, 799.6801279488205, 0.5),
         per_driver: vec![
             DriverStats {
@@ -99,6 +111,7 @@ fn view() -> TestView {
                 ended_by: None,
                 reason: None,
                 defaults: BTreeMap::new(),
+                generator: None,
                 stats: stats(1000, 399.8400639744102, 0.25),
             },
             DriverStats {
@@ -110,9 +123,11 @@ fn view() -> TestView {
                 ended_by: None,
                 reason: None,
                 defaults: BTreeMap::new(),
+                generator: None,
                 stats: stats(1000, 400.1, 0.75),
             },
         ],
+        generator_warnings: vec![],
     }
 }
 
@@ -203,9 +218,14 @@ fn csv_has_a_header_an_all_row_and_one_row_per_driver_with_exact_numbers() {
     );
     let rows = parse_csv(&text);
     assert_eq!(rows.len(), 4);
-    assert_eq!(rows[0], CSV_COLUMNS.map(String::from).to_vec());
+    let header: Vec<String> = CSV_COLUMNS
+        .iter()
+        .chain(&["threshold", "limit", "measured", "unit"])
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(rows[0], header);
     assert_eq!(
-        rows[1],
+        rows[1][..CSV_COLUMNS.len()],
         [
             "all",
             "",
@@ -239,7 +259,10 @@ fn csv_has_a_header_an_all_row_and_one_row_per_driver_with_exact_numbers() {
     assert_eq!(rows[3][..3], ["driver", EVIL_ID, "lost"]);
     assert_eq!(rows[3][10], "400.1");
     for r in &rows {
-        assert_eq!(r.len(), CSV_COLUMNS.len());
+        assert_eq!(r.len(), header.len());
+    }
+    for r in &rows[1..] {
+        assert!(r[CSV_COLUMNS.len()..].iter().all(String::is_empty), "{r:?}");
     }
     // Every number reads back to exactly the value in the view.
     for (row, d) in rows[2..].iter().zip(&v.per_driver) {
@@ -423,4 +446,48 @@ fn html_without_points_or_result_still_renders() {
     assert!(page.contains("status-stopped"));
     assert_eq!(embedded_data(&page)["series"], serde_json::json!([]));
     assert!(page.contains("<dt>Started</dt><dd>–</dd>"));
+}
+
+#[test]
+fn thresholds_are_rows_of_the_csv_and_a_section_of_the_html() {
+    use crate::thresholds::eval::{evaluate_all, Data};
+    let mut v = view();
+    let ts = crate::thresholds::from_json(&[
+        serde_json::json!("p99 < 1ms"),
+        serde_json::json!("rps >= 100"),
+        serde_json::json!({"threshold": "error_rate < 0.1%", "abort_on_fail": true}),
+    ])
+    .expect("valid");
+    let mut l = crate::stats::Latency::default();
+    l.record(5_000);
+    let data = || Data {
+        latency: Ok(&l),
+        responses: 10,
+        errors: 1,
+        completed: 10,
+        elapsed_us: 50_000,
+        counted: true,
+        checks_failed: None,
+    };
+    v.thresholds = Some(evaluate_all(&ts, |_| Some(data()), true, None));
+    let rows = parse_csv(&csv(&v));
+    let n = CSV_COLUMNS.len();
+    assert_eq!(
+        rows.len(),
+        4 + 1 + 3,
+        "the stats rows, the verdict, three thresholds"
+    );
+    assert_eq!(
+        (rows[4][0].as_str(), rows[4][2].as_str()),
+        ("thresholds", "failed")
+    );
+    assert_eq!(rows[5][..3], ["threshold", "", "failed"]);
+    assert_eq!(rows[5][n..], ["p99 < 1ms", "1", "5.003", "ms"]);
+    assert_eq!(rows[6][n..], ["rps >= 100", "100", "200", "req/s"]);
+    assert_eq!(rows[7][2], "failed");
+    assert_eq!(rows[7][n..], ["error_rate < 0.1%", "0.001", "0.1", "ratio"]);
+    let page = html(&v, &points());
+    assert!(page.contains("<code>p99 &lt; 1ms</code>"), "escaped");
+    assert!(page.contains(r#"<span class="status verdict-failed">failed</span>"#));
+    assert!(page.contains("5.003 ms") && page.contains("abort_on_fail after 0 ms"));
 }

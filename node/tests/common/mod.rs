@@ -16,8 +16,14 @@ pub fn kafka() -> String {
     )
 }
 
+/// The `floodgate` binary: the one cargo built for these tests, or the one in
+/// `FLOODGATE_TEST_BIN_DIR` (with its `floodgate-target`) when several worktrees share one
+/// target directory and would overwrite each other's binaries.
 pub fn floodgate_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_floodgate"))
+    match std::env::var_os("FLOODGATE_TEST_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir).join("floodgate"),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_floodgate")),
+    }
 }
 
 pub fn target_bin() -> PathBuf {
