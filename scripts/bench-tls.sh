@@ -36,49 +36,18 @@ GEN_CPU="${BENCH_GEN_CPU:-0}"
 TARGET_CPU="${BENCH_TARGET_CPU:-1}"
 GOAL_CPU_VS_BEST=0.9 # floodgate's requests per CPU second ≥ 0.9 × the best peer's
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'bench-tls: %s\n' "$*" >&2; exit 1; }
+BENCH_NAME=bench-tls
+# shellcheck source=scripts/bench-lib.sh
+source "$SCRIPT_DIR/bench-lib.sh"
 
 # --- tools ----------------------------------------------------------------------------------
 
-SUDO=()
-if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null; then SUDO=(sudo); fi
-apt_install() { # PACKAGE
-    command -v apt-get >/dev/null || return 1
-    "${SUDO[@]}" apt-get install -y -qq "$1" >/dev/null 2>&1 ||
-        { "${SUDO[@]}" apt-get update -qq && "${SUDO[@]}" apt-get install -y -qq "$1" >/dev/null; }
-}
 [[ -x /usr/bin/time ]] || apt_install time || die "/usr/bin/time is missing"
 command -v curl >/dev/null || apt_install curl || die "curl is missing"
-H2LOAD="$(command -v h2load || true)"
-if [[ -z "$H2LOAD" ]]; then
-    say "installing h2load (Debian nghttp2-client)…"
-    apt_install nghttp2-client && H2LOAD="$(command -v h2load || true)"
-    [[ -n "$H2LOAD" ]] || say "  h2load could not be installed; its rows show \"-\""
-fi
-CARGO_BIN="${CARGO_HOME:-${HOME:-}/.cargo}/bin"
-OHA="$(command -v oha || true)"
-[[ -z "$OHA" && -x "$CARGO_BIN/oha" ]] && OHA="$CARGO_BIN/oha"
-if [[ -z "$OHA" ]]; then
-    say "installing oha (cargo install oha --locked)…"
-    if cargo install oha --locked --quiet >/dev/null 2>&1; then OHA="$CARGO_BIN/oha"; else
-        OHA=""
-        say "  oha could not be installed; its rows show \"-\""
-    fi
-fi
-PIN_GEN=() PIN_TARGET=()
-if command -v taskset >/dev/null && taskset -c "$GEN_CPU" true 2>/dev/null && taskset -c "$TARGET_CPU" true 2>/dev/null; then
-    PIN_GEN=(taskset -c "$GEN_CPU") PIN_TARGET=(taskset -c "$TARGET_CPU")
-fi
-
-if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
-    say "building release binaries…"
-    cargo build --release --quiet -p floodgate -p floodgate-target
-fi
-BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/build}/release"
-FLOODGATE="${FLOODGATE_BIN:-$BIN_DIR/floodgate}"
-TARGET_BIN="${FLOODGATE_TARGET_BIN:-$BIN_DIR/floodgate-target}"
-[[ -x "$FLOODGATE" && -x "$TARGET_BIN" ]] || die "binaries not found in $BIN_DIR"
+H2LOAD="$(peer_apt h2load nghttp2-client)"
+OHA="$(peer_oha)"
+pin_cpus "$GEN_CPU" "$TARGET_CPU"
+release_binaries "$ROOT"
 
 # --- the TLS target -------------------------------------------------------------------------
 

@@ -77,8 +77,9 @@ GOAL_P50_VS_OHA=1.2  # ...its p50 (from the due instant) at most 1.2 × oha's...
 GOAL_RSS_MB=50       # peak RSS below 50 MB at every size...
 GOAL_RSS_GROWTH=1.25 # ...and flat: the largest run at most 1.25 × the smallest
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+BENCH_NAME=bench
+# shellcheck source=scripts/bench-lib.sh
+source "$SCRIPT_DIR/bench-lib.sh"
 
 ONLY="${BENCH_ONLY:-all}"
 ONLY="${ONLY//,/ }"
@@ -91,84 +92,24 @@ if [[ "$(tr -d ' ' <<<"$ONLY")" == tls ]]; then exec bash "$SCRIPT_DIR/bench-tls
 
 # --- tools ----------------------------------------------------------------------------------
 
-SUDO=()
-if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null; then SUDO=(sudo); fi
-APT_UPDATED=0
-apt_install() { # PACKAGE: install from Debian (only called when the tool is missing)
-    command -v apt-get >/dev/null || die "$1 is missing and apt-get is not available; install $1"
-    if [[ $APT_UPDATED -eq 0 ]]; then "${SUDO[@]}" apt-get update -qq; APT_UPDATED=1; fi
-    "${SUDO[@]}" apt-get install -y -qq "$1" >/dev/null
-}
-command -v wrk >/dev/null || { say "installing wrk…"; apt_install wrk; }
-[[ -x /usr/bin/time ]] || { say "installing time…"; apt_install time; }
+command -v wrk >/dev/null || { apt_install wrk || die "wrk is missing and could not be installed"; }
+[[ -x /usr/bin/time ]] || apt_install time || die "/usr/bin/time is missing and could not be installed"
 TIME=/usr/bin/time
 
 # oha and vegeta, for the fixed-rate table: found on PATH, in cargo's and Go's bin directories,
 # or installed there; OHA/VEGETA stay empty when that fails (their columns then show "-").
 OHA="" VEGETA="" PYTHON=""
-find_tool() { # NAME DIR…: prints the path of NAME on PATH or in one of the DIRs
-    local name=$1 dir; shift
-    if command -v "$name" >/dev/null; then command -v "$name"; return 0; fi
-    for dir in "$@"; do
-        if [[ -x "$dir/$name" ]]; then printf '%s\n' "$dir/$name"; return 0; fi
-    done
-    return 1
-}
 if want rate || want gap; then
     command -v python3 >/dev/null && PYTHON=python3
     [[ -n "$PYTHON" ]] || say "python3 is missing: the fixed-rate and gap sections are skipped (they parse JSON with it)"
 fi
-if want rate; then
-    CARGO_BIN="${CARGO_HOME:-${HOME:-}/.cargo}/bin"
-    GO_BIN="$(go env GOPATH 2>/dev/null || true)"
-    GO_BIN="${GO_BIN%%:*}"
-    GO_BIN="${GO_BIN:-${HOME:-}/go}/bin"
-    if [[ -n "$PYTHON" ]] && ! OHA="$(find_tool oha "$CARGO_BIN")"; then
-        say "installing oha (cargo install oha --locked)…"
-        log="$(mktemp -t bench-oha-install.XXXXXX)"
-        if cargo install oha --locked --quiet >"$log" 2>&1 && OHA="$(find_tool oha "$CARGO_BIN")"; then
-            rm -f "$log"
-        else
-            OHA=""
-            say "  oha could not be installed (log: $log); its columns show \"-\""
-        fi
-    fi
-    if [[ -n "$PYTHON" ]] && ! VEGETA="$(find_tool vegeta "$GO_BIN")"; then
-        say "installing vegeta (go install github.com/tsenart/vegeta/v12@v12.13.0)…"
-        log="$(mktemp -t bench-vegeta-install.XXXXXX)"
-        if ! command -v go >/dev/null; then
-            VEGETA=""
-            rm -f "$log"
-            say "  vegeta could not be installed (go is not installed); its columns show \"-\""
-        elif go install github.com/tsenart/vegeta/v12@v12.13.0 >"$log" 2>&1 && VEGETA="$(find_tool vegeta "$GO_BIN")"; then
-            rm -f "$log"
-        else
-            VEGETA=""
-            say "  vegeta could not be installed (log: $log); its columns show \"-\""
-        fi
-    fi
+if want rate && [[ -n "$PYTHON" ]]; then
+    OHA="$(peer_oha)"
+    VEGETA="$(peer_vegeta)"
 fi
 
-if command -v taskset >/dev/null && taskset -c "$GEN_CPU" true 2>/dev/null && taskset -c "$TARGET_CPU" true 2>/dev/null; then
-    PIN_GEN=(taskset -c "$GEN_CPU")
-    PIN_TARGET=(taskset -c "$TARGET_CPU")
-    PINNING="generator on CPU $GEN_CPU, target on CPU $TARGET_CPU (taskset)"
-else
-    PIN_GEN=()
-    PIN_TARGET=()
-    PINNING="none (taskset unavailable or CPUs $GEN_CPU/$TARGET_CPU missing)"
-fi
-
-if [[ "${BENCH_NO_BUILD:-0}" == 1 ]]; then
-    say "not building (BENCH_NO_BUILD=1)"
-else
-    say "building release binaries…"
-    cargo build --release --quiet -p floodgate -p floodgate-target
-fi
-BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/build}/release"
-FLOODGATE="${FLOODGATE_BIN:-$BIN_DIR/floodgate}"
-TARGET_BIN="$BIN_DIR/floodgate-target"
-[[ -x "$FLOODGATE" && -x "$TARGET_BIN" ]] || die "binaries not found in $BIN_DIR"
+pin_cpus "$GEN_CPU" "$TARGET_CPU"
+release_binaries "$ROOT"
 
 # --- target ---------------------------------------------------------------------------------
 
