@@ -322,6 +322,8 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         // then includes a TCP handshake.
         start_at: Some(SystemTime::now() + LOAD_WARMUP),
         // Only a paced run has gaps to measure.
+        mix: Vec::new(),
+        checker: Default::default(),
         record_sends: if pacer.is_paced() { RECORD_SENDS } else { 0 },
         transport,
     };

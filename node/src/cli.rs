@@ -497,8 +497,17 @@ pub struct RunArgs {
     #[arg(long = "type", value_enum)]
     pub kind: TestKind,
     /// Target URL, e.g. http://127.0.0.1:8080/ping.
-    #[arg(long)]
-    pub url: String,
+    #[arg(long, required_unless_present = "mix", conflicts_with = "mix")]
+    pub url: Option<String>,
+    /// A request mix instead of --url: a YAML or JSON file with a list of requests, each
+    /// `{name, url, method, headers, body or body_file, weight, checks}` (docs/cli.md).
+    #[arg(long, value_name = "FILE")]
+    pub mix: Option<PathBuf>,
+    /// The request body from a file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["body", "mix"])]
+    pub body_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub checks: CheckArgs,
     /// Requests per driver (or a time-bound test: `--duration`, `--stage`).
     #[arg(long, short = 'n', required_unless_present_any = ["duration", "stages"])]
     pub requests: Option<u64>,
@@ -541,6 +550,21 @@ pub struct RunArgs {
     pub abort_delay: Option<String>,
     #[command(flatten)]
     pub transport: TransportArgs,
+}
+
+/// What a response must look like to count as a success (default: a 2xx status).
+#[derive(Args, Debug, Default, Clone)]
+pub struct CheckArgs {
+    /// Expected statuses: codes, ranges and classes, e.g. '200-299,304' or '2xx,404'.
+    #[arg(long, value_name = "LIST")]
+    pub check_status: Option<String>,
+    /// The response body must contain this text.
+    #[arg(long, value_name = "TEXT")]
+    pub check_body: Option<String>,
+    /// The response body must be JSON with this value at this pointer, e.g. '/status="ok"' or
+    /// '/items/0/id=7' (repeatable).
+    #[arg(long, value_name = "/POINTER=JSON")]
+    pub check_json: Vec<String>,
 }
 
 /// HTTP version and TLS, for `test run` and `load` alike.

@@ -1,6 +1,7 @@
 //! The CLI's side of the REST API: `floodgate test run|list|show|stop|report` and
 //! `floodgate nodes`, with progress while a test runs and a table of the results.
 
+mod mix_args;
 mod progress;
 mod table;
 mod transport_args;
@@ -146,6 +147,10 @@ fn cli_flag(field: &str) -> Option<&str> {
         "authorization" | "origin" | "content-type" => return None,
         "test_type" => "type",
         "target_url" => "url",
+        f if f.starts_with("mix") => "mix",
+        f if f.starts_with("checks.status") => "check-status",
+        f if f.starts_with("checks.body") => "check-body",
+        f if f.starts_with("checks.json") => "check-json",
         "requests_per_driver" => "requests",
         "throughput_per_driver" => "rate",
         "delay_ms" => "delay-ms",
@@ -171,11 +176,10 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     }
     let mut body = json!({
         "test_type": match args.kind { TestKind::Tsunami => "tsunami", TestKind::Avalanche => "avalanche" },
-        "target_url": args.url,
         "requests_per_driver": args.requests,
-        "method": args.method,
         "trigger": !args.no_trigger,
     });
+    mix_args::request_fields(&args, &mut body).map_err(|e| fail(2, e))?;
     let fields = [
         ("delay_ms", args.delay_ms.map(|v| json!(v))),
         ("throughput_per_driver", args.rate.map(|v| json!(v))),

@@ -318,7 +318,9 @@ impl Control {
         let default_target = self.ctx.cfg.default_target.as_deref();
         let started = match plan_for(&p.config, p.requests, default_target, start_at) {
             Ok(plan) => {
-                reporter = reporter.for_run(&plan.pacer);
+                reporter = reporter
+                    .for_run(&plan.pacer)
+                    .named(p.config.mix.iter().map(|e| e.name.clone()).collect());
                 engine::start(plan).await.map_err(|e| e.to_string())
             }
             Err(e) => Err(e),

@@ -7,7 +7,7 @@ mod reporter;
 pub mod store;
 
 use crate::bus::{Bus, KafkaBus};
-use crate::engine::{Pacer, Plan, PreparedRequest};
+use crate::engine::{Checker, MixRequest, Pacer, Plan, PreparedRequest};
 use crate::protocol::{self, Heartbeat, Register, Role, SeedStyle, TestConfig, TestType};
 use crate::schedule::Pace;
 use control::Control;
@@ -365,8 +365,26 @@ pub fn plan_for(
         ),
     };
     let http2 = c.transport.http_version == protocol::HttpVersion::Http2;
-    let request =
-        PreparedRequest::build_for(url, method, headers, body, http2).map_err(|e| e.to_string())?;
+    let mix = c
+        .mix
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let request =
+                PreparedRequest::build_for(&e.url, &e.method, &e.headers, e.body.as_deref(), http2)
+                    .map_err(|err| format!("mix[{i}]: {err}"))?;
+            Ok(MixRequest {
+                request,
+                weight: e.weight,
+                checker: e.checks.as_ref().map(checker_of),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let request = match mix.first() {
+        Some(m) => m.request.clone(),
+        None => PreparedRequest::build_for(url, method, headers, body, http2)
+            .map_err(|e| e.to_string())?,
+    };
     let concurrency = usize::try_from(
         c.concurrency
             .unwrap_or(protocol::limits::DEFAULT_CONCURRENCY)
@@ -388,9 +406,23 @@ pub fn plan_for(
                 .max(1),
         ),
         start_at,
+        mix: Vec::new(),
+        checker: Default::default(),
         record_sends: 0,
         transport,
     })
+}
+
+/// The engine's checker for a test's (or a mix entry's) checks.
+fn checker_of(c: &protocol::Checks) -> Checker {
+    Checker::new(
+        c.status.0.clone(),
+        c.body_contains.as_deref().map(str::as_bytes),
+        c.json
+            .iter()
+            .map(|j| (j.pointer.clone(), j.equals.clone()))
+            .collect(),
+    )
 }
 
 /// The pace of a test, how many requests it sends and until when: a count-bound test sends

@@ -5,8 +5,8 @@ use crate::engine;
 use crate::engine::Pacer;
 use crate::engine::Snapshot;
 use crate::protocol::{
-    now_unix_ms, ErrorCounts, HandshakeFields, LatencyFields, MetricsReport, RunState,
-    StageProgress, StatusClasses,
+    now_unix_ms, ChecksFailed, ErrorCounts, HandshakeFields, LatencyFields, MetricsReport,
+    RequestReport, RunState, StageProgress, StatusClasses,
 };
 use crate::stats;
 use serde_json::Value;
@@ -22,6 +22,8 @@ pub struct Reporter {
     /// The run's pace, once it runs: requests planned per stage, the gap its lag is judged
     /// against, and its CPU meter (see `generator`).
     pace: Option<RunPace>,
+    /// The names of a request mix's entries, by position (empty without a mix).
+    names: Vec<String>,
 }
 
 struct RunPace {
@@ -40,7 +42,14 @@ impl Reporter {
             seq: 0,
             defaults,
             pace: None,
+            names: Vec::new(),
         }
+    }
+
+    /// Reports a request mix's figures under these names (its entries', in order).
+    pub fn named(mut self, names: Vec<String>) -> Self {
+        self.names = names;
+        self
     }
 
     /// Reports on a run of this pace from now on: progress per stage and the driver's load.
@@ -150,6 +159,13 @@ impl Reporter {
             }),
             handshakes: handshakes(&snap.recorder),
             first_error: snap.recorder.first_error.clone(),
+            checks_failed: wire_checks(&snap.recorder.checks),
+            by_request: self
+                .names
+                .iter()
+                .zip(&snap.recorder.by_name)
+                .map(|(name, n)| (name.clone(), by_request(n)))
+                .collect(),
         }
     }
 
@@ -187,6 +203,29 @@ fn wire_errors(e: &engine::ErrorCounts) -> ErrorCounts {
         timeout: e.timeout,
         http: e.http,
         io: e.io,
+        check: e.check,
+    }
+}
+
+fn wire_checks(c: &engine::CheckCounts) -> ChecksFailed {
+    ChecksFailed {
+        status: c.status,
+        body: c.body,
+        json: c.json,
+        too_large: c.too_large,
+    }
+}
+
+/// One mix entry's cumulative figures.
+fn by_request(n: &engine::NameStats) -> RequestReport {
+    RequestReport {
+        requests_sent: n.sent,
+        responses_received: n.status.total(),
+        errors: wire_errors(&n.errors),
+        status: StatusClasses::from_array(n.status.0),
+        latency_sum_us: n.latency.sum_us,
+        histogram: (n.latency.count() > 0).then(|| stats::encode(&n.latency.histogram)),
+        checks_failed: wire_checks(&n.checks),
     }
 }
 

@@ -78,11 +78,14 @@ impl DriverStore {
         let id = config.test_id.clone();
         // Kept for diagnosis, never to run from: credentials are not written to disk.
         let mut kept = config.clone();
-        if let Some(t) = kept.target.as_mut() {
-            for (name, value) in &mut t.headers {
-                if crate::secrets::is_secret(name, &[]) {
-                    *value = crate::secrets::REDACTED.to_string();
-                }
+        let headers = kept
+            .target
+            .iter_mut()
+            .flat_map(|t| t.headers.iter_mut())
+            .chain(kept.mix.iter_mut().flat_map(|e| e.headers.iter_mut()));
+        for (name, value) in headers {
+            if crate::secrets::is_secret(name, &[]) {
+                *value = crate::secrets::REDACTED.to_string();
             }
         }
         let json = kept.to_json(&Default::default()).to_string();
@@ -293,6 +296,8 @@ mod tests {
             orchestrator_id: None,
             time_bound: None,
             transport: Default::default(),
+            mix: Vec::new(),
+            checks: None,
         }
     }
 

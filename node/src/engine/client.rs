@@ -3,9 +3,10 @@
 //! hot loop (`worker`) is generic over [`Client`], so each combination of protocol and stream is
 //! compiled on its own and the plain HTTP/1.1 loop is the one it always was.
 
+use super::check::Body;
 use super::conn::{Conn, Response, SendError};
 use super::connect::{Connect, Handshake};
-use super::Shared;
+use super::{PreparedRequest, Shared};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -28,9 +29,14 @@ pub trait Client: Send + 'static {
     /// connects again, and counts its error.
     fn preconnect(&mut self, shared: &Shared) -> impl Future<Output = ()> + Send;
 
-    /// Sends the test's request and reads its whole response, connecting first if need be.
-    fn send(&mut self, shared: &Shared)
-        -> impl Future<Output = Result<Response, SendError>> + Send;
+    /// Sends `request` and reads its whole response, connecting first if need be; keeps (a
+    /// bounded copy of) the response body in `body` when given, for checks.
+    fn send(
+        &mut self,
+        shared: &Shared,
+        request: &PreparedRequest,
+        body: Option<&mut Body>,
+    ) -> impl Future<Output = Result<Response, SendError>> + Send;
 
     /// What the connection opened since the last call cost, if one was opened.
     fn take_handshake(&mut self) -> Option<Handshake>;
@@ -67,10 +73,17 @@ impl<C: Connect> Client for H1<C> {
         let _ = tokio::time::timeout(shared.timeout, self.open(shared)).await;
     }
 
-    async fn send(&mut self, shared: &Shared) -> Result<Response, SendError> {
-        let request = &shared.request;
+    async fn send(
+        &mut self,
+        shared: &Shared,
+        request: &PreparedRequest,
+        mut body: Option<&mut Body>,
+    ) -> Result<Response, SendError> {
         if let Some(c) = &mut self.conn {
-            match c.send(&request.bytes, request.is_head).await {
+            match c
+                .send(&request.bytes, request.is_head, body.as_deref_mut())
+                .await
+            {
                 // Closed by the server while idle: nothing of this request was answered, so it
                 // is sent again, once, on a new connection.
                 Err(SendError::Stale) => self.conn = None,
@@ -78,7 +91,7 @@ impl<C: Connect> Client for H1<C> {
             }
         }
         let c = self.open(shared).await?;
-        c.send(&request.bytes, request.is_head).await
+        c.send(&request.bytes, request.is_head, body).await
     }
 
     fn take_handshake(&mut self) -> Option<Handshake> {

@@ -14,6 +14,7 @@
 //! and grows to 64 KiB only on connections whose reads fill it, so large bodies are skipped in
 //! few `read`s (without being kept) while small-response tests use little memory per connection.
 
+use super::check::Body;
 use std::io;
 use std::mem::MaybeUninit;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -131,8 +132,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    /// Sends one request and reads its whole response.
-    pub async fn send(&mut self, request: &[u8], is_head: bool) -> Result<Response, SendError> {
+    /// Sends one request and reads its whole response, keeping (a bounded copy of) its body in
+    /// `body` when given.
+    pub async fn send(
+        &mut self,
+        request: &[u8],
+        is_head: bool,
+        mut body: Option<&mut Body>,
+    ) -> Result<Response, SendError> {
         self.buf.clear();
         if let Err(e) = self.stream.write_all(request).await {
             return Err(self.broken(e));
@@ -161,11 +168,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 continue;
             }
             let mut keep_alive = head.keep_alive;
+            if let Some(b) = body.as_deref_mut() {
+                b.clear();
+            }
             match head.framing {
-                Framing::Length(n) => self.skip_length(head.len, n).await?,
-                Framing::Chunked => self.skip_chunked(head.len).await?,
+                Framing::Length(n) => self.skip_length(head.len, n, body).await?,
+                Framing::Chunked => self.skip_chunked(head.len, body).await?,
                 Framing::UntilClose => {
-                    self.skip_until_close().await?;
+                    self.skip_until_close(head.len, body).await?;
                     keep_alive = false;
                 }
             }
@@ -236,21 +246,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         Ok(Some(head))
     }
 
-    async fn skip_length(&mut self, head_len: usize, len: u64) -> Result<(), SendError> {
-        let have = (self.buf.len() - head_len) as u64;
-        let mut remaining = len.saturating_sub(have);
+    async fn skip_length(
+        &mut self,
+        head_len: usize,
+        len: u64,
+        mut body: Option<&mut Body>,
+    ) -> Result<(), SendError> {
+        let have = self.buf.len() - head_len;
+        if let Some(b) = body.as_deref_mut() {
+            let end = head_len + have.min(usize::try_from(len).unwrap_or(usize::MAX));
+            b.push(&self.buf[head_len..end]);
+        }
+        let mut remaining = len.saturating_sub(have as u64);
         while remaining > 0 {
             self.buf.clear();
-            remaining = remaining.saturating_sub(self.fill().await? as u64);
+            let n = self.fill().await? as u64;
+            if let Some(b) = body.as_deref_mut() {
+                let take = usize::try_from(n.min(remaining)).unwrap_or(usize::MAX);
+                b.push(&self.buf[..take]);
+            }
+            remaining = remaining.saturating_sub(n);
         }
         Ok(())
     }
 
-    async fn skip_chunked(&mut self, head_len: usize) -> Result<(), SendError> {
+    async fn skip_chunked(
+        &mut self,
+        head_len: usize,
+        mut body: Option<&mut Body>,
+    ) -> Result<(), SendError> {
         self.buf.drain(..head_len);
         let mut dec = ChunkDecoder::default();
         loop {
-            let consumed = dec.feed(&self.buf)?;
+            let consumed = dec.feed(&self.buf, body.as_deref_mut())?;
             self.buf.drain(..consumed);
             if dec.is_done() {
                 return Ok(());
@@ -259,8 +287,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    async fn skip_until_close(&mut self) -> Result<(), SendError> {
+    async fn skip_until_close(
+        &mut self,
+        head_len: usize,
+        mut body: Option<&mut Body>,
+    ) -> Result<(), SendError> {
+        let mut from = head_len.min(self.buf.len());
         loop {
+            if let Some(b) = body.as_deref_mut() {
+                b.push(&self.buf[from..]);
+            }
+            from = 0;
             self.buf.clear();
             match self.stream.read_buf(&mut self.buf).await {
                 Ok(0) => return Ok(()),
@@ -349,8 +386,9 @@ impl ChunkDecoder {
         self.state == ChunkState::Done
     }
 
-    /// Consumes as much of `data` as forms whole protocol elements; returns the bytes consumed.
-    fn feed(&mut self, data: &[u8]) -> Result<usize, SendError> {
+    /// Consumes as much of `data` as forms whole protocol elements, keeping the chunks' data in
+    /// `body` when given; returns the bytes consumed.
+    fn feed(&mut self, data: &[u8], mut body: Option<&mut Body>) -> Result<usize, SendError> {
         let mut pos = 0;
         loop {
             let rest = &data[pos..];
@@ -369,6 +407,9 @@ impl ChunkDecoder {
                 },
                 ChunkState::Data(left) => {
                     let take = left.min(rest.len() as u64);
+                    if let Some(b) = body.as_deref_mut() {
+                        b.push(&rest[..take as usize]);
+                    }
                     pos += take as usize;
                     if take == left {
                         self.state = ChunkState::DataEnd;
@@ -454,32 +495,57 @@ mod tests {
         .await;
         let mut c = connect(addr).await.expect("connect");
         assert_eq!(
-            c.send(REQ, false).await.expect("1"),
+            c.send(REQ, false, None).await.expect("1"),
             Response {
                 status: 200,
                 keep_alive: true
             }
         );
         assert_eq!(
-            c.send(REQ, false).await.expect("2"),
+            c.send(REQ, false, None).await.expect("2"),
             Response {
                 status: 503,
                 keep_alive: true
             }
         );
         assert_eq!(
-            c.send(REQ, false).await.expect("3"),
+            c.send(REQ, false, None).await.expect("3"),
             Response {
                 status: 204,
                 keep_alive: true
             }
         );
         assert_eq!(
-            c.send(REQ, false).await.expect("4"),
+            c.send(REQ, false, None).await.expect("4"),
             Response {
                 status: 200,
                 keep_alive: false
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_are_kept_when_asked_whatever_their_framing() {
+        let addr = serve(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+            b"HTTP/1.0 200 OK\r\n\r\nuntil close",
+        ])
+        .await;
+        let mut c = connect(addr).await.expect("connect");
+        let mut body = Body::default();
+        for want in [&b"hello"[..], b"abcdef"] {
+            c.send(REQ, false, Some(&mut body)).await.expect("sent");
+            assert_eq!(body.data, want);
+        }
+        // Not asked: nothing kept (and the last body is not mistaken for this one's).
+        c.send(REQ, false, None).await.expect("sent");
+        assert_eq!(body.data, b"abcdef");
+        c.send(REQ, false, Some(&mut body)).await.expect("sent");
+        assert_eq!(
+            (body.data.as_slice(), body.truncated),
+            (&b"until close"[..], false)
         );
     }
 
@@ -490,19 +556,22 @@ mod tests {
         ])
         .await;
         let mut c = connect(addr).await.expect("connect");
-        assert!(!c.send(REQ, false).await.expect("ok").keep_alive);
+        assert!(!c.send(REQ, false, None).await.expect("ok").keep_alive);
 
         let addr = serve(vec![b"SSH-2.0-nope\r\n\r\n"]).await;
         let mut c = connect(addr).await.expect("connect");
         assert!(matches!(
-            c.send(REQ, false).await,
+            c.send(REQ, false, None).await,
             Err(SendError::Protocol(_))
         ));
 
         let addr = serve(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort"]).await;
         let mut c = connect(addr).await.expect("connect");
         // The server hangs up after a short body (it has no more responses to give).
-        assert!(matches!(c.send(REQ, false).await, Err(SendError::Io(_))));
+        assert!(matches!(
+            c.send(REQ, false, None).await,
+            Err(SendError::Io(_))
+        ));
 
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let closed = l.local_addr().expect("addr");
@@ -523,18 +592,18 @@ mod tests {
             status: 200,
             keep_alive: true,
         };
-        assert_eq!(c.send(REQ, false).await.expect("1"), ok);
-        assert_eq!(c.send(REQ, false).await.expect("2"), ok);
+        assert_eq!(c.send(REQ, false, None).await.expect("1"), ok);
+        assert_eq!(c.send(REQ, false, None).await.expect("2"), ok);
         assert_eq!(
-            c.send(REQ, false).await.expect("3"),
+            c.send(REQ, false, None).await.expect("3"),
             Response {
                 status: 503,
                 keep_alive: true
             }
         );
-        assert_eq!(c.send(REQ, false).await.expect("4"), ok);
+        assert_eq!(c.send(REQ, false, None).await.expect("4"), ok);
         assert_eq!(
-            c.send(REQ, false).await.expect("5"),
+            c.send(REQ, false, None).await.expect("5"),
             Response {
                 status: 200,
                 keep_alive: false
@@ -576,8 +645,8 @@ mod tests {
             status: 200,
             keep_alive: true,
         };
-        assert_eq!(c.send(REQ, false).await.expect("1"), ok);
-        assert_eq!(c.send(REQ, false).await.expect("2"), ok);
+        assert_eq!(c.send(REQ, false, None).await.expect("1"), ok);
+        assert_eq!(c.send(REQ, false, None).await.expect("2"), ok);
         assert!(c.buf.capacity() <= MAX_READ_BUF, "{}", c.buf.capacity());
     }
 
@@ -587,13 +656,13 @@ mod tests {
         for split in 0..body.len() {
             let mut dec = ChunkDecoder::default();
             let mut buf = body[..split].to_vec();
-            let n = dec.feed(&buf).expect("first");
+            let n = dec.feed(&buf, None).expect("first");
             buf.drain(..n);
             buf.extend_from_slice(&body[split..]);
-            let n = dec.feed(&buf).expect("second");
+            let n = dec.feed(&buf, None).expect("second");
             assert!(dec.is_done(), "split {split}");
             assert_eq!(n, buf.len());
         }
-        assert!(ChunkDecoder::default().feed(b"zz\r\n").is_err());
+        assert!(ChunkDecoder::default().feed(b"zz\r\n", None).is_err());
     }
 }

@@ -9,10 +9,11 @@
 //! Unlike the hand-written HTTP/1.1 path, a request here allocates (h2 keeps per-stream state
 //! and a header map per request); the request's parts are built once per test ([`H2Request`]).
 
+use super::check::Body;
 use super::client::{After, Client};
 use super::conn::{Response, SendError};
 use super::connect::{Connect, Handshake};
-use super::Shared;
+use super::{PreparedRequest, Shared};
 use crate::http::{Part, RequestError, Url};
 use bytes::Bytes;
 use h2::client::SendRequest;
@@ -201,6 +202,7 @@ enum StreamError {
 async fn exchange(
     send: &mut SendRequest<Bytes>,
     request: &H2Request,
+    mut keep: Option<&mut Body>,
 ) -> Result<Response, StreamError> {
     std::future::poll_fn(|cx| send.poll_ready(cx))
         .await
@@ -217,8 +219,14 @@ async fn exchange(
     let response = response.await.map_err(StreamError::Sent)?;
     let status = response.status().as_u16();
     let mut body = response.into_body();
+    if let Some(b) = keep.as_deref_mut() {
+        b.clear();
+    }
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(StreamError::Sent)?;
+        if let Some(b) = keep.as_deref_mut() {
+            b.push(&chunk);
+        }
         // Reading is what opens the window again; without it a large body stalls the stream.
         let _ = body.flow_control().release_capacity(chunk.len());
     }
@@ -233,8 +241,13 @@ impl<C: Connect> Client for H2<C> {
         let _ = tokio::time::timeout(shared.timeout, self.acquire(shared)).await;
     }
 
-    async fn send(&mut self, shared: &Shared) -> Result<Response, SendError> {
-        let Some(request) = shared.request.h2.as_deref() else {
+    async fn send(
+        &mut self,
+        shared: &Shared,
+        request: &PreparedRequest,
+        mut body: Option<&mut Body>,
+    ) -> Result<Response, SendError> {
+        let Some(request) = request.h2.as_deref() else {
             return Err(SendError::Protocol(
                 "no HTTP/2 form of the request was built",
             ));
@@ -246,7 +259,7 @@ impl<C: Connect> Client for H2<C> {
             let Some((_, send)) = self.mine.as_mut() else {
                 continue;
             };
-            match exchange(send, request).await {
+            match exchange(send, request, body.as_deref_mut()).await {
                 Ok(r) => return Ok(r),
                 Err(StreamError::Unsent(e)) => {
                     self.drop_connection();

@@ -12,11 +12,13 @@
 //! (plain or TLS, `conn`), or one stream of an HTTP/2 connection shared with the workers of its
 //! slot (`h2`). The loop is generic over it, so each is compiled on its own ([`Transport`]).
 
+pub mod check;
 mod client;
 mod clock;
 mod conn;
 mod connect;
 mod h2;
+pub mod mix;
 pub mod pacer;
 mod recorder;
 pub mod request;
@@ -25,9 +27,11 @@ mod wait;
 mod worker;
 
 pub use crate::http::RequestError;
+pub use check::Checker;
 pub use connect::Handshake;
+pub use mix::MixRequest;
 pub use pacer::Pacer;
-pub use recorder::{ErrorCounts, Recorder, Snapshot, StatusClasses};
+pub use recorder::{CheckCounts, ErrorCounts, NameStats, Recorder, Snapshot, StatusClasses};
 pub use request::PreparedRequest;
 
 use recorder::StatsShard;
@@ -42,7 +46,12 @@ use tokio::time::Instant;
 /// Everything one driver needs to run its share of a test.
 #[derive(Clone, Debug)]
 pub struct Plan {
+    /// The request sent; with a mix, its first entry's (the URL the target is resolved from).
     pub request: PreparedRequest,
+    /// A request mix sent instead of `request`, by weight (see `mix`); empty for one request.
+    pub mix: Vec<MixRequest>,
+    /// What a response must look like to be a success (entries of a mix may have their own).
+    pub checker: Checker,
     pub pacer: Pacer,
     /// Requests to send in all; `u64::MAX` with [`Plan::until`] for as many as fit.
     pub requests: u64,
@@ -117,7 +126,8 @@ impl Transport {
 /// The state every worker reads.
 pub(crate) struct Shared {
     addr: SocketAddr,
-    request: PreparedRequest,
+    /// The request or mix, each with its checks.
+    mix: mix::Requests,
     pacer: Pacer,
     /// Requests to send in all.
     requests: u64,
@@ -160,15 +170,23 @@ pub struct Running {
 
 /// Resolves the target once, then starts the workers.
 pub async fn start(plan: Plan) -> Result<Running, RequestError> {
-    if plan.request.url.tls != plan.transport.is_tls()
-        || (plan.transport.http2 && plan.request.h2.is_none())
-    {
-        return Err(RequestError {
-            part: crate::http::Part::Url,
-            message: "the transport was not built for this URL (see engine::Transport::new)".into(),
-        });
-    }
     let authority = plan.request.url.authority();
+    let requests = std::iter::once(&plan.request).chain(plan.mix.iter().map(|m| &m.request));
+    for r in requests {
+        if r.url.tls != plan.transport.is_tls()
+            || (plan.transport.http2 && r.h2.is_none())
+            || r.url.authority() != authority
+        {
+            return Err(RequestError {
+                part: crate::http::Part::Url,
+                message: format!(
+                    "{}: the transport was not built for this URL, or it is not on {authority} \
+                     (see engine::Transport::new)",
+                    r.url.authority()
+                ),
+            });
+        }
+    }
     let addr = tokio::net::lookup_host(&authority)
         .await
         .ok()
@@ -189,7 +207,7 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
     };
     let shared = Arc::new(Shared {
         addr,
-        request: plan.request,
+        mix: mix::Requests::new(plan.request, plan.checker, plan.mix),
         pacer: plan.pacer,
         requests: plan.requests,
         end: plan.until.and_then(|u| start.checked_add(u)),
@@ -220,8 +238,9 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
     let mirror_service = !shared.pacer.is_paced();
     // Sends are counted per stage in each shard's recorder, sized here once.
     let stages = shared.pacer.schedule().map_or(0, |s| s.segments().len());
+    let names = shared.mix.named();
     let stats: Arc<[StatsShard]> = (0..recorder::shard_count(n))
-        .map(|_| StatsShard::new(mirror_service, stages))
+        .map(|_| StatsShard::new(mirror_service, stages, names))
         .collect();
     let (done_tx, finished) = watch::channel(None);
     let mut tasks = tokio::task::JoinSet::new();

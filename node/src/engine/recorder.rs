@@ -13,6 +13,7 @@
 //! Memory is bounded by the HDR histograms (they grow with the largest latency seen, never with
 //! the number of samples).
 
+use super::check::Judged;
 use crate::stats::Latency;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -29,6 +30,8 @@ pub struct ErrorCounts {
     pub http: u64,
     /// The connection broke or the response could not be parsed.
     pub io: u64,
+    /// A response with an expected status that failed a body or JSON check.
+    pub check: u64,
 }
 
 impl ErrorCounts {
@@ -41,12 +44,75 @@ impl ErrorCounts {
         self.timeout += o.timeout;
         self.http += o.http;
         self.io += o.io;
+        self.check += o.check;
     }
 
-    /// connect, timeout, http, io.
-    pub fn as_array(&self) -> [u64; 4] {
-        [self.connect, self.timeout, self.http, self.io]
+    /// connect, timeout, http, io, check.
+    pub fn as_array(&self) -> [u64; 5] {
+        [self.connect, self.timeout, self.http, self.io, self.check]
     }
+}
+
+/// Responses that failed a check, by kind: `status` (also counted in `errors.http`), `body`
+/// and `json` (a response failing both counts in each, once in `errors.check`), and of those
+/// two, the ones whose body was larger than what is kept to check it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckCounts {
+    pub status: u64,
+    pub body: u64,
+    pub json: u64,
+    pub too_large: u64,
+}
+
+impl CheckCounts {
+    pub fn add(&mut self, o: &CheckCounts) {
+        self.status += o.status;
+        self.body += o.body;
+        self.json += o.json;
+        self.too_large += o.too_large;
+    }
+
+    fn count(&mut self, j: &Judged) {
+        self.status += u64::from(j.status);
+        self.body += u64::from(j.body);
+        self.json += u64::from(j.json);
+        self.too_large += u64::from(j.too_large);
+    }
+}
+
+/// One entry of a request mix: its own counts and latency, beside the totals.
+#[derive(Clone, Debug, Default)]
+pub struct NameStats {
+    /// Requests of this entry handed to a connection (filled in by snapshots).
+    pub sent: u64,
+    pub latency: Latency,
+    pub status: StatusClasses,
+    pub errors: ErrorCounts,
+    pub checks: CheckCounts,
+}
+
+impl NameStats {
+    fn merge(&mut self, o: &NameStats) {
+        self.sent += o.sent;
+        self.latency.merge(&o.latency);
+        self.status.add(&o.status);
+        self.errors.add(&o.errors);
+        self.checks.add(&o.checks);
+    }
+}
+
+/// How one request ended, for [`Recorder::count`].
+#[derive(Clone, Copy, Debug)]
+pub enum Ended {
+    /// A response, its latency (from the intended instant) and how it fared against its checks.
+    Response {
+        status: u16,
+        latency_us: u64,
+        judged: Judged,
+    },
+    Connect,
+    Io,
+    Timeout,
 }
 
 /// Responses by status class (1xx … 5xx).
@@ -104,6 +170,9 @@ pub struct Recorder {
     /// Requests sent in each stage of a staged test, by send instant (empty otherwise): sized
     /// once when the shard is made, so counting allocates nothing.
     pub stage_sent: Vec<u64>,
+    pub checks: CheckCounts,
+    /// Per entry of a request mix, by position (empty without a mix); sized once.
+    pub by_name: Vec<NameStats>,
 }
 
 impl Recorder {
@@ -111,6 +180,44 @@ impl Recorder {
         if self.first_error.is_none() {
             self.first_error = Some(e.to_string());
         }
+    }
+
+    /// Counts how request `entry` (its position in the mix) ended: status, errors and checks,
+    /// in the totals and in its entry's figures. Latency is recorded by the caller (the totals'
+    /// differs between paced and unpaced runs).
+    pub fn count(&mut self, entry: usize, ended: Ended) {
+        let one = self.by_name.get_mut(entry);
+        let mut errors = ErrorCounts::default();
+        match ended {
+            Ended::Response {
+                status,
+                latency_us,
+                judged,
+            } => {
+                self.status.record(status);
+                self.checks.count(&judged);
+                if judged.status {
+                    errors.http = 1;
+                } else if judged.failed() {
+                    errors.check = 1;
+                }
+                if let Some(n) = one {
+                    n.status.record(status);
+                    n.latency.record(latency_us);
+                    n.checks.count(&judged);
+                    n.errors.add(&errors);
+                }
+            }
+            Ended::Connect => errors.connect = 1,
+            Ended::Io => errors.io = 1,
+            Ended::Timeout => errors.timeout = 1,
+        }
+        if !matches!(ended, Ended::Response { .. }) {
+            if let Some(n) = self.by_name.get_mut(entry) {
+                n.errors.add(&errors);
+            }
+        }
+        self.errors.add(&errors);
     }
 
     pub fn merge(&mut self, other: &Recorder) {
@@ -131,6 +238,14 @@ impl Recorder {
         for (a, b) in self.stage_sent.iter_mut().zip(&other.stage_sent) {
             *a += b;
         }
+        self.checks.add(&other.checks);
+        if self.by_name.len() < other.by_name.len() {
+            self.by_name
+                .resize(other.by_name.len(), NameStats::default());
+        }
+        for (a, b) in self.by_name.iter_mut().zip(&other.by_name) {
+            a.merge(b);
+        }
     }
 }
 
@@ -140,6 +255,8 @@ impl Recorder {
 pub struct StatsShard {
     /// Requests handed to a connection so far.
     pub sent: AtomicU64,
+    /// The same per entry of a request mix (empty without one).
+    pub name_sent: Box<[AtomicU64]>,
     pub recorder: Mutex<Recorder>,
     /// Workers record latency only and `recorder.service` stays empty: in an unpaced run a
     /// request is due the moment it is sent, so its service time *is* its latency. Snapshots
@@ -149,12 +266,15 @@ pub struct StatsShard {
 }
 
 impl StatsShard {
-    /// A shard; `stages` is the number of stages whose sends it counts (0 when unstaged).
-    pub fn new(mirror_service: bool, stages: usize) -> Self {
+    /// A shard; `stages` is the number of stages whose sends it counts (0 when unstaged),
+    /// `names` the entries of a request mix (0 without one).
+    pub fn new(mirror_service: bool, stages: usize, names: usize) -> Self {
         StatsShard {
             sent: AtomicU64::new(0),
+            name_sent: (0..names).map(|_| AtomicU64::new(0)).collect(),
             recorder: Mutex::new(Recorder {
                 stage_sent: vec![0; stages],
+                by_name: vec![NameStats::default(); names],
                 ..Recorder::default()
             }),
             mirror_service,
@@ -211,6 +331,9 @@ impl Snapshot {
             s.sent += shard.sent.load(Ordering::Relaxed);
             let rec = shard.lock();
             s.recorder.merge(&rec);
+            for (n, sent) in s.recorder.by_name.iter_mut().zip(shard.name_sent.iter()) {
+                n.sent += sent.load(Ordering::Relaxed);
+            }
             if shard.mirror_service {
                 s.recorder.service.merge(&rec.latency);
             }

@@ -52,6 +52,8 @@ fn plan(addr: SocketAddr, requests: u64, concurrency: usize, pacer: Pacer) -> Pl
         concurrency,
         timeout: Duration::from_secs(5),
         start_at: None,
+        mix: Vec::new(),
+        checker: Default::default(),
         record_sends: 0,
         transport: Default::default(),
     }

@@ -94,6 +94,8 @@ fn plan_for(url: &str, t: &protocol::Transport, requests: u64, connections: usiz
         concurrency: connections,
         timeout: Duration::from_secs(10),
         start_at: None,
+        mix: Vec::new(),
+        checker: Default::default(),
         record_sends: 0,
         transport,
     }

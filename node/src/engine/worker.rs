@@ -25,9 +25,10 @@
 //!
 //! [`Sleep`]: tokio::time::Sleep
 
+use super::check::Body;
 use super::client::{After, Client};
 use super::conn::SendError;
-use super::recorder::{shard_for_this_thread, StatsShard};
+use super::recorder::{shard_for_this_thread, Ended, StatsShard};
 use super::Shared;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub(super) async fn run<C: Client>(shared: Arc<Shared>, stats: Arc<[StatsShard]>
     tokio::pin!(deadline_timer);
     let mut deadline_armed = false;
     let paced = shared.pacer.is_paced();
+    // The current response's body, kept only for checks that read it; reused.
+    let mut body = Body::default();
 
     // Connected before the first request, while waiting for the start instant or the first
     // permit: a request's latency is then the target's answer, not the TCP handshake (a test
@@ -95,10 +98,16 @@ pub(super) async fn run<C: Client>(shared: Arc<Shared>, stats: Arc<[StatsShard]>
             Some(offset) => shared.start + offset,
             None => sent_at,
         };
+        let (entry, request, checker) = shared.mix.pick(index);
         // The shard is picked afresh after every `.await`: the task may have moved thread.
-        shard_for_this_thread(&stats)
-            .sent
-            .fetch_add(1, Ordering::Relaxed);
+        {
+            let shard = shard_for_this_thread(&stats);
+            shard.sent.fetch_add(1, Ordering::Relaxed);
+            if let Some(n) = shard.name_sent.get(entry) {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let keep = checker.needs_body().then_some(&mut body);
 
         // The request's deadline; `None` when the timeout is too large to represent (no limit).
         let deadline = sent_at.checked_add(shared.timeout);
@@ -111,7 +120,7 @@ pub(super) async fn run<C: Client>(shared: Arc<Shared>, stats: Arc<[StatsShard]>
             }
         }
         let outcome = {
-            let request = client.send(&shared);
+            let request = client.send(&shared, request, keep);
             tokio::pin!(request);
             loop {
                 tokio::select! {
@@ -126,6 +135,11 @@ pub(super) async fn run<C: Client>(shared: Arc<Shared>, stats: Arc<[StatsShard]>
             }
         };
         let done_at = Instant::now();
+        // Judged outside the shard's lock: a JSON check parses the body.
+        let judged = match &outcome {
+            Some(Ok(resp)) => checker.judge(resp.status, &body),
+            _ => Default::default(),
+        };
         let after = {
             let shard = shard_for_this_thread(&stats);
             let mut rec = shard.lock();
@@ -153,18 +167,25 @@ pub(super) async fn run<C: Client>(shared: Arc<Shared>, stats: Arc<[StatsShard]>
             match outcome {
                 Some(Ok(resp)) => {
                     let service = micros(done_at - sent_at);
-                    if shard.mirror_service {
+                    let latency_us = if shard.mirror_service {
                         // Unpaced: intended == sent_at, so latency == service time; the snapshot
                         // copies it (see `StatsShard::mirror_service`).
                         rec.latency.record(service);
+                        service
                     } else {
-                        rec.latency.record(micros(done_at - intended));
+                        let l = micros(done_at - intended);
+                        rec.latency.record(l);
                         rec.service.record(service);
-                    }
-                    rec.status.record(resp.status);
-                    if !(200..300).contains(&resp.status) {
-                        rec.errors.http += 1;
-                    }
+                        l
+                    };
+                    rec.count(
+                        entry,
+                        Ended::Response {
+                            status: resp.status,
+                            latency_us,
+                            judged,
+                        },
+                    );
                     if resp.keep_alive {
                         After::Kept
                     } else {
@@ -173,17 +194,17 @@ pub(super) async fn run<C: Client>(shared: Arc<Shared>, stats: Arc<[StatsShard]>
                 }
                 // A failed TLS handshake is a connection that could not be opened.
                 Some(Err(e @ (SendError::Connect(_) | SendError::Tls(_)))) => {
-                    rec.errors.connect += 1;
+                    rec.count(entry, Ended::Connect);
                     rec.note_error(&e);
                     After::Failed
                 }
                 Some(Err(e)) => {
-                    rec.errors.io += 1;
+                    rec.count(entry, Ended::Io);
                     rec.note_error(&e);
                     After::Failed
                 }
                 None => {
-                    rec.errors.timeout += 1;
+                    rec.count(entry, Ended::Timeout);
                     After::TimedOut
                 }
             }
@@ -275,6 +296,8 @@ mod tests {
             concurrency: 1,
             timeout,
             start_at: None,
+            mix: Vec::new(),
+            checker: Default::default(),
             record_sends: 0,
             transport: Default::default(),
         }

@@ -12,6 +12,7 @@ pub mod registry;
 pub mod run;
 pub mod series;
 pub mod spec;
+mod spec_mix;
 mod spec_timing;
 pub mod stage_view;
 pub mod state;
@@ -20,6 +21,7 @@ pub mod takeover;
 pub mod targets;
 mod verdict;
 pub mod view;
+pub mod view_mix;
 
 use crate::bus::{Bus, KafkaBus};
 use crate::model::TestStatus;

@@ -6,6 +6,7 @@ use super::registry::Liveness;
 pub use crate::model::Ended;
 use crate::protocol::{MetricsReport, RunState};
 use crate::stats::{self, Latency, LatencySource, LatencyStats};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// The rules a part is judged by; the durations are documented in docs/protocol.md.
@@ -49,6 +50,8 @@ pub struct Part {
     /// implementation).
     pub connect: Latency,
     pub tls: Latency,
+    /// A request mix's latency by name (empty without one).
+    pub by_request: BTreeMap<String, Latency>,
     /// When the held report arrived, and when the reports last said something new.
     pub received_at: Option<Instant>,
     changed_at: Option<Instant>,
@@ -103,6 +106,14 @@ impl Part {
         let lag_h = decode(&report.lag_histogram)?;
         let connect_h = decode(&report.handshakes.connect_histogram)?;
         let tls_h = decode(&report.handshakes.tls_histogram)?;
+        let mut by_request = BTreeMap::new();
+        for (name, n) in &report.by_request {
+            let h = decode(&n.histogram)?;
+            by_request.insert(
+                name.clone(),
+                Latency::from_parts(h, n.latency_sum_us, 0.0, 0.0),
+            );
+        }
         let m = &report.metrics;
         self.latency = Latency::from_parts(
             lat_h,
@@ -114,6 +125,7 @@ impl Part {
         self.lag = Latency::from_parts(lag_h, report.lag_sum_us, 0.0, 0.0);
         self.connect = Latency::from_parts(connect_h, report.handshakes.connect_sum_us, 0.0, 0.0);
         self.tls = Latency::from_parts(tls_h, report.handshakes.tls_sum_us, 0.0, 0.0);
+        self.by_request = by_request;
         if changed && report.has_progress() {
             self.changed_at = Some(now);
         }

@@ -416,6 +416,7 @@ impl TestRun {
             aggregate.responses += s.responses;
             aggregate.ok += s.ok;
             aggregate.errors.add(&s.errors);
+            aggregate.checks_failed.add(&s.checks_failed);
             aggregate.status.add(&s.status);
             aggregate.elapsed_ms = aggregate.elapsed_ms.max(s.elapsed_ms);
             aggregate.counted &= s.counted;
@@ -450,6 +451,7 @@ impl TestRun {
                 .iter()
                 .map(|(id, p)| (id.as_str(), &p.tls, LatencyStats::exact(&p.tls))),
         );
+        aggregate.by_request = super::view_mix::shown(super::view_mix::merge(self.parts.values()));
         finish_rates(&mut aggregate);
         if !per_driver.is_empty() {
             // Every driver has the same share, so the whole is the mean of the parts.

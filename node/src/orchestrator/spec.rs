@@ -3,8 +3,10 @@
 //! Strict where the wire protocol is liberal: this is user input, so an unknown field or a
 //! wrong type is an error that names the field, not something to guess around.
 
+pub use super::spec_mix::MixSpec;
 use crate::http::{self, Part};
 use crate::protocol::limits::{self, Caps, MAX_DELAY_MS, MAX_DRIVERS, MAX_TIMEOUT_MS, MIN_DRIVERS};
+use crate::protocol::mix::Checks;
 use crate::protocol::{
     HttpTarget, HttpVersion, RateStage, TestConfig, TestType, TlsSettings, Transport,
 };
@@ -70,6 +72,10 @@ pub struct TestSpecInput {
     pub streams_per_connection: Option<u64>,
     /// How an https:// target's certificate is checked.
     pub tls: Option<TlsInput>,
+    /// A request mix instead of `target_url`/`method`/`headers`/`body` (issue 12).
+    pub mix: Option<Vec<MixSpec>>,
+    /// What a response must look like to count as a success (default: a 2xx status).
+    pub checks: Option<Checks>,
 }
 
 /// One rate stage as typed by a user: `{"duration": "30s", "rate": 100}` (or `duration_ms`).
@@ -131,6 +137,12 @@ pub struct TestSpec {
     pub streams_per_connection: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSettings>,
+    /// A request mix; `target_url` is then its first entry's URL (every entry shares its
+    /// origin), and `method`, `headers` and `body` are unused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mix: Vec<MixSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Checks>,
 }
 
 /// " (this deployment's cap)" when a cap is below its hard limit, so that the error says why
@@ -241,9 +253,22 @@ impl TestSpecInput {
                 (caps.caps_rate() && !super::spec_timing::staged(&self.stages)).then_some(caps.rate)
             }
         };
-        let target_url = self.target_url.ok_or_else(|| {
-            FieldError::new("target_url", "is required, e.g. http://127.0.0.1:8080/ping")
-        })?;
+        let mix = super::spec_mix::validate(
+            self.mix,
+            self.checks.as_ref(),
+            super::spec_mix::Single {
+                target_url: self.target_url.as_deref(),
+                method: self.method.as_deref(),
+                has_headers: self.headers.is_some(),
+                has_body: self.body.is_some(),
+            },
+        )?;
+        let target_url = match mix.first() {
+            Some(first) => first.url.clone(),
+            None => self.target_url.ok_or_else(|| {
+                FieldError::new("target_url", "is required, e.g. http://127.0.0.1:8080/ping")
+            })?,
+        };
         let method = self
             .method
             .unwrap_or_else(|| "GET".to_string())
@@ -263,9 +288,12 @@ impl TestSpecInput {
             FieldError::new(field, e.message)
         })?;
         let secret_headers = self.secret_headers.unwrap_or_default();
+        let mut all_headers = headers
+            .keys()
+            .chain(mix.iter().flat_map(|m| m.headers.keys()));
         if let Some(name) = secret_headers
             .iter()
-            .find(|n| !headers.keys().any(|k| k.eq_ignore_ascii_case(n)))
+            .find(|n| !all_headers.any(|k| k.eq_ignore_ascii_case(n)))
         {
             return Err(FieldError::new(
                 "secret_headers",
@@ -348,9 +376,9 @@ impl TestSpecInput {
         }
         let thresholds = thresholds::from_json(self.thresholds.as_deref().unwrap_or_default())
             .map_err(|e| FieldError::new(&e.field, e.message))?;
-        // The request names a threshold may be scoped to: the mix's, once a test has one (the
-        // mix stream passes its names here); a test without a mix has none.
-        let request_names: Option<&[&str]> = None;
+        // The request names a threshold may be scoped to: the mix's; a test without one has none.
+        let names: Vec<&str> = mix.iter().map(|m| m.name.as_str()).collect();
+        let request_names: Option<&[&str]> = (!names.is_empty()).then_some(&names[..]);
         thresholds::check_scopes(&thresholds, request_names)
             .map_err(|e| FieldError::new(&e.field, e.message))?;
         let mut spec = TestSpec {
@@ -374,6 +402,8 @@ impl TestSpecInput {
             duration_ms: None,
             stages: Vec::new(),
             start_rate: None,
+            mix,
+            checks: self.checks,
         };
         if let Some(t) = timing {
             super::spec_timing::apply(&mut spec, t, caps)?;
@@ -387,6 +417,14 @@ impl TestSpec {
     pub fn shown(&self) -> TestSpec {
         TestSpec {
             headers: crate::secrets::redact(&self.headers, &self.secret_headers),
+            mix: self
+                .mix
+                .iter()
+                .map(|m| MixSpec {
+                    headers: crate::secrets::redact(&m.headers, &self.secret_headers),
+                    ..m.clone()
+                })
+                .collect(),
             ..self.clone()
         }
     }
@@ -405,15 +443,27 @@ impl TestSpec {
             // Time-bound and unpaced, there is no count (seed drivers use their own default).
             requests: Some(self.requests_per_driver)
                 .filter(|&n| n > 0 || self.duration_ms.is_none()),
-            target: Some(HttpTarget {
-                url: self.target_url.clone(),
-                method: self.method.clone(),
-                headers: self
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                body: self.body.clone(),
+            // With a mix, its first entry: what a driver that knows no mix sends.
+            target: Some(match self.mix.first() {
+                Some(m) => {
+                    let w = m.to_wire();
+                    HttpTarget {
+                        url: w.url,
+                        method: w.method,
+                        headers: w.headers,
+                        body: w.body,
+                    }
+                }
+                None => HttpTarget {
+                    url: self.target_url.clone(),
+                    method: self.method.clone(),
+                    headers: self
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    body: self.body.clone(),
+                },
             }),
             throughput_per_driver: self.throughput_per_driver,
             concurrency: Some(self.concurrency),
@@ -426,6 +476,8 @@ impl TestSpec {
                 streams_per_connection: self.streams_per_connection,
                 tls: self.tls.clone(),
             },
+            mix: self.mix.iter().map(MixSpec::to_wire).collect(),
+            checks: self.checks.clone(),
         }
     }
 }

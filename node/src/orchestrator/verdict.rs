@@ -12,6 +12,10 @@ use std::collections::BTreeMap;
 /// The whole test's figures, merged over its parts.
 pub(super) struct Merged {
     latency: Result<Latency, String>,
+    /// Responses that failed a check (status or body); `None` when no driver counted them.
+    failed_checks: Option<u64>,
+    /// A request mix's figures by name.
+    by_request: BTreeMap<String, super::view_mix::Named>,
     responses: u64,
     errors: u64,
     completed: u64,
@@ -25,6 +29,8 @@ impl Merged {
         let mut summaries = Vec::new();
         let mut m = Merged {
             latency: Ok(Latency::default()),
+            failed_checks: None,
+            by_request: super::view_mix::merge(parts.values()),
             responses: 0,
             errors: 0,
             completed: 0,
@@ -46,6 +52,9 @@ impl Merged {
             // Whole ms, as the views' achieved_rps, so that `rps` and that figure agree.
             m.elapsed_ms = m.elapsed_ms.max(r.elapsed_us / 1000);
             m.counted &= r.counted;
+            if r.seq > 0 {
+                *m.failed_checks.get_or_insert(0) += r.errors.http + r.errors.check;
+            }
         }
         m.latency = if summaries.is_empty() {
             Ok(all)
@@ -66,16 +75,27 @@ impl Merged {
             completed: self.completed,
             elapsed_us: self.elapsed_ms * 1000,
             counted: self.counted,
-            // Check results arrive with the checks stream's report fields.
-            checks_failed: None,
+            checks_failed: self.failed_checks,
         }
     }
 
-    /// The data of a scope: the whole test, or a request name. Per-name figures are not in
-    /// the reports yet, so a name has no data (its threshold is `no_data`, never passed); the
-    /// merged `by_request` figures plug in here.
+    /// The data of a scope: the whole test, or a request name of its mix (merged over the
+    /// drivers' `by_request` figures); `None` for a name no driver has reported yet.
     fn scope(&self, request: Option<&str>) -> Option<Data<'_>> {
-        request.is_none().then(|| self.data())
+        let Some(name) = request else {
+            return Some(self.data());
+        };
+        let n = self.by_request.get(name)?;
+        let e = &n.stats.errors;
+        Some(Data {
+            latency: Ok(&n.latency),
+            responses: n.stats.responses,
+            errors: e.total(),
+            completed: n.stats.responses + e.connect + e.timeout + e.io,
+            elapsed_us: n.elapsed_us / 1000 * 1000,
+            counted: true,
+            checks_failed: Some(e.http + e.check),
+        })
     }
 }
 

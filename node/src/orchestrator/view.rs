@@ -5,8 +5,9 @@
 use super::part::{Judgement, Part};
 use super::spec::TestSpec;
 pub use super::stage_view::StageStats;
+use super::view_mix::RequestStats;
 use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
-use crate::protocol::{ErrorCounts, GeneratorLoad, MetricsReport, StatusClasses};
+use crate::protocol::{ChecksFailed, ErrorCounts, GeneratorLoad, MetricsReport, StatusClasses};
 use crate::stats::{Latency, LatencySource, LatencyStats, NotMergeable};
 use crate::thresholds::eval::Thresholds;
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,12 @@ pub struct Stats {
     /// The first transport error a driver saw (the aggregate: the first driver's that has one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+    /// Responses that failed a check, by kind (issue 12).
+    #[serde(default, skip_serializing_if = "ChecksFailed::is_empty")]
+    pub checks_failed: ChecksFailed,
+    /// A request mix's figures by request name (issue 12); empty without a mix.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_request: BTreeMap<String, RequestStats>,
 }
 
 fn yes() -> bool {
@@ -86,6 +93,8 @@ impl Default for Stats {
             connect_time: LatencyStats::default(),
             tls_handshake: LatencyStats::default(),
             first_error: None,
+            checks_failed: ChecksFailed::default(),
+            by_request: BTreeMap::new(),
         }
     }
 }
@@ -162,6 +171,7 @@ pub(super) fn driver_stats(
     s.connect_time = LatencyStats::exact(&part.connect);
     s.tls_handshake = LatencyStats::exact(&part.tls);
     s.first_error = r.and_then(|r| r.first_error.clone());
+    s.by_request = super::view_mix::shown(super::view_mix::merge(std::iter::once(part)));
     let (state, ended_by, reason) = match &part.judged {
         Some(Judgement::Done(how)) => (DriverState::Done, Some(*how), None),
         Some(Judgement::Refused(why)) => (DriverState::Refused, None, Some(why.clone())),
@@ -284,12 +294,18 @@ fn fill_counts(s: &mut Stats, r: &MetricsReport) {
     s.counted = r.counted;
     s.sent = r.requests_sent;
     s.responses = r.responses_received;
-    // Counts without status classes (another implementation's) are successes as far as known.
-    s.ok = if r.status.total() > 0 || r.seq > 0 {
+    // A Floodgate driver's successes are the responses that passed their checks (by default
+    // a 2xx status); counts without status classes (another implementation's) are successes
+    // as far as known.
+    s.ok = if r.seq > 0 {
+        r.responses_received
+            .saturating_sub(r.errors.http + r.errors.check)
+    } else if r.status.total() > 0 {
         r.status.c2
     } else {
         r.responses_received
     };
+    s.checks_failed = r.checks_failed;
     s.errors = r.errors;
     s.error_total = r.errors.total();
     s.status = r.status;

@@ -3,6 +3,7 @@
 
 use super::lenient::{lenient_number, lenient_opt_f64, lenient_opt_u64, opt_id};
 use super::limits;
+use super::mix::{self, Checks, MixEntry};
 use super::style::{DelayUnit, SeedStyle, TypeCase};
 use super::timing::TimeBound;
 use super::transport::{Transport, TransportWire};
@@ -125,6 +126,12 @@ pub struct TestConfig {
     pub time_bound: Option<TimeBound>,
     /// HTTP version, streams per connection and TLS (extensions; absent = HTTP/1.1).
     pub transport: Transport,
+    /// A request mix (issue 12): sent instead of `target` by Floodgate's drivers, each entry by
+    /// its weight; empty for the seed's one request. `target` is then the first entry, for
+    /// drivers that know no mix.
+    pub mix: Vec<MixEntry>,
+    /// What a response must look like to count as a success; `None` expects a 2xx status.
+    pub checks: Option<Checks>,
 }
 
 /// Why a `test_config` could not be used.
@@ -180,6 +187,10 @@ struct ConfigWire {
     timeout_ms: Option<u64>,
     #[serde(default, deserialize_with = "opt_id")]
     orchestrator_id: Option<String>,
+    #[serde(default)]
+    mix: Option<Vec<MixEntry>>,
+    #[serde(default)]
+    checks: Option<Checks>,
 }
 
 #[derive(Deserialize)]
@@ -275,6 +286,16 @@ impl TestConfig {
             t.url = with_scheme(t.url.trim());
             t
         });
+        let mut mix = w.mix.unwrap_or_default();
+        for e in &mut mix {
+            e.url = with_scheme(e.url.trim());
+        }
+        if !mix.is_empty() {
+            mix::check_mix(&mix).map_err(|e| unusable(e.to_string()))?;
+        }
+        if let Some(c) = &w.checks {
+            mix::check_checks(c, "checks").map_err(|e| unusable(e.to_string()))?;
+        }
         Ok(TestConfig {
             test_id,
             test_type: w.test_type,
@@ -288,6 +309,8 @@ impl TestConfig {
             orchestrator_id: w.orchestrator_id,
             time_bound,
             transport,
+            mix,
+            checks: w.checks,
         })
     }
 
@@ -330,6 +353,12 @@ impl TestConfig {
             m.insert("timeout_ms".into(), json!(t));
         }
         self.transport.emit_into(&mut m);
+        if !self.mix.is_empty() {
+            m.insert("mix".into(), json!(self.mix));
+        }
+        if let Some(c) = &self.checks {
+            m.insert("checks".into(), json!(c));
+        }
         m.insert("drivers".into(), json!(self.drivers));
         if let Some(o) = &self.orchestrator_id {
             m.insert("orchestrator_id".into(), json!(o));

@@ -55,6 +55,17 @@ pub const MAX_STREAMS_TOTAL: u64 = 100_000;
 pub const MAX_CA_PEM_BYTES: usize = 256 * 1024;
 /// A TLS server name (`tls.server_name`): the longest DNS name.
 pub const MAX_SERVER_NAME_LEN: usize = 253;
+/// A request mix (issue 12): entries, the weight of one, and the bytes of bodies. A Kafka message
+/// holds the whole `test_config`, so bodies are bounded well under a broker's 1 MiB default.
+pub const MAX_MIX_ENTRIES: usize = 32;
+pub const MAX_WEIGHT: u32 = 1_000;
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+pub const MAX_MIX_BODY_BYTES: usize = 512 * 1024;
+/// Checks (issue 12): status codes or ranges, the length of a body substring or an expected JSON
+/// value, and JSON pointer checks, each per set of checks.
+pub const MAX_STATUS_RANGES: usize = 16;
+pub const MAX_CHECK_TEXT: usize = 1024;
+pub const MAX_JSON_CHECKS: usize = 8;
 /// What a test that names no concurrency or timeout gets (as oha: 50 connections).
 pub const DEFAULT_CONCURRENCY: u64 = 50;
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;

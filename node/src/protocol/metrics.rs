@@ -10,6 +10,7 @@ use super::lenient::{
     lenient_u64,
 };
 use super::limits;
+use super::mix::{ChecksFailed, RequestReport};
 use super::pace::{GeneratorLoad, StageProgress};
 use super::style::SeedStyle;
 use super::ParseError;
@@ -103,11 +104,14 @@ pub struct ErrorCounts {
     /// The connection broke or the response could not be parsed.
     #[serde(default, deserialize_with = "lenient_u64")]
     pub io: u64,
+    /// A response with an expected status that failed a body or JSON check (issue 12).
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub check: u64,
 }
 
 impl ErrorCounts {
     pub fn total(&self) -> u64 {
-        self.connect + self.timeout + self.http + self.io
+        self.as_array().iter().sum()
     }
 
     pub fn add(&mut self, o: &ErrorCounts) {
@@ -115,11 +119,12 @@ impl ErrorCounts {
         self.timeout += o.timeout;
         self.http += o.http;
         self.io += o.io;
+        self.check += o.check;
     }
 
-    /// connect, timeout, http, io.
-    pub fn as_array(&self) -> [u64; 4] {
-        [self.connect, self.timeout, self.http, self.io]
+    /// connect, timeout, http, io, check.
+    pub fn as_array(&self) -> [u64; 5] {
+        [self.connect, self.timeout, self.http, self.io, self.check]
     }
 }
 
@@ -316,6 +321,12 @@ pub struct MetricsReport {
     /// The driver's own load, and its saturation warning (issue 12).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generator: Option<GeneratorLoad>,
+    /// Responses that failed a check, by kind (issue 12).
+    #[serde(skip_serializing_if = "ChecksFailed::is_empty")]
+    pub checks_failed: ChecksFailed,
+    /// A request mix's figures by request name (issue 12); empty without a mix.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_request: BTreeMap<String, RequestReport>,
 }
 
 fn is_true(b: &bool) -> bool {
@@ -469,6 +480,12 @@ impl TryFrom<Value> for MetricsReport {
             samples_ms: obj.get("latencies").and_then(samples),
             stages: super::pace::stages(obj.get("stages")),
             generator: super::pace::generator(obj.get("generator")),
+            // Liberal: malformed figures of an extension are dropped, the report is kept.
+            checks_failed: obj
+                .get("checks_failed")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default(),
+            by_request: super::mix::by_request(obj.get("by_request")).unwrap_or_default(),
         })
     }
 }

@@ -14,6 +14,7 @@ mod control;
 pub mod lenient;
 pub mod limits;
 mod metrics;
+pub mod mix;
 mod pace;
 mod presence;
 pub mod style;
@@ -25,6 +26,7 @@ pub use control::{Control, Trigger, TriggerAction};
 pub use metrics::{
     ErrorCounts, HandshakeFields, LatencyFields, MetricsReport, RunState, StatusClasses,
 };
+pub use mix::{Checks, ChecksFailed, JsonCheck, MixEntry, RequestReport, StatusSet};
 pub use pace::{GeneratorLoad, StageProgress};
 pub use presence::{Heartbeat, Register, Role, AGENT, DRIVER_REGISTER, ORCHESTRATOR_REGISTER};
 pub use style::{DelayUnit, NumberStyle, SeedStyle, TypeCase};

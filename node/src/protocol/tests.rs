@@ -23,6 +23,8 @@ fn config() -> TestConfig {
         orchestrator_id: None,
         time_bound: None,
         transport: Default::default(),
+        mix: Vec::new(),
+        checks: None,
     }
 }
 
@@ -313,6 +315,8 @@ fn report() -> MetricsReport {
         first_error: None,
         timestamp_ms: None,
         samples_ms: None,
+        checks_failed: Default::default(),
+        by_request: Default::default(),
     }
 }
 

@@ -41,6 +41,7 @@ fn stats(sent: u64, rps: f64, base: f64) -> Stats {
             timeout: 2,
             http: 2,
             io: 0,
+            check: 0,
         },
         error_total: 5,
         counted: true,
@@ -62,6 +63,8 @@ fn stats(sent: u64, rps: f64, base: f64) -> Stats {
         connect_time: LatencyStats::default(),
         tls_handshake: LatencyStats::default(),
         first_error: None,
+        checks_failed: Default::default(),
+        by_request: Default::default(),
     }
 }
 
@@ -89,6 +92,8 @@ fn view() -> TestView {
             duration_ms: None,
             stages: vec![],
             start_rate: None,
+            mix: Vec::new(),
+            checks: None,
             thresholds: vec![],
             http_version: Default::default(),
             streams_per_connection: None,
