@@ -1,5 +1,7 @@
-//! Request routing and response building for /ping, /metrics, /reset, /arrivals and /headers.
+//! Request routing and response building for /ping, /metrics, /reset, /arrivals and /headers;
+//! /echo and /status are in `endpoints`.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +13,7 @@ use http_body_util::Full;
 use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::endpoints;
 use crate::state::{Counters, Target};
 
 /// Every response body is complete up front, so hyper can send it with a
@@ -21,7 +24,7 @@ const PONG: &[u8] = br#"{"message":"pong"}"#;
 const INJECTED: &[u8] = br#"{"error":"injected"}"#;
 const NOT_FOUND: &[u8] = br#"{"error":"not found"}"#;
 const METHOD_NOT_ALLOWED: &[u8] = br#"{"error":"method not allowed"}"#;
-const INTERNAL: &[u8] = br#"{"error":"internal"}"#;
+pub(crate) const INTERNAL: &[u8] = br#"{"error":"internal"}"#;
 
 // `HeaderValue::from_static` does not allocate; these are functions rather than
 // consts because a `HeaderValue` holds `Bytes`, which clippy treats as
@@ -47,13 +50,18 @@ impl Handler {
     }
 }
 
-impl<B> hyper::service::Service<Request<B>> for Handler {
+impl<B> hyper::service::Service<Request<B>> for Handler
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = HandlerFuture;
 
     fn call(&self, req: Request<B>) -> HandlerFuture {
-        handle(&self.state, &req)
+        handle(&self.state, req)
     }
 }
 
@@ -70,8 +78,12 @@ enum Inner {
 }
 
 impl HandlerFuture {
-    fn ready(response: Response<Body>) -> Self {
+    pub(crate) fn ready(response: Response<Body>) -> Self {
         Self(Inner::Ready(Some(response)))
+    }
+
+    pub(crate) fn boxed(future: impl Future<Output = Response<Body>> + Send + 'static) -> Self {
+        Self(Inner::Delayed(Box::pin(future)))
     }
 }
 
@@ -90,23 +102,47 @@ impl Future for HandlerFuture {
     }
 }
 
-/// Routes one request. The body is never read: no endpoint takes input.
-pub fn handle<B>(state: &Arc<Target>, req: &Request<B>) -> HandlerFuture {
+/// Routes one request. Only /echo reads the body.
+///
+/// Every request but those to the control endpoints (/metrics, /reset, /arrivals, /headers)
+/// is counted by path; GET /ping is counted by `requests_received` alone, so the plain load
+/// pays for no lookup.
+pub fn handle<B>(state: &Arc<Target>, req: Request<B>) -> HandlerFuture
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let method = req.method();
-    match req.uri().path() {
+    let path = req.uri().path();
+    match path {
         "/ping" if method == Method::GET => {
             state.on_ping_headers(req.headers());
             ping(state)
         }
-        "/metrics" if method == Method::GET => HandlerFuture::ready(metrics(state, req)),
+        "/ping" => {
+            state.paths().count_ping_other_method();
+            HandlerFuture::ready(method_not_allowed("GET"))
+        }
+        "/metrics" if method == Method::GET => HandlerFuture::ready(metrics(state, &req)),
         "/reset" if method == Method::POST => HandlerFuture::ready(counters_json(&state.reset())),
         "/arrivals" if method == Method::GET => HandlerFuture::ready(arrivals(state)),
         "/headers" if method == Method::GET => HandlerFuture::ready(headers(state)),
-        "/ping" | "/metrics" | "/arrivals" | "/headers" => {
-            HandlerFuture::ready(method_not_allowed("GET"))
-        }
+        "/metrics" | "/arrivals" | "/headers" => HandlerFuture::ready(method_not_allowed("GET")),
         "/reset" => HandlerFuture::ready(method_not_allowed("POST")),
-        _ => HandlerFuture::ready(json(StatusCode::NOT_FOUND, NOT_FOUND)),
+        "/echo" => {
+            state.paths().count(path);
+            endpoints::echo(req)
+        }
+        _ => {
+            state.paths().count(path);
+            match path.strip_prefix("/status") {
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                    HandlerFuture::ready(endpoints::status(rest))
+                }
+                _ => HandlerFuture::ready(json(StatusCode::NOT_FOUND, NOT_FOUND)),
+            }
+        }
     }
 }
 
@@ -141,12 +177,23 @@ fn ping_response(inject_error: bool) -> Response<Body> {
     }
 }
 
+/// `/metrics`: the two /ping counters as they always were, then the counts by path.
 fn metrics<B>(state: &Target, req: &Request<B>) -> Response<Body> {
-    let counters = state.counters();
-    if !wants_prometheus(req) {
-        return counters_json(&counters);
+    #[derive(serde::Serialize)]
+    struct Metrics {
+        #[serde(flatten)]
+        counters: Counters,
+        paths: BTreeMap<String, u64>,
     }
-    let body = format!(
+    let counters = state.counters();
+    let paths = state.paths().snapshot(counters.requests_received);
+    if !wants_prometheus(req) {
+        return match serde_json::to_vec(&Metrics { counters, paths }) {
+            Ok(body) => json(StatusCode::OK, body),
+            Err(_) => json(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL),
+        };
+    }
+    let mut body = format!(
         "# HELP floodgate_target_requests_received_total /ping requests received, counted on arrival.\n\
          # TYPE floodgate_target_requests_received_total counter\n\
          floodgate_target_requests_received_total {}\n\
@@ -155,11 +202,31 @@ fn metrics<B>(state: &Target, req: &Request<B>) -> Response<Body> {
          floodgate_target_responses_sent_total {}\n",
         counters.requests_received, counters.responses_sent
     );
+    if !paths.is_empty() {
+        body.push_str(
+            "# HELP floodgate_target_path_requests_total Requests by path, any method, control \
+             endpoints excluded; at most 64 paths, the rest as path=\"(other)\".\n\
+             # TYPE floodgate_target_path_requests_total counter\n",
+        );
+        for (path, n) in &paths {
+            body.push_str(&format!(
+                "floodgate_target_path_requests_total{{path=\"{}\"}} {n}\n",
+                label_value(path)
+            ));
+        }
+    }
     let mut response = Response::new(Full::new(Bytes::from(body)));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, prometheus_content_type());
     response
+}
+
+/// Escapes a Prometheus label value (backslash, double quote, newline).
+fn label_value(raw: &str) -> String {
+    raw.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// `?format=prometheus` wins, then `?format=json`, then an `Accept` listing
@@ -219,7 +286,7 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
 }
 
 /// Static slices become `Bytes::from_static`, so fixed bodies are never copied.
-fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response
@@ -231,13 +298,14 @@ fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::Empty;
 
-    fn request(method: Method, uri: &str, accept: Option<&str>) -> Request<()> {
+    fn request(method: Method, uri: &str, accept: Option<&str>) -> Request<Empty<Bytes>> {
         let mut builder = Request::builder().method(method).uri(uri);
         if let Some(accept) = accept {
             builder = builder.header(ACCEPT, accept);
         }
-        builder.body(()).unwrap()
+        builder.body(Empty::new()).unwrap()
     }
 
     #[test]
@@ -258,13 +326,19 @@ mod tests {
         assert!(!wants("/metrics?format=json", Some("text/plain")));
     }
 
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value(r#"/a"b\c"#), r#"/a\"b\\c"#);
+        assert_eq!(label_value("/a\nb"), "/a\\nb");
+    }
+
     #[tokio::test]
     async fn routes_without_a_network() {
         let state = Arc::new(Target::new(&crate::Config::default()).unwrap());
         let status = |method, uri| {
             let state = Arc::clone(&state);
             async move {
-                handle(&state, &request(method, uri, None))
+                handle(&state, request(method, uri, None))
                     .await
                     .unwrap()
                     .status()
@@ -282,6 +356,27 @@ mod tests {
         );
         assert_eq!(state.counters().requests_received, 1);
         assert_eq!(status(Method::GET, "/headers").await, StatusCode::NOT_FOUND);
+        assert_eq!(status(Method::PUT, "/status/503").await.as_u16(), 503);
+        assert_eq!(
+            status(Method::GET, "/status").await,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(status(Method::GET, "/statusx").await, StatusCode::NOT_FOUND);
+        assert_eq!(
+            status(Method::POST, "/metrics").await,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        // The control endpoints are not counted; everything else is, by path.
+        let paths: Vec<_> = state.path_counts().into_iter().collect();
+        let expected = [
+            ("/nope", 1),
+            ("/ping", 2),
+            ("/status", 1),
+            ("/status/503", 1),
+            ("/statusx", 1),
+        ];
+        assert_eq!(paths, expected.map(|(p, n)| (p.to_owned(), n)));
+        assert_eq!(state.counters().requests_received, 1);
     }
 
     #[tokio::test]
@@ -294,8 +389,8 @@ mod tests {
         let mut req = request(Method::GET, "/ping", None);
         req.headers_mut()
             .insert("Authorization", HeaderValue::from_static("Bearer s"));
-        handle(&state, &req).await.unwrap();
-        handle(&state, &request(Method::GET, "/ping", None))
+        handle(&state, req).await.unwrap();
+        handle(&state, request(Method::GET, "/ping", None))
             .await
             .unwrap();
         let r = state.header_record().unwrap();

@@ -1,4 +1,5 @@
-//! Shared server state: the request counters, the fault-injection knobs and the arrival log.
+//! Shared server state: the request counters (and counts by path), the fault-injection knobs
+//! and the arrival log.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::paths::PathCounts;
 
 /// Keeps each hot counter on its own cache line (128 bytes covers adjacent-line
 /// prefetching on x86) so the two counters do not false-share with each other
@@ -32,6 +34,7 @@ pub struct Target {
     error_ratio: f64,
     arrivals: Arrivals,
     header: Option<RecordedHeader>,
+    paths: PathCounts,
 }
 
 /// The header named by `--record-header`: how many /ping requests carried it, and its last
@@ -71,6 +74,7 @@ impl Target {
                 count: AtomicU64::new(0),
                 last: Mutex::new(String::new()),
             }),
+            paths: PathCounts::default(),
         })
     }
 
@@ -144,14 +148,28 @@ impl Target {
         }
     }
 
-    /// Zeroes the counters and the arrival log, returning the counters as they were.
+    /// Zeroes the counters, the counts by path and the arrival log, returning the counters as
+    /// they were.
     pub fn reset(&self) -> Counters {
         let before = Counters {
             requests_received: self.requests_received.0.swap(0, Ordering::Relaxed),
             responses_sent: self.responses_sent.0.swap(0, Ordering::Relaxed),
         };
+        self.paths.reset();
         self.arrivals.clear();
         before
+    }
+
+    /// Requests counted by path (without the query string), at most
+    /// [`MAX_PATHS`](crate::MAX_PATHS) of them, the rest under [`OTHER`](crate::OTHER). GET
+    /// /ping is `requests_received`; the control endpoints are not counted.
+    pub fn path_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.paths
+            .snapshot(self.requests_received.0.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn paths(&self) -> &PathCounts {
+        &self.paths
     }
 
     /// Recorded arrivals in microseconds since the earliest one, ascending.

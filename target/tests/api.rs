@@ -40,7 +40,11 @@ async fn metrics_count_concurrent_pings_exactly() {
         assert_eq!(reply.header("content-type"), Some("application/json"));
         assert_eq!(
             reply.json(),
-            serde_json::json!({"requests_received": 100, "responses_sent": 100})
+            serde_json::json!({
+                "requests_received": 100,
+                "responses_sent": 100,
+                "paths": {"/ping": 100}
+            })
         );
         // Scraping must not move the counters.
         assert_eq!(
@@ -55,7 +59,8 @@ async fn metrics_count_concurrent_pings_exactly() {
 }
 
 /// Minimal check of the Prometheus text exposition format (0.0.4): HELP/TYPE
-/// before samples, valid metric names, numeric values, trailing newline.
+/// before samples, valid metric names, numeric values, trailing newline. Samples are keyed
+/// by name and labels as written (`name{path="/x"}`).
 fn parse_prometheus(text: &str) -> HashMap<String, f64> {
     fn valid_name(name: &str) -> bool {
         let mut chars = name.chars();
@@ -92,16 +97,24 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
         } else if line.starts_with('#') || line.trim().is_empty() {
             continue;
         } else {
-            let (name, value) = line.split_once(' ').expect("sample has a value");
+            let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+            let name = series.split('{').next().unwrap_or_default();
             assert!(valid_name(name), "bad name {name:?}");
+            if let Some(labels) = series.strip_prefix(name).filter(|l| !l.is_empty()) {
+                assert!(
+                    labels.starts_with('{') && labels.ends_with("\"}"),
+                    "bad labels {labels:?}"
+                );
+            }
             let value: f64 = value.trim().parse().expect("numeric sample value");
             assert!(
-                samples.insert(name.to_string(), value).is_none(),
+                samples.insert(series.to_string(), value).is_none(),
                 "duplicate sample"
             );
         }
     }
-    for name in samples.keys() {
+    for series in samples.keys() {
+        let name = series.split('{').next().unwrap_or_default();
         assert_eq!(
             types.get(name).map(String::as_str),
             Some("counter"),
@@ -141,7 +154,11 @@ async fn metrics_in_prometheus_text_form() {
             let samples = parse_prometheus(reply.text());
             assert_eq!(samples["floodgate_target_requests_received_total"], 7.0);
             assert_eq!(samples["floodgate_target_responses_sent_total"], 7.0);
-            assert_eq!(samples.len(), 2);
+            assert_eq!(
+                samples[r#"floodgate_target_path_requests_total{path="/ping"}"#],
+                7.0
+            );
+            assert_eq!(samples.len(), 3);
         }
         // A JSON client still gets JSON.
         let reply = client

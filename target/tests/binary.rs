@@ -109,7 +109,7 @@ fn binary_prints_its_port_serves_ping_and_exits_cleanly_on_sigterm() {
     );
     let metrics = raw_get(addr, "/metrics");
     assert!(
-        metrics.ends_with(r#"{"requests_received":1,"responses_sent":1}"#),
+        metrics.ends_with(r#"{"requests_received":1,"responses_sent":1,"paths":{"/ping":1}}"#),
         "{metrics}"
     );
     if let Some(status) = send_signal(&mut child, "-TERM") {
