@@ -26,17 +26,27 @@ function thresholdLines(raw) {
   return raw.split('\n').map((text, i) => ({ text: text.trim(), line: i + 1 })).filter((l) => l.text !== '');
 }
 
-/** `Name: value` lines as the API's headers; a line without a colon is a name with an empty
- *  value, so that the API refuses it by name instead of the form dropping it. */
+/**
+ * `Name: value` lines as the API's headers, or the form's own error for the line that is not one.
+ * This is the one rule the form checks itself: the API would refuse a line without a colon by
+ * quoting it as a header name, and that line may well hold a secret (`Authorization Bearer …`).
+ * A repeated name is refused too, as the API's map would keep only one value.
+ */
 function headerMap(raw) {
   const out = {};
-  for (const line of raw.split('\n')) {
+  const lines = raw.split('\n');
+  for (let n = 0; n < lines.length; n++) {
+    const line = lines[n];
     if (line.trim() === '') continue;
     const i = line.indexOf(':');
-    if (i < 0) out[line.trim()] = '';
-    else out[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+    if (i < 0) return { error: `line ${n + 1}: want Name: value (the line has no colon)` };
+    const name = line.slice(0, i).trim();
+    if (Object.keys(out).some((k) => k.toLowerCase() === name.toLowerCase())) {
+      return { error: `line ${n + 1}: a second ${name} header; each name once` };
+    }
+    out[name] = line.slice(i + 1).trim();
   }
-  return Object.keys(out).length ? out : undefined;
+  return { headers: Object.keys(out).length ? out : undefined };
 }
 
 /** A comma-separated list, blanks dropped. */
@@ -124,6 +134,7 @@ export function initForm({ onCreated }) {
     control(name)?.removeAttribute?.('aria-invalid');
   });
 
+  // {spec} to send, or {error} in the API's shape when the form refuses it itself.
   const spec = (trigger) => {
     const s = { test_type: type() };
     for (const name of FIELDS) {
@@ -139,7 +150,8 @@ export function initForm({ onCreated }) {
 
     // The request's shape: headers, which of them are secret, a body sent as typed.
     const hdrs = headerMap(input('headers').value);
-    if (hdrs) s.headers = hdrs;
+    if (hdrs.error) return { error: { field: 'headers', error: hdrs.error } };
+    if (hdrs.headers) s.headers = hdrs.headers;
     const secret = list(input('secret_headers').value);
     if (secret) s.secret_headers = secret;
     if (input('body').value !== '') s.body = input('body').value;
@@ -164,7 +176,7 @@ export function initForm({ onCreated }) {
     if (input('tls.insecure_skip_verify').checked) tls.insecure_skip_verify = true;
     if (Object.keys(tls).length) s.tls = tls;
     s.trigger = trigger;
-    return s;
+    return { spec: s };
   };
 
   const showError = (body, status) => {
@@ -193,7 +205,9 @@ export function initForm({ onCreated }) {
     busy = true;
     form.classList.add('busy');
     clearErrors();
-    const r = await api.create(spec(trigger));
+    const built = spec(trigger);
+    // Refused by the form itself (a header line it cannot read): shown like the API's errors.
+    const r = built.error ? { ok: false, status: 0, body: built.error } : await api.create(built.spec);
     busy = false;
     form.classList.remove('busy');
     if (!r.ok) {

@@ -9,6 +9,7 @@
 //   3. a test whose thresholds pass shows a "passed" verdict pill, one that fails on purpose
 //      (`p99 < 1us`) shows "failed" with the measured value, in the panel and the history.
 // The Rust test checks the target's own count of every request (2 × (300 + 100 + 100)).
+// FORM_SCREENSHOT=<path> saves a full-page screenshot with every section of the form open.
 //
 //   node form.mjs <dashboard-url> <h2c-target-url>
 
@@ -164,7 +165,36 @@ async function main(page) {
   await expectFieldError(page, { ...spec, http_version: '2', streams_per_connection: 4, thresholds: ['p99 < 250ms', 'p999x < 1s'] }, {
     field: 'thresholds[1]', slot: 'thresholds', input: 'input-thresholds', prefix: 'line 3: ',
   });
+  // Markup in what the server echoes stays text.
+  const markup = '<img src=x onerror="window.__pwned=1">: p99 < 1s';
+  await page.fill(tid('input-thresholds'), markup);
+  await expectFieldError(page, { ...spec, http_version: '2', streams_per_connection: 4, thresholds: [markup] }, {
+    field: 'thresholds[0]', slot: 'thresholds', input: 'input-thresholds', prefix: 'line 1: ',
+  });
+  assertEqual(
+    await page.evaluate(() => [document.querySelectorAll('form img, [data-testid="error-thresholds"] *').length, window.__pwned ?? null]),
+    [0, null],
+    'nothing injected by an echoed threshold',
+  );
+  assert((await text(page, 'error-thresholds')).includes('<img src=x'), 'the echoed markup is shown as text');
   await page.fill(tid('input-thresholds'), '');
+
+  // A header line the form cannot read is refused by the form itself (the API would quote it as
+  // a name, and it may hold a secret): no request, and the line is not echoed.
+  await openSection(page, 'request');
+  await page.fill(tid('input-headers'), 'Accept: text/plain\nAuthorization Bearer s3cr3t-token');
+  let posts = 0;
+  const count = (r) => {
+    if (r.method() === 'POST' && r.url().endsWith('/api/v1/tests')) posts += 1;
+  };
+  page.on('request', count);
+  await page.click(tid('submit-run'));
+  const headerError = await poll('the headers error', async () => text(page, 'error-headers'), 5_000);
+  page.off('request', count);
+  assertEqual([headerError, posts], ['line 2: want Name: value (the line has no colon)', 0], 'the form\'s own headers error');
+  assert(!(await page.textContent('form')).replace(await page.inputValue(tid('input-headers')), '').includes('s3cr3t'), 'the secret is echoed');
+  await page.fill(tid('input-headers'), '');
+  log(`headers: "${headerError}" shown, nothing sent`);
 
   // TLS settings for an http:// target: the section's own message; the checkbox warns first.
   assert(!(await page.isVisible(tid('insecure-warning'))), 'no warning before the box is ticked');
@@ -230,6 +260,16 @@ async function main(page) {
   }, 10_000);
   assertEqual([verdicts[h2], verdicts[pass], verdicts[fail]], [null, 'passed', 'failed'], 'history verdicts');
   log(`test ${fail}: ${JSON.stringify(shown)}; history verdicts shown`);
+
+  // For a look at the layout: every section open, HTTP/2 and the warning on.
+  if (process.env.FORM_SCREENSHOT) {
+    for (const name of ['request', 'thresholds', 'transport']) await openSection(page, name);
+    await page.$eval('details.advanced:not([data-section])', (d) => { d.open = true; });
+    await page.click('label:has([data-testid="input-http_version-2"])');
+    await page.check(tid('input-tls.insecure_skip_verify'));
+    await page.setViewportSize({ width: 1440, height: 2000 });
+    await page.screenshot({ path: process.env.FORM_SCREENSHOT, fullPage: true });
+  }
 }
 
 await run(base, main, { expected });
