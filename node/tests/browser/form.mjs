@@ -2,8 +2,9 @@
 // The form's transport, request and threshold options in headless Chromium (issue 12), against a
 // running orchestrator with 2 alive drivers and a target that speaks h2c (`--h2c`):
 //   1. bad fields: the API's 400 message appears next to the field it names (streams 0, an
-//      unparsable threshold on its line, TLS settings on an http:// target), nothing is created,
-//      and the insecure-TLS checkbox shows its warning;
+//      unparsable threshold on its line, an abort delay, echoed markup as text, TLS settings on an
+//      http:// target), nothing is created, a header line without a colon is refused by the form
+//      without echoing it, and the insecure-TLS checkbox shows its warning;
 //   2. an h2c test from the form (HTTP/2, 4 streams per connection, a secret header) completes
 //      with exact counts, and the API holds what the form sent;
 //   3. a test whose thresholds pass shows a "passed" verdict pill, one that fails on purpose
@@ -165,6 +166,17 @@ async function main(page) {
   await expectFieldError(page, { ...spec, http_version: '2', streams_per_connection: 4, thresholds: ['p99 < 250ms', 'p999x < 1s'] }, {
     field: 'thresholds[1]', slot: 'thresholds', input: 'input-thresholds', prefix: 'line 3: ',
   });
+  // One abort setting for every line: its bad delay is shown at the delay field.
+  await page.fill(tid('input-thresholds'), 'p99 < 250ms');
+  assert(await page.isDisabled(tid('input-abort_delay')), 'the delay is off without abort_on_fail');
+  await page.check(tid('input-abort_on_fail'));
+  await page.fill(tid('input-abort_delay'), 'soon');
+  await expectFieldError(page, { ...spec, http_version: '2', streams_per_connection: 4, thresholds: [{ threshold: 'p99 < 250ms', abort_on_fail: true, delay: 'soon' }] }, {
+    field: 'thresholds[0].delay', slot: 'abort_delay', input: 'input-abort_delay',
+  });
+  await page.fill(tid('input-abort_delay'), '');
+  await page.uncheck(tid('input-abort_on_fail'));
+
   // Markup in what the server echoes stays text.
   const markup = '<img src=x onerror="window.__pwned=1">: p99 < 1s';
   await page.fill(tid('input-thresholds'), markup);
