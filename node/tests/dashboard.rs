@@ -231,3 +231,17 @@ async fn the_dashboard_signs_in_with_an_api_token() {
     // The form's test really ran, with the token: 2 × 200 requests.
     assert_eq!(target.metrics().await, (400, 400));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_form_sets_http2_headers_and_thresholds_and_shows_the_verdict() {
+    require_browser_deps();
+    // h2c on a plain port (HTTP/1.1 too, on the same port): the form's HTTP/2 test goes here.
+    let target = Target::start(&["--h2c"]).await;
+    let c = Cluster::start(2).await;
+    let api = format!("http://{}", c.api);
+    let output = browser_script("form.mjs", &[&api, &target.url()]).await;
+    println!("{output}");
+    // Real traffic, counted by the target: the h2c test (2 × 300) and the two threshold tests
+    // (2 × 100 each); the refused forms sent nothing.
+    assert_eq!(target.metrics().await, (1_000, 1_000));
+}

@@ -5,10 +5,8 @@ import { api } from './api.js';
 import { $, setText, show } from './dom.js';
 import { shortId } from './format.js';
 
-const FIELDS = ['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'target_url', 'concurrency', 'drivers', 'timeout_ms', 'method', 'duration', 'start_rate'];
-const NUMERIC = new Set(['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'concurrency', 'drivers', 'timeout_ms', 'start_rate']);
-// Fields the advanced section holds: an error naming one opens it.
-const ADVANCED = new Set(['drivers', 'timeout_ms', 'method', 'duration', 'start_rate', 'stages']);
+const FIELDS = ['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'target_url', 'concurrency', 'drivers', 'timeout_ms', 'method', 'duration', 'start_rate', 'streams_per_connection'];
+const NUMERIC = new Set(['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'concurrency', 'drivers', 'timeout_ms', 'start_rate', 'streams_per_connection']);
 
 /** `30s:100, 1m:1000` as the API's stages; a part that is not DURATION:RATE is sent as typed. */
 function stages(raw) {
@@ -21,6 +19,42 @@ function stages(raw) {
     return { duration: part.slice(0, i).trim(), rate: Number.isFinite(rate) ? rate : part.slice(i + 1).trim() };
   });
 }
+
+/** The thresholds box's non-blank lines, each with its line number, so that the API's
+ *  `thresholds[i]` can be shown as the line the user typed. */
+function thresholdLines(raw) {
+  return raw.split('\n').map((text, i) => ({ text: text.trim(), line: i + 1 })).filter((l) => l.text !== '');
+}
+
+/**
+ * `Name: value` lines as the API's headers, or the form's own error for the line that is not one.
+ * This is the one rule the form checks itself: the API would refuse a line without a colon by
+ * quoting it as a header name, and that line may well hold a secret (`Authorization Bearer …`).
+ * A repeated name is refused too, as the API's map would keep only one value.
+ */
+function headerMap(raw) {
+  const out = {};
+  const lines = raw.split('\n');
+  for (let n = 0; n < lines.length; n++) {
+    const line = lines[n];
+    if (line.trim() === '') continue;
+    const i = line.indexOf(':');
+    if (i < 0) return { error: `line ${n + 1}: want Name: value (the line has no colon)` };
+    const name = line.slice(0, i).trim();
+    if (Object.keys(out).some((k) => k.toLowerCase() === name.toLowerCase())) {
+      return { error: `line ${n + 1}: a second ${name} header; each name once` };
+    }
+    out[name] = line.slice(i + 1).trim();
+  }
+  return { headers: Object.keys(out).length ? out : undefined };
+}
+
+/** A comma-separated list, blanks dropped. */
+function list(raw) {
+  const items = raw.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  return items.length ? items : undefined;
+}
+
 const HINTS = {
   tsunami: 'A fixed delay between requests on each driver, on a schedule that does not drift.',
   avalanche: 'Requests go out as soon as a connection is free; cap them with a throughput.',
@@ -35,20 +69,53 @@ function value(name, raw) {
   return Number.isFinite(n) ? n : s;
 }
 
+/**
+ * Where the API's error for `field` is shown: the slot's field name and the message without the
+ * field's name (the slot shows it). Rate stages share one field; a threshold's error names its
+ * line; the abort settings, given once for every threshold, have their own fields.
+ */
+export function placeError(field, message, lines) {
+  const rest = message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message;
+  if (field.startsWith('stages')) return { slot: 'stages', message: field === 'stages' ? rest : message };
+  const m = /^thresholds\[(\d+)\](\.[a-z_]+)?$/.exec(field);
+  if (m) {
+    if (m[2] === '.delay') return { slot: 'abort_delay', message: rest };
+    if (m[2] === '.abort_on_fail') return { slot: 'abort_on_fail', message: rest };
+    const line = lines[Number(m[1])]?.line;
+    return { slot: 'thresholds', message: line ? `line ${line}: ${rest}` : message };
+  }
+  return { slot: field, message: rest };
+}
+
 export function initForm({ onCreated }) {
   const form = $('test-form');
-  const type = () => form.querySelector('input[name="test_type"]:checked')?.value ?? 'tsunami';
+  const checked = (name) => form.querySelector(`input[name="${name}"]:checked`)?.value;
+  const type = () => checked('test_type') ?? 'tsunami';
   const input = (name) => form.elements.namedItem(name);
-  let busy = false;
-
-  const syncType = () => {
-    const avalanche = type() === 'avalanche';
-    input('delay_ms').disabled = avalanche;
-    form.querySelector('[data-field="delay_ms"]').classList.toggle('disabled', avalanche);
-    setText($('type-hint'), HINTS[type()]);
+  // A radio group's first button stands for the group (focus, aria-invalid).
+  const control = (name) => {
+    const el = input(name);
+    return el instanceof RadioNodeList ? el[0] : el;
   };
-  for (const r of form.querySelectorAll('input[name="test_type"]')) r.addEventListener('change', syncType);
-  syncType();
+  const toggleField = (name, enabled, hide) => {
+    input(name).disabled = !enabled;
+    const field = form.querySelector(`[data-field="${name}"]`);
+    if (hide) field.hidden = !enabled;
+    else field.classList.toggle('disabled', !enabled);
+  };
+  let busy = false;
+  let lines = [];
+
+  // Fields that apply only with another's value: off (and not sent) otherwise.
+  const sync = () => {
+    toggleField('delay_ms', type() !== 'avalanche');
+    setText($('type-hint'), HINTS[type()]);
+    toggleField('streams_per_connection', checked('http_version') === '2', true);
+    toggleField('abort_delay', input('abort_on_fail').checked);
+    show($('insecure-warning'), input('tls.insecure_skip_verify').checked);
+  };
+  form.addEventListener('change', sync);
+  sync();
 
   const clearErrors = () => {
     for (const el of form.querySelectorAll('.field-error')) setText(el, '');
@@ -56,15 +123,18 @@ export function initForm({ onCreated }) {
     show($('form-error'), false);
     show($('form-ok'), false);
   };
-  // A field's error goes away as soon as it is edited.
+  // A field's error goes away as soon as it is edited (`tls` as a whole with any TLS field).
   form.addEventListener('input', (ev) => {
     const name = ev.target.name;
     if (!name) return;
-    const err = $(`error-${name}`);
-    if (err) setText(err, '');
-    ev.target.removeAttribute('aria-invalid');
+    for (const slot of [name, name.startsWith('tls.') || name === 'target_url' ? 'tls' : null]) {
+      const err = slot && $(`error-${slot}`);
+      if (err) setText(err, '');
+    }
+    control(name)?.removeAttribute?.('aria-invalid');
   });
 
+  // {spec} to send, or {error} in the API's shape when the form refuses it itself.
   const spec = (trigger) => {
     const s = { test_type: type() };
     for (const name of FIELDS) {
@@ -77,22 +147,50 @@ export function initForm({ onCreated }) {
     if (st) s.stages = st;
     // A time-bound test takes no count: the count field's default must not refuse it.
     if (s.duration !== undefined || s.stages) delete s.requests_per_driver;
+
+    // The request's shape: headers, which of them are secret, a body sent as typed.
+    const hdrs = headerMap(input('headers').value);
+    if (hdrs.error) return { error: { field: 'headers', error: hdrs.error } };
+    if (hdrs.headers) s.headers = hdrs.headers;
+    const secret = list(input('secret_headers').value);
+    if (secret) s.secret_headers = secret;
+    if (input('body').value !== '') s.body = input('body').value;
+    const ids = list(input('driver_ids').value);
+    if (ids) s.driver_ids = ids;
+
+    // Thresholds: plain expressions, or objects when the test aborts on a failure (the abort
+    // settings apply to every line).
+    lines = thresholdLines(input('thresholds').value);
+    if (lines.length) {
+      const abort = input('abort_on_fail').checked;
+      const delay = input('abort_delay').value.trim();
+      s.thresholds = lines.map((l) => (abort ? { threshold: l.text, abort_on_fail: true, ...(delay ? { delay } : {}) } : l.text));
+    }
+
+    // Transport: HTTP/1.1 is the default, and `tls` is sent only when a TLS field is set (the API
+    // refuses it for an http:// target).
+    if (checked('http_version') === '2') s.http_version = '2';
+    const tls = {};
+    if (input('tls.ca_pem').value.trim()) tls.ca_pem = input('tls.ca_pem').value;
+    if (input('tls.server_name').value.trim()) tls.server_name = input('tls.server_name').value.trim();
+    if (input('tls.insecure_skip_verify').checked) tls.insecure_skip_verify = true;
+    if (Object.keys(tls).length) s.tls = tls;
     s.trigger = trigger;
-    return s;
+    return { spec: s };
   };
 
   const showError = (body, status) => {
     const message = body?.error ?? `HTTP ${status}`;
-    // `stages[2].rate` is shown at the stages field.
-    const field = body?.field?.startsWith('stages') ? 'stages' : body?.field;
-    const slot = field ? $(`error-${field}`) : null;
+    const place = body?.field ? placeError(body.field, message, lines) : null;
+    const slot = place ? $(`error-${place.slot}`) : null;
     if (slot) {
-      // The message starts with the field's name, which the slot already shows.
-      setText(slot, message.startsWith(`${body.field}: `) && body.field === field ? message.slice(field.length + 2) : message);
-      const el = input(field) ?? form.querySelector(`input[name="${field}"]`);
-      if (el) {
+      setText(slot, place.message);
+      // A field in a closed section: open it so that the message is seen.
+      const section = slot.closest('details');
+      if (section) section.open = true;
+      const el = control(place.slot);
+      if (el?.setAttribute) {
         el.setAttribute('aria-invalid', 'true');
-        if (ADVANCED.has(field)) form.querySelector('details.advanced').open = true;
         el.focus();
       }
     } else {
@@ -107,7 +205,9 @@ export function initForm({ onCreated }) {
     busy = true;
     form.classList.add('busy');
     clearErrors();
-    const r = await api.create(spec(trigger));
+    const built = spec(trigger);
+    // Refused by the form itself (a header line it cannot read): shown like the API's errors.
+    const r = built.error ? { ok: false, status: 0, body: built.error } : await api.create(built.spec);
     busy = false;
     form.classList.remove('busy');
     if (!r.ok) {

@@ -268,9 +268,10 @@ function renderThresholds(th) {
   fill(
     box,
     h('div', { class: 'verdict' }, 'Thresholds ', pill(th.verdict.replace('_', ' '), VERDICT_KIND[th.verdict] ?? 'muted', 'thresholds-verdict')),
-    h('ul', {}, ...th.results.map((o) => h('li', { 'data-testid': 'threshold' },
-      h('span', { class: `pill pill-small pill-${THRESHOLD_KIND[o.state] ?? 'muted'}` }, o.state.replace('_', ' ')),
-      ' ', h('code', {}, o.threshold), ' ', h('span', { class: 'measured' }, fmtMeasured(o)),
+    h('ul', {}, ...th.results.map((o) => h('li', { 'data-testid': 'threshold', dataset: { threshold: o.threshold } },
+      h('span', { class: `pill pill-small pill-${THRESHOLD_KIND[o.state] ?? 'muted'}`, 'data-testid': 'threshold-state' }, o.state.replace('_', ' ')),
+      ' ', h('code', { 'data-testid': 'threshold-text' }, o.threshold), ' ',
+      h('span', { class: 'measured', 'data-testid': 'threshold-measured' }, fmtMeasured(o)),
       o.aborted ? ' · stopped the test' : o.abort_on_fail ? ' · abort_on_fail' : ''))),
   );
 }
@@ -315,7 +316,9 @@ export function renderHistory(tests, { selected, limit, onOpen, onMore }) {
         h('td', { class: 'num' }, lat ? fmtMs(a.latency.median_ms) : DASH),
         h('td', { class: 'num' }, lat ? fmtMs(a.latency.p99_ms) : DASH),
         h('td', { class: 'num' }, fmtDuration(elapsedMs(t))),
-        h('td', { class: 'l' }, pill(t.status, t.status, 'history-status')),
+        h('td', { class: 'l' }, pill(t.status, t.status, 'history-status'),
+          // A test with thresholds: its verdict beside its state (a completed test can fail them).
+          t.thresholds ? [' ', h('span', { class: `pill pill-small pill-${VERDICT_KIND[t.thresholds.verdict] ?? 'muted'}`, title: 'thresholds', 'data-testid': 'history-verdict' }, t.thresholds.verdict.replace('_', ' '))] : null),
       );
     }),
   );
