@@ -42,12 +42,14 @@ fn a_reference_is_its_value_or_a_reason_naming_the_field() {
     let r = key_ref("ca-bundle", "ca.crt");
     let pending = |reason: &'static str| -> Result<String, &'static str> { Err(reason) };
     let other_key = config_map(&[("tls.crt", pem)], &[]);
-    let cases: [(
-        &str,
-        Option<&ConfigMap>,
+    // (case, the ConfigMap as read, the limit, the value or the pending reason)
+    type Case<'a> = (
+        &'a str,
+        Option<&'a ConfigMap>,
         usize,
         Result<String, &'static str>,
-    ); 6] = [
+    );
+    let cases: [Case; 6] = [
         ("in data", Some(&with_ca), 1024, Ok(pem.to_string())),
         (
             "in binaryData, as text",

@@ -510,3 +510,7 @@ async fn cleanup(lt: &LoadTest, ctx: &Context) -> Result<Action, Error> {
 #[cfg(test)]
 #[path = "controller_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "controller_configmap_tests.rs"]
+mod configmap_tests;
