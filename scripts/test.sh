@@ -65,6 +65,11 @@ kubectl auth can-i --as=system:serviceaccount:floodgate-system:floodgate patch l
   | grep -qx yes || { echo "the chart's RBAC does not let the operator write LoadTest status" >&2; exit 1; }
 kubectl auth can-i --as=system:serviceaccount:floodgate-system:floodgate get secrets --namespace default \
   | grep -qx yes || { echo "the chart's RBAC does not let the operator read secretHeaders' Secrets" >&2; exit 1; }
+kubectl auth can-i --as=system:serviceaccount:floodgate-system:floodgate get configmaps --namespace default \
+  | grep -qx yes || { echo "the chart's RBAC does not let the operator read tls.caFrom's ConfigMaps" >&2; exit 1; }
+# `can-i` exits 1 when the answer is no, hence the `|| true`.
+[[ "$(kubectl auth can-i --as=system:serviceaccount:floodgate-system:floodgate list configmaps --namespace default || true)" == no ]] \
+  || { echo "the chart's RBAC lets the operator list ConfigMaps (get is all it needs)" >&2; exit 1; }
 # The API token: the chart generates a Secret the operator reads, and an upgrade keeps its value
 # (helm `lookup`), which only a real install shows.
 token_of() { kubectl --namespace "$1" get secret "$2" -o jsonpath='{.data.tokens}' | base64 -d; }

@@ -13,13 +13,14 @@ use floodgate::orchestrator::view::TestView;
 use floodgate::orchestrator::{Orchestrator, OrchestratorError};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{finalizer, Event};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -188,7 +189,8 @@ async fn apply(lt: &LoadTest, ctx: &Context) -> Result<Action, Error> {
         match step {
             Step::ScaleDrivers(replicas) => scale(lt, *replicas, ctx).await?,
             Step::StartTest { driver_ids } => {
-                if let Some(run) = start_test(lt, driver_ids, &status, ctx).await? {
+                let config = &observed.inputs.values;
+                if let Some(run) = start_test(lt, driver_ids, &status, config, ctx).await? {
                     status.run = Some(run);
                 }
             }
@@ -232,14 +234,24 @@ async fn observe(lt: &LoadTest, ctx: &Context) -> Result<Observed, Error> {
         .and_then(|c| humantime::parse_rfc3339(&c.last_transition_time).ok())
         .and_then(|t| SystemTime::now().duration_since(t).ok())
         .unwrap_or_default();
-    Ok(Observed {
+    let mut observed = Observed {
         deployment_replicas,
         registered,
         test,
         scaling_for,
         not_taken_over: ctx.not_taken_over.get(&test_id(lt)).cloned(),
+        inputs: Default::default(),
         now: now(),
-    })
+    };
+    if plan::reads_inputs(&lt.spec, lt.status.as_ref(), &observed) {
+        let config_maps: Api<ConfigMap> =
+            Api::namespaced(ctx.client.clone(), &lt.namespace().unwrap_or_default());
+        observed.inputs = crate::configmaps::resolve(&config_maps, &lt.spec).await?;
+        if let Some(p) = &observed.inputs.pending {
+            tracing::info!(loadtest = %lt.name_any(), "waiting: {p}");
+        }
+    }
+    Ok(observed)
 }
 
 /// The orchestrator's test ID for a LoadTest: its UID, stable across operator restarts.
@@ -366,6 +378,7 @@ async fn start_test(
     lt: &LoadTest,
     driver_ids: &[String],
     status: &crate::crd::LoadTestStatus,
+    config: &BTreeMap<String, String>,
     ctx: &Context,
 ) -> Result<Option<crate::crd::RunRecord>, Error> {
     let ns = lt.namespace().unwrap_or_default();
@@ -383,7 +396,11 @@ async fn start_test(
     );
     match ctx
         .orchestrator
-        .create_recorded(test_id(lt), test_input(lt, driver_ids, resolved), record)
+        .create_recorded(
+            test_id(lt),
+            test_input(lt, driver_ids, resolved, config),
+            record,
+        )
         .await
     {
         Ok(view) => {
@@ -396,13 +413,15 @@ async fn start_test(
     }
 }
 
-/// A LoadTest's spec as the REST API's input, with its secret headers' values resolved: the
+/// A LoadTest's spec as the REST API's input, with its secret headers' values and its
+/// ConfigMap references (`config`, by field: [`crate::configmaps::Resolved`]) resolved: the
 /// orchestrator validates it with the same rules (limits, headers) as a test created through
-/// the API.
+/// the API, so a CA bundle from a ConfigMap is held to caPem's.
 pub(crate) fn test_input(
     lt: &LoadTest,
     driver_ids: &[String],
     secret_values: Vec<(String, String)>,
+    config: &BTreeMap<String, String>,
 ) -> TestSpecInput {
     let s = &lt.spec;
     let mut headers = s.headers.clone();
@@ -455,7 +474,10 @@ pub(crate) fn test_input(
             .tls
             .as_ref()
             .map(|t| floodgate::orchestrator::spec::TlsInput {
-                ca_pem: t.ca_pem.clone(),
+                ca_pem: t
+                    .ca_pem
+                    .clone()
+                    .or_else(|| config.get(crate::configmaps::CA_FROM).cloned()),
                 insecure_skip_verify: t.insecure_skip_verify,
                 server_name: t.server_name.clone(),
             }),
@@ -488,3 +510,7 @@ async fn cleanup(lt: &LoadTest, ctx: &Context) -> Result<Action, Error> {
 #[cfg(test)]
 #[path = "controller_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "controller_configmap_tests.rs"]
+mod configmap_tests;

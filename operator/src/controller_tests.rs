@@ -244,12 +244,14 @@ fn a_loadtest_is_validated_by_the_same_rules_as_the_api() {
     let mut tiny_rate = lt();
     tiny_rate.spec.throughput_per_driver = Some(1e-300);
     for (bad, field) in [(smuggling, "headers"), (tiny_rate, "throughput_per_driver")] {
-        let e = test_input(&bad, &ids, Vec::new())
+        let e = test_input(&bad, &ids, Vec::new(), &Default::default())
             .validate()
             .expect_err(field);
         assert_eq!(e.field, field, "{e}");
     }
-    assert!(test_input(&lt(), &ids, Vec::new()).validate().is_ok());
+    assert!(test_input(&lt(), &ids, Vec::new(), &Default::default())
+        .validate()
+        .is_ok());
 }
 
 /// Issue 12: the transport fields reach the test, and are held to the API's rules.
@@ -266,7 +268,9 @@ fn a_loadtest_s_http_version_streams_and_tls_reach_the_test() {
         server_name: Some("t.example".into()),
         ..Default::default()
     });
-    let spec = test_input(&h2, &ids, Vec::new()).validate().expect("valid");
+    let spec = test_input(&h2, &ids, Vec::new(), &Default::default())
+        .validate()
+        .expect("valid");
     let c = spec.to_config("t", &ids, "o");
     assert_eq!(
         c.transport.http_version,
@@ -281,7 +285,7 @@ fn a_loadtest_s_http_version_streams_and_tls_reach_the_test() {
         ca_pem: Some("not a certificate".into()),
         ..Default::default()
     });
-    let e = test_input(&bad, &ids, Vec::new())
+    let e = test_input(&bad, &ids, Vec::new(), &Default::default())
         .validate()
         .expect_err("bad pem");
     assert_eq!(e.field, "tls.ca_pem", "{e}");

@@ -208,13 +208,18 @@ impl From<HttpVersion> for floodgate::protocol::HttpVersion {
 }
 
 /// `tls`: trust and names for an https:// target.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
+#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq, Default)]
+#[x_kube(validation = Rule::new("!has(self.caPem) || !has(self.caFrom)").message("give tls.caPem or tls.caFrom, not both"))]
 #[serde(rename_all = "camelCase")]
 pub struct LoadTestTls {
     /// CA certificates (PEM) to trust instead of the drivers' system roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = limits::MAX_CA_PEM_BYTES))]
     pub ca_pem: Option<String>,
+    /// caPem kept in a ConfigMap of the LoadTest's namespace, read when the test starts; the
+    /// LoadTest stays Pending until the ConfigMap and its key exist. Not with caPem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_from: Option<FromConfigMap>,
     /// Accept any certificate (test environments only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_verify: Option<bool>,
@@ -457,6 +462,24 @@ pub struct HeaderValueFrom {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 pub struct SecretKeyRef {
     pub name: String,
+    pub key: String,
+}
+
+/// A value kept in a ConfigMap of the LoadTest's namespace (`tls.caFrom`).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FromConfigMap {
+    pub config_map_key_ref: ConfigMapKeyRef,
+}
+
+/// A key of a ConfigMap in the LoadTest's namespace.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+pub struct ConfigMapKeyRef {
+    /// The ConfigMap's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key in its data (or binaryData, if UTF-8 text).
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
     pub key: String,
 }
 

@@ -2,6 +2,7 @@
 //! LoadTest, and runs the test through the same orchestrator as `floodgate orchestrator` (the
 //! `floodgate` library), writing progress and results into the LoadTest's status.
 
+pub mod configmaps;
 pub mod controller;
 pub mod counters;
 pub mod crd;

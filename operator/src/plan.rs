@@ -7,6 +7,7 @@
 //! starting a second one. An operator that lost its store takes a running test over from the
 //! record in its status ([`takeover`]).
 
+use crate::configmaps::Resolved;
 use crate::crd::{Condition, DriverProgress, LoadTestSpec, LoadTestStatus, Phase, Stats};
 use crate::crd::{RunRecord, ThresholdsStatus, MAX_RECORDED_PARTITIONS};
 use floodgate::model::TestStatus;
@@ -20,6 +21,9 @@ pub const DRIVER_WAIT: Duration = Duration::from_secs(300);
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// How often to look again while waiting for drivers.
 pub const SCALING_EVERY: Duration = Duration::from_secs(1);
+/// How often to read a missing ConfigMap again (it is not watched: the operator may only
+/// `get` ConfigMaps, and only those a LoadTest names).
+pub const INPUTS_EVERY: Duration = Duration::from_secs(5);
 
 /// The orchestrator's view of a test, as much as the status needs.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +56,8 @@ pub struct Observed {
     pub scaling_for: Duration,
     /// Why this operator could not take the running test over at start-up, if it tried.
     pub not_taken_over: Option<String>,
+    /// The spec's ConfigMap references (`spec.tls.caFrom`), read when [`reads_inputs`] says so.
+    pub inputs: Resolved,
     /// The current time (RFC 3339), for timestamps.
     pub now: String,
 }
@@ -96,6 +102,17 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
             );
             None
         }
+        // Both caPem and caFrom (the CRD's rule refuses it; this holds without that rule too).
+        Phase::Pending if check_tls(spec).is_err() => {
+            let why = check_tls(spec).err().unwrap_or_default();
+            finish(&mut st, Phase::Failed, &observed.now, "InvalidTls", &why);
+            None
+        }
+        // A ConfigMap the spec names is missing: no driver is started until it is there.
+        Phase::Pending if observed.inputs.pending.is_some() => {
+            wait_for_inputs(&mut st, observed);
+            Some(INPUTS_EVERY)
+        }
         Phase::Pending => {
             scale(&mut actions, wanted as i32);
             advance(
@@ -120,6 +137,12 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
                     "the test is running",
                 );
                 Some(PROGRESS_EVERY)
+            } else if observed.registered.len() >= wanted as usize
+                && observed.inputs.pending.is_some()
+            {
+                // Read again at the start and gone since Pending: wait for it, drivers ready.
+                wait_for_inputs(&mut st, observed);
+                Some(INPUTS_EVERY)
             } else if observed.registered.len() >= wanted as usize {
                 let driver_ids = observed
                     .registered
@@ -224,10 +247,67 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
             &observed.now,
         );
     }
+    // A ConfigMap that was missing is there now.
+    if observed.inputs.pending.is_none()
+        && st
+            .conditions
+            .iter()
+            .any(|c| c.type_ == INPUTS && c.status == "False")
+    {
+        set_condition(
+            &mut st,
+            INPUTS,
+            true,
+            "Resolved",
+            "every ConfigMap the spec names was read",
+            &observed.now,
+        );
+    }
     Plan {
         actions,
         status: st,
         requeue,
+    }
+}
+
+/// The condition saying whether the spec's ConfigMap references could be read.
+pub const INPUTS: &str = "InputsResolved";
+
+/// Whether this reconcile needs the spec's ConfigMap references read: while Pending (to hold
+/// the drivers back until they can be read) and at the start of the test (the value the
+/// test gets is read then), never while running or after.
+pub fn reads_inputs(
+    spec: &LoadTestSpec,
+    current: Option<&LoadTestStatus>,
+    observed: &Observed,
+) -> bool {
+    match current.map_or(Phase::Pending, |s| s.phase) {
+        Phase::Pending => true,
+        Phase::Scaling => {
+            observed.test.is_none() && observed.registered.len() >= spec.drivers as usize
+        }
+        _ => false,
+    }
+}
+
+/// Stays in the phase, with `InputsResolved=False` and the message naming the field, the
+/// ConfigMap and the key; retried.
+fn wait_for_inputs(st: &mut LoadTestStatus, observed: &Observed) {
+    let Some(p) = &observed.inputs.pending else {
+        return;
+    };
+    let message = format!("waiting for {p}; retried every {}s", INPUTS_EVERY.as_secs());
+    set_condition(st, INPUTS, false, p.reason(), &message, &observed.now);
+    st.message = Some(message);
+}
+
+/// The LoadTest's `tls`, as far as the schema cannot hold it without its CEL rule.
+pub fn check_tls(spec: &LoadTestSpec) -> Result<(), String> {
+    match &spec.tls {
+        Some(t) if t.ca_pem.is_some() && t.ca_from.is_some() => {
+            Err("spec.tls: give tls.caPem or tls.caFrom, not both".to_string())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -523,3 +603,7 @@ mod tests;
 #[cfg(test)]
 #[path = "plan_takeover_tests.rs"]
 mod takeover_tests;
+
+#[cfg(test)]
+#[path = "plan_inputs_tests.rs"]
+mod inputs_tests;

@@ -77,6 +77,7 @@ fn seen(replicas: Option<i32>, registered: usize, t: Option<TestObservation>) ->
         test: t,
         scaling_for: Duration::ZERO,
         not_taken_over: None,
+        inputs: Default::default(),
         now: "now".into(),
     }
 }
