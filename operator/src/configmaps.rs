@@ -66,9 +66,9 @@ pub fn value_of(
     cm: Option<&ConfigMap>,
     max: usize,
 ) -> Result<String, RefPending> {
-    let (name, key) = (r.name.clone(), r.key.clone());
-    let field = field.to_string();
+    let names = || (field.to_string(), r.name.clone(), r.key.clone());
     let Some(cm) = cm else {
+        let (field, name, key) = names();
         return Err(RefPending::NoConfigMap { field, name, key });
     };
     let text = cm
@@ -80,11 +80,15 @@ pub fn value_of(
     let bytes = match (text, binary) {
         (Some(t), _) => t,
         (None, Some(b)) => b.0.as_slice(),
-        (None, None) => return Err(RefPending::NoKey { field, name, key }),
+        (None, None) => {
+            let (field, name, key) = names();
+            return Err(RefPending::NoKey { field, name, key });
+        }
     };
     // Checked before anything is copied: the API server bounds a ConfigMap at 1 MiB, the
     // field's own limit is smaller (a CA bundle travels in the test's config over Kafka).
     if bytes.len() > max {
+        let (field, name, key) = names();
         let bytes = bytes.len();
         return Err(RefPending::TooLarge {
             field,
@@ -94,7 +98,10 @@ pub fn value_of(
             max,
         });
     }
-    String::from_utf8(bytes.to_vec()).map_err(|_| RefPending::NotText { field, name, key })
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        let (field, name, key) = names();
+        RefPending::NotText { field, name, key }
+    })
 }
 
 /// Reads `r` from the LoadTest's namespace (`api`): the value, or why it is pending. Only an

@@ -247,8 +247,9 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
             &observed.now,
         );
     }
-    // A ConfigMap that was missing is there now.
-    if observed.inputs.pending.is_none()
+    // A ConfigMap that was missing is there now (read this time, and found).
+    if reads_inputs(spec, current, observed)
+        && observed.inputs.pending.is_none()
         && st
             .conditions
             .iter()

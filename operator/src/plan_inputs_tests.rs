@@ -258,3 +258,33 @@ fn the_config_maps_are_read_while_pending_and_at_the_start_only() {
         assert_eq!(reads_inputs(&spec, current.as_ref(), &seen), want, "{name}");
     }
 }
+
+#[test]
+fn the_condition_turns_true_only_on_a_read_that_found_the_config_map() {
+    let spec = ca_from_spec(None);
+    let waiting = plan(
+        &spec,
+        Some(&LoadTestStatus {
+            phase: Phase::Scaling,
+            ..Default::default()
+        }),
+        &observed(3, pending(no_config_map())),
+    );
+    assert_eq!(waiting.status.phase, Phase::Scaling);
+    // A driver went away: nothing is read this time, so nothing is known of the ConfigMap.
+    let unread = plan(
+        &spec,
+        Some(&waiting.status),
+        &observed(2, Resolved::default()),
+    );
+    assert_eq!(
+        inputs_condition(&unread.status).map(|(s, r, _)| (s, r)),
+        Some(("False", "ConfigMapNotFound"))
+    );
+    let found = plan(&spec, Some(&unread.status), &observed(3, resolved()));
+    assert_eq!(found.status.phase, Phase::Running);
+    assert_eq!(
+        inputs_condition(&found.status).map(|(s, r, _)| (s, r)),
+        Some(("True", "Resolved"))
+    );
+}
