@@ -1,9 +1,10 @@
 //! The results table of `floodgate test run|show` and its notes: the aggregate row and one row
 //! per driver, with `n/a` where a figure cannot be given exactly.
 
-use crate::api::dto::{Stats, Test};
+use crate::api::dto::{RequestStats, Stats, Test};
 use crate::cli::Output;
 use crate::model::Ended;
+use crate::protocol::ChecksFailed;
 use crate::thresholds::eval::{shown, State, Thresholds};
 use std::io::Write;
 
@@ -43,6 +44,19 @@ pub fn print_result(v: &Test, output: Output) {
     println!("{}", row("all", &v.aggregate));
     for d in &v.per_driver {
         println!("{}", row(short(&d.driver_id), &d.stats));
+    }
+    // A mix's requests by name, merged over the drivers, beside the totals.
+    for (name, n) in &v.aggregate.by_request {
+        println!("{}", named_row(name, n));
+    }
+    let c = &v.aggregate.checks_failed;
+    if !c.is_empty() {
+        println!("{}", checks_line("all", c));
+        for (name, n) in &v.aggregate.by_request {
+            if !n.checks_failed.is_empty() {
+                println!("{}", checks_line(name, &n.checks_failed));
+            }
+        }
     }
     let a = &v.aggregate;
     if let Some(line) = crate::stats::timing_line(&a.latency, &a.service_time, &a.schedule_lag) {
@@ -137,6 +151,37 @@ fn row(name: &str, s: &Stats) -> String {
     );
     for v in s.latency.ordered_ms() {
         line.push_str(&format!(" {:>8}", ms(v, 3)));
+    }
+    line
+}
+
+/// One request name's row, in the table's columns.
+fn named_row(name: &str, n: &RequestStats) -> String {
+    let mut line = format!(
+        "{:<14} {:>9} {:>9} {:>7} {:>9.1}",
+        format!("· {}", short(name)),
+        n.sent,
+        n.ok,
+        n.error_total,
+        n.achieved_rps
+    );
+    for v in n.latency.ordered_ms() {
+        line.push_str(&format!(" {:>8}", ms(v, 3)));
+    }
+    line
+}
+
+/// Failed checks by kind, for the whole test or one request name.
+fn checks_line(scope: &str, c: &ChecksFailed) -> String {
+    let mut line = format!(
+        "checks failed ({scope}): status {}, body {}, json {}",
+        c.status, c.body, c.json
+    );
+    if c.too_large > 0 {
+        line.push_str(&format!(
+            " ({} on bodies larger than a driver keeps to check)",
+            c.too_large
+        ));
     }
     line
 }
