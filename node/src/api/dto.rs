@@ -111,6 +111,9 @@ pub struct Stats {
     /// TLS handshake time per TLS connection opened.
     #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
     pub tls_handshake: LatencyStats,
+    /// TLS handshakes that resumed a session (of those in `tls_handshake`); absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tls_resumed: u64,
     /// The first transport error a driver saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
@@ -120,6 +123,10 @@ pub struct Stats {
     /// A request mix's figures by request name, merged exactly over the drivers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_request: BTreeMap<String, RequestStats>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One participant's row.
@@ -228,6 +235,7 @@ impl From<&view::Stats> for Stats {
             stages: s.stages.clone(),
             connect_time: s.connect_time.clone(),
             tls_handshake: s.tls_handshake.clone(),
+            tls_resumed: s.tls_resumed,
             first_error: s.first_error.clone(),
             checks_failed: s.checks_failed,
             by_request: s.by_request.clone(),

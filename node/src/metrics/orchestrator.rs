@@ -5,14 +5,15 @@
 //! interval (500 ms) old. The latency histogram is per driver while the test runs; an ended
 //! test has freed its histograms (docs/decisions.md), so its latency remains as the exact merged
 //! summary (`floodgate_test_latency_summary_seconds`), which is exported for running and ended
-//! tests alike.
+//! tests alike. Connect and TLS handshake times follow the same pattern, apart from latency.
 
 use super::{
     collect_common, descs, Buckets, Families, Kind, Spec, COMMON, ERROR_KINDS, RECENT_TESTS,
     STATUS_CLASSES,
 };
 use crate::model::TestStatus;
-use crate::orchestrator::view::Stats;
+use crate::orchestrator::run::DriverHistograms;
+use crate::orchestrator::view::{Stats, TestView};
 use crate::orchestrator::Orchestrator;
 use crate::stats::LatencyStats;
 use crate::thresholds::eval::{State, Thresholds, Verdict};
@@ -104,6 +105,36 @@ pub const TEST_LATENCY_SUMMARY: Spec = Spec {
     kind: Kind::Summary,
     labels: &["test_id"],
 };
+pub const TEST_CONNECT: Spec = Spec {
+    name: "floodgate_test_connect_duration_seconds",
+    help: "TCP connect time of each connection the driver opened, apart from request latency, while the test runs (from its HDR histogram; exact sum and count).",
+    kind: Kind::Histogram,
+    labels: &["test_id", "node_id"],
+};
+pub const TEST_CONNECT_SUMMARY: Spec = Spec {
+    name: "floodgate_test_connect_summary_seconds",
+    help: "TCP connect time over all drivers from the merged HDR histograms: exact min (0), max (1) and count; percentiles within 0.1%.",
+    kind: Kind::Summary,
+    labels: &["test_id"],
+};
+pub const TEST_TLS: Spec = Spec {
+    name: "floodgate_test_tls_handshake_duration_seconds",
+    help: "TLS handshake time (after the TCP connect) of each TLS connection the driver opened, while the test runs (from its HDR histogram; exact sum and count).",
+    kind: Kind::Histogram,
+    labels: &["test_id", "node_id"],
+};
+pub const TEST_TLS_SUMMARY: Spec = Spec {
+    name: "floodgate_test_tls_handshake_summary_seconds",
+    help: "TLS handshake time over all drivers from the merged HDR histograms: exact min (0), max (1) and count; percentiles within 0.1%.",
+    kind: Kind::Summary,
+    labels: &["test_id"],
+};
+pub const TEST_TLS_RESUMED: Spec = Spec {
+    name: "floodgate_test_tls_resumed_total",
+    help: "TLS handshakes of the driver that resumed a session (as of its latest report).",
+    kind: Kind::Counter,
+    labels: &["test_id", "node_id"],
+};
 
 pub const TEST_THRESHOLD_PASSED: Spec = Spec {
     name: "floodgate_test_threshold_passed",
@@ -124,7 +155,7 @@ pub const TEST_THRESHOLDS: Spec = Spec {
     labels: &["test_id", "state"],
 };
 
-const SPECS: [&Spec; 17] = [
+const SPECS: [&Spec; 22] = [
     &DRIVERS_ALIVE,
     &DRIVER_UP,
     &HEARTBEAT_AGE,
@@ -139,6 +170,11 @@ const SPECS: [&Spec; 17] = [
     &TEST_ELAPSED,
     &TEST_LATENCY,
     &TEST_LATENCY_SUMMARY,
+    &TEST_CONNECT,
+    &TEST_CONNECT_SUMMARY,
+    &TEST_TLS,
+    &TEST_TLS_SUMMARY,
+    &TEST_TLS_RESUMED,
     &TEST_THRESHOLD_PASSED,
     &TEST_THRESHOLD_VALUE,
     &TEST_THRESHOLDS,
@@ -192,28 +228,45 @@ impl OrchestratorCollector {
             let n = statuses.iter().filter(|s| **s == state).count();
             out.gauge(&TESTS, &[name], n as f64);
         }
-        for (view, latencies) in &tests {
-            let t = view.id.as_str();
-            for (state, name) in STATES {
-                let v = if view.status == state { 1.0 } else { 0.0 };
-                out.gauge(&TEST_STATE, &[t, name], v);
-            }
-            for d in &view.per_driver {
-                per_driver(&mut out, t, &d.driver_id, &d.stats);
-            }
-            for (node, latency) in latencies {
-                out.histogram(
-                    &TEST_LATENCY,
-                    &[t, node.as_str()],
-                    &Buckets::from_latency(latency),
-                );
-            }
-            summary(&mut out, t, &view.aggregate.latency);
-            if let Some(th) = &view.thresholds {
-                thresholds(&mut out, t, th);
-            }
+        for (view, histograms) in &tests {
+            test_families(&mut out, view, histograms);
         }
         out
+    }
+}
+
+/// One exported test's families: its state, per-driver counters and histograms (while it
+/// runs), and the merged summaries.
+pub(crate) fn test_families(out: &mut Families, view: &TestView, histograms: &[DriverHistograms]) {
+    let t = view.id.as_str();
+    for (state, name) in STATES {
+        let v = if view.status == state { 1.0 } else { 0.0 };
+        out.gauge(&TEST_STATE, &[t, name], v);
+    }
+    for d in &view.per_driver {
+        per_driver(out, t, &d.driver_id, &d.stats);
+    }
+    for h in histograms {
+        let ids = [t, h.node.as_str()];
+        out.histogram(&TEST_LATENCY, &ids, &Buckets::from_latency(&h.latency));
+        // Handshake series only where connections were opened (TLS: HTTPS tests).
+        for (spec, l) in [(&TEST_CONNECT, &h.connect), (&TEST_TLS, &h.tls)] {
+            if l.count() > 0 {
+                out.histogram(spec, &ids, &Buckets::from_latency(l));
+            }
+        }
+    }
+    summary(out, &TEST_LATENCY_SUMMARY, t, &view.aggregate.latency);
+    for (spec, l) in [
+        (&TEST_CONNECT_SUMMARY, &view.aggregate.connect_time),
+        (&TEST_TLS_SUMMARY, &view.aggregate.tls_handshake),
+    ] {
+        if !l.is_empty() {
+            summary(out, spec, t, l);
+        }
+    }
+    if let Some(th) = &view.thresholds {
+        thresholds(out, t, th);
     }
 }
 
@@ -229,6 +282,9 @@ fn per_driver(out: &mut Families, test: &str, node: &str, s: &Stats) {
     }
     out.gauge(&TEST_RPS, &ids, s.achieved_rps);
     out.gauge(&TEST_ELAPSED, &ids, s.elapsed_ms as f64 / 1000.0);
+    if !s.tls_handshake.is_empty() {
+        out.counter(&TEST_TLS_RESUMED, &ids, s.tls_resumed as f64);
+    }
 }
 
 const VERDICTS: [Verdict; 4] = [
@@ -259,9 +315,9 @@ fn thresholds(out: &mut Families, test: &str, t: &Thresholds) {
 /// The aggregate as a summary: only the quantiles that are known (a median cannot be merged from
 /// other implementations' summaries, so it is left out rather than guessed); the sum is NaN when
 /// the mean is not known.
-fn summary(out: &mut Families, test: &str, l: &LatencyStats) {
+fn summary(out: &mut Families, spec: &Spec, test: &str, l: &LatencyStats) {
     if l.is_empty() {
-        out.summary(&TEST_LATENCY_SUMMARY, &[test], &[], 0, 0.0);
+        out.summary(spec, &[test], &[], 0, 0.0);
         return;
     }
     let known: Vec<(f64, f64)> = [
@@ -278,7 +334,7 @@ fn summary(out: &mut Families, test: &str, l: &LatencyStats) {
     let sum = l
         .mean_ms
         .map_or(f64::NAN, |m| (m * 1000.0 * l.count as f64).round() / 1e6);
-    out.summary(&TEST_LATENCY_SUMMARY, &[test], &known, l.count, sum);
+    out.summary(spec, &[test], &known, l.count, sum);
 }
 
 impl Collector for OrchestratorCollector {
