@@ -258,6 +258,8 @@ mod tests {
             tls_handshake: LatencyStats::default(),
             tls_resumed: 0,
             first_error: None,
+            checks_failed: Default::default(),
+            by_request: Default::default(),
         }
     }
 

@@ -406,8 +406,8 @@ pub fn plan_for(
                 .max(1),
         ),
         start_at,
-        mix: Vec::new(),
-        checker: Default::default(),
+        mix,
+        checker: c.checks.as_ref().map(checker_of).unwrap_or_default(),
         record_sends: 0,
         transport,
     })

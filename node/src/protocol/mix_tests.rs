@@ -128,11 +128,16 @@ fn a_mix_and_checks_survive_the_wire() {
         "checks": {"status": ["2xx", 404], "body_contains": "ok"}});
     let c = TestConfig::parse(raw.to_string().as_bytes(), DelayUnit::Seconds).expect("parsed");
     assert_eq!(c.mix.len(), 2);
-    assert_eq!((c.mix[0].url.as_str(), c.mix[0].weight, c.mix[1].weight), ("http://h/x", 2, 1));
-    let again = TestConfig::parse(&c.emit(&SeedStyle::default()), DelayUnit::Seconds).expect("again");
+    assert_eq!(
+        (c.mix[0].url.as_str(), c.mix[0].weight, c.mix[1].weight),
+        ("http://h/x", 2, 1)
+    );
+    let again =
+        TestConfig::parse(&c.emit(&SeedStyle::default()), DelayUnit::Seconds).expect("again");
     assert_eq!((again.mix, again.checks), (c.mix, c.checks));
     let zero = json!({"test_id": "t", "test_type": "AVALANCHE",
         "mix": [{"name": "a", "url": "http://h/", "weight": 0}]});
-    let e = TestConfig::parse(zero.to_string().as_bytes(), DelayUnit::Seconds).expect_err("weight 0");
+    let e =
+        TestConfig::parse(zero.to_string().as_bytes(), DelayUnit::Seconds).expect_err("weight 0");
     assert!(e.to_string().contains("mix[0].weight"), "{e}");
 }
