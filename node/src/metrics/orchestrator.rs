@@ -136,6 +136,37 @@ pub const TEST_TLS_RESUMED: Spec = Spec {
     labels: &["test_id", "node_id"],
 };
 
+pub const TEST_CHECKS_FAILED: Spec = Spec {
+    name: "floodgate_test_checks_failed_total",
+    help: "Responses of the test that failed a check, by kind (status: also in errors kind http; body and json: also in kind check), over all drivers.",
+    kind: Kind::Counter,
+    labels: &["test_id", "kind"],
+};
+pub const TEST_REQUEST_SENT: Spec = Spec {
+    name: "floodgate_test_request_sent_total",
+    help: "Requests of one name of the test's request mix sent, over all drivers.",
+    kind: Kind::Counter,
+    labels: &["test_id", "request"],
+};
+pub const TEST_REQUEST_RESPONSES: Spec = Spec {
+    name: "floodgate_test_request_responses_total",
+    help: "Complete HTTP responses to one name of the test's request mix, by status class, over all drivers.",
+    kind: Kind::Counter,
+    labels: &["test_id", "request", "status_class"],
+};
+pub const TEST_REQUEST_ERRORS: Spec = Spec {
+    name: "floodgate_test_request_errors_total",
+    help: "Failed requests of one name of the test's request mix, by kind, over all drivers.",
+    kind: Kind::Counter,
+    labels: &["test_id", "request", "kind"],
+};
+pub const TEST_REQUEST_LATENCY: Spec = Spec {
+    name: "floodgate_test_request_latency_summary_seconds",
+    help: "Latency of one name of the test's request mix over all drivers, from the merged HDR histograms: exact min (0), max (1) and count; percentiles within 0.1%.",
+    kind: Kind::Summary,
+    labels: &["test_id", "request"],
+};
+
 pub const TEST_THRESHOLD_PASSED: Spec = Spec {
     name: "floodgate_test_threshold_passed",
     help: "1 if the threshold holds on the merged data so far, 0 if it fails or has no data (never a pass).",
@@ -155,7 +186,7 @@ pub const TEST_THRESHOLDS: Spec = Spec {
     labels: &["test_id", "state"],
 };
 
-const SPECS: [&Spec; 22] = [
+const SPECS: [&Spec; 27] = [
     &DRIVERS_ALIVE,
     &DRIVER_UP,
     &HEARTBEAT_AGE,
@@ -175,6 +206,11 @@ const SPECS: [&Spec; 22] = [
     &TEST_TLS,
     &TEST_TLS_SUMMARY,
     &TEST_TLS_RESUMED,
+    &TEST_CHECKS_FAILED,
+    &TEST_REQUEST_SENT,
+    &TEST_REQUEST_RESPONSES,
+    &TEST_REQUEST_ERRORS,
+    &TEST_REQUEST_LATENCY,
     &TEST_THRESHOLD_PASSED,
     &TEST_THRESHOLD_VALUE,
     &TEST_THRESHOLDS,
@@ -256,13 +292,31 @@ pub(crate) fn test_families(out: &mut Families, view: &TestView, histograms: &[D
             }
         }
     }
-    summary(out, &TEST_LATENCY_SUMMARY, t, &view.aggregate.latency);
+    summary(out, &TEST_LATENCY_SUMMARY, &[t], &view.aggregate.latency);
+    let c = &view.aggregate.checks_failed;
+    if !c.is_empty() {
+        for (kind, n) in [("status", c.status), ("body", c.body), ("json", c.json)] {
+            out.counter(&TEST_CHECKS_FAILED, &[t, kind], n as f64);
+        }
+    }
+    // A mix's names, merged over the drivers (at most limits::MAX_MIX_ENTRIES per test).
+    for (name, n) in &view.aggregate.by_request {
+        let ids = [t, name.as_str()];
+        out.counter(&TEST_REQUEST_SENT, &ids, n.sent as f64);
+        for (class, k) in STATUS_CLASSES.iter().zip(n.status.as_array()) {
+            out.counter(&TEST_REQUEST_RESPONSES, &[t, name, class], k as f64);
+        }
+        for (kind, k) in ERROR_KINDS.iter().zip(n.errors.as_array()) {
+            out.counter(&TEST_REQUEST_ERRORS, &[t, name, kind], k as f64);
+        }
+        summary(out, &TEST_REQUEST_LATENCY, &ids, &n.latency);
+    }
     for (spec, l) in [
         (&TEST_CONNECT_SUMMARY, &view.aggregate.connect_time),
         (&TEST_TLS_SUMMARY, &view.aggregate.tls_handshake),
     ] {
         if !l.is_empty() {
-            summary(out, spec, t, l);
+            summary(out, spec, &[t], l);
         }
     }
     if let Some(th) = &view.thresholds {
@@ -315,9 +369,9 @@ fn thresholds(out: &mut Families, test: &str, t: &Thresholds) {
 /// The aggregate as a summary: only the quantiles that are known (a median cannot be merged from
 /// other implementations' summaries, so it is left out rather than guessed); the sum is NaN when
 /// the mean is not known.
-fn summary(out: &mut Families, spec: &Spec, test: &str, l: &LatencyStats) {
+fn summary(out: &mut Families, spec: &Spec, labels: &[&str], l: &LatencyStats) {
     if l.is_empty() {
-        out.summary(spec, &[test], &[], 0, 0.0);
+        out.summary(spec, labels, &[], 0, 0.0);
         return;
     }
     let known: Vec<(f64, f64)> = [
@@ -334,7 +388,7 @@ fn summary(out: &mut Families, spec: &Spec, test: &str, l: &LatencyStats) {
     let sum = l
         .mean_ms
         .map_or(f64::NAN, |m| (m * 1000.0 * l.count as f64).round() / 1e6);
-    out.summary(spec, &[test], &known, l.count, sum);
+    out.summary(spec, labels, &known, l.count, sum);
 }
 
 impl Collector for OrchestratorCollector {

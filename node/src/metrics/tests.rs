@@ -111,7 +111,9 @@ fn every_descriptor_is_valid_and_names_are_unique() {
                     "role",
                     "version",
                     // At most thresholds::MAX_THRESHOLDS per exported test.
-                    "threshold"
+                    "threshold",
+                    // At most limits::MAX_MIX_ENTRIES per exported test.
+                    "request"
                 ]
                 .contains(l),
                 "unbounded or unexpected label {l} on {}",
@@ -383,6 +385,69 @@ fn the_orchestrator_exports_handshake_histograms_summaries_and_resumed_counts() 
     // Request latency stays its own: 3 per driver.
     assert_eq!(
         series(&format!("floodgate_test_latency_seconds_count{{{d0}}}")),
+        3.0
+    );
+}
+
+#[test]
+fn the_orchestrator_exports_a_mix_s_names_and_failed_checks() {
+    use crate::orchestrator::view_mix::RequestStats;
+    use crate::protocol::ChecksFailed;
+    let mut view = crate::report::tests::https_view();
+    view.aggregate.checks_failed = ChecksFailed {
+        status: 7,
+        body: 3,
+        json: 0,
+        too_large: 0,
+    };
+    let mut home = RequestStats {
+        sent: 30,
+        responses: 30,
+        ok: 23,
+        latency: crate::stats::LatencyStats::exact(&latency_of(&[2_000; 30])),
+        ..Default::default()
+    };
+    home.status.c2 = 23;
+    home.status.c5 = 7;
+    home.errors.http = 7;
+    view.aggregate.by_request.insert("home".into(), home);
+    let specs: Vec<&Spec> = orchestrator::specs().to_vec();
+    let v = view.clone();
+    let text = render_families(&specs, move || {
+        let mut out = Families::default();
+        orchestrator::test_families(&mut out, &v, &[]);
+        out
+    })
+    .unwrap();
+    let t = format!(r#"test_id="{}""#, view.id);
+    let series = |s: &str| value(&text, s);
+    let r = format!(r#"{t},request="home""#);
+    assert_eq!(
+        series(&format!("floodgate_test_request_sent_total{{{r}}}")),
+        30.0
+    );
+    assert_eq!(
+        series(&format!(
+            r#"floodgate_test_request_responses_total{{{r},status_class="5xx"}}"#
+        )),
+        7.0
+    );
+    assert_eq!(
+        series(&format!(
+            r#"floodgate_test_request_errors_total{{{r},kind="http"}}"#
+        )),
+        7.0
+    );
+    assert_eq!(
+        series(&format!(
+            "floodgate_test_request_latency_summary_seconds_count{{{r}}}"
+        )),
+        30.0
+    );
+    assert_eq!(
+        series(&format!(
+            r#"floodgate_test_checks_failed_total{{{t},kind="body"}}"#
+        )),
         3.0
     );
 }
