@@ -337,6 +337,7 @@ fn results_section(h: &mut String, v: &TestView) {
         let _ = writeln!(h, "<p class=\"note lag-note\">{}</p>", esc(n));
     }
     super::handshakes::html_section(h, v);
+    super::mix::html_section(h, v);
     table(
         h,
         "Responses by status class",

@@ -7,6 +7,7 @@
 
 mod handshakes;
 mod html;
+mod mix;
 mod thresholds;
 
 pub use html::{esc, html, CSP};
@@ -93,6 +94,7 @@ pub fn csv(view: &TestView) -> String {
             .iter()
             .chain(thresholds::CSV_COLUMNS.iter())
             .chain(handshakes::CSV_COLUMNS.iter())
+            .chain(mix::CSV_COLUMNS.iter())
             .map(|c| c.to_string()),
     );
     push_row(
@@ -113,8 +115,15 @@ pub fn csv(view: &TestView) -> String {
         push_row(&mut out, stats_row("driver", driver_id, &state, stats));
     }
     for row in thresholds::csv_rows(view, CSV_COLUMNS.len()) {
-        let empty = handshakes::CSV_COLUMNS.iter().map(|_| String::new());
+        let empty = handshakes::CSV_COLUMNS
+            .iter()
+            .chain(mix::CSV_COLUMNS.iter())
+            .map(|_| String::new());
         push_row(&mut out, row.into_iter().chain(empty));
+    }
+    let skip = thresholds::CSV_COLUMNS.len() + handshakes::CSV_COLUMNS.len();
+    for row in mix::csv_rows(view, skip) {
+        push_row(&mut out, row.into_iter());
     }
     out
 }
@@ -195,6 +204,7 @@ fn stats_row(scope: &str, driver_id: &str, state: &str, s: &Stats) -> impl Itera
         )
         .chain(thresholds::CSV_COLUMNS.iter().map(|_| String::new()))
         .chain(handshakes::csv_cells(s))
+        .chain(mix::csv_cells(s))
 }
 
 /// The shortest decimal that reads back to `x` (never an exponent).

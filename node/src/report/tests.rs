@@ -228,6 +228,7 @@ fn csv_has_a_header_an_all_row_and_one_row_per_driver_with_exact_numbers() {
         .iter()
         .chain(&["threshold", "limit", "measured", "unit"])
         .chain(&handshakes::CSV_COLUMNS)
+        .chain(&super::mix::CSV_COLUMNS)
         .map(|c| c.to_string())
         .collect();
     assert_eq!(rows[0], header);
@@ -273,7 +274,7 @@ fn csv_has_a_header_an_all_row_and_one_row_per_driver_with_exact_numbers() {
         assert!(r[thresholds.clone()].iter().all(String::is_empty), "{r:?}");
         // No connection measured: counts 0, figures empty (never a zero time).
         assert_eq!(
-            r[thresholds.end..],
+            r[thresholds.end..thresholds.end + handshakes::CSV_COLUMNS.len()],
             ["0", "", "", "", "", "0", "", "", "", "", "0"]
         );
     }
@@ -502,9 +503,12 @@ fn thresholds_are_rows_of_the_csv_and_a_section_of_the_html() {
         rows[7][n..n + 4],
         ["error_rate < 0.1%", "0.001", "0.1", "ratio"]
     );
-    // The connection columns come last and are empty on threshold rows.
+    // The connection and mix columns come last and are empty on threshold rows.
     for r in &rows[4..] {
-        assert_eq!(r.len(), n + 4 + handshakes::CSV_COLUMNS.len());
+        assert_eq!(
+            r.len(),
+            n + 4 + handshakes::CSV_COLUMNS.len() + super::mix::CSV_COLUMNS.len()
+        );
         assert!(r[n + 4..].iter().all(String::is_empty), "{r:?}");
     }
     let page = html(&v, &points());
@@ -546,12 +550,12 @@ pub(crate) fn https_view() -> TestView {
 #[test]
 fn handshake_figures_are_the_last_csv_columns_exactly() {
     let rows = parse_csv(&csv(&https_view()));
-    let n = rows[0].len();
+    let n = rows[0].len() - super::mix::CSV_COLUMNS.len();
     let tail = n - handshakes::CSV_COLUMNS.len();
     assert_eq!(tail, CSV_COLUMNS.len() + 4, "after the threshold columns");
-    assert_eq!(rows[0][tail..], handshakes::CSV_COLUMNS);
+    assert_eq!(rows[0][tail..n], handshakes::CSV_COLUMNS);
     assert_eq!(
-        rows[0][tail..],
+        rows[0][tail..n],
         [
             "connect_count",
             "connect_mean_ms",
@@ -569,9 +573,9 @@ fn handshake_figures_are_the_last_csv_columns_exactly() {
     let all = [
         "32", "0.125", "0.1", "0.25", "0.5", "32", "1.5", "1.25", "3", "4", "12",
     ];
-    assert_eq!(rows[1][tail..], all);
+    assert_eq!(rows[1][tail..n], all);
     assert_eq!(
-        rows[3][tail..],
+        rows[3][tail..n],
         ["16", "0.25", "0.2", "0.5", "1", "16", "3", "2.5", "6", "8", "7"]
     );
     // The existing columns did not move.
@@ -616,4 +620,50 @@ fn handshake_figures_are_in_the_json_and_a_table_of_the_html() {
     );
     // Without any connection measured, no table.
     assert!(!html(&view(), &points()).contains("stats handshakes"));
+}
+
+#[test]
+fn a_mix_is_a_row_per_name_of_the_csv_and_a_table_of_the_html() {
+    use crate::orchestrator::view_mix::RequestStats;
+    let mut v = view();
+    let mut n = RequestStats {
+        sent: 40,
+        responses: 40,
+        ok: 30,
+        error_total: 10,
+        achieved_rps: 20.0,
+        ..Default::default()
+    };
+    n.errors.check = 10;
+    n.checks_failed.body = 10;
+    v.aggregate.by_request.insert("<b>home</b>".into(), n);
+    v.aggregate.errors.check = 10;
+    v.aggregate.checks_failed.body = 10;
+    let rows = parse_csv(&csv(&v));
+    let width = rows[0].len();
+    assert_eq!(
+        rows[0][width - 5..],
+        [
+            "errors_check",
+            "checks_failed_status",
+            "checks_failed_body",
+            "checks_failed_json",
+            "request"
+        ]
+    );
+    assert!(
+        rows.iter().all(|r| r.len() == width),
+        "every row is as wide as the header"
+    );
+    assert_eq!(rows[1][width - 5..], ["10", "0", "10", "0", ""]);
+    let last = rows.last().expect("rows");
+    assert_eq!(last[..6], ["request", "", "", "40", "40", "30"]);
+    assert_eq!(last[10], "20");
+    assert_eq!(last[width - 5..], ["10", "0", "10", "0", "<b>home</b>"]);
+    let page = html(&v, &points());
+    assert!(
+        page.contains("data-request=\"&lt;b&gt;home&lt;/b&gt;\""),
+        "escaped"
+    );
+    assert!(!page.contains("<b>home</b>"));
 }
