@@ -5,10 +5,13 @@
 
 use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
 use crate::orchestrator::registry::DriverView;
-use crate::orchestrator::spec::TestSpec;
+use crate::orchestrator::spec::{MixSpec, TestSpec};
 use crate::orchestrator::view::{self, StageStats, TestView};
+use crate::orchestrator::view_mix::RequestStats;
+use crate::protocol::mix::Checks;
 use crate::protocol::{
-    ErrorCounts, GeneratorLoad, HttpVersion, RateStage, StatusClasses, TestType, TlsSettings,
+    ChecksFailed, ErrorCounts, GeneratorLoad, HttpVersion, RateStage, StatusClasses, TestType,
+    TlsSettings,
 };
 use crate::stats::LatencyStats;
 use crate::thresholds::{self, eval::Thresholds};
@@ -70,6 +73,12 @@ pub struct Spec {
     pub streams_per_connection: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSettings>,
+    /// A request mix (issue 12), secret header values redacted; `target_url` and `method` are
+    /// then its first entry's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mix: Vec<MixSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Checks>,
 }
 
 /// Counters and latency over one driver or all of them.
@@ -107,6 +116,12 @@ pub struct Stats {
     /// The first transport error a driver saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+    /// Responses that failed a check, by kind (issue 12).
+    #[serde(default, skip_serializing_if = "ChecksFailed::is_empty")]
+    pub checks_failed: ChecksFailed,
+    /// A request mix's figures by request name (issue 12); absent without a mix.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_request: BTreeMap<String, RequestStats>,
 }
 
 /// One participant's row.
@@ -188,6 +203,8 @@ impl From<&TestSpec> for Spec {
             http_version: s.http_version,
             streams_per_connection: s.streams_per_connection,
             tls: s.tls.clone(),
+            mix: s.shown().mix,
+            checks: s.checks.clone(),
         }
     }
 }
@@ -214,6 +231,8 @@ impl From<&view::Stats> for Stats {
             connect_time: s.connect_time.clone(),
             tls_handshake: s.tls_handshake.clone(),
             first_error: s.first_error.clone(),
+            checks_failed: s.checks_failed,
+            by_request: s.by_request.clone(),
         }
     }
 }
