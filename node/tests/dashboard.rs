@@ -256,8 +256,13 @@ async fn the_form_runs_a_request_mix_and_shows_it_by_request() {
     let output = browser_script("mix.mjs", &[&api, &origin]).await;
     println!("{output}");
     // The target's own count of every request by path: weights 3:1 of 400 per driver are
-    // exactly 300 and 100 on each of the 2 drivers; the refused forms sent nothing.
+    // exactly 300 and 100 on each of the 2 drivers, and the markup-named mix sent 2 × 2 to
+    // /echo; the refused forms sent nothing.
     let m = get(&format!("{origin}/metrics")).await;
-    assert_eq!(m["paths"], json!({"/ping": 600, "/status/404": 200}), "{m}");
+    assert_eq!(
+        m["paths"],
+        json!({"/echo": 4, "/ping": 600, "/status/404": 200}),
+        "{m}"
+    );
     assert_eq!(target.metrics().await, (600, 600));
 }

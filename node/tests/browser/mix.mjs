@@ -8,8 +8,11 @@
 //      `/message = "pong"`) and `missing` GET /status/404 weight 1 (its own body check), 2 drivers
 //      × 400: the single-request fields are off and not sent, the API holds the mix as typed, and
 //      the "By request" table shows the exact counts (300 + 100 per driver), the 404s as http
-//      errors and failed status checks of `missing`, and its latency as the API has it.
-// The Rust test checks the target's own counts by path (600 on /ping, 200 on /status/404).
+//      errors and failed status checks of `missing`, and its latency as the API has it;
+//   3. entry names that are markup (a mix started through the API, 2 × 2 on /echo) are shown as
+//      text in the table and the spec line: no element, no script.
+// The Rust test checks the target's own counts by path (600 on /ping, 200 on /status/404, 4 on
+// /echo).
 // MIX_SCREENSHOT=<path> saves a full-page screenshot of the finished test with the form open.
 //
 //   node mix.mjs <dashboard-url> <target-origin>
@@ -220,6 +223,26 @@ async function main(page) {
   assertEqual(sentTitle, t.per_driver.map((d) => `${d.driver_id}: 300`).join(' · '), 'each driver\'s count in the tooltip');
   assert((await text(page, 'spec-request')).startsWith('mix: home ×3 GET '), `the spec line: ${await text(page, 'spec-request')}`);
   log(`test ${id}: ${JSON.stringify(shown)}`);
+
+  // ---- 3. names from the server are text
+  const names = ['<img src=x onerror="window.__pwned=1">', '<b>bold</b>&amp;'];
+  const hostile = await apiPost('/api/v1/tests', {
+    ...spec, requests_per_driver: 2, trigger: true,
+    mix: names.map((name) => ({ name, url: `${origin}/echo` })),
+  });
+  assert(hostile.status === 201, `the markup mix: ${JSON.stringify(hostile)}`);
+  await poll('the markup mix on the page', async () => {
+    const rows = await readByRequest(page);
+    return (await text(page, 'test-id')) === hostile.body.id && rows.length === 2 && rows.every((r) => r[1] === '2');
+  }, 60_000, 200);
+  assertEqual((await readByRequest(page)).map((r) => r[0]), names, 'the names as shown');
+  assertEqual(
+    await page.evaluate(() => [document.querySelectorAll('[data-testid="test-panel"] :is(img, b)').length, window.__pwned ?? null]),
+    [0, null],
+    'nothing injected by the names',
+  );
+  assert((await text(page, 'spec-request')).includes(names[0]), 'the spec line shows the name as text');
+  log(`test ${hostile.body.id}: the markup names are shown as text`);
 
   if (process.env.MIX_SCREENSHOT) {
     await page.setViewportSize({ width: 1440, height: 2000 });
