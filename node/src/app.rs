@@ -3,7 +3,7 @@
 use crate::api::access::{self, Access, Exposure};
 use crate::cli::{AccessArgs, DriverArgs, LoadArgs, OrchestratorArgs};
 use crate::driver::{self, DriverConfig};
-use crate::engine::{self, Pacer, Plan, PreparedRequest};
+use crate::engine::{self, Pacer, Plan};
 use crate::orchestrator::{Orchestrator, OrchestratorConfig};
 use crate::protocol::limits;
 use std::path::PathBuf;
@@ -234,10 +234,15 @@ const RECORD_SENDS: usize = 100_000;
 pub struct ThresholdsNotPassed(pub &'static str);
 
 /// The `--threshold`s of `floodgate load`, parsed before anything runs.
-fn load_thresholds(args: &LoadArgs) -> anyhow::Result<Vec<crate::thresholds::Threshold>> {
+fn load_thresholds(
+    args: &LoadArgs,
+    names: &[String],
+) -> anyhow::Result<Vec<crate::thresholds::Threshold>> {
     let items: Vec<serde_json::Value> = args.thresholds.iter().map(|t| t.as_str().into()).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let scopes = (!names.is_empty()).then_some(&names[..]);
     crate::thresholds::from_json(&items)
-        .and_then(|t| crate::thresholds::check_scopes(&t, None).map(|()| t))
+        .and_then(|t| crate::thresholds::check_scopes(&t, scopes).map(|()| t))
         .map_err(|e| {
             let i: usize = e
                 .field
@@ -254,40 +259,30 @@ fn load_thresholds(args: &LoadArgs) -> anyhow::Result<Vec<crate::thresholds::Thr
 fn load_verdict(
     thresholds: &[crate::thresholds::Threshold],
     s: &engine::Snapshot,
+    names: &[String],
 ) -> Option<crate::thresholds::eval::Thresholds> {
-    use crate::thresholds::eval::{evaluate_all, Data};
+    use crate::thresholds::eval::evaluate_all;
     if thresholds.is_empty() {
         return None;
     }
-    let e = &s.recorder.errors;
-    let data = || Data {
-        latency: Ok(&s.recorder.latency),
-        responses: s.responses(),
-        errors: e.total(),
-        completed: s.responses() + e.connect + e.timeout + e.io,
-        elapsed_us: s.elapsed.as_micros() as u64,
-        counted: true,
-        checks_failed: None,
-    };
     Some(evaluate_all(
         thresholds,
-        |scope| scope.is_none().then(data),
+        |scope| crate::load_mix::data(s, names, scope),
         true,
         None,
     ))
 }
 
 pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
-    let thresholds = load_thresholds(&args)?;
     let settings = args
         .transport
         .settings(args.concurrency)
         .map_err(anyhow::Error::msg)?;
     let http2 = settings.http_version == crate::protocol::HttpVersion::Http2;
-    let request = PreparedRequest::build_for(&args.url, "GET", &[], None, http2)
-        .map_err(|e| anyhow::anyhow!("--url: {}", e.message))?;
+    let to_send = crate::load_mix::requests(&args, http2)?;
+    let thresholds = load_thresholds(&args, &to_send.names)?;
     let transport = crate::driver::engine_transport(
-        &request.url,
+        &to_send.request.url,
         &settings,
         usize::try_from(args.concurrency).unwrap_or(usize::MAX),
     )
@@ -311,7 +306,9 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     )?;
     let meter = crate::driver::generator::Meter::start();
     let plan = Plan {
-        request,
+        request: to_send.request,
+        mix: to_send.mix,
+        checker: to_send.checker,
         pacer: pacer.clone(),
         requests,
         until,
@@ -322,8 +319,6 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         // then includes a TCP handshake.
         start_at: Some(SystemTime::now() + LOAD_WARMUP),
         // Only a paced run has gaps to measure.
-        mix: Vec::new(),
-        checker: Default::default(),
         record_sends: if pacer.is_paced() { RECORD_SENDS } else { 0 },
         transport,
     };
@@ -363,10 +358,10 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let gaps = (pacer.is_paced() && !pacer.gap().is_zero())
         .then(|| crate::stats::send_gaps(&running.send_offsets(), pacer.gap()))
         .flatten();
-    let verdict = load_verdict(&thresholds, &s);
+    let verdict = load_verdict(&thresholds, &s, &to_send.names);
     let mut result = serde_json::json!({
         "requests": s.requests, "sent": s.sent, "ok": s.ok(), "responses": s.responses(),
-        "errors": {"connect": s.recorder.errors.connect, "timeout": s.recorder.errors.timeout, "http": s.recorder.errors.http, "io": s.recorder.errors.io}, "elapsed_s": s.elapsed.as_secs_f64(), "achieved_rps": s.achieved_rps(),
+        "errors": {"connect": s.recorder.errors.connect, "timeout": s.recorder.errors.timeout, "http": s.recorder.errors.http, "io": s.recorder.errors.io, "check": s.recorder.errors.check}, "elapsed_s": s.elapsed.as_secs_f64(), "achieved_rps": s.achieved_rps(),
         "latency": lat, "service_time": svc, "schedule_lag": lag, "send_gaps": gaps, "note": note, "first_error": s.recorder.first_error,
         "stages": stages, "generator": generator,
     });
@@ -385,6 +380,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     if let Some(v) = &verdict {
         result["thresholds"] = serde_json::to_value(v).unwrap_or_default();
     }
+    crate::load_mix::add_json(&mut result, &to_send.names, &s);
     if args.json {
         println!("{result}");
     } else {
@@ -404,6 +400,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         if let Some(line) = crate::stats::timing_line(&lat_f, &svc_f, &lag_f) {
             println!("{line}");
         }
+        crate::load_mix::print(&to_send.names, &s);
         if let Some(g) = &gaps {
             println!(
                 "gaps between sends (first {}): jitter p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs; the last left {:.1} µs after its due instant",

@@ -592,8 +592,13 @@ pub struct TransportArgs {
 #[derive(Args, Debug)]
 pub struct LoadArgs {
     /// Target URL.
-    #[arg(long)]
-    pub url: String,
+    #[arg(long, required_unless_present = "mix", conflicts_with = "mix")]
+    pub url: Option<String>,
+    /// A request mix instead of --url: a YAML or JSON file, as for `test run --mix`.
+    #[arg(long, value_name = "FILE")]
+    pub mix: Option<PathBuf>,
+    #[command(flatten)]
+    pub checks: CheckArgs,
     /// Requests to send (or a time-bound run: `--duration`, `--stage`).
     #[arg(long, short = 'n', required_unless_present_any = ["duration", "stages"])]
     pub requests: Option<u64>,

@@ -9,6 +9,7 @@ pub mod client;
 pub mod driver;
 pub mod engine;
 pub mod http;
+pub mod load_mix;
 pub mod metrics;
 pub mod model;
 pub mod orchestrator;

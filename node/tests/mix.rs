@@ -239,3 +239,71 @@ async fn the_cli_runs_a_mix_file_with_bodies_from_files_and_checks() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floodgate_load_runs_a_mix_on_one_machine_with_checks_and_scoped_thresholds() {
+    let target = Target::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mix.json");
+    let a = &target.addr;
+    std::fs::write(
+        &file,
+        json!([
+            {"name": "home", "url": format!("http://{a}/ping"), "weight": 3},
+            {"name": "gone", "url": format!("http://{a}/status/410"),
+             "checks": {"status": ["4xx"]}},
+            {"name": "json", "method": "post", "url": format!("http://{a}/echo"), "body": "x",
+             "checks": {"json": [{"pointer": "/method", "equals": "GET"}]}},
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let (code, out, err) = floodgate(
+        [
+            "load",
+            "--mix",
+            file.to_str().unwrap(),
+            "-n",
+            "500",
+            "-c",
+            "4",
+            "--json",
+            "--threshold",
+            "home: errors == 0",
+            "--threshold",
+            "json: checks_failed == 0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    )
+    .await;
+    // The JSON check fails on purpose (the echo says POST): thresholds failed, exit code 3.
+    assert_eq!(code, 3, "{out}\n{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    // 500 at 3:1:1: 300, 100, 100.
+    let by = &v["by_request"];
+    assert_eq!(
+        [
+            &by["home"]["sent"],
+            &by["gone"]["sent"],
+            &by["json"]["sent"]
+        ],
+        [300, 100, 100],
+        "{v}"
+    );
+    assert_eq!(by["gone"]["ok"], 100, "410 is expected: {v}");
+    assert_eq!(by["json"]["errors"]["check"], 100, "{v}");
+    assert_eq!(v["checks_failed"]["json"], 100, "{v}");
+    let p = paths(&target).await;
+    assert_eq!(
+        (&p["/ping"], &p["/status/410"], &p["/echo"]),
+        (&json!(300), &json!(100), &json!(100))
+    );
+    let results = v["thresholds"]["results"].as_array().unwrap();
+    assert_eq!(results[0]["state"], "passed", "{v}");
+    assert_eq!(
+        (&results[1]["state"], &results[1]["measured"]),
+        (&json!("failed"), &json!(100.0))
+    );
+}

@@ -6,6 +6,7 @@ mod progress;
 mod table;
 mod transport_args;
 
+pub use mix_args::{checks_field, mix_field};
 use table::ms;
 pub use table::{print_result, print_thresholds};
 

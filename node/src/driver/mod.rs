@@ -365,21 +365,7 @@ pub fn plan_for(
         ),
     };
     let http2 = c.transport.http_version == protocol::HttpVersion::Http2;
-    let mix = c
-        .mix
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let request =
-                PreparedRequest::build_for(&e.url, &e.method, &e.headers, e.body.as_deref(), http2)
-                    .map_err(|err| format!("mix[{i}]: {err}"))?;
-            Ok(MixRequest {
-                request,
-                weight: e.weight,
-                checker: e.checks.as_ref().map(checker_of),
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
+    let mix = mix_requests(&c.mix, http2)?;
     let request = match mix.first() {
         Some(m) => m.request.clone(),
         None => PreparedRequest::build_for(url, method, headers, body, http2)
@@ -414,8 +400,25 @@ pub fn plan_for(
     })
 }
 
+/// A mix's entries as the engine sends them; an error names the entry (`mix[2]: ...`).
+pub fn mix_requests(mix: &[protocol::MixEntry], http2: bool) -> Result<Vec<MixRequest>, String> {
+    mix.iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let request =
+                PreparedRequest::build_for(&e.url, &e.method, &e.headers, e.body.as_deref(), http2)
+                    .map_err(|err| format!("mix[{i}]: {err}"))?;
+            Ok(MixRequest {
+                request,
+                weight: e.weight,
+                checker: e.checks.as_ref().map(checker_of),
+            })
+        })
+        .collect()
+}
+
 /// The engine's checker for a test's (or a mix entry's) checks.
-fn checker_of(c: &protocol::Checks) -> Checker {
+pub fn checker_of(c: &protocol::Checks) -> Checker {
     Checker::new(
         c.status.0.clone(),
         c.body_contains.as_deref().map(str::as_bytes),
