@@ -18,7 +18,7 @@ const CM_PATH: &str = "/api/v1/namespaces/load/configmaps/ca-bundle";
 
 fn with_ca_from() -> LoadTest {
     let mut lt = crate::crd::sample_loadtest();
-    lt.spec.target_url = "https://127.0.0.1:1/".into();
+    lt.spec.target_url = Some("https://127.0.0.1:1/".into());
     lt.spec.tls = Some(LoadTestTls {
         ca_from: Some(FromConfigMap {
             config_map_key_ref: ConfigMapKeyRef {

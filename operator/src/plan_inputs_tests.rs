@@ -8,7 +8,7 @@ use crate::crd::{ConfigMapKeyRef, FromConfigMap, LoadTestTls};
 
 fn ca_from_spec(ca_pem: Option<&str>) -> LoadTestSpec {
     let mut spec = crate::crd::sample_loadtest().spec;
-    spec.target_url = "https://t/".into();
+    spec.target_url = Some("https://t/".into());
     spec.tls = Some(LoadTestTls {
         ca_pem: ca_pem.map(str::to_string),
         ca_from: Some(FromConfigMap {
@@ -212,6 +212,7 @@ fn the_config_maps_are_read_while_pending_and_at_the_start_only() {
         settled: false,
         generator_warnings: vec![],
         thresholds: None,
+        by_request: vec![],
     };
     let mut started = observed(3, Resolved::default());
     started.test = Some(running_test());
