@@ -398,3 +398,60 @@ async fn starting_a_test_records_it_in_the_status_before_the_trigger() {
     let (second, _) = &writes[1];
     assert_eq!(&second["status"]["run"], run, "kept in the next status");
 }
+
+/// Issue 12: a mix's figures by name reach the status, bounded as a mix is.
+#[test]
+fn the_status_shows_a_mix_s_figures_by_name_bounded() {
+    use floodgate::orchestrator::view_mix::RequestStats;
+    use floodgate::protocol::{limits, ChecksFailed};
+    let stats = |n: u64| RequestStats {
+        sent: n,
+        responses: n - 1,
+        ok: n - 3,
+        error_total: 2,
+        checks_failed: ChecksFailed {
+            status: 1,
+            body: 2,
+            json: 3,
+            too_large: 1,
+        },
+        latency: floodgate::stats::LatencyStats {
+            p99_ms: Some(n as f64 / 10.0),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let named: BTreeMap<String, RequestStats> = [
+        ("home".to_string(), stats(100)),
+        ("add".to_string(), stats(40)),
+    ]
+    .into();
+    let got = by_request(&named);
+    assert_eq!(
+        got,
+        [
+            RequestProgress {
+                name: "add".into(),
+                sent: 40,
+                responses: 39,
+                ok: 37,
+                errors: 2,
+                checks_failed: 6,
+                p99_ms: Some(4.0),
+            },
+            RequestProgress {
+                name: "home".into(),
+                sent: 100,
+                responses: 99,
+                ok: 97,
+                errors: 2,
+                checks_failed: 6,
+                p99_ms: Some(10.0),
+            },
+        ]
+    );
+    let many: BTreeMap<String, RequestStats> = (0..limits::MAX_MIX_ENTRIES + 5)
+        .map(|i| (format!("r{i:02}"), stats(10)))
+        .collect();
+    assert_eq!(by_request(&many).len(), limits::MAX_MIX_ENTRIES);
+}

@@ -135,107 +135,14 @@ pub struct LoadTestSpec {
     pub tls: Option<LoadTestTls>,
 }
 
+#[path = "crd_mix.rs"]
+mod mix;
+pub use mix::{Checks, JsonCheck, MixRequest, RequestProgress, StatusMatch};
+
 /// A target URL: http:// or https://, a host, then a path or query.
 const URL_PATTERN: &str = r"^[hH][tT][tT][pP][sS]?://[^\s/?#]+([/?][^\s]*)?$";
 /// A target URL's length in the schema; the orchestrator holds it to `limits::MAX_URL_LEN`.
 const MAX_URL_CHARS: usize = 2048;
-
-/// One request of a mix. Its share of the requests is `weight / sum of weights`, exactly.
-#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq)]
-#[x_kube(validation = Rule::new("!has(self.body) || !has(self.bodyFrom)").message("give a mix entry's body or bodyFrom, not both"))]
-#[serde(rename_all = "camelCase")]
-pub struct MixRequest {
-    /// The entry's name, unique in the mix: its figures in `status.byRequest` and the scope of
-    /// a threshold (`home: p95 < 100ms`).
-    #[schemars(length(min = 1, max = limits::MAX_ID_LEN), regex(pattern = r"\S"))]
-    pub name: String,
-    /// HTTP method (default GET).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[A-Za-z]+$"))]
-    pub method: Option<String>,
-    /// http:// or https://; every entry's on the origin of the first's.
-    #[schemars(regex(pattern = URL_PATTERN), length(max = MAX_URL_CHARS))]
-    pub url: String,
-    /// Request headers (secretHeaders are added to every entry's).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
-    /// Request body. Not with bodyFrom.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = limits::MAX_BODY_BYTES))]
-    pub body: Option<String>,
-    /// The body kept in a ConfigMap of the LoadTest's namespace, read when the test starts; the
-    /// LoadTest stays Pending until the ConfigMap and its key exist. Not with body.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_from: Option<FromConfigMap>,
-    /// Its share of the requests (default 1).
-    #[serde(default = "one")]
-    #[schemars(range(min = 1, max = limits::MAX_WEIGHT))]
-    pub weight: u32,
-    /// Its own checks, instead of the test's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checks: Option<Checks>,
-}
-
-fn one() -> u32 {
-    1
-}
-
-/// What a response must look like to count as a success.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Checks {
-    /// Expected statuses: codes (304), ranges ("200-299") or classes ("2xx"); default
-    /// 200-299.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(min = 1, max = limits::MAX_STATUS_RANGES))]
-    pub status: Vec<StatusMatch>,
-    /// The body must contain this text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = limits::MAX_CHECK_TEXT))]
-    pub body_contains: Option<String>,
-    /// The body must be JSON with these values at these pointers.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = limits::MAX_JSON_CHECKS))]
-    pub json: Vec<JsonCheck>,
-}
-
-/// `{pointer: /a/0/b, equals: '"ok"'}`.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
-pub struct JsonCheck {
-    /// A JSON pointer (RFC 6901): "" (the whole body) or starting with "/".
-    #[schemars(length(max = limits::MAX_TEXT_LEN), regex(pattern = r"^(/.*)?$"))]
-    pub pointer: String,
-    /// The expected value, written as JSON: '"ok"' (a string), '3', 'true', '{"a": 1}'. Text,
-    /// not an untyped field: a field the schema gives no type would be out of reach of the
-    /// spec's CEL rules (`self == oldSelf`).
-    #[schemars(length(min = 1, max = limits::MAX_CHECK_TEXT))]
-    pub equals: String,
-}
-
-/// One element of `checks.status`: an integer (304) or a string ("304", "200-299", "2xx").
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(transparent)]
-pub struct StatusMatch(pub k8s_openapi::apimachinery::pkg::util::intstr::IntOrString);
-
-impl JsonSchema for StatusMatch {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "StatusMatch".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        // The API server checks the string forms' shape; the codes' range (100-599) and a
-        // range's order are checked by the operator, naming the element.
-        schemars::json_schema!({
-            "description": "A status code (304), a range (\"200-299\") or a class (\"2xx\").",
-            "x-kubernetes-int-or-string": true,
-            "pattern": r"^\s*([1-5][0-9][0-9](\s*-\s*[1-5][0-9][0-9])?|[1-5][xX][xX])\s*$",
-        })
-    }
-}
 
 /// One threshold, e.g. `{threshold: "p99 < 250ms"}` or `{threshold: "error_rate < 1%",
 /// abortOnFail: true, delay: "10s"}`. The expression's grammar is checked by the orchestrator
@@ -413,22 +320,6 @@ pub struct DriverProgress {
     pub sent: u64,
     pub ok: u64,
     pub errors: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p99_ms: Option<f64>,
-}
-
-/// One mix entry's figures over all drivers, its p99 from their merged histograms.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RequestProgress {
-    pub name: String,
-    pub sent: u64,
-    pub responses: u64,
-    /// Responses that passed every check.
-    pub ok: u64,
-    pub errors: u64,
-    /// Check failures of any kind (a response failing two checks counts twice).
-    pub checks_failed: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_ms: Option<f64>,
 }
