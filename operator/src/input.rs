@@ -112,7 +112,6 @@ pub fn mix(
                 .as_ref()
                 .and_then(|_| config.get(&configmaps::body_from(i)).cloned())
         };
-        let checks = m.checks.as_ref();
         Ok(MixSpec {
             name: m.name.clone(),
             method: m.method.clone().unwrap_or_else(|| "GET".to_string()),
@@ -120,8 +119,10 @@ pub fn mix(
             headers,
             body: m.body.clone().or_else(body_from),
             weight: m.weight,
-            checks: checks
-                .map(|c| self::checks(c, &format!("spec.mix[{i}].checks")))
+            checks: m
+                .checks
+                .as_ref()
+                .map(|c| checks(c, &format!("spec.mix[{i}].checks")))
                 .transpose()?,
         })
     });
