@@ -245,3 +245,24 @@ async fn the_form_sets_http2_headers_and_thresholds_and_shows_the_verdict() {
     // (2 × 100 each); the refused forms sent nothing.
     assert_eq!(target.metrics().await, (1_000, 1_000));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_form_runs_a_request_mix_and_shows_it_by_request() {
+    require_browser_deps();
+    let target = Target::start(&[]).await;
+    let c = Cluster::start(2).await;
+    let api = format!("http://{}", c.api);
+    let origin = format!("http://{}", target.addr);
+    let output = browser_script("mix.mjs", &[&api, &origin]).await;
+    println!("{output}");
+    // The target's own count of every request by path: weights 3:1 of 400 per driver are
+    // exactly 300 and 100 on each of the 2 drivers, and the markup-named mix sent 2 × 2 to
+    // /echo; the refused forms sent nothing.
+    let m = get(&format!("{origin}/metrics")).await;
+    assert_eq!(
+        m["paths"],
+        json!({"/echo": 4, "/ping": 600, "/status/404": 200}),
+        "{m}"
+    );
+    assert_eq!(target.metrics().await, (600, 600));
+}

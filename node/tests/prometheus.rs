@@ -474,7 +474,30 @@ async fn prometheus_metrics_are_exact_parse_and_feed_the_dashboard() {
             (lag_max - want).abs() <= want * 1e-3,
             "{id} lag max: {lag_max} vs {want}"
         );
+        // Opening connections, apart from latency: one connect each of the 16 keep-alive
+        // connections, as the view shows; no TLS series for plain HTTP.
+        assert_eq!(per["connect_time"]["count"], 16, "{per}");
+        assert_eq!(
+            d.one("floodgate_driver_connect_duration_seconds_count", &ids),
+            16.0
+        );
+        assert!(d
+            .all(
+                "floodgate_driver_tls_handshake_duration_seconds_count",
+                &ids
+            )
+            .is_empty());
     }
+    assert_eq!(
+        o.one(
+            "floodgate_test_connect_summary_seconds_count",
+            &[("test_id", t)]
+        ),
+        32.0
+    );
+    assert!(o
+        .all("floodgate_test_tls_handshake_summary_seconds_count", &[])
+        .is_empty());
     assert_eq!(
         total_ok,
         view["aggregate"]["ok"].as_f64().unwrap(),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const MIN: Duration = Duration::from_secs(60);
 
-const CSV_COLUMNS: [&str; 28] = [
+const CSV_COLUMNS: [&str; 39] = [
     "scope",
     "driver_id",
     "state",
@@ -43,6 +43,17 @@ const CSV_COLUMNS: [&str; 28] = [
     "limit",
     "measured",
     "unit",
+    "connect_count",
+    "connect_mean_ms",
+    "connect_median_ms",
+    "connect_p99_ms",
+    "connect_max_ms",
+    "tls_count",
+    "tls_mean_ms",
+    "tls_median_ms",
+    "tls_p99_ms",
+    "tls_max_ms",
+    "tls_resumed",
 ];
 
 struct Fetched {
@@ -166,6 +177,26 @@ fn assert_row_matches(row: &[String], scope: &str, id: &str, state: &str, s: &Va
             None => assert_eq!(cell, "", "{} of {id:?}", CSV_COLUMNS[20 + i]),
         }
     }
+    // The connection columns, last: the view's connect figures; a plain HTTP test has no TLS.
+    let c = &s["connect_time"];
+    assert!(c["count"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(row[28], c["count"].to_string(), "connect_count of {id:?}");
+    for (i, f) in ["mean_ms", "median_ms", "p99_ms", "max_ms"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            row[29 + i].parse::<f64>().ok(),
+            c[f].as_f64(),
+            "{} of {id:?}",
+            CSV_COLUMNS[29 + i]
+        );
+    }
+    assert_eq!(
+        row[33..],
+        ["0", "", "", "", "", "0"],
+        "tls columns of {id:?}"
+    );
 }
 
 /// What the browser check needs; fails (never skips) when it is missing.
@@ -280,6 +311,10 @@ async fn exports_match_the_test_and_the_html_report_renders_offline_in_chromium(
         "the header was not escaped"
     );
     assert!(h.body.contains("&lt;script&gt;alert(&#39;xss&#39;)"));
+    assert!(
+        h.body.contains(r#"<table class="stats handshakes">"#),
+        "the connection table"
+    );
     for external in ["src=\"http", "href=\"http", "url(http", "<link"] {
         assert!(
             !h.body.contains(external),

@@ -57,6 +57,83 @@ async fn metrics_tls(addr: &str, ca_pem: &str) -> (u64, u64) {
     )
 }
 
+/// The one sample of `name` in a Prometheus exposition whose labels include every `with`.
+fn sample(text: &str, name: &str, with: &[(&str, &str)]) -> f64 {
+    let found: Vec<f64> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (head, value) = l.rsplit_once(' ')?;
+            let labels = head.strip_prefix(name)?;
+            let all = with
+                .iter()
+                .all(|(k, v)| labels.contains(&format!("{k}=\"{v}\"")));
+            (labels.starts_with('{') && all).then(|| value.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{name} {with:?} in\n{text}");
+    found[0]
+}
+
+async fn scrape(addr: &str) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Prometheus shows each TLS handshake once, apart from latency: on every driver (its
+/// histogram and its resumed count equal what the view shows for it) and merged on the
+/// orchestrator.
+async fn assert_handshakes_in_prometheus(c: &Cluster, v: &Value, connections: u64) {
+    let t = v["id"].as_str().unwrap();
+    let o = scrape(&c.api).await;
+    let ids = [("test_id", t)];
+    let count = |name: &str| sample(&o, name, &ids);
+    assert_eq!(
+        count("floodgate_test_tls_handshake_summary_seconds_count"),
+        (2 * connections) as f64
+    );
+    assert_eq!(
+        count("floodgate_test_connect_summary_seconds_count"),
+        (2 * connections) as f64
+    );
+    let drivers = get(&c.url("/api/v1/drivers")).await;
+    for d in drivers["drivers"].as_array().unwrap() {
+        let id = d["id"].as_str().unwrap();
+        let per = v["per_driver"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["driver_id"] == id)
+            .unwrap();
+        let resumed = per["tls_resumed"].as_u64().unwrap_or(0) as f64;
+        let ids = [("test_id", t), ("node_id", id)];
+        assert_eq!(
+            sample(&o, "floodgate_test_tls_resumed_total", &ids),
+            resumed
+        );
+        let text = scrape(d["address"].as_str().unwrap()).await;
+        let on_driver = |name: &str| sample(&text, name, &ids);
+        assert_eq!(
+            on_driver("floodgate_driver_tls_handshake_duration_seconds_count"),
+            connections as f64
+        );
+        assert_eq!(
+            on_driver("floodgate_driver_connect_duration_seconds_count"),
+            connections as f64
+        );
+        assert_eq!(on_driver("floodgate_driver_tls_resumed_total"), resumed);
+        // Latency counts requests, not connections.
+        assert_eq!(
+            on_driver("floodgate_driver_latency_seconds_count"),
+            per["responses"].as_f64().unwrap()
+        );
+    }
+}
+
 fn spec(url: &str, n: u64, extra: Value) -> Value {
     let mut s = json!({"test_type": "avalanche", "requests_per_driver": n, "target_url": url,
         "concurrency": 4});
@@ -107,6 +184,7 @@ async fn https_and_h2_through_two_drivers_count_exactly_at_the_target() {
         .run_test(spec(&https, 400, json!({"tls": {"ca_pem": ca}})), MIN)
         .await;
     assert_exact(&v, 400, 4, true);
+    assert_handshakes_in_prometheus(&c, &v, 4).await;
     assert_eq!(v["spec"]["tls"]["ca_pem"], ca);
     assert_eq!(metrics_tls(&target.addr, &ca).await, (800, 800));
 

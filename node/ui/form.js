@@ -1,9 +1,12 @@
 // The "New test" form: builds the JSON spec from what was typed (the API validates it, so there is
-// one set of rules) and shows the API's error next to the field it names.
+// one set of rules) and shows the API's error next to the field it names. The request mix and
+// the checks are built in mix.js, the text boxes read in parse.js.
 
 import { api } from './api.js';
 import { $, setText, show } from './dom.js';
 import { shortId } from './format.js';
+import { checksSpec, initMix, showMixNotes } from './mix.js';
+import { headerMap, list } from './parse.js';
 
 const FIELDS = ['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'target_url', 'concurrency', 'drivers', 'timeout_ms', 'method', 'duration', 'start_rate', 'streams_per_connection'];
 const NUMERIC = new Set(['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'concurrency', 'drivers', 'timeout_ms', 'start_rate', 'streams_per_connection']);
@@ -26,35 +29,6 @@ function thresholdLines(raw) {
   return raw.split('\n').map((text, i) => ({ text: text.trim(), line: i + 1 })).filter((l) => l.text !== '');
 }
 
-/**
- * `Name: value` lines as the API's headers, or the form's own error for the line that is not one.
- * This is the one rule the form checks itself: the API would refuse a line without a colon by
- * quoting it as a header name, and that line may well hold a secret (`Authorization Bearer …`).
- * A repeated name is refused too, as the API's map would keep only one value.
- */
-function headerMap(raw) {
-  const out = {};
-  const lines = raw.split('\n');
-  for (let n = 0; n < lines.length; n++) {
-    const line = lines[n];
-    if (line.trim() === '') continue;
-    const i = line.indexOf(':');
-    if (i < 0) return { error: `line ${n + 1}: want Name: value (the line has no colon)` };
-    const name = line.slice(0, i).trim();
-    if (Object.keys(out).some((k) => k.toLowerCase() === name.toLowerCase())) {
-      return { error: `line ${n + 1}: a second ${name} header; each name once` };
-    }
-    out[name] = line.slice(i + 1).trim();
-  }
-  return { headers: Object.keys(out).length ? out : undefined };
-}
-
-/** A comma-separated list, blanks dropped. */
-function list(raw) {
-  const items = raw.split(',').map((x) => x.trim()).filter((x) => x !== '');
-  return items.length ? items : undefined;
-}
-
 const HINTS = {
   tsunami: 'A fixed delay between requests on each driver, on a schedule that does not drift.',
   avalanche: 'Requests go out as soon as a connection is free; cap them with a throughput.',
@@ -71,20 +45,34 @@ function value(name, raw) {
 
 /**
  * Where the API's error for `field` is shown: the slot's field name and the message without the
- * field's name (the slot shows it). Rate stages share one field; a threshold's error names its
- * line; the abort settings, given once for every threshold, have their own fields.
+ * field's name (the slot shows it). Rate stages share one field; a threshold's error, and a JSON
+ * check's, names its line; the abort settings, given once for every threshold, have their own
+ * fields. A mix entry's field is its own slot (`mix[2].weight`), as is a check's (`checks.status`).
+ * `lines` has the lines typed: {thresholds, json}.
  */
-export function placeError(field, message, lines) {
+export function placeError(field, message, lines = {}) {
   const rest = message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message;
   if (field.startsWith('stages')) return { slot: 'stages', message: field === 'stages' ? rest : message };
   const m = /^thresholds\[(\d+)\](\.[a-z_]+)?$/.exec(field);
   if (m) {
     if (m[2] === '.delay') return { slot: 'abort_delay', message: rest };
     if (m[2] === '.abort_on_fail') return { slot: 'abort_on_fail', message: rest };
-    const line = lines[Number(m[1])]?.line;
+    const line = lines.thresholds?.[Number(m[1])]?.line;
     return { slot: 'thresholds', message: line ? `line ${line}: ${rest}` : message };
   }
+  const j = /^checks\.json\[(\d+)\](\.[a-z_]+)?$/.exec(field);
+  if (j) {
+    const line = lines.json?.[Number(j[1])]?.line;
+    return { slot: 'checks.json', message: line ? `line ${line}: ${rest}` : message };
+  }
   return { slot: field, message: rest };
+}
+
+/** The field path one step up (`mix[0].checks.json[1]` → `mix[0].checks.json` → `mix[0].checks`
+ *  → `mix[0]`), or null at the top: where an error goes when its own field has no slot. */
+export function parentField(field) {
+  const m = /^(.+?)(\[\d+\]|\.[^.[\]]+)$/.exec(field);
+  return m ? m[1] : null;
 }
 
 export function initForm({ onCreated }) {
@@ -104,7 +92,9 @@ export function initForm({ onCreated }) {
     else field.classList.toggle('disabled', !enabled);
   };
   let busy = false;
-  let lines = [];
+  let lines = { thresholds: [], json: [] };
+  // Set below: sync() needs it, and it calls sync() when entries come and go.
+  let mix = null;
 
   // Fields that apply only with another's value: off (and not sent) otherwise.
   const sync = () => {
@@ -113,7 +103,12 @@ export function initForm({ onCreated }) {
     toggleField('streams_per_connection', checked('http_version') === '2', true);
     toggleField('abort_delay', input('abort_on_fail').checked);
     show($('insecure-warning'), input('tls.insecure_skip_verify').checked);
+    // A mix takes each request from its entries: the single request's fields are not sent.
+    const single = !mix?.active();
+    for (const name of ['target_url', 'method', 'headers', 'body']) toggleField(name, single);
+    showMixNotes(form, !single);
   };
+  mix = initMix(form, sync);
   form.addEventListener('change', sync);
   sync();
 
@@ -149,22 +144,33 @@ export function initForm({ onCreated }) {
     if (s.duration !== undefined || s.stages) delete s.requests_per_driver;
 
     // The request's shape: headers, which of them are secret, a body sent as typed.
-    const hdrs = headerMap(input('headers').value);
-    if (hdrs.error) return { error: { field: 'headers', error: hdrs.error } };
-    if (hdrs.headers) s.headers = hdrs.headers;
+    // With a mix, each entry has its own (the single request's fields are off).
+    if (!input('headers').disabled) {
+      const hdrs = headerMap(input('headers').value);
+      if (hdrs.error) return { error: { field: 'headers', error: hdrs.error } };
+      if (hdrs.headers) s.headers = hdrs.headers;
+    }
     const secret = list(input('secret_headers').value);
     if (secret) s.secret_headers = secret;
-    if (input('body').value !== '') s.body = input('body').value;
+    if (!input('body').disabled && input('body').value !== '') s.body = input('body').value;
+    const m = mix.spec();
+    if (m.error) return { error: m.error };
+    if (m.mix) s.mix = m.mix;
+    const c = checksSpec(form);
+    lines.json = c.lines;
+    if (c.error) return { error: c.error };
+    if (c.checks) s.checks = c.checks;
     const ids = list(input('driver_ids').value);
     if (ids) s.driver_ids = ids;
 
     // Thresholds: plain expressions, or objects when the test aborts on a failure (the abort
     // settings apply to every line).
-    lines = thresholdLines(input('thresholds').value);
-    if (lines.length) {
+    const th = thresholdLines(input('thresholds').value);
+    lines.thresholds = th;
+    if (th.length) {
       const abort = input('abort_on_fail').checked;
       const delay = input('abort_delay').value.trim();
-      s.thresholds = lines.map((l) => (abort ? { threshold: l.text, abort_on_fail: true, ...(delay ? { delay } : {}) } : l.text));
+      s.thresholds = th.map((l) => (abort ? { threshold: l.text, abort_on_fail: true, ...(delay ? { delay } : {}) } : l.text));
     }
 
     // Transport: HTTP/1.1 is the default, and `tls` is sent only when a TLS field is set (the API
@@ -182,7 +188,13 @@ export function initForm({ onCreated }) {
   const showError = (body, status) => {
     const message = body?.error ?? `HTTP ${status}`;
     const place = body?.field ? placeError(body.field, message, lines) : null;
-    const slot = place ? $(`error-${place.slot}`) : null;
+    // A field without a slot of its own (`mix[0].checks.json[0]`): the nearest one up, with the
+    // whole message, which names the field.
+    let slot = place ? $(`error-${place.slot}`) : null;
+    for (let up = place && parentField(place.slot); place && !slot && up; up = parentField(up)) {
+      slot = $(`error-${up}`);
+      if (slot) Object.assign(place, { slot: up, message });
+    }
     if (slot) {
       setText(slot, place.message);
       // A field in a closed section: open it so that the message is seen.

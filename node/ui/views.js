@@ -1,6 +1,7 @@
 // Rendering of the drivers list, the test panel (summary, per-driver table) and the history, from
 // the API's JSON. Pure functions of their input: each call rebuilds its part of the page.
 
+import { checksText, renderByRequest } from './byrequest.js';
 import { $, fill, h, setText, show } from './dom.js';
 import {
   DASH, capitalize, fmtAge, fmtDuration, fmtInt, fmtMs, fmtPct, fmtRps, fmtTime, isFinished, shortId,
@@ -87,6 +88,12 @@ function describeSpec(t) {
   return parts.join(' · ');
 }
 
+/** The request sent, or a mix's entries with their weights. */
+function requestLine(s) {
+  if (!s.mix?.length) return `${s.method} ${s.target_url}`;
+  return `mix: ${s.mix.map((e) => `${e.name} ×${e.weight} ${e.method} ${e.url}`).join(' · ')}`;
+}
+
 function kpi(label, value, unit, testid, title) {
   return h(
     'div',
@@ -143,7 +150,7 @@ function statsRow(kind, id, name, s, state, badge) {
     num('ok', count(s.ok)),
     num('errors', fmtInt(s.error_total), {
       class: s.error_total > 0 ? 'bad' : '',
-      title: `connect ${fmtInt(e.connect)} · timeout ${fmtInt(e.timeout)} · http ${fmtInt(e.http)} · io ${fmtInt(e.io)}`,
+      title: `connect ${fmtInt(e.connect)} · timeout ${fmtInt(e.timeout)} · http ${fmtInt(e.http)} · io ${fmtInt(e.io)}${e.check ? ` · check ${fmtInt(e.check)}` : ''}`,
     }),
     num('rps', fmtRps(s.achieved_rps)),
     LATENCY_FIELDS.map(([metric, field]) => {
@@ -185,7 +192,7 @@ export function renderTest(t, ctx) {
   fill(
     $('test-spec'),
     h('div', { class: 'spec-line' }, describeSpec(t)),
-    h('div', { class: 'spec-line muted' }, h('span', { class: 'mono' }, `${t.spec.method} ${t.spec.target_url}`), ` · ${started}`),
+    h('div', { class: 'spec-line muted' }, h('span', { class: 'mono', 'data-testid': 'spec-request' }, requestLine(t.spec)), ` · ${started}`),
   );
 
   const a = t.aggregate;
@@ -198,8 +205,11 @@ export function renderTest(t, ctx) {
     kpi('p99', hasFigures(a.latency) ? fmtMs(a.latency.p99_ms) : DASH, 'ms', 'kpi-p99', missingWhy(a.latency, 'p99_ms')),
     kpi('Errors', fmtInt(a.error_total), null, 'kpi-errors'),
     kpi('Elapsed', fmtDuration(elapsedMs(t)), null, 'kpi-elapsed'),
+    // Responses that failed a check, by kind, once there are any (they are in Errors too).
+    checksText(a.checks_failed) ? kpi('Checks failed', checksText(a.checks_failed), null, 'kpi-checks', 'By kind; a response failing both a body and a JSON check counts in each') : null,
   );
   $('test-kpis').querySelector('[data-testid="kpi-errors"]').classList.toggle('bad', a.error_total > 0);
+  $('test-kpis').querySelector('[data-testid="kpi-checks"]')?.classList.add('bad');
 
   const reason = $('test-reason');
   show(reason, !!t.reason);
@@ -244,6 +254,7 @@ export function renderTest(t, ctx) {
     rows.push(statsRow('driver', d.driver_id, d.driver_id, d, d.state, badge));
   }
   fill($('stats-body'), rows);
+  renderByRequest(t);
 }
 
 const VERDICT_KIND = { passed: 'completed', failed: 'failed', not_evaluated: 'stopped', pending: 'running' };

@@ -5,10 +5,12 @@
 
 use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
 use crate::orchestrator::registry::DriverView;
-use crate::orchestrator::spec::TestSpec;
+use crate::orchestrator::spec::{MixSpec, TestSpec};
 use crate::orchestrator::view::{self, StageStats, TestView};
+pub use crate::orchestrator::view_mix::RequestStats;
 use crate::protocol::{
-    ErrorCounts, GeneratorLoad, HttpVersion, RateStage, StatusClasses, TestType, TlsSettings,
+    Checks, ChecksFailed, ErrorCounts, GeneratorLoad, HttpVersion, RateStage, StatusClasses,
+    TestType, TlsSettings,
 };
 use crate::stats::LatencyStats;
 use crate::thresholds::{self, eval::Thresholds};
@@ -70,6 +72,11 @@ pub struct Spec {
     pub streams_per_connection: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSettings>,
+    /// A request mix (secret header values redacted); `target_url` is its first entry's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mix: Vec<MixSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Checks>,
 }
 
 /// Counters and latency over one driver or all of them.
@@ -104,9 +111,22 @@ pub struct Stats {
     /// TLS handshake time per TLS connection opened.
     #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
     pub tls_handshake: LatencyStats,
+    /// TLS handshakes that resumed a session (of those in `tls_handshake`); absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tls_resumed: u64,
     /// The first transport error a driver saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+    /// Responses that failed a check, by kind.
+    #[serde(default, skip_serializing_if = "ChecksFailed::is_empty")]
+    pub checks_failed: ChecksFailed,
+    /// A request mix's figures by request name, merged exactly over the drivers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_request: BTreeMap<String, RequestStats>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One participant's row.
@@ -188,6 +208,8 @@ impl From<&TestSpec> for Spec {
             http_version: s.http_version,
             streams_per_connection: s.streams_per_connection,
             tls: s.tls.clone(),
+            mix: s.shown().mix,
+            checks: s.checks.clone(),
         }
     }
 }
@@ -213,7 +235,10 @@ impl From<&view::Stats> for Stats {
             stages: s.stages.clone(),
             connect_time: s.connect_time.clone(),
             tls_handshake: s.tls_handshake.clone(),
+            tls_resumed: s.tls_resumed,
             first_error: s.first_error.clone(),
+            checks_failed: s.checks_failed,
+            by_request: s.by_request.clone(),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The results table of `floodgate test run|show` and its notes: the aggregate row and one row
 //! per driver, with `n/a` where a figure cannot be given exactly.
 
-use crate::api::dto::{Stats, Test};
+use crate::api::dto::{RequestStats, Stats, Test};
 use crate::cli::Output;
 use crate::model::Ended;
+use crate::protocol::ChecksFailed;
 use crate::thresholds::eval::{shown, State, Thresholds};
 use std::io::Write;
 
@@ -44,8 +45,24 @@ pub fn print_result(v: &Test, output: Output) {
     for d in &v.per_driver {
         println!("{}", row(short(&d.driver_id), &d.stats));
     }
+    // A mix's requests by name, merged over the drivers, beside the totals.
+    for (name, n) in &v.aggregate.by_request {
+        println!("{}", named_row(name, n));
+    }
+    let c = &v.aggregate.checks_failed;
+    if !c.is_empty() {
+        println!("{}", checks_line("all", c));
+        for (name, n) in &v.aggregate.by_request {
+            if !n.checks_failed.is_empty() {
+                println!("{}", checks_line(name, &n.checks_failed));
+            }
+        }
+    }
     let a = &v.aggregate;
     if let Some(line) = crate::stats::timing_line(&a.latency, &a.service_time, &a.schedule_lag) {
+        println!("{line}");
+    }
+    for line in handshake_rows(a) {
         println!("{line}");
     }
     if let Some(n) = &v.aggregate.lag_note {
@@ -120,6 +137,29 @@ pub fn print_thresholds(t: &Thresholds) {
     }
 }
 
+/// The connect and TLS rows under the table, over all drivers: connections opened and their
+/// times, apart from request latency; each only when measured (TLS only for HTTPS).
+fn handshake_rows(s: &Stats) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, l) in [("connect", &s.connect_time), ("TLS", &s.tls_handshake)] {
+        if l.is_empty() {
+            continue;
+        }
+        let mut line = format!(
+            "{name:<8} {:>9} connections  mean {}  p50 {}  p99 {} ms",
+            l.count,
+            ms(l.mean_ms, 3),
+            ms(l.median_ms, 3),
+            ms(l.p99_ms, 3)
+        );
+        if name == "TLS" {
+            line.push_str(&format!("  resumed {}", s.tls_resumed));
+        }
+        out.push(line);
+    }
+    out
+}
+
 fn row(name: &str, s: &Stats) -> String {
     // Counts a driver of another implementation did not report are unknown, not zero.
     let counts = |n: u64| match (s.counted, n) {
@@ -141,6 +181,37 @@ fn row(name: &str, s: &Stats) -> String {
     line
 }
 
+/// One request name's row, in the table's columns.
+fn named_row(name: &str, n: &RequestStats) -> String {
+    let mut line = format!(
+        "{:<14} {:>9} {:>9} {:>7} {:>9.1}",
+        format!("· {}", short(name)),
+        n.sent,
+        n.ok,
+        n.error_total,
+        n.achieved_rps
+    );
+    for v in n.latency.ordered_ms() {
+        line.push_str(&format!(" {:>8}", ms(v, 3)));
+    }
+    line
+}
+
+/// Failed checks by kind, for the whole test or one request name.
+fn checks_line(scope: &str, c: &ChecksFailed) -> String {
+    let mut line = format!(
+        "checks failed ({scope}): status {}, body {}, json {}",
+        c.status, c.body, c.json
+    );
+    if c.too_large > 0 {
+        line.push_str(&format!(
+            " ({} on bodies larger than a driver keeps to check)",
+            c.too_large
+        ));
+    }
+    line
+}
+
 /// A latency in ms with `digits` decimals, or `n/a` where it is not known (a median that
 /// cannot be merged from other implementations' summaries).
 pub(super) fn ms(v: Option<f64>, digits: usize) -> String {
@@ -150,4 +221,64 @@ pub(super) fn ms(v: Option<f64>, digits: usize) -> String {
 /// A driver ID short enough for a table column.
 pub(super) fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{Latency, LatencyStats};
+
+    fn exact(values_us: &[u64]) -> LatencyStats {
+        let mut l = Latency::default();
+        for &v in values_us {
+            l.record(v);
+        }
+        LatencyStats::exact(&l)
+    }
+
+    fn stats() -> Stats {
+        Stats {
+            requests_total: 10,
+            sent: 10,
+            responses: 10,
+            ok: 10,
+            errors: Default::default(),
+            error_total: 0,
+            status: Default::default(),
+            counted: true,
+            achieved_rps: 100.0,
+            progress: 1.0,
+            elapsed_ms: 100,
+            latency: exact(&[1_000]),
+            service_time: exact(&[1_000]),
+            schedule_lag: LatencyStats::default(),
+            lag_note: None,
+            stages: Vec::new(),
+            connect_time: LatencyStats::default(),
+            tls_handshake: LatencyStats::default(),
+            tls_resumed: 0,
+            first_error: None,
+            checks_failed: Default::default(),
+            by_request: Default::default(),
+        }
+    }
+
+    #[test]
+    fn handshake_rows_show_count_mean_p50_p99_and_resumed() {
+        let mut s = stats();
+        assert!(handshake_rows(&s).is_empty(), "no data, no rows");
+        s.connect_time = exact(&[100, 200, 300, 400]);
+        assert_eq!(
+            handshake_rows(&s),
+            ["connect          4 connections  mean 0.250  p50 0.200  p99 0.400 ms"]
+        );
+        s.tls_handshake = exact(&[1_000, 2_000]);
+        s.tls_resumed = 1;
+        let rows = handshake_rows(&s);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            rows[1],
+            "TLS              2 connections  mean 1.500  p50 1.000  p99 2.000 ms  resumed 1"
+        );
+    }
 }

@@ -151,7 +151,7 @@ impl Control {
         if !defaults.is_empty() {
             tracing::info!(test_id = %c.test_id, requests, "the config names no message_count_per_driver: using --default-count");
         }
-        tracing::info!(test_id = %c.test_id, test_type = %c.test_type, requests, "test configured");
+        tracing::info!(test_id = %c.test_id, test_type = %c.test_type, requests, mix = c.mix.len(), "test configured");
         if self.configs.len() >= MAX_PENDING_CONFIGS {
             if let Some(oldest) = self
                 .configs

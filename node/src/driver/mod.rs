@@ -406,8 +406,9 @@ pub fn plan_for(
                 .max(1),
         ),
         start_at,
-        mix: Vec::new(),
-        checker: Default::default(),
+        // The mix and the test's checks reach the engine (an entry's own checks are in it).
+        mix,
+        checker: c.checks.as_ref().map(checker_of).unwrap_or_default(),
         record_sends: 0,
         transport,
     })

@@ -1,6 +1,7 @@
 //! Engine tests against small real HTTP servers on loopback.
 
 use super::*;
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -323,4 +324,82 @@ async fn an_unpaced_time_bound_run_sends_until_its_end_and_says_it_was_not_stopp
     let run = start(p).await.expect("start");
     let s = stop_after_three_responses(&run).await;
     assert!(s.stopped && s.time_bound);
+}
+
+/// A keep-alive server answering `200 ok` and counting requests by their first line's path.
+async fn path_server() -> (SocketAddr, Arc<std::sync::Mutex<BTreeMap<String, u64>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let paths = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let p = paths.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let p = p.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut pending = Vec::new();
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&pending[..i]).to_string();
+                        pending.drain(..i + 4);
+                        let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                        *p.lock().expect("lock").entry(path.clone()).or_insert(0) += 1;
+                        let body = if path == "/bad" { "nope" } else { "ok" };
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if s.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, paths)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mix_sends_each_entry_by_weight_and_checks_bodies() {
+    let (addr, paths) = path_server().await;
+    let req = |p: &str| {
+        PreparedRequest::build(&format!("http://{addr}{p}"), "GET", &[], None).expect("request")
+    };
+    let mut p = plan(addr, 1_001, 8, Pacer::UNPACED);
+    p.request = req("/a");
+    p.mix = vec![
+        MixRequest {
+            request: req("/a"),
+            weight: 3,
+            checker: None,
+        },
+        MixRequest {
+            request: req("/bad"),
+            weight: 1,
+            checker: Some(Checker::new(vec![], Some(b"ok"), vec![])),
+        },
+    ];
+    let s = start(p).await.expect("start").finished().await;
+    let want = mix::counts(&[3, 1], 1_001);
+    assert_eq!(want, vec![751, 250]);
+    let got = paths.lock().expect("lock").clone();
+    assert_eq!((got["/a"], got["/bad"]), (751, 250), "{got:?}");
+    let by: Vec<(u64, u64, u64)> = s
+        .recorder
+        .by_name
+        .iter()
+        .map(|n| (n.sent, n.status.total(), n.errors.check))
+        .collect();
+    assert_eq!(by, vec![(751, 751, 0), (250, 250, 250)]);
+    assert_eq!(
+        (s.recorder.errors.check, s.recorder.checks.body),
+        (250, 250)
+    );
+    assert_eq!(s.recorder.by_name[0].latency.count(), 751);
 }

@@ -79,8 +79,27 @@ pub const SCHEDULE_LAG: Spec = Spec {
     kind: Kind::Summary,
     labels: &["test_id", "node_id"],
 };
+pub const CONNECT: Spec = Spec {
+    name: "floodgate_driver_connect_duration_seconds",
+    help: "TCP connect time of each connection opened in the test, apart from request latency (from the engine's HDR histograms; exact sum and count).",
+    kind: Kind::Histogram,
+    labels: &["test_id", "node_id"],
+};
+pub const TLS: Spec = Spec {
+    name: "floodgate_driver_tls_handshake_duration_seconds",
+    help: "TLS handshake time (after the TCP connect) of each TLS connection opened in the test (from the engine's HDR histograms; exact sum and count).",
+    kind: Kind::Histogram,
+    labels: &["test_id", "node_id"],
+};
+pub const TLS_RESUMED: Spec = Spec {
+    name: "floodgate_driver_tls_resumed_total",
+    help:
+        "TLS handshakes in the test that resumed a session (of those in the handshake histogram).",
+    kind: Kind::Counter,
+    labels: &["test_id", "node_id"],
+};
 
-const SPECS: [&Spec; 10] = [
+const SPECS: [&Spec; 13] = [
     &TEST_RUNNING,
     &PLANNED,
     &SENT,
@@ -91,6 +110,9 @@ const SPECS: [&Spec; 10] = [
     &LATENCY,
     &LATENCY_SUMMARY,
     &SCHEDULE_LAG,
+    &CONNECT,
+    &TLS,
+    &TLS_RESUMED,
 ];
 
 /// This role's own families (beside [`super::COMMON`]).
@@ -114,6 +136,9 @@ struct Figures {
     latency_sum_s: f64,
     lag: Summary,
     lag_sum_s: f64,
+    connect: Buckets,
+    tls: Buckets,
+    tls_resumed: u64,
 }
 
 impl Figures {
@@ -133,6 +158,9 @@ impl Figures {
             latency_sum_s: l.sum_us as f64 / 1e6,
             lag: s.recorder.lag.summary(),
             lag_sum_s: s.recorder.lag.sum_us as f64 / 1e6,
+            connect: Buckets::from_latency(&s.recorder.connect),
+            tls: Buckets::from_latency(&s.recorder.tls),
+            tls_resumed: s.recorder.tls_resumed,
         }
     }
 }
@@ -268,6 +296,15 @@ fn figures(out: &mut Families, node: &str, f: &Figures) {
             f.lag.count,
             f.lag_sum_s,
         );
+    }
+    // Connection opening costs, apart from latency: only where connections were opened, and
+    // TLS only for an HTTPS test.
+    if f.connect.count > 0 {
+        out.histogram(&CONNECT, &ids, &f.connect);
+    }
+    if f.tls.count > 0 {
+        out.histogram(&TLS, &ids, &f.tls);
+        out.counter(&TLS_RESUMED, &ids, f.tls_resumed as f64);
     }
 }
 

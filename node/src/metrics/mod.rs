@@ -38,7 +38,7 @@ pub const LATENCY_BUCKETS: [f64; 16] = [
 /// The values of the `status_class` label, in the order of the counts' arrays.
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// The values of the `kind` label, in the order of the counts' arrays.
-pub const ERROR_KINDS: [&str; 4] = ["connect", "timeout", "http", "io"];
+pub const ERROR_KINDS: [&str; 5] = ["connect", "timeout", "http", "io", "check"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

@@ -5,14 +5,15 @@
 //! interval (500 ms) old. The latency histogram is per driver while the test runs; an ended
 //! test has freed its histograms (docs/decisions.md), so its latency remains as the exact merged
 //! summary (`floodgate_test_latency_summary_seconds`), which is exported for running and ended
-//! tests alike.
+//! tests alike. Connect and TLS handshake times follow the same pattern, apart from latency.
 
 use super::{
     collect_common, descs, Buckets, Families, Kind, Spec, COMMON, ERROR_KINDS, RECENT_TESTS,
     STATUS_CLASSES,
 };
 use crate::model::TestStatus;
-use crate::orchestrator::view::Stats;
+use crate::orchestrator::run::DriverHistograms;
+use crate::orchestrator::view::{Stats, TestView};
 use crate::orchestrator::Orchestrator;
 use crate::stats::LatencyStats;
 use crate::thresholds::eval::{State, Thresholds, Verdict};
@@ -104,6 +105,67 @@ pub const TEST_LATENCY_SUMMARY: Spec = Spec {
     kind: Kind::Summary,
     labels: &["test_id"],
 };
+pub const TEST_CONNECT: Spec = Spec {
+    name: "floodgate_test_connect_duration_seconds",
+    help: "TCP connect time of each connection the driver opened, apart from request latency, while the test runs (from its HDR histogram; exact sum and count).",
+    kind: Kind::Histogram,
+    labels: &["test_id", "node_id"],
+};
+pub const TEST_CONNECT_SUMMARY: Spec = Spec {
+    name: "floodgate_test_connect_summary_seconds",
+    help: "TCP connect time over all drivers from the merged HDR histograms: exact min (0), max (1) and count; percentiles within 0.1%.",
+    kind: Kind::Summary,
+    labels: &["test_id"],
+};
+pub const TEST_TLS: Spec = Spec {
+    name: "floodgate_test_tls_handshake_duration_seconds",
+    help: "TLS handshake time (after the TCP connect) of each TLS connection the driver opened, while the test runs (from its HDR histogram; exact sum and count).",
+    kind: Kind::Histogram,
+    labels: &["test_id", "node_id"],
+};
+pub const TEST_TLS_SUMMARY: Spec = Spec {
+    name: "floodgate_test_tls_handshake_summary_seconds",
+    help: "TLS handshake time over all drivers from the merged HDR histograms: exact min (0), max (1) and count; percentiles within 0.1%.",
+    kind: Kind::Summary,
+    labels: &["test_id"],
+};
+pub const TEST_TLS_RESUMED: Spec = Spec {
+    name: "floodgate_test_tls_resumed_total",
+    help: "TLS handshakes of the driver that resumed a session (as of its latest report).",
+    kind: Kind::Counter,
+    labels: &["test_id", "node_id"],
+};
+
+pub const TEST_CHECKS_FAILED: Spec = Spec {
+    name: "floodgate_test_checks_failed_total",
+    help: "Responses of the test that failed a check, by kind (status: also in errors kind http; body and json: also in kind check), over all drivers.",
+    kind: Kind::Counter,
+    labels: &["test_id", "kind"],
+};
+pub const TEST_REQUEST_SENT: Spec = Spec {
+    name: "floodgate_test_request_sent_total",
+    help: "Requests of one name of the test's request mix sent, over all drivers.",
+    kind: Kind::Counter,
+    labels: &["test_id", "request"],
+};
+pub const TEST_REQUEST_RESPONSES: Spec = Spec {
+    name: "floodgate_test_request_responses_total",
+    help: "Complete HTTP responses to one name of the test's request mix, by status class, over all drivers.",
+    kind: Kind::Counter,
+    labels: &["test_id", "request", "status_class"],
+};
+pub const TEST_REQUEST_ERRORS: Spec = Spec {
+    name: "floodgate_test_request_errors_total",
+    help: "Failed requests of one name of the test's request mix, by kind, over all drivers.",
+    kind: Kind::Counter,
+    labels: &["test_id", "request", "kind"],
+};
+pub const TEST_REQUEST_LATENCY: Spec = Spec {
+    name: "floodgate_test_request_latency_summary_seconds",
+    help: "Latency of one name of the test's request mix over all drivers, from the merged HDR histograms: exact min (0), max (1) and count; percentiles within 0.1%.",
+    kind: Kind::Summary,
+    labels: &["test_id", "request"],
+};
 
 pub const TEST_THRESHOLD_PASSED: Spec = Spec {
     name: "floodgate_test_threshold_passed",
@@ -124,7 +186,7 @@ pub const TEST_THRESHOLDS: Spec = Spec {
     labels: &["test_id", "state"],
 };
 
-const SPECS: [&Spec; 17] = [
+const SPECS: [&Spec; 27] = [
     &DRIVERS_ALIVE,
     &DRIVER_UP,
     &HEARTBEAT_AGE,
@@ -139,6 +201,16 @@ const SPECS: [&Spec; 17] = [
     &TEST_ELAPSED,
     &TEST_LATENCY,
     &TEST_LATENCY_SUMMARY,
+    &TEST_CONNECT,
+    &TEST_CONNECT_SUMMARY,
+    &TEST_TLS,
+    &TEST_TLS_SUMMARY,
+    &TEST_TLS_RESUMED,
+    &TEST_CHECKS_FAILED,
+    &TEST_REQUEST_SENT,
+    &TEST_REQUEST_RESPONSES,
+    &TEST_REQUEST_ERRORS,
+    &TEST_REQUEST_LATENCY,
     &TEST_THRESHOLD_PASSED,
     &TEST_THRESHOLD_VALUE,
     &TEST_THRESHOLDS,
@@ -192,28 +264,63 @@ impl OrchestratorCollector {
             let n = statuses.iter().filter(|s| **s == state).count();
             out.gauge(&TESTS, &[name], n as f64);
         }
-        for (view, latencies) in &tests {
-            let t = view.id.as_str();
-            for (state, name) in STATES {
-                let v = if view.status == state { 1.0 } else { 0.0 };
-                out.gauge(&TEST_STATE, &[t, name], v);
-            }
-            for d in &view.per_driver {
-                per_driver(&mut out, t, &d.driver_id, &d.stats);
-            }
-            for (node, latency) in latencies {
-                out.histogram(
-                    &TEST_LATENCY,
-                    &[t, node.as_str()],
-                    &Buckets::from_latency(latency),
-                );
-            }
-            summary(&mut out, t, &view.aggregate.latency);
-            if let Some(th) = &view.thresholds {
-                thresholds(&mut out, t, th);
-            }
+        for (view, histograms) in &tests {
+            test_families(&mut out, view, histograms);
         }
         out
+    }
+}
+
+/// One exported test's families: its state, per-driver counters and histograms (while it
+/// runs), and the merged summaries.
+pub(crate) fn test_families(out: &mut Families, view: &TestView, histograms: &[DriverHistograms]) {
+    let t = view.id.as_str();
+    for (state, name) in STATES {
+        let v = if view.status == state { 1.0 } else { 0.0 };
+        out.gauge(&TEST_STATE, &[t, name], v);
+    }
+    for d in &view.per_driver {
+        per_driver(out, t, &d.driver_id, &d.stats);
+    }
+    for h in histograms {
+        let ids = [t, h.node.as_str()];
+        out.histogram(&TEST_LATENCY, &ids, &Buckets::from_latency(&h.latency));
+        // Handshake series only where connections were opened (TLS: HTTPS tests).
+        for (spec, l) in [(&TEST_CONNECT, &h.connect), (&TEST_TLS, &h.tls)] {
+            if l.count() > 0 {
+                out.histogram(spec, &ids, &Buckets::from_latency(l));
+            }
+        }
+    }
+    summary(out, &TEST_LATENCY_SUMMARY, &[t], &view.aggregate.latency);
+    let c = &view.aggregate.checks_failed;
+    if !c.is_empty() {
+        for (kind, n) in [("status", c.status), ("body", c.body), ("json", c.json)] {
+            out.counter(&TEST_CHECKS_FAILED, &[t, kind], n as f64);
+        }
+    }
+    // A mix's names, merged over the drivers (at most limits::MAX_MIX_ENTRIES per test).
+    for (name, n) in &view.aggregate.by_request {
+        let ids = [t, name.as_str()];
+        out.counter(&TEST_REQUEST_SENT, &ids, n.sent as f64);
+        for (class, k) in STATUS_CLASSES.iter().zip(n.status.as_array()) {
+            out.counter(&TEST_REQUEST_RESPONSES, &[t, name, class], k as f64);
+        }
+        for (kind, k) in ERROR_KINDS.iter().zip(n.errors.as_array()) {
+            out.counter(&TEST_REQUEST_ERRORS, &[t, name, kind], k as f64);
+        }
+        summary(out, &TEST_REQUEST_LATENCY, &ids, &n.latency);
+    }
+    for (spec, l) in [
+        (&TEST_CONNECT_SUMMARY, &view.aggregate.connect_time),
+        (&TEST_TLS_SUMMARY, &view.aggregate.tls_handshake),
+    ] {
+        if !l.is_empty() {
+            summary(out, spec, &[t], l);
+        }
+    }
+    if let Some(th) = &view.thresholds {
+        thresholds(out, t, th);
     }
 }
 
@@ -229,6 +336,9 @@ fn per_driver(out: &mut Families, test: &str, node: &str, s: &Stats) {
     }
     out.gauge(&TEST_RPS, &ids, s.achieved_rps);
     out.gauge(&TEST_ELAPSED, &ids, s.elapsed_ms as f64 / 1000.0);
+    if !s.tls_handshake.is_empty() {
+        out.counter(&TEST_TLS_RESUMED, &ids, s.tls_resumed as f64);
+    }
 }
 
 const VERDICTS: [Verdict; 4] = [
@@ -259,9 +369,9 @@ fn thresholds(out: &mut Families, test: &str, t: &Thresholds) {
 /// The aggregate as a summary: only the quantiles that are known (a median cannot be merged from
 /// other implementations' summaries, so it is left out rather than guessed); the sum is NaN when
 /// the mean is not known.
-fn summary(out: &mut Families, test: &str, l: &LatencyStats) {
+fn summary(out: &mut Families, spec: &Spec, labels: &[&str], l: &LatencyStats) {
     if l.is_empty() {
-        out.summary(&TEST_LATENCY_SUMMARY, &[test], &[], 0, 0.0);
+        out.summary(spec, labels, &[], 0, 0.0);
         return;
     }
     let known: Vec<(f64, f64)> = [
@@ -278,7 +388,7 @@ fn summary(out: &mut Families, test: &str, l: &LatencyStats) {
     let sum = l
         .mean_ms
         .map_or(f64::NAN, |m| (m * 1000.0 * l.count as f64).round() / 1e6);
-    out.summary(&TEST_LATENCY_SUMMARY, &[test], &known, l.count, sum);
+    out.summary(spec, labels, &known, l.count, sum);
 }
 
 impl Collector for OrchestratorCollector {

@@ -111,7 +111,9 @@ fn every_descriptor_is_valid_and_names_are_unique() {
                     "role",
                     "version",
                     // At most thresholds::MAX_THRESHOLDS per exported test.
-                    "threshold"
+                    "threshold",
+                    // At most limits::MAX_MIX_ENTRIES per exported test.
+                    "request"
                 ]
                 .contains(l),
                 "unbounded or unexpected label {l} on {}",
@@ -231,5 +233,221 @@ fn label_values_are_escaped() {
     assert!(
         text.contains(r#"floodgate_build_info{node_id="odd\"id\\with\nnewline",role="driver""#),
         "{text}"
+    );
+}
+
+#[test]
+fn a_driver_exports_connect_and_tls_handshake_times_apart_from_latency() {
+    let m = DriverMetrics::new("driver-x", Arc::new(BusStats::default()));
+    let mut https = snapshot(100, 1_500);
+    for us in [200, 300, 400, 700_000] {
+        https.recorder.connect.record(us);
+    }
+    for us in [2_000, 3_000, 4_000, 1_500_000] {
+        https.recorder.tls.record(us);
+    }
+    https.recorder.tls_resumed = 3;
+    m.ended("https", &https);
+    m.ended("plain", &snapshot(10, 1_500));
+    let text = m.render().unwrap();
+    let t = r#"test_id="https",node_id="driver-x""#;
+    let v = |series: &str| value(&text, &series.replace("{t}", t));
+    assert_eq!(
+        v("floodgate_driver_connect_duration_seconds_count{{t}}"),
+        4.0
+    );
+    assert_eq!(
+        v("floodgate_driver_connect_duration_seconds_sum{{t}}"),
+        0.7009
+    );
+    assert_eq!(
+        v(r#"floodgate_driver_connect_duration_seconds_bucket{{t},le="0.0005"}"#),
+        3.0
+    );
+    assert_eq!(
+        v(r#"floodgate_driver_connect_duration_seconds_bucket{{t},le="0.5"}"#),
+        3.0
+    );
+    assert_eq!(
+        v(r#"floodgate_driver_connect_duration_seconds_bucket{{t},le="1"}"#),
+        4.0
+    );
+    assert_eq!(
+        v("floodgate_driver_tls_handshake_duration_seconds_count{{t}}"),
+        4.0
+    );
+    assert_eq!(
+        v("floodgate_driver_tls_handshake_duration_seconds_sum{{t}}"),
+        1.509
+    );
+    assert_eq!(
+        v(r#"floodgate_driver_tls_handshake_duration_seconds_bucket{{t},le="0.005"}"#),
+        3.0
+    );
+    assert_eq!(v("floodgate_driver_tls_resumed_total{{t}}"), 3.0);
+    // Kept apart: the latency histogram still counts the 100 requests only.
+    assert_eq!(v("floodgate_driver_latency_seconds_count{{t}}"), 100.0);
+    assert!(text.contains("# TYPE floodgate_driver_tls_handshake_duration_seconds histogram"));
+    assert!(text.contains("# TYPE floodgate_driver_tls_resumed_total counter"));
+    // A test that opened no connection (or no TLS one) has no handshake series.
+    let plain = r#"test_id="plain""#;
+    assert!(!text
+        .lines()
+        .any(|l| l.contains(plain) && (l.contains("_connect_") || l.contains("_tls_"))));
+}
+
+#[test]
+fn the_orchestrator_exports_handshake_histograms_summaries_and_resumed_counts() {
+    use crate::orchestrator::run::DriverHistograms;
+    let view = crate::report::tests::https_view();
+    let histograms: Vec<DriverHistograms> = view
+        .per_driver
+        .iter()
+        .enumerate()
+        .map(|(i, d)| DriverHistograms {
+            node: d.driver_id.clone(),
+            latency: latency_of(&[1_000; 3]),
+            connect: latency_of(&[100 * (i as u64 + 1); 16]),
+            tls: latency_of(&[1_000 * (i as u64 + 1); 16]),
+        })
+        .collect();
+    let specs: Vec<&Spec> = orchestrator::specs().to_vec();
+    let (v, h) = (view.clone(), histograms.clone());
+    let text = render_families(&specs, move || {
+        let mut out = Families::default();
+        orchestrator::test_families(&mut out, &v, &h);
+        out
+    })
+    .unwrap();
+    let t = format!(r#"test_id="{}""#, view.id);
+    let d0 = format!(r#"{t},node_id="driver-a""#);
+    let series = |s: &str| value(&text, s);
+    assert_eq!(
+        series(&format!(
+            "floodgate_test_connect_duration_seconds_count{{{d0}}}"
+        )),
+        16.0
+    );
+    assert_eq!(
+        series(&format!(
+            "floodgate_test_connect_duration_seconds_sum{{{d0}}}"
+        )),
+        0.0016
+    );
+    assert_eq!(
+        series(&format!(
+            "floodgate_test_tls_handshake_duration_seconds_count{{{d0}}}"
+        )),
+        16.0
+    );
+    assert_eq!(
+        series(&format!(
+            r#"floodgate_test_tls_handshake_duration_seconds_bucket{{{d0},le="0.001"}}"#
+        )),
+        16.0
+    );
+    assert_eq!(
+        series(&format!("floodgate_test_tls_resumed_total{{{d0}}}")),
+        5.0
+    );
+    assert_eq!(
+        samples(&text, "floodgate_test_tls_resumed_total{")
+            .iter()
+            .map(|(_, v)| v)
+            .sum::<f64>(),
+        12.0
+    );
+    // The merged summaries, from the view's aggregate (kept once the test has ended).
+    assert_eq!(
+        series(&format!(
+            "floodgate_test_tls_handshake_summary_seconds_count{{{t}}}"
+        )),
+        32.0
+    );
+    assert_eq!(
+        series(&format!(
+            r#"floodgate_test_tls_handshake_summary_seconds{{{t},quantile="0.99"}}"#
+        )),
+        0.003
+    );
+    assert_eq!(
+        series(&format!(
+            r#"floodgate_test_connect_summary_seconds{{{t},quantile="0.5"}}"#
+        )),
+        0.0001
+    );
+    assert_eq!(
+        series(&format!(
+            "floodgate_test_connect_summary_seconds_sum{{{t}}}"
+        )),
+        0.004
+    );
+    // Request latency stays its own: 3 per driver.
+    assert_eq!(
+        series(&format!("floodgate_test_latency_seconds_count{{{d0}}}")),
+        3.0
+    );
+}
+
+#[test]
+fn the_orchestrator_exports_a_mix_s_names_and_failed_checks() {
+    use crate::orchestrator::view_mix::RequestStats;
+    use crate::protocol::ChecksFailed;
+    let mut view = crate::report::tests::https_view();
+    view.aggregate.checks_failed = ChecksFailed {
+        status: 7,
+        body: 3,
+        json: 0,
+        too_large: 0,
+    };
+    let mut home = RequestStats {
+        sent: 30,
+        responses: 30,
+        ok: 23,
+        latency: crate::stats::LatencyStats::exact(&latency_of(&[2_000; 30])),
+        ..Default::default()
+    };
+    home.status.c2 = 23;
+    home.status.c5 = 7;
+    home.errors.http = 7;
+    view.aggregate.by_request.insert("home".into(), home);
+    let specs: Vec<&Spec> = orchestrator::specs().to_vec();
+    let v = view.clone();
+    let text = render_families(&specs, move || {
+        let mut out = Families::default();
+        orchestrator::test_families(&mut out, &v, &[]);
+        out
+    })
+    .unwrap();
+    let t = format!(r#"test_id="{}""#, view.id);
+    let series = |s: &str| value(&text, s);
+    let r = format!(r#"{t},request="home""#);
+    assert_eq!(
+        series(&format!("floodgate_test_request_sent_total{{{r}}}")),
+        30.0
+    );
+    assert_eq!(
+        series(&format!(
+            r#"floodgate_test_request_responses_total{{{r},status_class="5xx"}}"#
+        )),
+        7.0
+    );
+    assert_eq!(
+        series(&format!(
+            r#"floodgate_test_request_errors_total{{{r},kind="http"}}"#
+        )),
+        7.0
+    );
+    assert_eq!(
+        series(&format!(
+            "floodgate_test_request_latency_summary_seconds_count{{{r}}}"
+        )),
+        30.0
+    );
+    assert_eq!(
+        series(&format!(
+            r#"floodgate_test_checks_failed_total{{{t},kind="body"}}"#
+        )),
+        3.0
     );
 }

@@ -394,10 +394,7 @@ impl Orchestrator {
     pub fn metrics_view(
         &self,
         recent: usize,
-    ) -> (
-        Vec<TestStatus>,
-        Vec<(TestView, Vec<(String, crate::stats::Latency)>)>,
-    ) {
+    ) -> (Vec<TestStatus>, Vec<(TestView, Vec<run::DriverHistograms>)>) {
         self.state().metrics_view(recent, Instant::now())
     }
 

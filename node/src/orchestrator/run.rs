@@ -420,6 +420,7 @@ impl TestRun {
             aggregate.status.add(&s.status);
             aggregate.elapsed_ms = aggregate.elapsed_ms.max(s.elapsed_ms);
             aggregate.counted &= s.counted;
+            aggregate.tls_resumed += s.tls_resumed;
             if aggregate.first_error.is_none() {
                 aggregate.first_error.clone_from(&s.first_error);
             }
@@ -494,14 +495,28 @@ impl TestRun {
         }
     }
 
-    /// Each reporting participant's latency histogram (for the Prometheus exporter);
-    /// empty once the test has ended and freed its histograms.
-    pub fn driver_latencies(&self) -> impl Iterator<Item = (&str, &Latency)> {
+    /// Each reporting participant's latency, connect and TLS handshake histograms (for the
+    /// Prometheus exporter); empty once the test has ended and freed its histograms.
+    pub fn driver_histograms(&self) -> impl Iterator<Item = DriverHistograms> + '_ {
         self.parts
             .iter()
             .filter(|(_, p)| p.report.is_some())
-            .map(|(id, p)| (id.as_str(), &p.latency))
+            .map(|(id, p)| DriverHistograms {
+                node: id.clone(),
+                latency: p.latency.clone(),
+                connect: p.connect.clone(),
+                tls: p.tls.clone(),
+            })
     }
+}
+
+/// One driver's histograms of a running test, as the Prometheus exporter reads them.
+#[derive(Clone, Debug)]
+pub struct DriverHistograms {
+    pub node: String,
+    pub latency: Latency,
+    pub connect: Latency,
+    pub tls: Latency,
 }
 
 /// A time-bound driver's progress is its share of the duration (its count may be open), and

@@ -358,6 +358,25 @@ fn plan_for_uses_the_config() {
 }
 
 #[test]
+fn plan_for_takes_the_mix_and_the_tests_checks() {
+    let body = br#"{"test_type":"avalanche","requests_per_driver":8,
+        "checks":{"json":[{"pointer":"/a","equals":1}]},
+        "mix":[{"name":"home","url":"http://127.0.0.1:1/","weight":3},
+               {"name":"gone","url":"http://127.0.0.1:1/x","checks":{"status":[404]}}]}"#;
+    let s = parse_input(body).expect("parse").validate().expect("valid");
+    let p = plan_for(&s.to_config("t", &["a".into()], "o"), 8, None, None).expect("plan");
+    // Both entries with their weights, the second with its own checks; the test's checks read
+    // bodies (a JSON check), which the default checker never does.
+    let mix: Vec<(u32, bool)> = p
+        .mix
+        .iter()
+        .map(|m| (m.weight, m.checker.is_some()))
+        .collect();
+    assert_eq!(mix, [(3, false), (1, true)]);
+    assert!(p.checker.needs_body());
+}
+
+#[test]
 fn a_part_that_sent_fewer_than_asked_is_never_completed_whatever_it_says() {
     let (mut run, t0) = running(&["a", "b"]);
     run.apply(report("a", 1, true, &[1_000; 4]), t0).expect("a");

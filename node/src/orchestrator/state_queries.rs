@@ -4,11 +4,10 @@
 use super::State;
 use crate::model::TestStatus;
 use crate::orchestrator::registry::DriverView;
-use crate::orchestrator::run::TestRun;
+use crate::orchestrator::run::{DriverHistograms, TestRun};
 use crate::orchestrator::series::Point;
 use crate::orchestrator::view::TestView;
 use crate::orchestrator::OrchestratorError;
-use crate::stats::Latency;
 use std::time::Instant;
 
 impl State {
@@ -55,7 +54,7 @@ impl State {
         &self,
         recent: usize,
         now: Instant,
-    ) -> (Vec<TestStatus>, Vec<(TestView, Vec<(String, Latency)>)>) {
+    ) -> (Vec<TestStatus>, Vec<(TestView, Vec<DriverHistograms>)>) {
         let statuses = self.tests.values().map(TestRun::status).collect();
         let running = self
             .tests
@@ -67,13 +66,7 @@ impl State {
             .take(recent);
         let views = running
             .chain(others)
-            .map(|t| {
-                let latencies = t
-                    .driver_latencies()
-                    .map(|(id, l)| (id.to_string(), l.clone()))
-                    .collect();
-                (t.view(now), latencies)
-            })
+            .map(|t| (t.view(now), t.driver_histograms().collect()))
             .collect();
         (statuses, views)
     }

@@ -56,6 +56,9 @@ pub struct Stats {
     /// plain HTTP.
     #[serde(default, skip_serializing_if = "LatencyStats::is_empty")]
     pub tls_handshake: LatencyStats,
+    /// TLS handshakes that resumed a session (of those in `tls_handshake`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tls_resumed: u64,
     /// The first transport error a driver saw (the aggregate: the first driver's that has one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
@@ -69,6 +72,10 @@ pub struct Stats {
 
 fn yes() -> bool {
     true
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Default for Stats {
@@ -92,6 +99,7 @@ impl Default for Stats {
             stages: Vec::new(),
             connect_time: LatencyStats::default(),
             tls_handshake: LatencyStats::default(),
+            tls_resumed: 0,
             first_error: None,
             checks_failed: ChecksFailed::default(),
             by_request: BTreeMap::new(),
@@ -170,6 +178,7 @@ pub(super) fn driver_stats(
     s.lag_note = crate::stats::lag_note(&s.latency, &s.schedule_lag);
     s.connect_time = LatencyStats::exact(&part.connect);
     s.tls_handshake = LatencyStats::exact(&part.tls);
+    s.tls_resumed = r.map_or(0, |r| r.handshakes.tls_resumed);
     s.first_error = r.and_then(|r| r.first_error.clone());
     s.by_request = super::view_mix::shown(super::view_mix::merge(std::iter::once(part)));
     let (state, ended_by, reason) = match &part.judged {

@@ -118,3 +118,26 @@ fn by_request_is_read_liberally_and_bounded() {
         .collect();
     assert!(by_request(Some(&Value::Object(many))).is_err());
 }
+
+#[test]
+fn a_mix_and_checks_survive_the_wire() {
+    use crate::protocol::{DelayUnit, SeedStyle, TestConfig};
+    let raw = json!({"test_id": "t", "test_type": "AVALANCHE", "request_count": 5,
+        "target": {"url": "http://h/ping"},
+        "mix": [{"name": "a", "url": "h/x", "weight": 2}, {"name": "b", "url": "http://h/y"}],
+        "checks": {"status": ["2xx", 404], "body_contains": "ok"}});
+    let c = TestConfig::parse(raw.to_string().as_bytes(), DelayUnit::Seconds).expect("parsed");
+    assert_eq!(c.mix.len(), 2);
+    assert_eq!(
+        (c.mix[0].url.as_str(), c.mix[0].weight, c.mix[1].weight),
+        ("http://h/x", 2, 1)
+    );
+    let again =
+        TestConfig::parse(&c.emit(&SeedStyle::default()), DelayUnit::Seconds).expect("again");
+    assert_eq!((again.mix, again.checks), (c.mix, c.checks));
+    let zero = json!({"test_id": "t", "test_type": "AVALANCHE",
+        "mix": [{"name": "a", "url": "http://h/", "weight": 0}]});
+    let e =
+        TestConfig::parse(zero.to_string().as_bytes(), DelayUnit::Seconds).expect_err("weight 0");
+    assert!(e.to_string().contains("mix[0].weight"), "{e}");
+}

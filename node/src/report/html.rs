@@ -244,14 +244,14 @@ fn spec_section(h: &mut String, v: &TestView) {
 }
 
 /// One table row's label cells: the aggregate first, then the drivers.
-struct Row<'a> {
+pub(super) struct Row<'a> {
     name: String,
     state: String,
-    stats: &'a Stats,
+    pub(super) stats: &'a Stats,
     all: bool,
 }
 
-fn rows(v: &TestView) -> Vec<Row<'_>> {
+pub(super) fn rows(v: &TestView) -> Vec<Row<'_>> {
     let mut rows = vec![Row {
         name: "All drivers".into(),
         state: status_name(v.status).into(),
@@ -336,6 +336,8 @@ fn results_section(h: &mut String, v: &TestView) {
     if let Some(n) = &v.aggregate.lag_note {
         let _ = writeln!(h, "<p class=\"note lag-note\">{}</p>", esc(n));
     }
+    super::handshakes::html_section(h, v);
+    super::mix::html_section(h, v);
     table(
         h,
         "Responses by status class",
@@ -364,7 +366,7 @@ fn summary_cells(l: &LatencyStats) -> Vec<String> {
     cells
 }
 
-fn table(
+pub(super) fn table(
     h: &mut String,
     caption: &str,
     class: &str,
@@ -471,7 +473,7 @@ fn kind_name(t: TestType) -> &'static str {
 }
 
 /// An integer with thousands separators: `1,234,567`.
-fn int(n: u64) -> String {
+pub(super) fn int(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -493,7 +495,7 @@ fn rate(x: f64) -> String {
 }
 
 /// A latency in ms, or `n/a` where it is not known (it could not be merged exactly).
-fn ms(x: Option<f64>) -> String {
+pub(super) fn ms(x: Option<f64>) -> String {
     x.map_or_else(|| "n/a".to_string(), |x| format!("{x:.3}"))
 }
 

@@ -5,7 +5,9 @@
 //! Pure functions: no I/O, no clock. The API (`api/reports.rs`) and the CLI serve what these
 //! return. The formats are documented in `docs/reports.md`.
 
+mod handshakes;
 mod html;
+mod mix;
 mod thresholds;
 
 pub use html::{esc, html, CSP};
@@ -79,9 +81,11 @@ pub fn file_name(view: &TestView, ext: &str) -> String {
 /// The results as CSV (RFC 4180: CRLF line ends, a header row, fields quoted when needed):
 /// first the `all` row (scope `all`, empty `driver_id`, the test's status as `state`), then one
 /// `driver` row per participant, then for a test with thresholds a `thresholds` row (the
-/// verdict as `state`) and one `threshold` row each (its state, and the last four columns:
-/// the expression, its limit, the measured value and their unit). Numbers are written exactly as the JSON holds them (the
-/// shortest decimal that reads back to the same value), latencies in ms.
+/// verdict as `state`) and one `threshold` row each (its state, and the four threshold columns:
+/// the expression, its limit, the measured value and their unit). Last come the connection
+/// columns ([`handshakes::CSV_COLUMNS`]: connect and TLS handshake figures, resumed sessions),
+/// empty on threshold rows. Numbers are written exactly as the JSON holds them (the shortest
+/// decimal that reads back to the same value), latencies in ms.
 pub fn csv(view: &TestView) -> String {
     let mut out = String::new();
     push_row(
@@ -89,6 +93,8 @@ pub fn csv(view: &TestView) -> String {
         CSV_COLUMNS
             .iter()
             .chain(thresholds::CSV_COLUMNS.iter())
+            .chain(handshakes::CSV_COLUMNS.iter())
+            .chain(mix::CSV_COLUMNS.iter())
             .map(|c| c.to_string()),
     );
     push_row(
@@ -109,6 +115,14 @@ pub fn csv(view: &TestView) -> String {
         push_row(&mut out, stats_row("driver", driver_id, &state, stats));
     }
     for row in thresholds::csv_rows(view, CSV_COLUMNS.len()) {
+        let empty = handshakes::CSV_COLUMNS
+            .iter()
+            .chain(mix::CSV_COLUMNS.iter())
+            .map(|_| String::new());
+        push_row(&mut out, row.into_iter().chain(empty));
+    }
+    let skip = thresholds::CSV_COLUMNS.len() + handshakes::CSV_COLUMNS.len();
+    for row in mix::csv_rows(view, skip) {
         push_row(&mut out, row.into_iter());
     }
     out
@@ -189,6 +203,8 @@ fn stats_row(scope: &str, driver_id: &str, state: &str, s: &Stats) -> impl Itera
             .map(|x| x.map(num).unwrap_or_default()),
         )
         .chain(thresholds::CSV_COLUMNS.iter().map(|_| String::new()))
+        .chain(handshakes::csv_cells(s))
+        .chain(mix::csv_cells(s))
 }
 
 /// The shortest decimal that reads back to `x` (never an exponent).
@@ -224,4 +240,4 @@ fn push_field(out: &mut String, f: &str) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

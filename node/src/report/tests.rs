@@ -62,13 +62,14 @@ fn stats(sent: u64, rps: f64, base: f64) -> Stats {
         stages: vec![],
         connect_time: LatencyStats::default(),
         tls_handshake: LatencyStats::default(),
+        tls_resumed: 0,
         first_error: None,
         checks_failed: Default::default(),
         by_request: Default::default(),
     }
 }
 
-fn view() -> TestView {
+pub(crate) fn view() -> TestView {
     let mut headers = BTreeMap::new();
     headers.insert("X-Token".to_string(), "<b>secret</b>".to_string());
     TestView {
@@ -226,6 +227,8 @@ fn csv_has_a_header_an_all_row_and_one_row_per_driver_with_exact_numbers() {
     let header: Vec<String> = CSV_COLUMNS
         .iter()
         .chain(&["threshold", "limit", "measured", "unit"])
+        .chain(&handshakes::CSV_COLUMNS)
+        .chain(&super::mix::CSV_COLUMNS)
         .map(|c| c.to_string())
         .collect();
     assert_eq!(rows[0], header);
@@ -266,8 +269,14 @@ fn csv_has_a_header_an_all_row_and_one_row_per_driver_with_exact_numbers() {
     for r in &rows {
         assert_eq!(r.len(), header.len());
     }
+    let thresholds = CSV_COLUMNS.len()..CSV_COLUMNS.len() + 4;
     for r in &rows[1..] {
-        assert!(r[CSV_COLUMNS.len()..].iter().all(String::is_empty), "{r:?}");
+        assert!(r[thresholds.clone()].iter().all(String::is_empty), "{r:?}");
+        // No connection measured: counts 0, figures empty (never a zero time).
+        assert_eq!(
+            r[thresholds.end..thresholds.end + handshakes::CSV_COLUMNS.len()],
+            ["0", "", "", "", "", "0", "", "", "", "", "0"]
+        );
     }
     // Every number reads back to exactly the value in the view.
     for (row, d) in rows[2..].iter().zip(&v.per_driver) {
@@ -487,12 +496,174 @@ fn thresholds_are_rows_of_the_csv_and_a_section_of_the_html() {
         ("thresholds", "failed")
     );
     assert_eq!(rows[5][..3], ["threshold", "", "failed"]);
-    assert_eq!(rows[5][n..], ["p99 < 1ms", "1", "5.003", "ms"]);
-    assert_eq!(rows[6][n..], ["rps >= 100", "100", "200", "req/s"]);
+    assert_eq!(rows[5][n..n + 4], ["p99 < 1ms", "1", "5.003", "ms"]);
+    assert_eq!(rows[6][n..n + 4], ["rps >= 100", "100", "200", "req/s"]);
     assert_eq!(rows[7][2], "failed");
-    assert_eq!(rows[7][n..], ["error_rate < 0.1%", "0.001", "0.1", "ratio"]);
+    assert_eq!(
+        rows[7][n..n + 4],
+        ["error_rate < 0.1%", "0.001", "0.1", "ratio"]
+    );
+    // The connection and mix columns come last and are empty on threshold rows.
+    for r in &rows[4..] {
+        assert_eq!(
+            r.len(),
+            n + 4 + handshakes::CSV_COLUMNS.len() + super::mix::CSV_COLUMNS.len()
+        );
+        assert!(r[n + 4..].iter().all(String::is_empty), "{r:?}");
+    }
     let page = html(&v, &points());
     assert!(page.contains("<code>p99 &lt; 1ms</code>"), "escaped");
     assert!(page.contains(r#"<span class="status verdict-failed">failed</span>"#));
     assert!(page.contains("5.003 ms") && page.contains("abort_on_fail after 0 ms"));
+}
+
+fn handshake(count: u64, mean: f64, median: f64, p99: f64, max: f64) -> LatencyStats {
+    LatencyStats {
+        count,
+        min_ms: Some(median / 2.0),
+        max_ms: Some(max),
+        mean_ms: Some(mean),
+        median_ms: Some(median),
+        mode_ms: Some(median),
+        p90_ms: Some(p99),
+        p95_ms: Some(p99),
+        p99_ms: Some(p99),
+        source: LatencySource::Histogram,
+        not_mergeable: None,
+    }
+}
+
+/// A view of an HTTPS test: 16 connections per driver, 12 of the 32 handshakes resumed.
+pub(crate) fn https_view() -> TestView {
+    let mut v = view();
+    let set = |s: &mut Stats, n: u64, resumed: u64, k: f64| {
+        s.connect_time = handshake(n, 0.125 * k, 0.1 * k, 0.25 * k, 0.5 * k);
+        s.tls_handshake = handshake(n, 1.5 * k, 1.25 * k, 3.0 * k, 4.0 * k);
+        s.tls_resumed = resumed;
+    };
+    set(&mut v.aggregate, 32, 12, 1.0);
+    set(&mut v.per_driver[0].stats, 16, 5, 1.0);
+    set(&mut v.per_driver[1].stats, 16, 7, 2.0);
+    v
+}
+
+#[test]
+fn handshake_figures_are_the_last_csv_columns_exactly() {
+    let rows = parse_csv(&csv(&https_view()));
+    let n = rows[0].len() - super::mix::CSV_COLUMNS.len();
+    let tail = n - handshakes::CSV_COLUMNS.len();
+    assert_eq!(tail, CSV_COLUMNS.len() + 4, "after the threshold columns");
+    assert_eq!(rows[0][tail..n], handshakes::CSV_COLUMNS);
+    assert_eq!(
+        rows[0][tail..n],
+        [
+            "connect_count",
+            "connect_mean_ms",
+            "connect_median_ms",
+            "connect_p99_ms",
+            "connect_max_ms",
+            "tls_count",
+            "tls_mean_ms",
+            "tls_median_ms",
+            "tls_p99_ms",
+            "tls_max_ms",
+            "tls_resumed"
+        ]
+    );
+    let all = [
+        "32", "0.125", "0.1", "0.25", "0.5", "32", "1.5", "1.25", "3", "4", "12",
+    ];
+    assert_eq!(rows[1][tail..n], all);
+    assert_eq!(
+        rows[3][tail..n],
+        ["16", "0.25", "0.2", "0.5", "1", "16", "3", "2.5", "6", "8", "7"]
+    );
+    // The existing columns did not move.
+    assert_eq!(rows[1][..4], ["all", "", "completed", "2000"]);
+    assert_eq!(rows[1][17], "7.123");
+}
+
+#[test]
+fn handshake_figures_are_in_the_json_and_a_table_of_the_html() {
+    let v = https_view();
+    let j = json(&v, &points());
+    assert_eq!(j["aggregate"]["connect_time"]["count"], 32);
+    assert_eq!(j["aggregate"]["tls_handshake"]["p99_ms"], 3.0);
+    assert_eq!(j["aggregate"]["tls_resumed"], 12);
+    assert_eq!(j["per_driver"][1]["tls_resumed"], 7);
+    // A plain HTTP view has none of them.
+    let plain = json(&view(), &points());
+    assert!(plain["aggregate"].get("tls_resumed").is_none());
+    assert!(plain["aggregate"].get("tls_handshake").is_none());
+
+    let page = html(&v, &points());
+    let start = page
+        .find(r#"<table class="stats handshakes">"#)
+        .expect("the handshake table");
+    let table = &page[start..start + page[start..].find("</table>").unwrap()];
+    assert!(table.contains("<th>TLS handshakes</th>") && table.contains("<th>resumed</th>"));
+    let all_row = table
+        .lines()
+        .find(|l| l.starts_with(r#"<tr class="all""#))
+        .unwrap();
+    let cells: Vec<&str> = all_row
+        .split("<td>")
+        .skip(1)
+        .map(|c| c.trim_end_matches("</tr>").trim_end_matches("</td>"))
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            "32", "0.125", "0.100", "0.250", "0.500", "32", "1.500", "1.250", "3.000", "4.000",
+            "12"
+        ]
+    );
+    // Without any connection measured, no table.
+    assert!(!html(&view(), &points()).contains("stats handshakes"));
+}
+
+#[test]
+fn a_mix_is_a_row_per_name_of_the_csv_and_a_table_of_the_html() {
+    use crate::orchestrator::view_mix::RequestStats;
+    let mut v = view();
+    let mut n = RequestStats {
+        sent: 40,
+        responses: 40,
+        ok: 30,
+        error_total: 10,
+        achieved_rps: 20.0,
+        ..Default::default()
+    };
+    n.errors.check = 10;
+    n.checks_failed.body = 10;
+    v.aggregate.by_request.insert("<b>home</b>".into(), n);
+    v.aggregate.errors.check = 10;
+    v.aggregate.checks_failed.body = 10;
+    let rows = parse_csv(&csv(&v));
+    let width = rows[0].len();
+    assert_eq!(
+        rows[0][width - 5..],
+        [
+            "errors_check",
+            "checks_failed_status",
+            "checks_failed_body",
+            "checks_failed_json",
+            "request"
+        ]
+    );
+    assert!(
+        rows.iter().all(|r| r.len() == width),
+        "every row is as wide as the header"
+    );
+    assert_eq!(rows[1][width - 5..], ["10", "0", "10", "0", ""]);
+    let last = rows.last().expect("rows");
+    assert_eq!(last[..6], ["request", "", "", "40", "40", "30"]);
+    assert_eq!(last[10], "20");
+    assert_eq!(last[width - 5..], ["10", "0", "10", "0", "<b>home</b>"]);
+    let page = html(&v, &points());
+    assert!(
+        page.contains("data-request=\"&lt;b&gt;home&lt;/b&gt;\""),
+        "escaped"
+    );
+    assert!(!page.contains("<b>home</b>"));
 }

@@ -275,7 +275,7 @@ async function main(page) {
 
   // For a look at the layout: every section open, HTTP/2 and the warning on.
   if (process.env.FORM_SCREENSHOT) {
-    for (const name of ['request', 'thresholds', 'transport']) await openSection(page, name);
+    for (const name of ['request', 'mix', 'checks', 'thresholds', 'transport']) await openSection(page, name);
     await page.$eval('details.advanced:not([data-section])', (d) => { d.open = true; });
     await page.click('label:has([data-testid="input-http_version-2"])');
     await page.check(tid('input-tls.insecure_skip_verify'));

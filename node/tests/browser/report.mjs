@@ -80,6 +80,8 @@ try {
       points: embedded.series.length,
       paced: (embedded.aggregate.schedule_lag?.count ?? 0) > 0,
       lagTable: !!document.querySelector('table.stats.lag'),
+      measuredConnections: (embedded.aggregate.connect_time?.count ?? 0) > 0,
+      handshakeTable: !!document.querySelector('table.stats.handshakes'),
       scripts: document.scripts.length,
     };
   });
@@ -101,12 +103,14 @@ try {
   if (result.driverRows.join('\n') !== result.embeddedDrivers.join('\n')) {
     problems.push(`table rows ${JSON.stringify(result.driverRows)} != data ${JSON.stringify(result.embeddedDrivers)}`);
   }
-  // Requests, latency, service time, status classes; and schedule lag when the test was paced.
-  const tables = result.paced ? 5 : 4;
+  // Requests, latency, service time, status classes; schedule lag when the test was paced; and
+  // connection opening when the drivers measured any.
+  const tables = 4 + (result.paced ? 1 : 0) + (result.measuredConnections ? 1 : 0);
   if (result.tables !== tables || result.allRows !== tables) {
     problems.push(`expected ${tables} tables with an aggregate row each, found ${result.tables} / ${result.allRows}`);
   }
   if (result.lagTable !== result.paced) problems.push(`a schedule lag table ${result.lagTable ? 'in an unpaced' : 'missing from a paced'} test`);
+  if (result.handshakeTable !== result.measuredConnections) problems.push(`a connection table ${result.handshakeTable ? 'without' : 'missing despite'} measured connections`);
   if (result.scripts !== 3) problems.push(`expected 3 script elements, found ${result.scripts}`);
 
   await page.emulateMedia({ media: 'print' });
