@@ -1,6 +1,6 @@
 //! Values a LoadTest keeps in a ConfigMap of its namespace (`configMapKeyRef: {name, key}`),
-//! read when its test is about to start: `spec.tls.caFrom` now, and any later `…From` field
-//! (a request's body) through the same two steps: [`value_of`] decides, pure, from the
+//! read when its test is about to start: `spec.tls.caFrom` and each `spec.mix[i].bodyFrom`,
+//! through the same two steps: [`value_of`] decides, pure, from the
 //! ConfigMap as read (or its absence); [`read`] does the one GET. A ConfigMap or key that is
 //! missing (or a value too large or not text) is not an error but a [`RefPending`] naming the
 //! field: the LoadTest waits in Pending, retried, and starts once the ConfigMap is right.
@@ -116,12 +116,23 @@ pub async fn read(
     Ok(value_of(field, r, cm.as_ref(), max))
 }
 
+/// The field of mix entry `i`'s body kept in a ConfigMap.
+pub fn body_from(i: usize) -> String {
+    format!("spec.mix[{i}].bodyFrom")
+}
+
 /// Every ConfigMap reference of a spec: its field, the reference and the field's limit.
-pub fn refs(spec: &LoadTestSpec) -> Vec<(&'static str, &ConfigMapKeyRef, usize)> {
+pub fn refs(spec: &LoadTestSpec) -> Vec<(String, &ConfigMapKeyRef, usize)> {
     let ca = spec.tls.as_ref().and_then(|t| t.ca_from.as_ref());
-    ca.map(|c| (CA_FROM, &c.config_map_key_ref, limits::MAX_CA_PEM_BYTES))
-        .into_iter()
-        .collect()
+    let ca = ca.map(|c| {
+        let r = &c.config_map_key_ref;
+        (CA_FROM.to_string(), r, limits::MAX_CA_PEM_BYTES)
+    });
+    let bodies = spec.mix.iter().flatten().enumerate().filter_map(|(i, m)| {
+        let r = &m.body_from.as_ref()?.config_map_key_ref;
+        Some((body_from(i), r, limits::MAX_BODY_BYTES))
+    });
+    ca.into_iter().chain(bodies).collect()
 }
 
 /// The values of a spec's ConfigMap references, by field, or the first that is pending.
@@ -131,13 +142,21 @@ pub struct Resolved {
     pub pending: Option<RefPending>,
 }
 
-/// Reads every reference of `spec`, stopping at the first that is pending.
+/// Reads every reference of `spec` (each ConfigMap once), stopping at the first that is
+/// pending.
 pub async fn resolve(api: &Api<ConfigMap>, spec: &LoadTestSpec) -> Result<Resolved, kube::Error> {
     let mut out = Resolved::default();
+    // Each ConfigMap is read once, however many references name it (a mix's bodies may
+    // share one).
+    let mut maps: BTreeMap<String, Option<ConfigMap>> = BTreeMap::new();
     for (field, r, max) in refs(spec) {
-        match read(api, field, r, max).await? {
+        if !maps.contains_key(&r.name) {
+            maps.insert(r.name.clone(), api.get_opt(&r.name).await?);
+        }
+        let cm = maps.get(&r.name).and_then(Option::as_ref);
+        match value_of(&field, r, cm, max) {
             Ok(v) => {
-                out.values.insert(field.to_string(), v);
+                out.values.insert(field, v);
             }
             Err(p) => {
                 out.pending = Some(p);

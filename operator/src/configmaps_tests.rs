@@ -181,3 +181,132 @@ async fn a_present_config_map_gives_its_value_and_a_missing_one_is_pending() {
     assert!(matches!(&e, kube::Error::Api(s) if s.code == 403), "{e}");
     server.await.expect("server side ran");
 }
+
+fn mix_entry(name: &str, body_from: Option<ConfigMapKeyRef>) -> crate::crd::MixRequest {
+    crate::crd::MixRequest {
+        name: name.into(),
+        method: None,
+        url: "http://t/".into(),
+        headers: Default::default(),
+        body: None,
+        body_from: body_from.map(|r| FromConfigMap {
+            config_map_key_ref: r,
+        }),
+        weight: 1,
+        checks: None,
+    }
+}
+
+/// A mix of three: `a` and `c` take their bodies from ConfigMap `cart`, `b` has none.
+fn mix_spec() -> LoadTestSpec {
+    let mut spec = crate::crd::sample_loadtest().spec;
+    spec.target_url = None;
+    spec.mix = Some(vec![
+        mix_entry("a", Some(key_ref("cart", "a.json"))),
+        mix_entry("b", None),
+        mix_entry("c", Some(key_ref("cart", "c.json"))),
+    ]);
+    spec
+}
+
+#[test]
+fn each_body_from_is_a_reference_named_by_its_entry_with_the_body_limit() {
+    let mut spec = mix_spec();
+    spec.tls = Some(LoadTestTls {
+        ca_from: Some(FromConfigMap {
+            config_map_key_ref: key_ref("ca-bundle", "ca.crt"),
+        }),
+        ..Default::default()
+    });
+    let got: Vec<(String, &ConfigMapKeyRef, usize)> = refs(&spec);
+    let a = key_ref("cart", "a.json");
+    let c = key_ref("cart", "c.json");
+    let ca = key_ref("ca-bundle", "ca.crt");
+    assert_eq!(
+        got,
+        [
+            ("spec.tls.caFrom".to_string(), &ca, limits::MAX_CA_PEM_BYTES),
+            (
+                "spec.mix[0].bodyFrom".to_string(),
+                &a,
+                limits::MAX_BODY_BYTES
+            ),
+            (
+                "spec.mix[2].bodyFrom".to_string(),
+                &c,
+                limits::MAX_BODY_BYTES
+            ),
+        ]
+    );
+}
+
+/// Answers every GET of ConfigMap `cart` with `cart`; returns how many there were.
+fn serve_cart(
+    mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>,
+    cart: serde_json::Value,
+) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let mut gets = 0;
+        while let Some((req, send)) = handle.next_request().await {
+            assert_eq!(req.uri().path(), "/api/v1/namespaces/load/configmaps/cart");
+            gets += 1;
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(serde_json::to_vec(&cart).expect("json")))
+                    .expect("response"),
+            );
+        }
+        gets
+    })
+}
+
+#[tokio::test]
+async fn a_mix_s_bodies_are_read_by_field_each_config_map_once() {
+    let cart = |data: serde_json::Value| {
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cart", "namespace": "load"}, "data": data})
+    };
+    let (cms, handle) = api();
+    let server = serve_cart(
+        handle,
+        cart(serde_json::json!({"a.json": "A", "c.json": "C"})),
+    );
+    let got = resolve(&cms, &mix_spec()).await.expect("no API error");
+    drop(cms);
+    assert_eq!(
+        got,
+        Resolved {
+            values: [
+                ("spec.mix[0].bodyFrom".to_string(), "A".to_string()),
+                ("spec.mix[2].bodyFrom".to_string(), "C".to_string()),
+            ]
+            .into(),
+            pending: None,
+        }
+    );
+    assert_eq!(
+        server.await.expect("server side ran"),
+        1,
+        "one GET for both"
+    );
+
+    // The second body's key is missing: pending, naming that entry's field.
+    let (cms, handle) = api();
+    let server = serve_cart(handle, cart(serde_json::json!({"a.json": "A"})));
+    let got = resolve(&cms, &mix_spec()).await.expect("no API error");
+    drop(cms);
+    assert_eq!(
+        got.pending,
+        Some(RefPending::NoKey {
+            field: "spec.mix[2].bodyFrom".into(),
+            name: "cart".into(),
+            key: "c.json".into()
+        })
+    );
+    let message = got.pending.map(|p| p.to_string()).unwrap_or_default();
+    assert_eq!(
+        message,
+        "spec.mix[2].bodyFrom: ConfigMap cart has no key c.json"
+    );
+    assert_eq!(server.await.expect("server side ran"), 1);
+}

@@ -5,10 +5,11 @@
 //! deleted and removes its drivers.
 
 pub use crate::counters::Counters;
-use crate::crd::{DriverProgress, LoadTest, Phase, Stats, ThresholdResult, ThresholdsStatus};
+use crate::crd::{DriverProgress, LoadTest, Phase, RequestProgress, Stats};
+use crate::crd::{ThresholdResult, ThresholdsStatus};
+pub(crate) use crate::input::test_input;
 use crate::plan::{self, Action as Step, Observed, TestObservation};
 use crate::resources::{deployment_name, driver_deployment, owns_driver, DriverDefaults};
-use floodgate::orchestrator::spec::TestSpecInput;
 use floodgate::orchestrator::view::TestView;
 use floodgate::orchestrator::{Orchestrator, OrchestratorError};
 use futures_util::StreamExt;
@@ -309,7 +310,28 @@ pub fn observation(v: &TestView) -> TestObservation {
         settled: v.settled,
         generator_warnings: v.generator_warnings.clone(),
         thresholds: v.thresholds.as_ref().map(thresholds_status),
+        by_request: by_request(&a.by_request),
     }
+}
+
+/// A mix's figures by name as the status shows them: bounded, as a mix is, whatever the
+/// view holds.
+fn by_request(
+    named: &BTreeMap<String, floodgate::orchestrator::view_mix::RequestStats>,
+) -> Vec<RequestProgress> {
+    named
+        .iter()
+        .take(floodgate::protocol::limits::MAX_MIX_ENTRIES)
+        .map(|(name, r)| RequestProgress {
+            name: name.clone(),
+            sent: r.sent,
+            responses: r.responses,
+            ok: r.ok,
+            errors: r.error_total,
+            checks_failed: r.checks_failed.total(),
+            p99_ms: r.latency.p99_ms,
+        })
+        .collect()
 }
 
 /// The thresholds as the LoadTest status shows them.
@@ -387,6 +409,9 @@ async fn start_test(
         std::env::var(name).ok()
     })
     .await?;
+    // What the schema cannot hold (a status code out of 100-599) is refused as the orchestrator
+    // refuses a spec: the LoadTest fails, naming the field.
+    let input = test_input(lt, driver_ids, resolved, config).map_err(OrchestratorError::Invalid)?;
     let written = std::sync::Arc::default();
     let record = crate::takeover::recorder(
         Api::namespaced(ctx.client.clone(), &ns),
@@ -396,11 +421,7 @@ async fn start_test(
     );
     match ctx
         .orchestrator
-        .create_recorded(
-            test_id(lt),
-            test_input(lt, driver_ids, resolved, config),
-            record,
-        )
+        .create_recorded(test_id(lt), input, record)
         .await
     {
         Ok(view) => {
@@ -410,78 +431,6 @@ async fn start_test(
         // Created by an earlier reconcile whose status write was lost: nothing to do.
         Err(OrchestratorError::AlreadyExists(_)) => Ok(None),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// A LoadTest's spec as the REST API's input, with its secret headers' values and its
-/// ConfigMap references (`config`, by field: [`crate::configmaps::Resolved`]) resolved: the
-/// orchestrator validates it with the same rules (limits, headers) as a test created through
-/// the API, so a CA bundle from a ConfigMap is held to caPem's.
-pub(crate) fn test_input(
-    lt: &LoadTest,
-    driver_ids: &[String],
-    secret_values: Vec<(String, String)>,
-    config: &BTreeMap<String, String>,
-) -> TestSpecInput {
-    let s = &lt.spec;
-    let mut headers = s.headers.clone();
-    let secret_headers: Vec<String> = secret_values.iter().map(|(k, _)| k.clone()).collect();
-    headers.extend(secret_values);
-    TestSpecInput {
-        test_type: Some(s.test_type.as_str().to_string()),
-        delay_ms: s.delay_ms,
-        requests_per_driver: s.requests_per_driver,
-        duration_ms: s.duration_ms,
-        stages: s.stages.as_ref().map(|st| {
-            st.iter()
-                .map(|x| floodgate::orchestrator::spec::StageInput {
-                    duration: None,
-                    duration_ms: Some(x.duration_ms),
-                    rate: Some(x.rate),
-                })
-                .collect()
-        }),
-        start_rate: s.start_rate,
-        throughput_per_driver: s.throughput_per_driver,
-        target_url: Some(s.target_url.clone()),
-        method: s.method.clone(),
-        headers: (!headers.is_empty()).then_some(headers),
-        secret_headers: (!secret_headers.is_empty()).then_some(secret_headers),
-        body: s.body.clone(),
-        concurrency: s.concurrency.map(u64::from),
-        timeout_ms: s.timeout_ms,
-        drivers: None,
-        driver_ids: Some(driver_ids.to_vec()),
-        trigger: Some(true),
-        thresholds: (!s.thresholds.is_empty()).then(|| {
-            s.thresholds
-                .iter()
-                .map(|t| {
-                    let mut o = serde_json::json!({"threshold": t.threshold});
-                    if let Some(a) = t.abort_on_fail {
-                        o["abort_on_fail"] = a.into();
-                    }
-                    if let Some(d) = &t.delay {
-                        o["delay"] = d.as_str().into();
-                    }
-                    o
-                })
-                .collect()
-        }),
-        http_version: s.http_version.map(Into::into),
-        streams_per_connection: s.streams_per_connection,
-        tls: s
-            .tls
-            .as_ref()
-            .map(|t| floodgate::orchestrator::spec::TlsInput {
-                ca_pem: t
-                    .ca_pem
-                    .clone()
-                    .or_else(|| config.get(crate::configmaps::CA_FROM).cloned()),
-                insecure_skip_verify: t.insecure_skip_verify,
-                server_name: t.server_name.clone(),
-            }),
-        ..Default::default()
     }
 }
 

@@ -1,7 +1,8 @@
-//! `spec.tls.caFrom` through the controller, against a mocked API server and the orchestrator
-//! on the in-memory bus: a missing ConfigMap or key holds a new LoadTest in Pending (no driver
-//! started) naming the field, retried; a ConfigMap that is there reaches the drivers' test
-//! config as the test's CA, the path caPem takes.
+//! `spec.tls.caFrom` and a mix entry's `bodyFrom` through the controller, against a mocked API
+//! server and the orchestrator on the in-memory bus: a missing ConfigMap or key holds a new
+//! LoadTest in Pending (no driver started) naming the field, retried; a ConfigMap that is
+//! there reaches the drivers' test config as the test's CA (the path caPem takes) or as the
+//! entry's body.
 
 use super::*;
 use crate::crd::{ConfigMapKeyRef, FromConfigMap, LoadTestStatus, LoadTestTls};
@@ -18,7 +19,7 @@ const CM_PATH: &str = "/api/v1/namespaces/load/configmaps/ca-bundle";
 
 fn with_ca_from() -> LoadTest {
     let mut lt = crate::crd::sample_loadtest();
-    lt.spec.target_url = "https://127.0.0.1:1/".into();
+    lt.spec.target_url = Some("https://127.0.0.1:1/".into());
     lt.spec.tls = Some(LoadTestTls {
         ca_from: Some(FromConfigMap {
             config_map_key_ref: ConfigMapKeyRef {
@@ -102,7 +103,8 @@ fn serve(
         while let Some((req, send)) = handle.next_request().await {
             let (method, path) = (req.method().clone(), req.uri().path().to_string());
             calls.push((method.to_string(), path.clone()));
-            let response = if path == CM_PATH {
+            // Any ConfigMap asked for is `config_map` (each test names one).
+            let response = if path.starts_with("/api/v1/namespaces/load/configmaps/") {
                 match &config_map {
                     Some(cm) => json_response(200, cm),
                     None => json_response(404, &not_found()),
@@ -191,17 +193,7 @@ async fn the_config_map_s_ca_reaches_the_drivers_test_config() {
     let topics = Topics::with_prefix("");
     let bus = MemoryBus::new(topics.clone());
     let (ctx, handle) = context(&bus, &topics, dir.path()).await;
-    for i in 0..3 {
-        let id = format!("ping-drivers-{i}");
-        let reg = serde_json::json!({"node_id": id, "node_IP": "h:1", "message_type": "DRIVER_NODE_REGISTER", "agent": "floodgate", "heartbeat_ms": 1000});
-        bus.publish(&topics.register, &id, reg.to_string().as_bytes())
-            .await
-            .expect("publish");
-    }
-    floodgate_testkit::eventually("three drivers", Duration::from_secs(10), async || {
-        (ctx.orchestrator.drivers().len() == 3).then_some(())
-    })
-    .await;
+    three_drivers(&bus, &topics, &ctx).await;
     let mut scaling = with_ca_from();
     scaling.status = Some(LoadTestStatus {
         phase: Phase::Scaling,
@@ -226,5 +218,91 @@ async fn the_config_map_s_ca_reaches_the_drivers_test_config() {
     for payload in &configs {
         let config: serde_json::Value = serde_json::from_slice(payload).expect("json");
         assert_eq!(config["tls"]["ca_pem"], PEM, "{config}");
+    }
+}
+
+/// Registers the three drivers of LoadTest `ping` and waits until the orchestrator has them.
+async fn three_drivers(bus: &MemoryBus, topics: &Topics, ctx: &Context) {
+    for i in 0..3 {
+        let id = format!("ping-drivers-{i}");
+        let reg = serde_json::json!({"node_id": id, "node_IP": "h:1", "message_type": "DRIVER_NODE_REGISTER", "agent": "floodgate", "heartbeat_ms": 1000});
+        bus.publish(&topics.register, &id, reg.to_string().as_bytes())
+            .await
+            .expect("publish");
+    }
+    floodgate_testkit::eventually("three drivers", Duration::from_secs(10), async || {
+        (ctx.orchestrator.drivers().len() == 3).then_some(())
+    })
+    .await;
+}
+
+/// Issue 12: a mix entry's `bodyFrom` is read at the start and reaches the drivers' test
+/// config as that entry's body, with the mix's weights and checks.
+#[tokio::test]
+async fn a_mix_entry_s_body_from_a_config_map_reaches_the_drivers_test_config() {
+    use crate::crd::{Checks, MixRequest, StatusMatch};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topics = Topics::with_prefix("");
+    let bus = MemoryBus::new(topics.clone());
+    let (ctx, handle) = context(&bus, &topics, dir.path()).await;
+    three_drivers(&bus, &topics, &ctx).await;
+    let entry = |name: &str, url: &str, weight: u32| MixRequest {
+        name: name.into(),
+        method: None,
+        url: url.into(),
+        headers: Default::default(),
+        body: None,
+        body_from: None,
+        weight,
+        checks: None,
+    };
+    let mut add = entry("add", "http://127.0.0.1:1/cart", 1);
+    add.method = Some("POST".into());
+    add.body_from = Some(FromConfigMap {
+        config_map_key_ref: ConfigMapKeyRef {
+            name: "cart".into(),
+            key: "add.json".into(),
+        },
+    });
+    add.checks = Some(Checks {
+        status: vec![StatusMatch(IntOrString::String("201".into()))],
+        ..Default::default()
+    });
+    let mut scaling = crate::crd::sample_loadtest();
+    scaling.spec.target_url = None;
+    scaling.spec.mix = Some(vec![entry("home", "http://127.0.0.1:1/", 4), add]);
+    scaling.status = Some(LoadTestStatus {
+        phase: Phase::Scaling,
+        ..Default::default()
+    });
+    let mut d = driver_deployment(&scaling, 3, &defaults());
+    d.metadata.name = Some("ping-drivers".into());
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cart", "namespace": "load"}, "data": {"add.json": "{\"item\": 7}"}});
+    let server = serve(handle, scaling.clone(), Some(d), Some(cm), 2);
+    apply(&scaling, &ctx).await.expect("reconciled");
+    let (calls, patches) = server.await.expect("server side ran");
+    let cart = "/api/v1/namespaces/load/configmaps/cart";
+    assert_eq!(
+        calls.iter().filter(|(_, p)| p == cart).count(),
+        1,
+        "read once, at the start: {calls:?}"
+    );
+    assert_eq!(patches[0]["status"]["phase"], "Running");
+    let configs = bus.messages(&topics.test_config);
+    assert_eq!(configs.len(), 2, "the test config, twice");
+    for payload in &configs {
+        let config: serde_json::Value = serde_json::from_slice(payload).expect("json");
+        let mix = &config["mix"];
+        assert_eq!(mix[0]["name"], "home", "{config}");
+        assert_eq!(mix[0]["weight"], 4, "{config}");
+        assert_eq!(mix[1]["method"], "POST", "{config}");
+        assert_eq!(mix[1]["body"], "{\"item\": 7}", "{config}");
+        assert_eq!(
+            mix[1]["checks"]["status"],
+            serde_json::json!([201]),
+            "{config}"
+        );
     }
 }

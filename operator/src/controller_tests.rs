@@ -245,11 +245,13 @@ fn a_loadtest_is_validated_by_the_same_rules_as_the_api() {
     tiny_rate.spec.throughput_per_driver = Some(1e-300);
     for (bad, field) in [(smuggling, "headers"), (tiny_rate, "throughput_per_driver")] {
         let e = test_input(&bad, &ids, Vec::new(), &Default::default())
+            .expect("converts")
             .validate()
             .expect_err(field);
         assert_eq!(e.field, field, "{e}");
     }
     assert!(test_input(&lt(), &ids, Vec::new(), &Default::default())
+        .expect("converts")
         .validate()
         .is_ok());
 }
@@ -260,7 +262,7 @@ fn a_loadtest_s_http_version_streams_and_tls_reach_the_test() {
     use crate::crd::{HttpVersion, LoadTestTls};
     let ids = ["d-0".to_string(), "d-1".to_string()];
     let mut h2 = lt();
-    h2.spec.target_url = "https://t/".into();
+    h2.spec.target_url = Some("https://t/".into());
     h2.spec.http_version = Some(HttpVersion::Http2);
     h2.spec.streams_per_connection = Some(8);
     h2.spec.tls = Some(LoadTestTls {
@@ -269,6 +271,7 @@ fn a_loadtest_s_http_version_streams_and_tls_reach_the_test() {
         ..Default::default()
     });
     let spec = test_input(&h2, &ids, Vec::new(), &Default::default())
+        .expect("converts")
         .validate()
         .expect("valid");
     let c = spec.to_config("t", &ids, "o");
@@ -286,6 +289,7 @@ fn a_loadtest_s_http_version_streams_and_tls_reach_the_test() {
         ..Default::default()
     });
     let e = test_input(&bad, &ids, Vec::new(), &Default::default())
+        .expect("converts")
         .validate()
         .expect_err("bad pem");
     assert_eq!(e.field, "tls.ca_pem", "{e}");
@@ -334,7 +338,7 @@ async fn starting_a_test_records_it_in_the_status_before_the_trigger() {
     })
     .await;
     let mut scaling = lt();
-    scaling.spec.target_url = "http://127.0.0.1:1/".into();
+    scaling.spec.target_url = Some("http://127.0.0.1:1/".into());
     scaling.status = Some(LoadTestStatus {
         phase: Phase::Scaling,
         ..Default::default()
@@ -393,4 +397,61 @@ async fn starting_a_test_records_it_in_the_status_before_the_trigger() {
     assert_eq!(bus.messages(&topics.trigger).len(), 1, "then triggered");
     let (second, _) = &writes[1];
     assert_eq!(&second["status"]["run"], run, "kept in the next status");
+}
+
+/// Issue 12: a mix's figures by name reach the status, bounded as a mix is.
+#[test]
+fn the_status_shows_a_mix_s_figures_by_name_bounded() {
+    use floodgate::orchestrator::view_mix::RequestStats;
+    use floodgate::protocol::{limits, ChecksFailed};
+    let stats = |n: u64| RequestStats {
+        sent: n,
+        responses: n - 1,
+        ok: n - 3,
+        error_total: 2,
+        checks_failed: ChecksFailed {
+            status: 1,
+            body: 2,
+            json: 3,
+            too_large: 1,
+        },
+        latency: floodgate::stats::LatencyStats {
+            p99_ms: Some(n as f64 / 10.0),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let named: BTreeMap<String, RequestStats> = [
+        ("home".to_string(), stats(100)),
+        ("add".to_string(), stats(40)),
+    ]
+    .into();
+    let got = by_request(&named);
+    assert_eq!(
+        got,
+        [
+            RequestProgress {
+                name: "add".into(),
+                sent: 40,
+                responses: 39,
+                ok: 37,
+                errors: 2,
+                checks_failed: 6,
+                p99_ms: Some(4.0),
+            },
+            RequestProgress {
+                name: "home".into(),
+                sent: 100,
+                responses: 99,
+                ok: 97,
+                errors: 2,
+                checks_failed: 6,
+                p99_ms: Some(10.0),
+            },
+        ]
+    );
+    let many: BTreeMap<String, RequestStats> = (0..limits::MAX_MIX_ENTRIES + 5)
+        .map(|i| (format!("r{i:02}"), stats(10)))
+        .collect();
+    assert_eq!(by_request(&many).len(), limits::MAX_MIX_ENTRIES);
 }

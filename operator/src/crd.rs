@@ -34,16 +34,26 @@ use std::collections::BTreeMap;
 #[x_kube(validation = Rule::new("!has(self.startRate) || has(self.stages)").message("startRate is the rate the first of the stages ramps from: it needs stages"))]
 #[x_kube(validation = Rule::new("self.testType != 'Avalanche' || !has(self.delayMs) || self.delayMs == 0.0").message("only Tsunami tests take delayMs; cap an Avalanche with throughputPerDriver"))]
 #[x_kube(validation = Rule::new("!has(self.streamsPerConnection) || self.streamsPerConnection == 1 || (has(self.httpVersion) && self.httpVersion == '2')").message("streamsPerConnection above 1 needs httpVersion \"2\""))]
-#[x_kube(validation = Rule::new("!has(self.tls) || self.targetUrl.matches('^[hH][tT][tT][pP][sS]://')").message("tls applies to https:// targets only"))]
+#[x_kube(validation = Rule::new("!has(self.tls) || (has(self.mix) ? (size(self.mix) > 0 && self.mix[0].url.matches('^[hH][tT][tT][pP][sS]://')) : (has(self.targetUrl) && self.targetUrl.matches('^[hH][tT][tT][pP][sS]://')))").message("tls applies to https:// targets only (targetUrl, or mix[0].url with a mix)"))]
+#[x_kube(validation = Rule::new("has(self.targetUrl) != has(self.mix)").message("give exactly one of targetUrl (one request) or mix (a request mix)"))]
+#[x_kube(validation = Rule::new("!has(self.mix) || (!has(self.method) && !has(self.headers) && !has(self.body))").message("with a mix, each entry has its own method, headers and body: leave the top-level ones out"))]
+#[x_kube(validation = Rule::new("!has(self.mix) || self.mix.all(a, self.mix.exists_one(b, b.name == a.name))").message("each mix entry needs a name of its own (mix[].name must be unique)"))]
 #[serde(rename_all = "camelCase")]
 pub struct LoadTestSpec {
     /// The URL every request goes to, http:// or https://, e.g.
-    /// http://my-svc.default.svc:8080/ping.
-    #[schemars(
-        regex(pattern = r"^[hH][tT][tT][pP][sS]?://[^\s/?#]+([/?][^\s]*)?$"),
-        length(max = 2048)
-    )]
-    pub target_url: String,
+    /// http://my-svc.default.svc:8080/ping. Not with mix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = URL_PATTERN), length(max = MAX_URL_CHARS))]
+    pub target_url: Option<String>,
+    /// A request mix instead of targetUrl, method, headers and body: each driver sends its
+    /// entries in turn by weight. Every entry's URL shares one origin (scheme, host, port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = limits::MAX_MIX_ENTRIES))]
+    pub mix: Option<Vec<MixRequest>>,
+    /// What a response must look like to count as a success (default: a 2xx status); a mix
+    /// entry's own checks replace these for its requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Checks>,
     /// HTTP method (default GET).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z]+$"))]
@@ -124,6 +134,15 @@ pub struct LoadTestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<LoadTestTls>,
 }
+
+#[path = "crd_mix.rs"]
+mod mix;
+pub use mix::{Checks, JsonCheck, MixRequest, RequestProgress, StatusMatch};
+
+/// A target URL: http:// or https://, a host, then a path or query.
+const URL_PATTERN: &str = r"^[hH][tT][tT][pP][sS]?://[^\s/?#]+([/?][^\s]*)?$";
+/// A target URL's length in the schema; the orchestrator holds it to `limits::MAX_URL_LEN`.
+const MAX_URL_CHARS: usize = 2048;
 
 /// One threshold, e.g. `{threshold: "p99 < 250ms"}` or `{threshold: "error_rate < 1%",
 /// abortOnFail: true, delay: "10s"}`. The expression's grammar is checked by the orchestrator
@@ -337,6 +356,10 @@ pub struct LoadTestStatus {
     pub drivers: Vec<DriverProgress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate: Option<Stats>,
+    /// A mix's figures by request name, over all drivers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::MAX_MIX_ENTRIES))]
+    pub by_request: Vec<RequestProgress>,
     /// The thresholds' verdict and values, when the LoadTest has thresholds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<ThresholdsStatus>,
@@ -465,7 +488,7 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
-/// A value kept in a ConfigMap of the LoadTest's namespace (`tls.caFrom`).
+/// A value kept in a ConfigMap of the LoadTest's namespace (`tls.caFrom`, `mix[i].bodyFrom`).
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct FromConfigMap {
@@ -489,7 +512,9 @@ pub(crate) fn sample_loadtest() -> LoadTest {
     let mut lt = LoadTest::new(
         "ping",
         LoadTestSpec {
-            target_url: "http://t/".into(),
+            target_url: Some("http://t/".into()),
+            mix: None,
+            checks: None,
             method: None,
             headers: Default::default(),
             secret_headers: vec![],

@@ -6,6 +6,7 @@ pub mod configmaps;
 pub mod controller;
 pub mod counters;
 pub mod crd;
+pub mod input;
 pub mod plan;
 pub mod resources;
 pub mod secrets;

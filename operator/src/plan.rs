@@ -9,7 +9,7 @@
 
 use crate::configmaps::Resolved;
 use crate::crd::{Condition, DriverProgress, LoadTestSpec, LoadTestStatus, Phase, Stats};
-use crate::crd::{RunRecord, ThresholdsStatus, MAX_RECORDED_PARTITIONS};
+use crate::crd::{RequestProgress, RunRecord, ThresholdsStatus, MAX_RECORDED_PARTITIONS};
 use floodgate::model::TestStatus;
 use floodgate::protocol::limits;
 use std::collections::BTreeSet;
@@ -41,6 +41,8 @@ pub struct TestObservation {
     pub generator_warnings: Vec<String>,
     /// The thresholds' verdict and values, when the test has thresholds.
     pub thresholds: Option<ThresholdsStatus>,
+    /// A mix's figures by request name (at most `limits::MAX_MIX_ENTRIES`).
+    pub by_request: Vec<RequestProgress>,
 }
 
 /// What the controller saw before deciding.
@@ -56,7 +58,8 @@ pub struct Observed {
     pub scaling_for: Duration,
     /// Why this operator could not take the running test over at start-up, if it tried.
     pub not_taken_over: Option<String>,
-    /// The spec's ConfigMap references (`spec.tls.caFrom`), read when [`reads_inputs`] says so.
+    /// The spec's ConfigMap references (`spec.tls.caFrom`, `spec.mix[i].bodyFrom`), read when
+    /// [`reads_inputs`] says so.
     pub inputs: Resolved,
     /// The current time (RFC 3339), for timestamps.
     pub now: String,
@@ -106,6 +109,11 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
         Phase::Pending if check_tls(spec).is_err() => {
             let why = check_tls(spec).err().unwrap_or_default();
             finish(&mut st, Phase::Failed, &observed.now, "InvalidTls", &why);
+            None
+        }
+        Phase::Pending if check_checks(spec).is_err() => {
+            let why = check_checks(spec).err().unwrap_or_default();
+            finish(&mut st, Phase::Failed, &observed.now, "InvalidChecks", &why);
             None
         }
         // A ConfigMap the spec names is missing: no driver is started until it is there.
@@ -331,8 +339,16 @@ pub fn check_thresholds(spec: &LoadTestSpec) -> Result<(), String> {
             delay,
         });
     }
-    // A LoadTest has no mix yet, so no request names to scope a threshold to.
-    thresholds::check_scopes(&parsed, None).map_err(|e| format!("spec.{e}"))
+    // A threshold may be scoped to a mix entry's name (`home: p95 < 100ms`), and only to one.
+    let names: Vec<&str> = spec.mix.iter().flatten().map(|m| m.name.as_str()).collect();
+    let names = (!names.is_empty()).then_some(&names[..]);
+    thresholds::check_scopes(&parsed, names).map_err(|e| format!("spec.{e}"))
+}
+
+/// The LoadTest's checks, as far as the schema cannot hold them (a code out of 100-599, a
+/// range backwards, `equals` that is not JSON); the error names the field.
+pub fn check_checks(spec: &LoadTestSpec) -> Result<(), String> {
+    crate::input::check(spec).map_err(|e| e.to_string())
 }
 
 /// The longest driver ID a record may name (a pod name).
@@ -572,6 +588,7 @@ fn thresholds_condition(st: &mut LoadTestStatus, t: &ThresholdsStatus, now: &str
 fn record(st: &mut LoadTestStatus, t: &TestObservation) {
     st.thresholds = t.thresholds.clone();
     st.aggregate = Some(t.aggregate.clone());
+    st.by_request = t.by_request.clone();
     st.drivers = t.drivers.clone();
     st.drivers_registered = st.drivers_registered.max(t.drivers.len() as u32);
     if let Some(s) = &t.started_at {

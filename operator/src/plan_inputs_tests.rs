@@ -1,6 +1,7 @@
-//! Table tests of the decision on a spec's ConfigMap references (`spec.tls.caFrom`): a
-//! missing ConfigMap or key holds the LoadTest in Pending naming the field, retried; both
-//! caPem and caFrom fail it.
+//! Table tests of the decision on a spec's ConfigMap references (`spec.tls.caFrom`,
+//! `spec.mix[i].bodyFrom`): a missing ConfigMap or key holds the LoadTest in Pending naming the
+//! field, retried; both caPem and caFrom fail it; so do a threshold scoped to no mix entry and
+//! checks the schema cannot hold.
 
 use super::*;
 use crate::configmaps::{RefPending, CA_FROM};
@@ -8,7 +9,7 @@ use crate::crd::{ConfigMapKeyRef, FromConfigMap, LoadTestTls};
 
 fn ca_from_spec(ca_pem: Option<&str>) -> LoadTestSpec {
     let mut spec = crate::crd::sample_loadtest().spec;
-    spec.target_url = "https://t/".into();
+    spec.target_url = Some("https://t/".into());
     spec.tls = Some(LoadTestTls {
         ca_pem: ca_pem.map(str::to_string),
         ca_from: Some(FromConfigMap {
@@ -212,6 +213,7 @@ fn the_config_maps_are_read_while_pending_and_at_the_start_only() {
         settled: false,
         generator_warnings: vec![],
         thresholds: None,
+        by_request: vec![],
     };
     let mut started = observed(3, Resolved::default());
     started.test = Some(running_test());
@@ -287,4 +289,123 @@ fn the_condition_turns_true_only_on_a_read_that_found_the_config_map() {
         inputs_condition(&found.status).map(|(s, r, _)| (s, r)),
         Some(("True", "Resolved"))
     );
+}
+
+/// A mix whose second entry, `add`, takes its body from ConfigMap cart (key add.json).
+fn body_from_spec() -> LoadTestSpec {
+    use crate::crd::MixRequest;
+    let entry = |name: &str, body_from: Option<FromConfigMap>| MixRequest {
+        name: name.into(),
+        method: None,
+        url: "http://t/".into(),
+        headers: Default::default(),
+        body: None,
+        body_from,
+        weight: 1,
+        checks: None,
+    };
+    let mut spec = crate::crd::sample_loadtest().spec;
+    spec.target_url = None;
+    let cart = FromConfigMap {
+        config_map_key_ref: ConfigMapKeyRef {
+            name: "cart".into(),
+            key: "add.json".into(),
+        },
+    };
+    spec.mix = Some(vec![entry("home", None), entry("add", Some(cart))]);
+    spec
+}
+
+#[test]
+fn a_missing_body_config_map_holds_the_loadtest_in_pending_naming_the_entry() {
+    let spec = body_from_spec();
+    let field = crate::configmaps::body_from(1);
+    let missing = |p: fn(String) -> RefPending| pending(p(field.clone()));
+    let cases: [(&str, Resolved, &str, &str); 2] = [
+        (
+            "no ConfigMap",
+            missing(|field| RefPending::NoConfigMap {
+                field,
+                name: "cart".into(),
+                key: "add.json".into(),
+            }),
+            "ConfigMapNotFound",
+            "waiting for spec.mix[1].bodyFrom: ConfigMap cart (key add.json) is not in the LoadTest's namespace",
+        ),
+        (
+            "no key",
+            missing(|field| RefPending::NoKey {
+                field,
+                name: "cart".into(),
+                key: "add.json".into(),
+            }),
+            "ConfigMapKeyNotFound",
+            "waiting for spec.mix[1].bodyFrom: ConfigMap cart has no key add.json",
+        ),
+    ];
+    for (name, inputs, reason, message) in cases {
+        let p = plan(&spec, None, &observed(0, inputs));
+        assert_eq!(p.status.phase, Phase::Pending, "{name}");
+        assert!(p.actions.is_empty(), "{name}: no driver: {:?}", p.actions);
+        assert_eq!(p.requeue, Some(INPUTS_EVERY), "{name}");
+        let (status, got_reason, got) = inputs_condition(&p.status).expect("the condition");
+        assert_eq!((status, got_reason), ("False", reason), "{name}");
+        assert!(got.starts_with(message), "{name}: {got}");
+        // Once it is there, the drivers are scaled up.
+        let body = Resolved {
+            values: [(field.clone(), "{}".to_string())].into(),
+            pending: None,
+        };
+        let later = plan(&spec, Some(&p.status), &observed(0, body));
+        assert_eq!(later.status.phase, Phase::Scaling, "{name}");
+        assert_eq!(later.actions, [Action::ScaleDrivers(3)], "{name}");
+    }
+}
+
+#[test]
+fn a_threshold_may_name_a_mix_entry_and_only_one() {
+    use crate::crd::ThresholdSpec;
+    let threshold = |t: &str| ThresholdSpec {
+        threshold: t.into(),
+        abort_on_fail: None,
+        delay: None,
+    };
+    let mut spec = body_from_spec();
+    spec.thresholds = vec![threshold("p99 < 1s"), threshold("home: p95 < 100ms")];
+    assert_eq!(check_thresholds(&spec), Ok(()));
+    let p = plan(&spec, None, &observed(0, Resolved::default()));
+    assert_eq!(p.status.phase, Phase::Scaling);
+    // A name no entry has, or any name without a mix: failed before any driver starts.
+    let mut unknown = spec.clone();
+    unknown.thresholds[1] = threshold("cart: p95 < 100ms");
+    let mut no_mix = crate::crd::sample_loadtest().spec;
+    no_mix.thresholds = spec.thresholds.clone();
+    for (name, bad) in [("unknown name", unknown), ("no mix", no_mix)] {
+        let why = check_thresholds(&bad).expect_err(name);
+        assert!(why.starts_with("spec.thresholds[1]"), "{name}: {why}");
+        let p = plan(&bad, None, &observed(0, Resolved::default()));
+        assert_eq!(p.status.phase, Phase::Failed, "{name}");
+        assert!(p.actions.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn checks_the_schema_cannot_hold_fail_the_loadtest_before_any_driver() {
+    use crate::crd::{Checks, StatusMatch};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let mut spec = body_from_spec();
+    spec.checks = Some(Checks {
+        status: vec![
+            StatusMatch(IntOrString::Int(200)),
+            StatusMatch(IntOrString::Int(700)),
+        ],
+        ..Default::default()
+    });
+    let p = plan(&spec, None, &observed(0, Resolved::default()));
+    assert_eq!(p.status.phase, Phase::Failed);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    let msg = p.status.message.unwrap_or_default();
+    assert!(msg.starts_with("spec.checks.status[1]: 700"), "{msg}");
+    let reason = p.status.conditions.iter().find(|c| c.type_ == "Succeeded");
+    assert_eq!(reason.map(|c| c.reason.as_str()), Some("InvalidChecks"));
 }

@@ -5,7 +5,9 @@ use crate::crd::TestType;
 
 fn spec(drivers: u32) -> LoadTestSpec {
     LoadTestSpec {
-        target_url: "http://t:8080/ping".into(),
+        target_url: Some("http://t:8080/ping".into()),
+        mix: None,
+        checks: None,
         method: None,
         headers: Default::default(),
         secret_headers: vec![],
@@ -67,6 +69,7 @@ fn test(state: &str) -> TestObservation {
         settled: state != "running",
         generator_warnings: vec![],
         thresholds: None,
+        by_request: vec![],
     }
 }
 

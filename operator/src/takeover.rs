@@ -63,11 +63,13 @@ pub async fn running_tests(
     let mut found = Found::default();
     for lt in list {
         let id = test_id(&lt);
-        match plan::takeover(&id, lt.status.as_ref(), metrics_topic, now_ms) {
+        let taken = plan::takeover(&id, lt.status.as_ref(), metrics_topic, now_ms)
+            .map(|r| r.and_then(|record| adoption(&lt, record)));
+        match taken {
             None => {}
-            Some(Ok(record)) => {
+            Some(Ok(a)) => {
                 tracing::info!(loadtest = %lt.name_any(), test_id = %id, "a running test to take over");
-                found.adoptions.push(adoption(&lt, record));
+                found.adoptions.push(a);
             }
             Some(Err(why)) => {
                 tracing::warn!(loadtest = %lt.name_any(), test_id = %id, "cannot take the running test over: {why}");
@@ -79,8 +81,9 @@ pub async fn running_tests(
 }
 
 /// The orchestrator's description of a LoadTest's running test. The secret headers' values
-/// are not read again: the drivers have the test's config, and nothing sends it again.
-pub fn adoption(lt: &LoadTest, r: RunRecord) -> Adoption {
+/// are not read again: the drivers have the test's config, and nothing sends it again. A spec
+/// that does not convert (so could not have started from this operator) is refused.
+pub fn adoption(lt: &LoadTest, r: RunRecord) -> Result<Adoption, String> {
     let placeholders = lt
         .spec
         .secret_headers
@@ -93,10 +96,12 @@ pub fn adoption(lt: &LoadTest, r: RunRecord) -> Adoption {
         .as_ref()
         .and_then(|t| u64::try_from(t.0.as_millisecond()).ok())
         .unwrap_or(r.start_at_ms);
-    Adoption {
+    // Nor the ConfigMaps': the CA bundle and the bodies are in the drivers' config already.
+    let spec = test_input(lt, &r.drivers, placeholders, &Default::default())
+        .map_err(|e| format!("the spec cannot be converted: {e}"))?;
+    Ok(Adoption {
         id: r.test_id,
-        // Nor the ConfigMaps': the CA bundle is in the drivers' config already.
-        spec: test_input(lt, &r.drivers, placeholders, &Default::default()),
+        spec,
         drivers: r.drivers,
         created_ms,
         started_ms: r.start_at_ms,
@@ -105,7 +110,7 @@ pub fn adoption(lt: &LoadTest, r: RunRecord) -> Adoption {
             .iter()
             .map(|p| (p.partition, p.offset))
             .collect(),
-    }
+    })
 }
 
 /// What the status records of a starting test.
@@ -188,7 +193,7 @@ mod tests {
                 offset: 17
             }]
         );
-        let a = adoption(&lt, record);
+        let a = adoption(&lt, record).expect("converts");
         assert_eq!(
             (a.id.as_str(), &a.drivers, a.started_ms, &a.metrics_from),
             (

@@ -58,6 +58,75 @@ async fn invalid_loadtests_are_refused_by_the_api_server() {
             "stages set the pace alone",
         ),
     ];
+    // Issue 12: a request mix, in place of targetUrl.
+    let mix = |name: &str, entries: Value, extra: Value| {
+        let mut m = loadtest(name, &t, 2, extra);
+        if let Some(spec) = m["spec"].as_object_mut() {
+            spec.remove("targetUrl");
+            spec.insert("mix".into(), entries);
+        }
+        m
+    };
+    let url = format!("http://{t}/ping");
+    let one = |extra: Value| {
+        let mut e = json!({"name": "a", "url": url});
+        if let (Some(o), Some(x)) = (e.as_object_mut(), extra.as_object()) {
+            o.extend(x.clone());
+        }
+        e
+    };
+    let mut both = mix("mix-and-url", json!([one(json!({}))]), json!({}));
+    both["spec"]["targetUrl"] = json!(url);
+    let mix_refusals = [
+        (
+            mix("weight-zero", json!([one(json!({"weight": 0}))]), json!({})),
+            "weight",
+        ),
+        (both, "exactly one of targetUrl"),
+        (
+            mix(
+                "mix-and-method",
+                json!([one(json!({}))]),
+                json!({"method": "POST"}),
+            ),
+            "leave the top-level ones out",
+        ),
+        (
+            mix(
+                "same-names",
+                json!([one(json!({})), one(json!({}))]),
+                json!({}),
+            ),
+            "must be unique",
+        ),
+        (
+            mix(
+                "body-twice",
+                json!([one(
+                    json!({"body": "x", "bodyFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}})
+                )]),
+                json!({}),
+            ),
+            "body or bodyFrom, not both",
+        ),
+        (
+            mix(
+                "bad-status",
+                json!([one(json!({}))]),
+                json!({"checks": {"status": ["7xx"]}}),
+            ),
+            "status",
+        ),
+        (
+            mix(
+                "tls-on-http",
+                json!([one(json!({}))]),
+                json!({"tls": {"insecureSkipVerify": true}}),
+            ),
+            "tls applies to https:// targets only",
+        ),
+    ];
+    let refusals = refusals.into_iter().chain(mix_refusals);
     for (manifest, needle) in refusals {
         let err = e
             .apply(manifest.clone())
@@ -74,6 +143,15 @@ async fn invalid_loadtests_are_refused_by_the_api_server() {
     e.apply(loadtest("fine", &t, 2, json!({})))
         .await
         .expect("valid");
+    e.apply(mix(
+        "fine-mix",
+        json!([one(json!({"weight": 3, "checks": {"status": [200, "2xx", "200-299"]}})),
+               {"name": "b", "url": url, "method": "POST", "body": "x",
+                "checks": {"json": [{"pointer": "/a", "equals": "1"}]}}]),
+        json!({"checks": {"bodyContains": "ok"}, "thresholds": [{"threshold": "a: p99 < 1s"}]}),
+    ))
+    .await
+    .expect("a valid mix");
     let patch = Patch::Merge(json!({"spec": {"requestsPerDriver": 5}}));
     let err = e
         .loadtests()
