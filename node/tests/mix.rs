@@ -161,23 +161,6 @@ async fn a_bad_mix_is_refused_with_the_field_named() {
     );
 }
 
-/// Runs the `floodgate` binary to its end; its exit code, stdout and stderr.
-async fn floodgate(args: Vec<String>) -> (i32, String, String) {
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(floodgate_bin())
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_runs_a_mix_file_with_bodies_from_files_and_checks() {
     let target = Target::start(&[]).await;
@@ -258,25 +241,20 @@ async fn floodgate_load_runs_a_mix_on_one_machine_with_checks_and_scoped_thresho
         .to_string(),
     )
     .unwrap();
-    let (code, out, err) = floodgate(
-        [
-            "load",
-            "--mix",
-            file.to_str().unwrap(),
-            "-n",
-            "500",
-            "-c",
-            "4",
-            "--json",
-            "--threshold",
-            "home: errors == 0",
-            "--threshold",
-            "json: checks_failed == 0",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-    )
+    let (code, out, err) = floodgate([
+        "load",
+        "--mix",
+        file.to_str().unwrap(),
+        "-n",
+        "500",
+        "-c",
+        "4",
+        "--json",
+        "--threshold",
+        "home: errors == 0",
+        "--threshold",
+        "json: checks_failed == 0",
+    ])
     .await;
     // The JSON check fails on purpose (the echo says POST): thresholds failed, exit code 3.
     assert_eq!(code, 3, "{out}\n{err}");

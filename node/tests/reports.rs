@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const MIN: Duration = Duration::from_secs(60);
 
-const CSV_COLUMNS: [&str; 39] = [
+const CSV_COLUMNS: [&str; 44] = [
     "scope",
     "driver_id",
     "state",
@@ -54,6 +54,11 @@ const CSV_COLUMNS: [&str; 39] = [
     "tls_p99_ms",
     "tls_max_ms",
     "tls_resumed",
+    "errors_check",
+    "checks_failed_status",
+    "checks_failed_body",
+    "checks_failed_json",
+    "request",
 ];
 
 struct Fetched {
@@ -193,10 +198,12 @@ fn assert_row_matches(row: &[String], scope: &str, id: &str, state: &str, s: &Va
         );
     }
     assert_eq!(
-        row[33..],
+        row[33..39],
         ["0", "", "", "", "", "0"],
         "tls columns of {id:?}"
     );
+    // Then the check columns: no check failed, and no request name on an `all` or `driver` row.
+    assert_eq!(row[39..], ["0", "0", "0", "0", ""], "check columns of {id:?}");
 }
 
 /// What the browser check needs; fails (never skips) when it is missing.
@@ -383,20 +390,6 @@ async fn exports_match_the_test_and_the_html_report_renders_offline_in_chromium(
     let r = fetch(&c.url(&format!("/api/v1/tests/{slow}/report.csv"))).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(parse_csv(&r.body)[1][2], "stopped");
-}
-
-async fn floodgate(args: &[&str]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(floodgate_bin())
-        .args(args)
-        .env_remove("FLOODGATE_ORCHESTRATOR")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,23 +12,6 @@ use std::time::Duration;
 
 const MIN: Duration = Duration::from_secs(60);
 
-/// Runs the `floodgate` binary to its end; its exit code, stdout and stderr.
-async fn floodgate(args: Vec<String>) -> (i32, String, String) {
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(floodgate_bin())
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }

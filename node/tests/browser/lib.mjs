@@ -110,3 +110,29 @@ export async function run(origin, body, { expected, failureShot } = {}) {
   if (!failed) log('PASS');
   process.exit(failed ? 1 : 0);
 }
+
+/** The API at `base`: `get` (which must succeed) and `post` (any status, with its JSON body). */
+export function apiAt(base) {
+  return {
+    get: async (path) => {
+      const r = await fetch(base + path);
+      assert(r.ok, `GET ${path}: HTTP ${r.status}`);
+      return r.json();
+    },
+    post: async (path, body) => {
+      const r = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: r.status, body: await r.json() };
+    },
+  };
+}
+
+/**
+ * A `watchPage` predicate for the 400s of deliberately invalid test submissions (Chromium logs
+ * each as a console error too), expected only once `armed()` says some were sent.
+ */
+export const invalidSubmissions = (armed) => (kind, d) => {
+  if (!armed()) return false;
+  if (kind === 'console') return /status of 400/.test(d.text()) && (d.location()?.url ?? '').endsWith('/api/v1/tests');
+  if (kind === 'response') return d.status() === 400 && d.request().method() === 'POST' && d.url().endsWith('/api/v1/tests');
+  return false;
+};

@@ -17,7 +17,7 @@
 //
 //   node mix.mjs <dashboard-url> <target-origin>
 
-import { assert, assertEqual, log, poll, run, text, tid } from './lib.mjs';
+import { apiAt, assert, assertEqual, invalidSubmissions, log, poll, run, text, tid } from './lib.mjs';
 
 const [base, origin] = process.argv.slice(2).map((a) => a?.replace(/\/$/, ''));
 if (!base || !origin) {
@@ -33,25 +33,11 @@ const group = (s) => {
 const fmtMs = (v) => group(v.toFixed(3));
 const fmtRps = (v) => group(v.toFixed(1));
 
-async function apiGet(path) {
-  const r = await fetch(base + path);
-  assert(r.ok, `GET ${path}: HTTP ${r.status}`);
-  return r.json();
-}
+const { get: apiGet, post: apiPost } = apiAt(base);
 
-async function apiPost(path, body) {
-  const r = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: r.status, body: await r.json() };
-}
-
-// The deliberately invalid submissions' 400s (Chromium logs each as a console error too).
+// The deliberately invalid submissions' 400s.
 let invalidPosts = 0;
-const expected = (kind, d) => {
-  if (invalidPosts === 0) return false;
-  if (kind === 'console') return /status of 400/.test(d.text()) && (d.location()?.url ?? '').endsWith('/api/v1/tests');
-  if (kind === 'response') return d.status() === 400 && d.request().method() === 'POST' && d.url().endsWith('/api/v1/tests');
-  return false;
-};
+const expected = invalidSubmissions(() => invalidPosts > 0);
 
 async function openSection(page, name) {
   const open = await page.$eval(`details[data-section="${name}"]`, (d) => d.open);

@@ -596,3 +596,20 @@ impl Drop for Broker {
             .output();
     }
 }
+
+/// Runs the `floodgate` binary (the CLI) to its end: its exit code, stdout and stderr.
+pub async fn floodgate<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+) -> (i32, String, String) {
+    let out = tokio::process::Command::new(floodgate_bin())
+        .args(args)
+        .env_remove("FLOODGATE_ORCHESTRATOR")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
