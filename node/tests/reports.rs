@@ -203,7 +203,11 @@ fn assert_row_matches(row: &[String], scope: &str, id: &str, state: &str, s: &Va
         "tls columns of {id:?}"
     );
     // Then the check columns: no check failed, and no request name on an `all` or `driver` row.
-    assert_eq!(row[39..], ["0", "0", "0", "0", ""], "check columns of {id:?}");
+    assert_eq!(
+        row[39..],
+        ["0", "0", "0", "0", ""],
+        "check columns of {id:?}"
+    );
 }
 
 /// What the browser check needs; fails (never skips) when it is missing.
