@@ -48,8 +48,12 @@ impl Requests {
     /// The entry request `index` sends, and its position in the mix.
     #[inline]
     pub fn pick(&self, index: u64) -> (usize, &PreparedRequest, &Checker) {
-        // `cycle` is never empty and its values index `entries`.
-        let k = usize::from(self.cycle[(index % self.cycle.len() as u64) as usize]);
+        // `cycle` is never empty and its values index `entries`. One request (the seed's test)
+        // skips the division: this runs once per request.
+        let k = match self.cycle.len() {
+            1 => 0,
+            w => usize::from(self.cycle[(index % w as u64) as usize]),
+        };
         let (r, c) = &self.entries[k];
         (k, r, c)
     }
