@@ -4,7 +4,7 @@
 
 use crate::cli::LoadArgs;
 use crate::engine::{Checker, MixRequest, PreparedRequest, Snapshot};
-use crate::orchestrator::spec::MixSpec;
+use crate::orchestrator::spec::{checked_mix, MixSpec};
 use crate::protocol::mix::{self, Checks};
 use crate::thresholds::eval::Data;
 use serde_json::{json, Value};
@@ -41,18 +41,14 @@ pub fn requests(args: &LoadArgs, http2: bool) -> anyhow::Result<LoadRequests> {
     let list = crate::client::mix_field(path).map_err(anyhow::Error::msg)?;
     let specs: Vec<MixSpec> = serde_path_to_error::deserialize(list)
         .map_err(|e| anyhow::anyhow!("--mix: mix{}: {}", e.path(), e.inner()))?;
-    let wire: Vec<mix::MixEntry> = specs
-        .iter()
-        .map(|m| {
-            let mut w = m.to_wire();
-            w.method = w.method.to_ascii_uppercase();
-            w
-        })
-        .collect();
-    mix::check_mix(&wire).map_err(|e| anyhow::anyhow!("--mix: {e}"))?;
+    let specs = checked_mix(specs).map_err(|e| anyhow::anyhow!("--mix: {e}"))?;
+    let wire: Vec<mix::MixEntry> = specs.iter().map(MixSpec::to_wire).collect();
     let mix =
         crate::driver::mix_requests(&wire, http2).map_err(|e| anyhow::anyhow!("--mix: {e}"))?;
-    let request = mix[0].request.clone();
+    let request = mix
+        .first()
+        .map(|m| m.request.clone())
+        .ok_or_else(|| anyhow::anyhow!("--mix: names no request"))?;
     Ok(LoadRequests {
         request,
         mix,
@@ -80,7 +76,7 @@ pub fn data<'a>(s: &'a Snapshot, names: &[String], scope: Option<&str>) -> Optio
         completed: status.total() + e.connect + e.timeout + e.io,
         elapsed_us: u64::try_from(s.elapsed.as_micros()).unwrap_or(u64::MAX),
         counted: true,
-        checks_failed: Some(e.http + e.check),
+        checks_failed: Some(e.failed_responses()),
     })
 }
 
@@ -100,7 +96,7 @@ pub fn add_json(result: &mut Value, names: &[String], s: &Snapshot) {
             (
                 name.clone(),
                 json!({"sent": n.sent, "responses": n.status.total(),
-                    "ok": n.status.total().saturating_sub(e.http + e.check),
+                    "ok": n.status.total().saturating_sub(e.failed_responses()),
                     "errors": {"connect": e.connect, "timeout": e.timeout, "http": e.http, "io": e.io, "check": e.check},
                     "checks_failed": {"status": n.checks.status, "body": n.checks.body, "json": n.checks.json},
                     "latency": n.latency.summary()}),
@@ -118,7 +114,7 @@ pub fn print(names: &[String], s: &Snapshot) {
         println!(
             "  {name}: sent {}, ok {}, errors {} | latency ms: p50 {:.3} p99 {:.3} max {:.3}",
             n.sent,
-            n.status.total().saturating_sub(e.http + e.check),
+            n.status.total().saturating_sub(e.failed_responses()),
             e.total(),
             l.median_ms,
             l.p99_ms,

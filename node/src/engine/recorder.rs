@@ -47,6 +47,11 @@ impl ErrorCounts {
         self.check += o.check;
     }
 
+    /// Responses that failed a check: an unexpected status (`http`) or a body or JSON check.
+    pub fn failed_responses(&self) -> u64 {
+        self.http + self.check
+    }
+
     /// connect, timeout, http, io, check.
     pub fn as_array(&self) -> [u64; 5] {
         [self.connect, self.timeout, self.http, self.io, self.check]
@@ -186,38 +191,36 @@ impl Recorder {
     /// in the totals and in its entry's figures. Latency is recorded by the caller (the totals'
     /// differs between paced and unpaced runs).
     pub fn count(&mut self, entry: usize, ended: Ended) {
-        let one = self.by_name.get_mut(entry);
         let mut errors = ErrorCounts::default();
+        let mut response = None;
         match ended {
             Ended::Response {
                 status,
                 latency_us,
                 judged,
             } => {
-                self.status.record(status);
-                self.checks.count(&judged);
                 if judged.status {
                     errors.http = 1;
                 } else if judged.failed() {
                     errors.check = 1;
                 }
-                if let Some(n) = one {
-                    n.status.record(status);
-                    n.latency.record(latency_us);
-                    n.checks.count(&judged);
-                    n.errors.add(&errors);
-                }
+                self.status.record(status);
+                self.checks.count(&judged);
+                response = Some((status, latency_us, judged));
             }
             Ended::Connect => errors.connect = 1,
             Ended::Io => errors.io = 1,
             Ended::Timeout => errors.timeout = 1,
         }
-        if !matches!(ended, Ended::Response { .. }) {
-            if let Some(n) = self.by_name.get_mut(entry) {
-                n.errors.add(&errors);
+        self.errors.add(&errors);
+        if let Some(n) = self.by_name.get_mut(entry) {
+            n.errors.add(&errors);
+            if let Some((status, latency_us, judged)) = response {
+                n.status.record(status);
+                n.latency.record(latency_us);
+                n.checks.count(&judged);
             }
         }
-        self.errors.add(&errors);
     }
 
     pub fn merge(&mut self, other: &Recorder) {

@@ -3,7 +3,7 @@
 //! Strict where the wire protocol is liberal: this is user input, so an unknown field or a
 //! wrong type is an error that names the field, not something to guess around.
 
-pub use super::spec_mix::MixSpec;
+pub use super::spec_mix::{checked_mix, MixSpec};
 use crate::http::{self, Part};
 use crate::protocol::limits::{self, Caps, MAX_DELAY_MS, MAX_DRIVERS, MAX_TIMEOUT_MS, MIN_DRIVERS};
 use crate::protocol::mix::Checks;
@@ -436,6 +436,7 @@ impl TestSpec {
         drivers: &[String],
         orchestrator_id: &str,
     ) -> TestConfig {
+        let mix: Vec<_> = self.mix.iter().map(MixSpec::to_wire).collect();
         TestConfig {
             test_id: test_id.to_string(),
             test_type: self.test_type,
@@ -444,16 +445,13 @@ impl TestSpec {
             requests: Some(self.requests_per_driver)
                 .filter(|&n| n > 0 || self.duration_ms.is_none()),
             // With a mix, its first entry: what a driver that knows no mix sends.
-            target: Some(match self.mix.first() {
-                Some(m) => {
-                    let w = m.to_wire();
-                    HttpTarget {
-                        url: w.url,
-                        method: w.method,
-                        headers: w.headers,
-                        body: w.body,
-                    }
-                }
+            target: Some(match mix.first() {
+                Some(w) => HttpTarget {
+                    url: w.url.clone(),
+                    method: w.method.clone(),
+                    headers: w.headers.clone(),
+                    body: w.body.clone(),
+                },
                 None => HttpTarget {
                     url: self.target_url.clone(),
                     method: self.method.clone(),
@@ -476,7 +474,7 @@ impl TestSpec {
                 streams_per_connection: self.streams_per_connection,
                 tls: self.tls.clone(),
             },
-            mix: self.mix.iter().map(MixSpec::to_wire).collect(),
+            mix,
             checks: self.checks.clone(),
         }
     }

@@ -109,6 +109,21 @@ pub(super) fn validate(
     Ok(mix)
 }
 
+/// A mix alone, as `floodgate load --mix` gives it: checked by the same rules, methods in upper
+/// case.
+pub fn checked_mix(mix: Vec<MixSpec>) -> Result<Vec<MixSpec>, FieldError> {
+    validate(
+        Some(mix),
+        None,
+        Single {
+            target_url: None,
+            method: None,
+            has_headers: false,
+            has_body: false,
+        },
+    )
+}
+
 impl TestSpec {
     /// The names thresholds may be scoped to: the mix's.
     pub fn request_names(&self) -> Vec<&str> {

@@ -53,7 +53,7 @@ impl Merged {
             m.elapsed_ms = m.elapsed_ms.max(r.elapsed_us / 1000);
             m.counted &= r.counted;
             if r.seq > 0 {
-                *m.failed_checks.get_or_insert(0) += r.errors.http + r.errors.check;
+                *m.failed_checks.get_or_insert(0) += r.errors.failed_responses();
             }
         }
         m.latency = if summaries.is_empty() {
@@ -94,7 +94,7 @@ impl Merged {
             completed: n.stats.responses + e.connect + e.timeout + e.io,
             elapsed_us: n.elapsed_us / 1000 * 1000,
             counted: true,
-            checks_failed: Some(e.http + e.check),
+            checks_failed: Some(e.failed_responses()),
         })
     }
 }

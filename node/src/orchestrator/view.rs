@@ -308,7 +308,7 @@ fn fill_counts(s: &mut Stats, r: &MetricsReport) {
     // as far as known.
     s.ok = if r.seq > 0 {
         r.responses_received
-            .saturating_sub(r.errors.http + r.errors.check)
+            .saturating_sub(r.errors.failed_responses())
     } else if r.status.total() > 0 {
         r.status.c2
     } else {

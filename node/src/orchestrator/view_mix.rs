@@ -56,7 +56,7 @@ pub(super) fn merge<'a>(parts: impl Iterator<Item = &'a Part>) -> BTreeMap<Strin
     for m in out.values_mut() {
         let s = &mut m.stats;
         s.error_total = s.errors.total();
-        s.ok = s.responses.saturating_sub(s.errors.http + s.errors.check);
+        s.ok = s.responses.saturating_sub(s.errors.failed_responses());
         // Whole ms, as the totals' achieved_rps.
         let ms = m.elapsed_us / 1000;
         if ms > 0 {

@@ -122,6 +122,11 @@ impl ErrorCounts {
         self.check += o.check;
     }
 
+    /// Responses that failed a check: an unexpected status (`http`) or a body or JSON check.
+    pub fn failed_responses(&self) -> u64 {
+        self.http + self.check
+    }
+
     /// connect, timeout, http, io, check.
     pub fn as_array(&self) -> [u64; 5] {
         [self.connect, self.timeout, self.http, self.io, self.check]
