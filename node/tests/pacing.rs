@@ -28,18 +28,26 @@ async fn a_tsunami_leaves_on_its_due_instants_even_at_sub_millisecond_gaps() {
     assert_eq!(v["status"], "completed", "{v}");
     assert_eq!(target.metrics().await.0, 2 * n);
 
-    // What each driver recorded: every request's lateness, in its own histogram. A timer on
-    // millisecond ticks is 500 µs late or more at the median here; the goal on an idle machine
-    // is under 50 µs, and 250 µs leaves room for a busy one (these drivers are debug builds,
-    // sharing two cores with Kafka, the target and other tests).
+    // What each driver recorded: every request's lateness, in its own histogram. On an idle
+    // machine the median is about 45 µs (three runs: 43-49 µs). The bound is one gap: at the
+    // median a request leaves before the next one is due, so the schedule holds as gaps. It
+    // is loose because it must hold on a busy 2-core machine, where the drivers (debug builds,
+    // beside Kafka, the orchestrator and the target) wait for the kernel's time slices: a CI
+    // run saw 0.287 ms, a run beside two other e2e tests 0.657 ms, and runs beside three
+    // CPU-bound processes 0.14-0.46 ms. A thread that only sleeps and wakes still woke within
+    // 35 µs then, so the lag is the drivers' share of the CPU, not the timer. The clock's own
+    // precision is asserted in-process (`engine::wait`), and bursts per tick are ruled out at
+    // the target below.
+    let bound_ms = gap_us as f64 / 1000.0;
     for d in v["per_driver"].as_array().unwrap() {
         let lag = &d["schedule_lag"];
         assert_eq!(lag["count"].as_u64(), Some(n), "one lag per request: {d}");
         let p50 = lag["median_ms"].as_f64().unwrap();
         assert!(
-            p50 < 0.25,
-            "median schedule lag {p50} ms on {}",
-            d["driver_id"]
+            p50 < bound_ms,
+            "median schedule lag {p50} ms on {} (p90 {} ms), not under one gap ({bound_ms} ms)",
+            d["driver_id"],
+            lag["p90_ms"]
         );
         // The latency from the due instant includes the lag; the service time does not.
         let (lat, svc) = (&d["latency"], &d["service_time"]);
@@ -53,19 +61,25 @@ async fn a_tsunami_leaves_on_its_due_instants_even_at_sub_millisecond_gaps() {
 
     // At the target: both drivers run the same absolute schedule, so arrivals two apart are one
     // gap apart. Requests sent in bursts per tick (four arrivals per millisecond) would put
-    // half of these near 0 µs and half near 1 ms; kept as gaps, the median lies around 500 µs.
-    // The lower quartile is not asserted, and the median only loosely (200-800 µs): a target
-    // thread descheduled on a busy machine reads several requests at once, which shortens some
-    // gaps whatever the drivers did (a fresh-clone run saw 82/330/634). Bursts per tick are
-    // what the upper quartile rules out: they would put it near 1 ms. The drivers' own send
-    // times are asserted above, exactly.
+    // half of these near 0 µs and half near 1 ms, so the upper quartile near 1 ms: that is
+    // what `q(75) <= 850` rules out. The quartiles below it are not asserted: a target thread
+    // descheduled on a busy machine reads several requests at once, which shortens gaps
+    // whatever the drivers did (a fresh-clone run saw 82/330/634 µs, a run beside three
+    // CPU-bound processes 54/112/511). That the load was paced at all, not sent at once, is
+    // the arrivals' span: the schedule's n - 1 gaps, which no descheduling shortens.
     let arrivals = target.arrivals_us().await;
     assert_eq!(arrivals.len() as u64, 2 * n);
+    let span_us = arrivals[arrivals.len() - 1] - arrivals[0];
+    let schedule_us = (n - 1) * gap_us;
+    assert!(
+        span_us * 100 >= schedule_us * 95,
+        "arrivals span {span_us} µs, the schedule {schedule_us} µs"
+    );
     let mut gaps: Vec<u64> = arrivals.windows(3).map(|w| w[2] - w[0]).collect();
     gaps.sort_unstable();
     let q = |p: usize| gaps[gaps.len() * p / 100];
     assert!(
-        (200..=800).contains(&q(50)) && q(75) <= 850,
+        (300..=850).contains(&q(75)),
         "gaps p25/p50/p75 {}/{}/{} µs, want about {gap_us}",
         q(25),
         q(50),
