@@ -187,6 +187,7 @@ pub async fn driver(args: DriverArgs) -> anyhow::Result<()> {
     if args.report_ms == 0 || args.report_ms > 1000 {
         anyhow::bail!("--report-ms must be between 1 and 1000 (the orchestrator must know counts at most 1 s old)");
     }
+    use crate::protocol::limits::{MAX_CAPACITY, MIN_CAPACITY};
     if args.heartbeat_ms == 0 {
         anyhow::bail!("--heartbeat-ms must be > 0");
     }
@@ -196,6 +197,16 @@ pub async fn driver(args: DriverArgs) -> anyhow::Result<()> {
             crate::protocol::limits::MAX_REQUESTS
         );
     }
+    let declared = args
+        .capacity
+        .or(args.capacity_millicores.map(|m| m as f64 / 1000.0));
+    let capacity = match declared {
+        Some(c) if (MIN_CAPACITY..=MAX_CAPACITY).contains(&c) => c,
+        Some(c) => {
+            anyhow::bail!("--capacity must be between {MIN_CAPACITY} and {MAX_CAPACITY}, got {c}")
+        }
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+    };
     let id = args
         .id
         .unwrap_or_else(|| format!("driver-{}", short_uuid()));
@@ -214,6 +225,7 @@ pub async fn driver(args: DriverArgs) -> anyhow::Result<()> {
         report_interval: Duration::from_millis(args.report_ms),
         default_target: args.target,
         default_count: args.default_count,
+        capacity: Some(capacity),
         seed: args.seed.style(),
         kafka_wait: args.kafka.wait(),
         kafka_security: args.kafka.security.security(),

@@ -371,6 +371,14 @@ pub struct DriverArgs {
     /// Requests per driver for tests whose config names no message_count_per_driver.
     #[arg(long, env = "FLOODGATE_DEFAULT_COUNT", default_value_t = crate::driver::DEFAULT_COUNT)]
     pub default_count: u64,
+    /// This driver's capacity, by which a test given in totals is shared: cores, or a pod's CPU
+    /// (0.001 to 4096; default: the cores this process may run on).
+    #[arg(long, env = "FLOODGATE_CAPACITY")]
+    pub capacity: Option<f64>,
+    /// The capacity in millicores, as Kubernetes' downward API gives a pod's CPU (used when
+    /// --capacity is absent; --capacity wins).
+    #[arg(long, env = "FLOODGATE_CAPACITY_MILLICORES")]
+    pub capacity_millicores: Option<u64>,
     #[command(flatten)]
     pub seed: SeedArgs,
 }
@@ -489,6 +497,13 @@ pub enum TestKind {
     Avalanche,
 }
 
+/// How a test's totals are shared among its drivers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    Capacity,
+    Equal,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -508,9 +523,20 @@ pub struct RunArgs {
     pub body_file: Option<PathBuf>,
     #[command(flatten)]
     pub checks: CheckArgs,
-    /// Requests per driver (or a time-bound test: `--duration`, `--stage`).
-    #[arg(long, short = 'n', required_unless_present_any = ["duration", "stages"])]
+    /// Requests per driver (or a time-bound test: `--duration`, `--stage`; or a total:
+    /// `--total-requests`).
+    #[arg(long, short = 'n', required_unless_present_any = ["duration", "stages", "total_requests"])]
     pub requests: Option<u64>,
+    /// Requests over all drivers, shared by their declared capacity (see --split).
+    #[arg(long, conflicts_with = "requests")]
+    pub total_requests: Option<u64>,
+    /// Requests/s over all drivers, shared as --total-requests is (instead of --delay-ms or
+    /// --rate).
+    #[arg(long, requires = "total_requests", conflicts_with_all = ["rate", "delay_ms"])]
+    pub total_rate: Option<f64>,
+    /// How totals are shared: capacity (default) or equal.
+    #[arg(long, value_enum, requires = "total_requests")]
+    pub split: Option<SplitArg>,
     #[command(flatten)]
     pub timing: TimingArgs,
     /// Tsunami: milliseconds between requests on each driver.

@@ -8,8 +8,8 @@ import { shortId } from './format.js';
 import { checksSpec, initMix, showMixNotes } from './mix.js';
 import { headerMap, list } from './parse.js';
 
-const FIELDS = ['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'target_url', 'concurrency', 'drivers', 'timeout_ms', 'method', 'duration', 'start_rate', 'streams_per_connection'];
-const NUMERIC = new Set(['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'concurrency', 'drivers', 'timeout_ms', 'start_rate', 'streams_per_connection']);
+const FIELDS = ['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'target_url', 'concurrency', 'drivers', 'timeout_ms', 'method', 'duration', 'start_rate', 'streams_per_connection', 'total_requests', 'total_rate', 'split'];
+const NUMERIC = new Set(['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'concurrency', 'drivers', 'timeout_ms', 'start_rate', 'streams_per_connection', 'total_requests', 'total_rate']);
 
 /** `30s:100, 1m:1000` as the API's stages; a part that is not DURATION:RATE is sent as typed. */
 function stages(raw) {
@@ -142,6 +142,13 @@ export function initForm({ onCreated }) {
     if (st) s.stages = st;
     // A time-bound test takes no count: the count field's default must not refuse it.
     if (s.duration !== undefined || s.stages) delete s.requests_per_driver;
+    // Totals replace the per-driver count, and a total rate the per-driver pace (their
+    // defaults must not refuse it).
+    if (s.total_requests !== undefined) delete s.requests_per_driver;
+    if (s.total_rate !== undefined) {
+      delete s.delay_ms;
+      delete s.throughput_per_driver;
+    }
 
     // The request's shape: headers, which of them are secret, a body sent as typed.
     // With a mix, each entry has its own (the single request's fields are off).

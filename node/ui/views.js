@@ -80,9 +80,17 @@ function describeSpec(t) {
     : s.duration_ms
       ? `for ${fmtDuration(s.duration_ms)}${s.requests_per_driver ? ` (${fmtInt(s.requests_per_driver)} requests)` : ''}`
       : `${fmtInt(s.requests_per_driver)} requests`;
-  const parts = [`${type} · ${t.drivers.length} drivers × ${bound}`];
-  if (s.delay_ms > 0) parts.push(`delay ${+s.delay_ms.toFixed(3)} ms`);
-  parts.push(s.throughput_per_driver ? `cap ${fmtInt(s.throughput_per_driver)} req/s per driver` : 'no cap');
+  const totals = s.totals;
+  const parts = totals?.requests
+    ? [`${type} · ${fmtInt(totals.requests)} requests over ${t.drivers.length} drivers, shared ${totals.split === 'equal' ? 'equally' : 'by capacity'}`]
+    : [`${type} · ${t.drivers.length} drivers × ${bound}`];
+  if (totals?.rate) {
+    // Each driver's pace is its share of the total rate.
+    parts.push(`${fmtInt(totals.rate)} req/s in total`);
+  } else {
+    if (s.delay_ms > 0) parts.push(`delay ${+s.delay_ms.toFixed(3)} ms`);
+    parts.push(s.throughput_per_driver ? `cap ${fmtInt(s.throughput_per_driver)} req/s per driver` : 'no cap');
+  }
   parts.push(`${fmtInt(s.concurrency)} connections`);
   parts.push(`timeout ${fmtInt(s.timeout_ms)} ms`);
   return parts.join(' · ');

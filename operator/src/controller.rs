@@ -299,6 +299,7 @@ pub fn observation(v: &TestView) -> TestObservation {
             .map(|d| DriverProgress {
                 id: d.driver_id.clone(),
                 state: d.state.as_str().to_string(),
+                requests: (d.stats.requests_total > 0).then_some(d.stats.requests_total),
                 sent: d.stats.sent,
                 ok: d.stats.ok,
                 errors: d.stats.error_total,

@@ -28,8 +28,11 @@ use std::collections::BTreeMap;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("self == oldSelf").message("a LoadTest's spec cannot change; create a new LoadTest to run again"))]
-#[x_kube(validation = Rule::new("self.testType != 'Tsunami' || has(self.stages) || (has(self.delayMs) && self.delayMs > 0.0)").message("a Tsunami test needs delayMs > 0 (or stages)"))]
-#[x_kube(validation = Rule::new("(has(self.requestsPerDriver) ? 1 : 0) + (has(self.durationMs) ? 1 : 0) + (has(self.stages) ? 1 : 0) == 1").message("give exactly one of requestsPerDriver (a count), durationMs or stages (a time)"))]
+#[x_kube(validation = Rule::new("self.testType != 'Tsunami' || has(self.stages) || has(self.totalRate) || (has(self.delayMs) && self.delayMs > 0.0)").message("a Tsunami test needs delayMs > 0 (or stages, or totalRate)"))]
+#[x_kube(validation = Rule::new("(has(self.requestsPerDriver) ? 1 : 0) + (has(self.totalRequests) ? 1 : 0) + (has(self.durationMs) ? 1 : 0) + (has(self.stages) ? 1 : 0) == 1").message("give exactly one of requestsPerDriver or totalRequests (a count), durationMs or stages (a time)"))]
+#[x_kube(validation = Rule::new("!has(self.totalRate) || (has(self.totalRequests) && !has(self.throughputPerDriver) && !has(self.delayMs))").message("totalRate goes with totalRequests, instead of throughputPerDriver or delayMs"))]
+#[x_kube(validation = Rule::new("!has(self.totalRequests) || has(self.totalRate) || (self.testType == 'Avalanche' && !has(self.throughputPerDriver))").message("a paced test given in totalRequests takes its pace as totalRate"))]
+#[x_kube(validation = Rule::new("!has(self.split) || has(self.totalRequests)").message("split applies to a test given in totalRequests"))]
 #[x_kube(validation = Rule::new("!has(self.stages) || (!has(self.throughputPerDriver) && !has(self.delayMs))").message("stages set the pace alone: leave out throughputPerDriver and delayMs"))]
 #[x_kube(validation = Rule::new("!has(self.startRate) || has(self.stages)").message("startRate is the rate the first of the stages ramps from: it needs stages"))]
 #[x_kube(validation = Rule::new("self.testType != 'Avalanche' || !has(self.delayMs) || self.delayMs == 0.0").message("only Tsunami tests take delayMs; cap an Avalanche with throughputPerDriver"))]
@@ -100,6 +103,19 @@ pub struct LoadTestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = limits::MIN_RATE, max = limits::MAX_RATE))]
     pub throughput_per_driver: Option<f64>,
+    /// Requests over all drivers instead of requestsPerDriver, shared by each driver's
+    /// capacity (its pod's CPU) so that the shares add up exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = limits::MAX_TOTAL_REQUESTS))]
+    pub total_requests: Option<u64>,
+    /// Requests per second over all drivers, shared as totalRequests is, instead of delayMs
+    /// (Tsunami) or throughputPerDriver (Avalanche).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = limits::MIN_RATE, max = limits::MAX_RATE))]
+    pub total_rate: Option<f64>,
+    /// How totals are shared: Capacity (default: by each driver's CPU) or Equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitBy>,
     /// Number of drivers (the driver Deployment's replicas).
     #[schemars(range(min = limits::MIN_DRIVERS, max = limits::MAX_DRIVERS))]
     pub drivers: u32,
@@ -248,6 +264,22 @@ pub struct LoadTestTls {
     pub server_name: Option<String>,
 }
 
+/// How a LoadTest's totals are shared among its drivers.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SplitBy {
+    Capacity,
+    Equal,
+}
+
+impl From<SplitBy> for floodgate::orchestrator::split::SplitBy {
+    fn from(s: SplitBy) -> Self {
+        match s {
+            SplitBy::Capacity => Self::Capacity,
+            SplitBy::Equal => Self::Equal,
+        }
+    }
+}
+
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum TestType {
     Tsunami,
@@ -317,6 +349,9 @@ pub struct DriverProgress {
     pub id: String,
     /// waiting, running, done, lost or refused.
     pub state: String,
+    /// Requests it was told to send: its share when the LoadTest gives totalRequests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
     pub sent: u64,
     pub ok: u64,
     pub errors: u64,
@@ -526,6 +561,9 @@ pub(crate) fn sample_loadtest() -> LoadTest {
             stages: None,
             start_rate: None,
             throughput_per_driver: None,
+            total_requests: None,
+            total_rate: None,
+            split: None,
             drivers: 3,
             concurrency: None,
             timeout_ms: None,

@@ -19,6 +19,9 @@ fn spec(drivers: u32) -> LoadTestSpec {
         stages: None,
         start_rate: None,
         throughput_per_driver: None,
+        total_requests: None,
+        total_rate: None,
+        split: None,
         drivers,
         concurrency: None,
         timeout_ms: None,
@@ -59,6 +62,7 @@ fn test(state: &str) -> TestObservation {
         drivers: vec![DriverProgress {
             id: "lt-drivers-0".into(),
             state: "done".into(),
+            requests: Some(100),
             sent: 100,
             ok: 100,
             errors: 0,

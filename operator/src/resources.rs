@@ -9,7 +9,8 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
     HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SecretEnvSource, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    ResourceFieldSelector, SecretEnvSource, SecretVolumeSource, SecurityContext, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -106,6 +107,22 @@ pub fn driver_deployment(lt: &LoadTest, replicas: i32, d: &DriverDefaults) -> De
         }),
         ..Default::default()
     };
+    // The pod's CPU (its limit, else the node's allocatable CPU) in millicores: the capacity the
+    // driver declares, by which a test given in totals is shared (issue 13).
+    let capacity = EnvVar {
+        name: "FLOODGATE_CAPACITY_MILLICORES".to_string(),
+        value_from: Some(EnvVarSource {
+            resource_field_ref: Some(ResourceFieldSelector {
+                container_name: Some("driver".to_string()),
+                resource: "limits.cpu".to_string(),
+                divisor: Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+                    "1m".to_string(),
+                )),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
     let container = Container {
         name: "driver".to_string(),
         image: Some(
@@ -118,6 +135,7 @@ pub fn driver_deployment(lt: &LoadTest, replicas: i32, d: &DriverDefaults) -> De
         env: Some(
             vec![
                 pod_name,
+                capacity,
                 env("FLOODGATE_KAFKA", &d.kafka),
                 env("FLOODGATE_ORCHESTRATOR", &d.orchestrator),
                 env("FLOODGATE_TOPIC_PREFIX", &d.topic_prefix),
@@ -339,6 +357,15 @@ mod tests {
         };
         assert_eq!(get("FLOODGATE_KAFKA").as_deref(), Some("kafka:9092"));
         assert_eq!(get("FLOODGATE_ORCHESTRATOR").as_deref(), Some("op:8090"));
+        let cpu = env
+            .iter()
+            .find(|e| e.name == "FLOODGATE_CAPACITY_MILLICORES")
+            .and_then(|e| e.value_from.as_ref()?.resource_field_ref.clone())
+            .expect("the capacity from the pod's CPU");
+        assert_eq!(
+            (cpu.resource.as_str(), cpu.divisor.map(|q| q.0)),
+            ("limits.cpu", Some("1m".to_string()))
+        );
         let id = env
             .iter()
             .find(|e| e.name == "FLOODGATE_ID")

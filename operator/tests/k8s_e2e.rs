@@ -57,6 +57,33 @@ async fn invalid_loadtests_are_refused_by_the_api_server() {
             ),
             "stages set the pace alone",
         ),
+        // Issue 13: totals replace the per-driver figures, and a paced total takes a total rate.
+        (
+            loadtest("count-twice", &t, 2, json!({"totalRequests": 10})),
+            "exactly one of requestsPerDriver or totalRequests",
+        ),
+        (
+            loadtest(
+                "rate-alone",
+                &t,
+                2,
+                json!({"totalRate": 10, "throughputPerDriver": 5}),
+            ),
+            "totalRate goes with totalRequests",
+        ),
+        (
+            loadtest(
+                "paced-total",
+                &t,
+                2,
+                json!({"requestsPerDriver": null, "totalRequests": 10, "throughputPerDriver": 5}),
+            ),
+            "takes its pace as totalRate",
+        ),
+        (
+            loadtest("split-alone", &t, 2, json!({"split": "Equal"})),
+            "split applies to a test given in totalRequests",
+        ),
     ];
     // Issue 12: a request mix, in place of targetUrl.
     let mix = |name: &str, entries: Value, extra: Value| {
@@ -247,6 +274,39 @@ async fn a_loadtest_scales_its_drivers_runs_and_succeeds_with_exact_totals() {
         },
     )
     .await;
+}
+
+/// Issue 13: a LoadTest given in totals. 601 requests over 2 drivers of the same capacity are
+/// 301 and 300, each in the status, exactly at the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loadtest_in_totals_shares_them_exactly_among_its_drivers() {
+    let e = Env::start().await;
+    e.apply(loadtest(
+        "total",
+        &e.target,
+        2,
+        json!({"requestsPerDriver": null, "totalRequests": 601, "totalRate": 1200}),
+    ))
+    .await
+    .expect("created");
+    e.phase("total", Phase::Scaling, Duration::from_secs(30))
+        .await;
+    let _drivers = e.drivers_for("total").await;
+    let done = e
+        .phase("total", Phase::Succeeded, Duration::from_secs(90))
+        .await;
+    let st = done.status.expect("status");
+    let mut shares: Vec<(Option<u64>, u64)> =
+        st.drivers.iter().map(|d| (d.requests, d.sent)).collect();
+    shares.sort();
+    assert_eq!(
+        shares,
+        [(Some(300), 300), (Some(301), 301)],
+        "{:?}",
+        st.drivers
+    );
+    assert_eq!(st.aggregate.map(|a| a.sent), Some(601));
+    assert_eq!(e.target_count().await, 601, "the target agrees");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,8 @@
 use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
 use crate::orchestrator::registry::DriverView;
 use crate::orchestrator::spec::{MixSpec, TestSpec};
+use crate::orchestrator::spec_total::Totals;
+pub use crate::orchestrator::split::{Split, SplitBy};
 use crate::orchestrator::view::{self, StageStats, TestView};
 pub use crate::orchestrator::view_mix::RequestStats;
 use crate::protocol::{
@@ -40,6 +42,9 @@ pub struct Test {
     /// `not_evaluated`, or `pending` while the test runs); absent when the test has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<Thresholds>,
+    /// How a test given in totals was shared among its participants (issue 13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
 }
 
 /// What the test was asked to do, validated.
@@ -77,6 +82,9 @@ pub struct Spec {
     pub mix: Vec<MixSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<Checks>,
+    /// What the test gave in totals; the per-driver figures above are then the means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<Totals>,
 }
 
 /// Counters and latency over one driver or all of them.
@@ -164,6 +172,9 @@ pub struct Driver {
     pub agent: Option<String>,
     pub heartbeat_interval_ms: u64,
     pub timeout_ms: u64,
+    /// The capacity it declared (cores, or its pod's CPU); absent if none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<f64>,
 }
 
 impl From<&TestView> for Test {
@@ -182,6 +193,7 @@ impl From<&TestView> for Test {
             per_driver: v.per_driver.iter().map(DriverStats::from).collect(),
             generator_warnings: v.generator_warnings.clone(),
             thresholds: v.thresholds.clone(),
+            split: v.split.clone(),
         }
     }
 }
@@ -210,6 +222,7 @@ impl From<&TestSpec> for Spec {
             tls: s.tls.clone(),
             mix: s.shown().mix,
             checks: s.checks.clone(),
+            totals: s.totals.clone(),
         }
     }
 }
@@ -273,6 +286,7 @@ impl From<&DriverView> for Driver {
             agent: d.agent.clone(),
             heartbeat_interval_ms: d.heartbeat_interval_ms,
             timeout_ms: d.timeout_ms,
+            capacity: d.capacity,
         }
     }
 }

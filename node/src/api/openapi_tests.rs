@@ -17,8 +17,10 @@ fn the_document_s_bounds_are_the_limits() {
         let f = input_field(&doc, field);
         (f["minimum"].as_f64(), f["maximum"].as_f64())
     };
-    let table: [(&str, f64, f64); 6] = [
+    let table: [(&str, f64, f64); 8] = [
         ("delay_ms", 0.0, limits::MAX_DELAY_MS),
+        ("total_requests", 1.0, limits::MAX_TOTAL_REQUESTS as f64),
+        ("total_rate", limits::MIN_RATE, limits::MAX_RATE),
         ("requests_per_driver", 1.0, Caps::HARD.requests as f64),
         ("throughput_per_driver", limits::MIN_RATE, Caps::HARD.rate),
         ("concurrency", 1.0, Caps::HARD.concurrency as f64),

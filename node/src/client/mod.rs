@@ -153,6 +153,8 @@ fn cli_flag(field: &str) -> Option<&str> {
         f if f.starts_with("checks.body") => "check-body",
         f if f.starts_with("checks.json") => "check-json",
         "requests_per_driver" => "requests",
+        "total_requests" => "total-requests",
+        "total_rate" => "total-rate",
         "throughput_per_driver" => "rate",
         "delay_ms" => "delay-ms",
         "timeout_ms" => "timeout-ms",
@@ -182,6 +184,15 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     });
     mix_args::request_fields(&args, &mut body).map_err(|e| fail(2, e))?;
     let fields = [
+        ("total_requests", args.total_requests.map(|v| json!(v))),
+        ("total_rate", args.total_rate.map(|v| json!(v))),
+        (
+            "split",
+            args.split.map(|v| match v {
+                crate::cli::SplitArg::Capacity => json!("capacity"),
+                crate::cli::SplitArg::Equal => json!("equal"),
+            }),
+        ),
         ("delay_ms", args.delay_ms.map(|v| json!(v))),
         ("throughput_per_driver", args.rate.map(|v| json!(v))),
         ("concurrency", args.concurrency.map(|v| json!(v))),

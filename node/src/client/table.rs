@@ -81,6 +81,9 @@ pub fn print_result(v: &Test, output: Output) {
             st.sent
         );
     }
+    if let Some(split) = &v.split {
+        println!("{}", split_line(split));
+    }
     for w in &v.generator_warnings {
         println!("warning: {w}");
     }
@@ -110,6 +113,35 @@ pub fn print_result(v: &Test, output: Output) {
         print_thresholds(t);
     }
     let _ = std::io::stdout().flush();
+}
+
+/// How a test given in totals was shared: each driver's requests and weight (`~` marks a
+/// weight assumed for a driver that declared no capacity, `seed` one that runs the even share).
+fn split_line(split: &crate::api::dto::Split) -> String {
+    let by = match split.by {
+        crate::api::dto::SplitBy::Capacity => "by capacity",
+        crate::api::dto::SplitBy::Equal => "equally",
+    };
+    let shares: Vec<String> = split
+        .shares
+        .iter()
+        .map(|s| {
+            let how = if !s.floodgate {
+                "seed".to_string()
+            } else if s.declared {
+                format!("capacity {}", s.weight)
+            } else {
+                format!("capacity ~{}", s.weight)
+            };
+            format!(
+                "{} {} ({how}, rate ×{:.3})",
+                short(&s.driver_id),
+                s.requests,
+                s.rate_scale
+            )
+        })
+        .collect();
+    format!("shared {by}: {}", shares.join(" · "))
 }
 
 /// The thresholds' lines: the verdict, then each threshold with its measured value.

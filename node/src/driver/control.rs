@@ -134,6 +134,15 @@ impl Control {
         if self.refused.contains(&c.test_id) {
             return;
         }
+        // A test given in totals: this driver's share of it, if it has one.
+        let test_id = c.test_id.clone();
+        let c = match c.for_driver(&self.ctx.cfg.id) {
+            Ok(c) => c,
+            Err(reason) => {
+                self.refuse(&test_id, None, &reason).await;
+                return;
+            }
+        };
         let mut defaults = BTreeMap::new();
         let requests = match super::planned_requests(&c) {
             Some(n) => n,

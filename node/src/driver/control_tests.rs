@@ -34,6 +34,7 @@ fn rig(default_target: Option<&str>) -> Rig {
         report_interval: Duration::from_millis(100),
         default_target: default_target.map(str::to_string),
         default_count: 7,
+        capacity: None,
         seed: SeedStyle::default(),
         kafka_wait: Duration::from_secs(1),
         kafka_security: Default::default(),

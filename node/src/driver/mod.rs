@@ -37,6 +37,8 @@ pub struct DriverConfig {
     pub default_target: Option<String>,
     /// Requests per driver when a `test_config` names no count.
     pub default_count: u64,
+    /// The capacity it declares in `register` and `heartbeat` (issue 13).
+    pub capacity: Option<f64>,
     /// How the seed's fields are written in reports, and the unit of a foreign config's delay.
     pub seed: SeedStyle,
     /// How long start-up waits for Kafka.
@@ -219,6 +221,7 @@ fn registration(ctx: &Ctx) -> Register {
         version: Some(env!("CARGO_PKG_VERSION").to_string()),
         agent: Some(protocol::AGENT.to_string()),
         heartbeat_ms: Some(ctx.cfg.heartbeat_interval.as_millis() as u64),
+        capacity: ctx.cfg.capacity,
     }
 }
 
@@ -252,6 +255,7 @@ async fn heartbeat_loop(ctx: Arc<Ctx>) {
                 .clone(),
             agent: Some(protocol::AGENT.to_string()),
             heartbeat_ms: Some(ctx.cfg.heartbeat_interval.as_millis() as u64),
+            capacity: ctx.cfg.capacity,
         };
         ctx.bus.publish_nowait(
             &ctx.cfg.topics.heartbeat,

@@ -298,6 +298,7 @@ mod tests {
             transport: Default::default(),
             mix: Vec::new(),
             checks: None,
+            shares: Default::default(),
         }
     }
 

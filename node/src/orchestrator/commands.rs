@@ -73,6 +73,7 @@ impl Orchestrator {
                 spec,
                 for_trigger: trigger,
                 created_ms: protocol::now_unix_ms(),
+                caps: self.inner.cfg.caps,
             })
             .await?;
         let view = created
@@ -91,7 +92,10 @@ impl Orchestrator {
     }
 
     async fn publish_config(&self, v: &TestView) -> Result<(), OrchestratorError> {
-        let config = v.spec.to_config(&v.id, &v.drivers, &self.inner.cfg.id);
+        let mut config = v.spec.to_config(&v.id, &v.drivers, &self.inner.cfg.id);
+        if let (Some(split), Some(t)) = (&v.split, &v.spec.totals) {
+            config.shares = split.wire(t.requests.is_some());
+        }
         self.inner
             .bus
             .publish(

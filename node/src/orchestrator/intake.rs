@@ -161,6 +161,7 @@ pub(super) async fn heartbeats(o: Orchestrator) {
             test_id: running,
             agent: Some(protocol::AGENT.to_string()),
             heartbeat_ms: Some(every.as_millis() as u64),
+            capacity: None,
         };
         o.inner
             .bus

@@ -14,6 +14,8 @@ pub mod series;
 pub mod spec;
 mod spec_mix;
 mod spec_timing;
+pub mod spec_total;
+pub mod split;
 pub mod stage_view;
 pub mod state;
 pub mod store;
@@ -333,6 +335,7 @@ impl Orchestrator {
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
             agent: Some(protocol::AGENT.to_string()),
             heartbeat_ms: None,
+            capacity: None,
         };
         if let Err(e) = self
             .inner

@@ -42,6 +42,8 @@ struct Entry {
     /// Floodgate's agent name, when the node sent it.
     agent: Option<String>,
     declared: Option<Duration>,
+    /// The capacity it declared (issue 13), by which totals are shared.
+    capacity: Option<f64>,
     last_beat: Option<Instant>,
     gaps: VecDeque<Duration>,
     /// Heard from since this orchestrator started (false for a registration read back from
@@ -61,6 +63,7 @@ impl Entry {
             heartbeats: 0,
             agent: None,
             declared: None,
+            capacity: None,
             last_beat: None,
             gaps: VecDeque::new(),
             heard: false,
@@ -77,6 +80,9 @@ impl Entry {
         }
         if beat.interval.is_some() {
             self.declared = beat.interval;
+        }
+        if beat.capacity.is_some() {
+            self.capacity = beat.capacity;
         }
     }
 
@@ -106,6 +112,8 @@ pub struct Beat<'a> {
     pub agent: Option<&'a str>,
     /// The interval the node declares.
     pub interval: Option<Duration>,
+    /// The capacity it declares.
+    pub capacity: Option<f64>,
 }
 
 /// What the API shows of one driver.
@@ -124,6 +132,9 @@ pub struct DriverView {
     /// driver is lost.
     pub heartbeat_interval_ms: u64,
     pub timeout_ms: u64,
+    /// The capacity it declared, absent if none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<f64>,
 }
 
 /// Liveness of one driver as the test state machine needs it.
@@ -345,6 +356,21 @@ impl Registry {
                 agent: e.agent.clone(),
                 heartbeat_interval_ms: e.interval().as_millis() as u64,
                 timeout_ms: self.timeout_of(e).as_millis() as u64,
+                capacity: e.capacity,
+            })
+            .collect()
+    }
+
+    /// How a test given in totals sees each of these drivers (in their order).
+    pub fn members(&self, ids: &[String]) -> Vec<super::split::Member> {
+        ids.iter()
+            .map(|id| {
+                let e = self.drivers.get(id);
+                super::split::Member {
+                    id: id.clone(),
+                    floodgate: e.is_some_and(Entry::floodgate),
+                    capacity: e.and_then(|e| e.capacity),
+                }
             })
             .collect()
     }

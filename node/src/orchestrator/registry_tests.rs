@@ -326,3 +326,32 @@ fn beats_lost_before_an_outage_is_known_are_not_a_drivers_silence() {
         "nobody is judged while it is down"
     );
 }
+
+#[test]
+fn a_declared_capacity_is_kept_until_declared_again_and_a_seed_driver_is_not_ours() {
+    let t0 = Instant::now();
+    let mut r = Registry::started_at(3 * S, t0);
+    let with = |c: Option<f64>| Beat {
+        capacity: c,
+        ..ours()
+    };
+    r.register("a", &with(Some(4.0)), t0);
+    r.register("seed", &Beat::default(), t0);
+    // A heartbeat that declares none leaves it as it was; one that declares another changes it.
+    r.heartbeat("a", with(None), t0 + S);
+    let ids = ["a".to_string(), "seed".to_string(), "never".to_string()];
+    let m = r.members(&ids);
+    assert_eq!(
+        m.iter()
+            .map(|m| (m.id.as_str(), m.floodgate, m.capacity))
+            .collect::<Vec<_>>(),
+        [
+            ("a", true, Some(4.0)),
+            ("seed", false, None),
+            ("never", false, None)
+        ]
+    );
+    r.heartbeat("a", with(Some(2.0)), t0 + 2 * S);
+    assert_eq!(r.members(&ids)[0].capacity, Some(2.0));
+    assert_eq!(r.view(t0 + 2 * S)[0].capacity, Some(2.0));
+}

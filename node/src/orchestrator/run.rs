@@ -8,6 +8,7 @@ use super::part::{Judgement, Part, Rules};
 use super::registry::Liveness;
 use super::series::{DriverTotals, Point, Series};
 use super::spec::TestSpec;
+use super::split::{Share, Split};
 use super::stage_view::{named_warning, stage_stats};
 use super::verdict;
 use super::view::{driver_stats, finish_rates, merged};
@@ -68,6 +69,8 @@ pub struct TestRun {
     series: Option<Series>,
     /// The `abort_on_fail` threshold that stopped the test, if one did.
     aborted_by: Option<String>,
+    /// Each participant's share of a test given in totals (issue 13).
+    split: Option<Split>,
 }
 
 /// How often a running test gets a chart point.
@@ -121,7 +124,43 @@ impl TestRun {
             frozen: None,
             series: None,
             aborted_by: None,
+            split: None,
         }
+    }
+
+    /// The test's shares, when it was given in totals.
+    pub fn with_split(mut self, split: Option<Split>) -> Self {
+        self.split = split;
+        self
+    }
+
+    fn share(&self, id: &str) -> Option<&Share> {
+        self.split
+            .as_ref()?
+            .shares
+            .iter()
+            .find(|s| s.driver_id == id)
+    }
+
+    /// Requests `id` was told to send: its share of a total, else the per-driver count.
+    fn requests_of(&self, id: &str) -> u64 {
+        let totals = self.spec.totals.as_ref();
+        match self.share(id) {
+            Some(s) if totals.is_some_and(|t| t.requests.is_some()) => s.requests,
+            _ => self.spec.requests_per_driver,
+        }
+    }
+
+    /// The rules `id`'s part is judged by: its own count, and its own gap when the rate is
+    /// shared.
+    fn rules_of(&self, id: &str) -> Rules {
+        let mut rules = self.rules;
+        rules.requests = self.requests_of(id);
+        let rate_shared = self.spec.totals.as_ref().is_some_and(|t| t.rate.is_some());
+        if let Some(s) = self.share(id).filter(|s| rate_shared && s.rate_scale > 0.0) {
+            rules.gap = rules.gap.div_f64(s.rate_scale);
+        }
+        rules
     }
 
     pub fn id(&self) -> &str {
@@ -151,6 +190,7 @@ impl TestRun {
         run.reason = view.reason.clone();
         run.started_at_ms = view.started_at_ms;
         run.finished_at_ms = view.finished_at_ms;
+        run.split = view.split.clone();
         run.parts.clear();
         run.frozen = Some(view);
         run
@@ -317,8 +357,14 @@ impl TestRun {
         let mut lost = Vec::new();
         let mut refused = Vec::new();
         let mut pending = false;
+        let rules: BTreeMap<String, Rules> = self
+            .drivers
+            .iter()
+            .map(|d| (d.clone(), self.rules_of(d)))
+            .collect();
         for (id, part) in self.parts.iter_mut() {
-            let j = part.judge(&liveness(id), &self.id, since_start, now, &self.rules);
+            let rules = rules.get(id).unwrap_or(&self.rules);
+            let j = part.judge(&liveness(id), &self.id, since_start, now, rules);
             match &j {
                 Judgement::Pending => pending = true,
                 Judgement::Lost(why) => lost.push(format!("{id} ({why})")),
@@ -332,12 +378,12 @@ impl TestRun {
         }
         // A verdict is true: whatever a driver says, one that counted fewer requests than it
         // was asked to send did not complete its part.
-        let requests = self.rules.requests;
         let short: Vec<String> = self
             .parts
             .iter()
             .filter_map(|(id, p)| {
                 let r = p.report.as_ref()?;
+                let requests = rules.get(id).map_or(self.rules.requests, |r| r.requests);
                 let stopped = r.is_final
                     && matches!(r.test_status, Some(RunState::Stopped | RunState::Failed));
                 // An unpaced time-bound test has no count (0): its drivers' word decides.
@@ -399,7 +445,7 @@ impl TestRun {
         let mut per_driver: Vec<DriverStats> = self
             .parts
             .iter()
-            .map(|(id, part)| driver_stats(id, part, self.spec.requests_per_driver, running, now))
+            .map(|(id, part)| driver_stats(id, part, self.requests_of(id), running, now))
             .collect();
         for (d, part) in per_driver.iter_mut().zip(self.parts.values()) {
             timed_progress(&self.spec, d);
@@ -407,7 +453,7 @@ impl TestRun {
             d.stats.stages = stage_stats(&self.spec, 1, std::iter::once(reported));
         }
         let mut aggregate = Stats {
-            requests_total: self.spec.requests_per_driver * self.drivers.len() as u64,
+            requests_total: self.drivers.iter().map(|d| self.requests_of(d)).sum(),
             ..Default::default()
         };
         for d in &per_driver {
@@ -454,11 +500,7 @@ impl TestRun {
         );
         aggregate.by_request = super::view_mix::shown(super::view_mix::merge(self.parts.values()));
         finish_rates(&mut aggregate);
-        if !per_driver.is_empty() {
-            // Every driver has the same share, so the whole is the mean of the parts.
-            aggregate.progress =
-                per_driver.iter().map(|d| d.stats.progress).sum::<f64>() / per_driver.len() as f64;
-        }
+        aggregate.progress = overall_progress(&per_driver);
         aggregate.stages = stage_stats(
             &self.spec,
             self.drivers.len() as u64,
@@ -486,6 +528,7 @@ impl TestRun {
             settled: false,
             aggregate,
             per_driver,
+            split: self.split.clone(),
             thresholds: verdict::judge(
                 &self.spec.thresholds,
                 &self.parts,
@@ -535,3 +578,20 @@ fn timed_progress(spec: &TestSpec, d: &mut DriverStats) {
 #[cfg(test)]
 #[path = "run_tests.rs"]
 mod tests;
+
+/// The whole test's progress: each part's weighted by its share of the requests (by the
+/// number of parts when no count is known, as in a time-bound test).
+fn overall_progress(per_driver: &[DriverStats]) -> f64 {
+    let total: u64 = per_driver.iter().map(|d| d.stats.requests_total).sum();
+    if per_driver.is_empty() {
+        return 0.0;
+    }
+    if total == 0 {
+        return per_driver.iter().map(|d| d.stats.progress).sum::<f64>() / per_driver.len() as f64;
+    }
+    per_driver
+        .iter()
+        .map(|d| d.stats.progress * d.stats.requests_total as f64)
+        .sum::<f64>()
+        / total as f64
+}

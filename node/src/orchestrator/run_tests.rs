@@ -393,3 +393,77 @@ fn a_part_that_sent_fewer_than_asked_is_never_completed_whatever_it_says() {
         Some("not every request was sent (b: sent 3 of 4); the results are partial")
     );
 }
+
+/// A report of `sent` requests out of `requests`, final.
+fn share_report(node: &str, requests: u64, sent: u64) -> MetricsReport {
+    let mut snap = Snapshot {
+        requests,
+        sent,
+        ..Default::default()
+    };
+    snap.elapsed = Duration::from_millis(1000);
+    for _ in 0..sent {
+        snap.recorder.latency.record(1_000);
+        snap.recorder.status.record(200);
+    }
+    let mut r = crate::driver::reporter_for_tests(node, "t", &snap, true);
+    r.seq = 1;
+    r
+}
+
+#[test]
+fn each_part_of_a_test_in_totals_is_judged_by_its_own_share() {
+    use crate::orchestrator::split::{Member, SplitBy};
+    let body = r#"{"test_type":"avalanche","total_requests":9,"target_url":"http://127.0.0.1:1/"}"#;
+    let spec = parse_input(body.as_bytes())
+        .expect("parse")
+        .validate()
+        .expect("valid");
+    let members: Vec<Member> = [("a", 2.0), ("b", 1.0)]
+        .iter()
+        .map(|(id, c)| Member {
+            id: id.to_string(),
+            floodgate: true,
+            capacity: Some(*c),
+        })
+        .collect();
+    let (spec, split) = crate::orchestrator::spec_total::resolve(
+        &spec,
+        &members,
+        &crate::protocol::limits::Caps::HARD,
+    )
+    .expect("resolves");
+    assert_eq!(split.as_ref().map(|s| s.by), Some(SplitBy::Capacity));
+    // (a's sent, b's sent, the status wanted): a's share is 6, b's 3.
+    let cases = [
+        (6, 3, TestStatus::Completed),
+        // b sent a's mean, not its share: short.
+        (4, 5, TestStatus::Failed),
+        (6, 2, TestStatus::Failed),
+    ];
+    for (a, b, want) in cases {
+        let mut run = TestRun::new(
+            "t".into(),
+            spec.clone(),
+            vec!["a".into(), "b".into()],
+            0,
+            Policy::default(),
+        )
+        .with_split(split.clone());
+        let t0 = Instant::now();
+        run.start(1, t0);
+        run.apply(share_report("a", 6, a), t0).expect("a");
+        run.apply(share_report("b", 3, b), t0).expect("b");
+        assert!(run.evaluate(t0, 2, alive), "{a}/{b} ends");
+        assert_eq!(run.status, want, "{a}/{b}: {:?}", run.reason);
+        let v = run.view(t0);
+        assert_eq!(v.aggregate.requests_total, 9);
+        let totals: Vec<u64> = v
+            .per_driver
+            .iter()
+            .map(|d| d.stats.requests_total)
+            .collect();
+        assert_eq!(totals, [6, 3]);
+        assert_eq!(v.split, split);
+    }
+}

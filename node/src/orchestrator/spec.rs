@@ -76,6 +76,14 @@ pub struct TestSpecInput {
     pub mix: Option<Vec<MixSpec>>,
     /// What a response must look like to count as a success (default: a 2xx status).
     pub checks: Option<Checks>,
+    /// Requests over all participants, shared by capacity, instead of `requests_per_driver`
+    /// (issue 13).
+    pub total_requests: Option<u64>,
+    /// Requests per second over all participants, shared as the count is, instead of
+    /// `delay_ms` (Tsunami) or `throughput_per_driver` (Avalanche).
+    pub total_rate: Option<f64>,
+    /// How totals are shared: `capacity` (default) or `equal`.
+    pub split: Option<super::split::SplitBy>,
 }
 
 /// One rate stage as typed by a user: `{"duration": "30s", "rate": 100}` (or `duration_ms`).
@@ -143,6 +151,10 @@ pub struct TestSpec {
     pub mix: Vec<MixSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<Checks>,
+    /// What the test gave in totals; the per-driver figures above are then the means over its
+    /// participants, once they are known (`spec_total::resolve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<super::spec_total::Totals>,
 }
 
 /// " (this deployment's cap)" when a cap is below its hard limit, so that the error says why
@@ -182,8 +194,25 @@ impl TestSpecInput {
                 format!("must be between 0 and {MAX_DELAY_MS} ms"),
             ));
         }
+        let totals = super::spec_total::check(&super::spec_total::Given {
+            test_type,
+            total_requests: self.total_requests,
+            total_rate: self.total_rate,
+            split: self.split,
+            requests_per_driver: self.requests_per_driver,
+            throughput_per_driver: self.throughput_per_driver,
+            delay_ms,
+            time_bound: self.duration.is_some()
+                || self.duration_ms.is_some()
+                || self.stages.is_some(),
+        })?;
+        let rate_in_total = totals.as_ref().is_some_and(|t| t.rate.is_some());
         match test_type {
-            TestType::Tsunami if delay_ms <= 0.0 && !super::spec_timing::staged(&self.stages) => {
+            TestType::Tsunami
+                if delay_ms <= 0.0
+                    && !rate_in_total
+                    && !super::spec_timing::staged(&self.stages) =>
+            {
                 return Err(FieldError::new(
                     "delay_ms",
                     "a Tsunami test needs a delay > 0 ms between requests",
@@ -215,6 +244,8 @@ impl TestSpecInput {
         let requests_per_driver = match &timing {
             // Checked against the caps below, once the pace is known.
             Some(_) => 1,
+            // The mean share, once the participants are known (each checked then).
+            None if totals.as_ref().is_some_and(|t| t.requests.is_some()) => 1,
             None => self
                 .requests_per_driver
                 .ok_or_else(|| FieldError::new("requests_per_driver", "is required"))?,
@@ -248,9 +279,11 @@ impl TestSpecInput {
                 }
                 Some(r)
             }
-            // A staged test's stages are its rate (each checked against the cap).
+            // A staged test's stages are its rate (each checked against the cap), and a total
+            // rate is its shares' (each checked when the participants are known).
             None => {
-                (caps.caps_rate() && !super::spec_timing::staged(&self.stages)).then_some(caps.rate)
+                (caps.caps_rate() && !rate_in_total && !super::spec_timing::staged(&self.stages))
+                    .then_some(caps.rate)
             }
         };
         let mix = super::spec_mix::validate(
@@ -404,6 +437,7 @@ impl TestSpecInput {
             start_rate: None,
             mix,
             checks: self.checks,
+            totals,
         };
         if let Some(t) = timing {
             super::spec_timing::apply(&mut spec, t, caps)?;
@@ -476,6 +510,7 @@ impl TestSpec {
             },
             mix,
             checks: self.checks.clone(),
+            shares: Default::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ use super::spec::TestSpec;
 use super::view::TestView;
 use super::OrchestratorError;
 use crate::model::TestStatus;
+use crate::protocol::limits::Caps;
 use crate::protocol::{Heartbeat, MetricsReport, Register, Role};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -35,6 +36,8 @@ pub enum Event {
         spec: TestSpec,
         for_trigger: bool,
         created_ms: u64,
+        /// The deployment's caps, which each share of a test given in totals is held to.
+        caps: Caps,
     },
     /// The trigger is about to be published: the test runs from `start_at_ms` (`start` here).
     Start {
@@ -118,6 +121,7 @@ fn registration_beat(r: &Register) -> Beat<'_> {
         test_id: None,
         agent: r.agent.as_deref(),
         interval: r.heartbeat_ms.map(Duration::from_millis),
+        capacity: r.capacity,
     }
 }
 
@@ -202,6 +206,7 @@ impl State {
                         test_id: h.test_id.clone(),
                         agent: h.agent.as_deref(),
                         interval: h.heartbeat_ms.map(Duration::from_millis),
+                        capacity: h.capacity,
                     };
                     if !self.registry.heartbeat(&h.node_id, beat, now) {
                         out.presence = Some(Unheard::Unregistered {
@@ -236,6 +241,7 @@ impl State {
                 spec,
                 for_trigger,
                 created_ms,
+                caps,
             } => {
                 if self.tests.contains_key(&id) {
                     return Err(OrchestratorError::AlreadyExists(id));
@@ -244,7 +250,10 @@ impl State {
                     self.check_none_running(&id)?;
                 }
                 let drivers = participants(&spec, &self.registry.alive(now))?;
-                let run = TestRun::new(id.clone(), spec, drivers, created_ms, self.policy);
+                let members = self.registry.members(&drivers);
+                let (spec, split) = super::spec_total::resolve(&spec, &members, &caps)?;
+                let run = TestRun::new(id.clone(), spec, drivers, created_ms, self.policy)
+                    .with_split(split);
                 let view = run.view(now);
                 self.tests.insert(id.clone(), run);
                 self.order.push(id);
@@ -274,7 +283,12 @@ impl State {
                     return Err(OrchestratorError::AlreadyExists(id));
                 }
                 check_participants(&drivers)?;
-                let mut run = TestRun::new(id.clone(), spec, drivers, created_ms, self.policy);
+                // Shared again as it was at the start: the same participants, and the
+                // capacities they declare (a share is a pure function of both).
+                let members = self.registry.members(&drivers);
+                let (spec, split) = super::spec_total::resolve(&spec, &members, &Caps::HARD)?;
+                let mut run = TestRun::new(id.clone(), spec, drivers, created_ms, self.policy)
+                    .with_split(split);
                 run.start(
                     started_ms,
                     super::takeover::start_instant(started_ms, now, now_ms),

@@ -108,6 +108,7 @@ fn create(
             spec: spec(""),
             for_trigger,
             created_ms: 1,
+            caps: Default::default(),
         },
         t,
         1,

@@ -155,6 +155,9 @@ pub struct TestView {
     /// The thresholds' measured values and the verdict; absent when the test has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<Thresholds>,
+    /// How a test given in totals was shared (issue 13); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<super::split::Split>,
 }
 
 pub(super) fn driver_stats(

@@ -4,6 +4,7 @@
 use super::lenient::{lenient_number, lenient_opt_f64, lenient_opt_u64, opt_id};
 use super::limits;
 use super::mix::{self, Checks, MixEntry};
+use super::share::ConfigShare;
 use super::style::{DelayUnit, SeedStyle, TypeCase};
 use super::timing::TimeBound;
 use super::transport::{Transport, TransportWire};
@@ -11,6 +12,7 @@ use super::ParseError;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The two kinds of test of the spec.
@@ -132,6 +134,9 @@ pub struct TestConfig {
     pub mix: Vec<MixEntry>,
     /// What a response must look like to count as a success; `None` expects a 2xx status.
     pub checks: Option<Checks>,
+    /// Floodgate drivers' shares of a test given in totals (issue 13), by driver ID; empty
+    /// when every driver runs the broadcast figures.
+    pub shares: BTreeMap<String, ConfigShare>,
 }
 
 /// Why a `test_config` could not be used.
@@ -213,6 +218,12 @@ impl TestConfig {
             reason,
         };
         let time_bound = super::timing::parse(&value).map_err(&unusable)?;
+        let shares = super::share::parse(&value).map_err(&unusable)?;
+        if time_bound.is_some() && !shares.is_empty() {
+            return Err(unusable(
+                "shares: a time-bound test (duration_ms, stages) is not shared by capacity".into(),
+            ));
+        }
         let transport: TransportWire =
             super::parse_value(value.clone()).map_err(|e| unusable(e.to_string()))?;
         let w: ConfigWire = super::parse_value(value).map_err(|e| unusable(e.to_string()))?;
@@ -311,7 +322,26 @@ impl TestConfig {
             transport,
             mix,
             checks: w.checks,
+            shares,
         })
+    }
+
+    /// The config as `driver` runs it: its share's count and pace instead of the broadcast
+    /// ones, when the config gives it a share.
+    pub fn for_driver(mut self, driver: &str) -> Result<TestConfig, String> {
+        let Some(share) = self.shares.get(driver).copied() else {
+            return Ok(self);
+        };
+        if share.request_count.is_some() {
+            self.requests = share.request_count;
+        }
+        if self.test_type == TestType::Tsunami {
+            self.delay_us = super::share::scaled_gap_us(self.delay_us, share.rate_scale)?;
+        }
+        if let Some(r) = self.throughput_per_driver {
+            self.throughput_per_driver = Some(super::share::scaled_rate(r, share.rate_scale)?);
+        }
+        Ok(self)
     }
 
     /// The message in `style`: the seed's fields as peers read them, and the exact extension
@@ -358,6 +388,9 @@ impl TestConfig {
         }
         if let Some(c) = &self.checks {
             m.insert("checks".into(), json!(c));
+        }
+        if !self.shares.is_empty() {
+            m.insert("shares".into(), json!(self.shares));
         }
         m.insert("drivers".into(), json!(self.drivers));
         if let Some(o) = &self.orchestrator_id {

@@ -8,6 +8,12 @@ pub const MIN_DRIVERS: usize = 2;
 pub const MAX_DRIVERS: usize = 8;
 /// Requests per driver.
 pub const MAX_REQUESTS: u64 = 1_000_000_000;
+/// A test's `total_requests` (issue 13): every driver's most, together.
+pub const MAX_TOTAL_REQUESTS: u64 = MAX_REQUESTS * MAX_DRIVERS as u64;
+/// A driver's declared capacity (`capacity` in `register` and `heartbeat`): cores, or a pod's
+/// CPU, from a thousandth (a millicore) to 4096. Outside that it counts as undeclared.
+pub const MIN_CAPACITY: f64 = 0.001;
+pub const MAX_CAPACITY: f64 = 4096.0;
 /// The longest Tsunami gap: one hour, in microseconds (and in milliseconds, as the REST API
 /// and the LoadTest take it).
 pub const MAX_DELAY_US: u64 = 3_600_000_000;

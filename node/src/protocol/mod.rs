@@ -17,6 +17,7 @@ mod metrics;
 pub mod mix;
 mod pace;
 mod presence;
+pub mod share;
 pub mod style;
 mod timing;
 pub mod transport;
@@ -29,6 +30,7 @@ pub use metrics::{
 pub use mix::{Checks, ChecksFailed, JsonCheck, MixEntry, RequestReport, StatusSet};
 pub use pace::{GeneratorLoad, StageProgress};
 pub use presence::{Heartbeat, Register, Role, AGENT, DRIVER_REGISTER, ORCHESTRATOR_REGISTER};
+pub use share::ConfigShare;
 pub use style::{DelayUnit, NumberStyle, SeedStyle, TypeCase};
 pub use timing::{RateStage, TimeBound};
 pub use transport::{HttpVersion, TlsSettings, Transport};

@@ -1,6 +1,7 @@
 //! `register` and `heartbeat`: who is there, and who is still alive.
 
-use super::lenient::{any_as_id, any_as_text, lenient_opt_u64, opt_id, opt_text};
+use super::lenient::{any_as_id, any_as_text, lenient_number, lenient_opt_u64, opt_id, opt_text};
+use super::limits::{MAX_CAPACITY, MIN_CAPACITY};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,10 @@ pub struct Register {
     /// The node's heartbeat interval, so that liveness is judged against it from the start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat_ms: Option<u64>,
+    /// The driver's declared capacity (issue 13: cores, or its pod's CPU), by which a test given
+    /// in totals is shared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -76,6 +81,8 @@ struct RegisterWire {
     agent: Option<String>,
     #[serde(default, deserialize_with = "lenient_opt_u64")]
     heartbeat_ms: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_capacity")]
+    capacity: Option<f64>,
 }
 
 impl TryFrom<RegisterWire> for Register {
@@ -99,6 +106,7 @@ impl TryFrom<RegisterWire> for Register {
             version: w.version,
             agent: w.agent,
             heartbeat_ms: w.heartbeat_ms,
+            capacity: w.capacity,
         })
     }
 }
@@ -155,6 +163,13 @@ pub struct Heartbeat {
         skip_serializing_if = "Option::is_none"
     )]
     pub heartbeat_ms: Option<u64>,
+    /// As in `register`, so that a restarted orchestrator learns it before the registration.
+    #[serde(
+        default,
+        deserialize_with = "lenient_capacity",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity: Option<f64>,
 }
 
 impl Heartbeat {
@@ -174,4 +189,13 @@ fn lenient_yes<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
             "heartbeat must be \"YES\" or true, got {other}"
         ))),
     }
+}
+
+/// A capacity as any node may send it (a number or a numeric string); one out of range or not
+/// a number counts as undeclared rather than spoiling the registration.
+fn lenient_capacity<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(lenient_number(d)
+        .ok()
+        .flatten()
+        .filter(|c| (MIN_CAPACITY..=MAX_CAPACITY).contains(c)))
 }

@@ -25,6 +25,7 @@ fn config() -> TestConfig {
         transport: Default::default(),
         mix: Vec::new(),
         checks: None,
+        shares: Default::default(),
     }
 }
 
@@ -43,8 +44,10 @@ fn register_emits_seed_field_names() {
         version: None,
         agent: Some(AGENT.into()),
         heartbeat_ms: Some(1000),
+        capacity: Some(2.5),
     };
     let v = emitted(&r);
+    assert_eq!(v["capacity"], 2.5);
     assert_eq!(v["node_id"], "d1");
     assert_eq!(v["node_IP"], "127.0.0.1:9000");
     assert_eq!(v["message_type"], "DRIVER_NODE_REGISTER");
@@ -544,4 +547,89 @@ fn topic_prefix_applies_to_every_topic() {
             "x.floodgate.control"
         ]
     );
+}
+
+#[test]
+fn a_declared_capacity_is_read_liberally_and_one_out_of_range_is_undeclared() {
+    // (the capacity as sent, what is read)
+    let cases = [
+        (json!(4), Some(4.0)),
+        (json!("0.5"), Some(0.5)),
+        (json!(0.001), Some(0.001)),
+        (json!(0), None),
+        (json!(-2), None),
+        (json!(1e9), None),
+        (json!("many"), None),
+        (json!(null), None),
+        (json!([1]), None),
+    ];
+    for (sent, want) in cases {
+        let raw = json!({"node_id": "d1", "node_IP": "h:1", "capacity": sent});
+        let r: Register = serde_json::from_value(raw.clone()).expect("a registration");
+        assert_eq!(r.capacity, want, "register {sent}");
+        let raw = json!({"node_id": "d1", "heartbeat": "YES", "capacity": sent});
+        let h: Heartbeat = serde_json::from_value(raw).expect("a heartbeat");
+        assert_eq!(h.capacity, want, "heartbeat {sent}");
+    }
+    // Without it, as the seed sends them.
+    let r: Register =
+        serde_json::from_value(json!({"node_id": "d1", "node_IP": "h:1"})).expect("seed");
+    assert_eq!(r.capacity, None);
+}
+
+#[test]
+fn a_driver_runs_its_share_of_a_test_given_in_totals() {
+    let raw = json!({"test_id": "t", "test_type": "TSUNAMI", "test_message_delay": 0.001,
+        "message_count_per_driver": 1000, "delay_us": 1000, "request_count": 1000,
+        "throughput_per_driver": 100.0,
+        "shares": {"a": {"request_count": 500, "rate_scale": 0.5},
+                   "b": {"request_count": 1500, "rate_scale": 1.5}}});
+    let c = parse_config(raw.clone()).expect("a config");
+    assert_eq!(c.shares.len(), 2);
+    // (driver, its count, its gap, its cap)
+    let cases = [
+        ("a", Some(500), 2_000, Some(50.0)),
+        ("b", Some(1_500), 667, Some(150.0)),
+        // Not named: the broadcast figures, as another implementation's driver runs them.
+        ("c", Some(1_000), 1_000, Some(100.0)),
+    ];
+    for (driver, count, gap, cap) in cases {
+        let own = c.clone().for_driver(driver).expect("its share");
+        assert_eq!(
+            (own.requests, own.delay_us, own.throughput_per_driver),
+            (count, gap, cap),
+            "{driver}"
+        );
+    }
+    // Emitted as it was read.
+    assert_eq!(c.to_json(&SeedStyle::default())["shares"], raw["shares"]);
+
+    // A share out of range refuses the test, naming it; so does one on a time-bound test.
+    let bad = [
+        (
+            json!({"a": {"request_count": 0, "rate_scale": 1.0}}),
+            "shares.a.request_count",
+        ),
+        (json!({"a": {"rate_scale": 0.0}}), "shares.a.rate_scale"),
+        (json!({"a": {"rate_scale": 9.0}}), "shares.a.rate_scale"),
+        (json!({"a": {"rate_scale": "x"}}), "shares.a"),
+        (json!([1, 2]), "shares"),
+    ];
+    for (shares, named) in bad {
+        let mut raw = raw.clone();
+        raw["shares"] = shares.clone();
+        match parse_config(raw) {
+            Err(ConfigError::Unusable { reason, .. }) => {
+                assert!(reason.starts_with(named), "{shares}: {reason}")
+            }
+            other => panic!("{shares}: {other:?}"),
+        }
+    }
+    let mut timed = raw.clone();
+    timed["duration_ms"] = json!(1000);
+    timed.as_object_mut().unwrap().remove("request_count");
+    assert!(matches!(
+        parse_config(timed),
+        Err(ConfigError::Unusable { reason, .. }) if reason.starts_with("shares")
+    ));
 }

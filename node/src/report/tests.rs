@@ -99,6 +99,7 @@ pub(crate) fn view() -> TestView {
             http_version: Default::default(),
             streams_per_connection: None,
             tls: None,
+            totals: None,
         },
         drivers: vec!["driver-a".into(), EVIL_ID.into()],
         created_at_ms: 1_795_261_770_000,
@@ -106,6 +107,7 @@ pub(crate) fn view() -> TestView {
         finished_at_ms: Some(1_795_261_773_600),
         settled: true,
         thresholds: None,
+        split: None,
         aggregate: stats(2000, 799.6801279488205, 0.5),
         per_driver: vec![
             DriverStats {

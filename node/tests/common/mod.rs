@@ -169,30 +169,41 @@ impl Cluster {
 
     /// Starts driver number `drivers.len()` (IDs are stable, so a restart reuses one).
     pub async fn add_driver(&mut self) {
+        self.add_driver_with(&[]).await;
+    }
+
+    /// [`Cluster::add_driver`] with extra driver flags (`--capacity 2`).
+    pub async fn add_driver_with(&mut self, extra: &[&str]) {
         let i = self.drivers.len();
-        let p = self.spawn_driver(i).await;
+        let p = self.spawn_driver_with(i, extra).await;
         self.drivers.push(p);
     }
 
     pub async fn spawn_driver(&self, i: usize) -> Proc {
+        self.spawn_driver_with(i, &[]).await
+    }
+
+    pub async fn spawn_driver_with(&self, i: usize, extra: &[&str]) -> Proc {
         let id = Self::driver_id(i);
         let store = self.driver_store(i);
+        let mut args = vec![
+            "driver",
+            "--kafka",
+            &self.kafka,
+            "--orchestrator",
+            &self.api,
+            "--id",
+            &id,
+            "--topic-prefix",
+            &self.prefix,
+            "--store",
+            store.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
         let mut p = Proc::spawn(
             &id,
             &floodgate_bin(),
-            &[
-                "driver",
-                "--kafka",
-                &self.kafka,
-                "--orchestrator",
-                &self.api,
-                "--id",
-                &id,
-                "--topic-prefix",
-                &self.prefix,
-                "--store",
-                store.to_str().unwrap(),
-            ],
+            &args,
             &[("TOKIO_WORKER_THREADS", "2")],
         );
         p.wait_line("driver registered", Duration::from_secs(30))
