@@ -222,7 +222,8 @@ impl From<&TestSpec> for Spec {
             tls: s.tls.clone(),
             mix: s.shown().mix,
             checks: s.checks.clone(),
-            totals: s.totals.clone(),
+            // The shares are the view's `split`, once.
+            totals: s.totals.clone().map(|t| Totals { shared: None, ..t }),
         }
     }
 }

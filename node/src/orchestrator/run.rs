@@ -69,8 +69,6 @@ pub struct TestRun {
     series: Option<Series>,
     /// The `abort_on_fail` threshold that stopped the test, if one did.
     aborted_by: Option<String>,
-    /// Each participant's share of a test given in totals (issue 13).
-    split: Option<Split>,
 }
 
 /// How often a running test gets a chart point.
@@ -124,22 +122,16 @@ impl TestRun {
             frozen: None,
             series: None,
             aborted_by: None,
-            split: None,
         }
     }
 
-    /// The test's shares, when it was given in totals.
-    pub fn with_split(mut self, split: Option<Split>) -> Self {
-        self.split = split;
-        self
+    /// The test's shares, when it was given in totals (the resolved spec carries them).
+    fn split(&self) -> Option<&Split> {
+        self.spec.totals.as_ref()?.shared.as_ref()
     }
 
     fn share(&self, id: &str) -> Option<&Share> {
-        self.split
-            .as_ref()?
-            .shares
-            .iter()
-            .find(|s| s.driver_id == id)
+        self.split()?.shares.iter().find(|s| s.driver_id == id)
     }
 
     /// Requests `id` was told to send: its share of a total, else the per-driver count.
@@ -190,7 +182,6 @@ impl TestRun {
         run.reason = view.reason.clone();
         run.started_at_ms = view.started_at_ms;
         run.finished_at_ms = view.finished_at_ms;
-        run.split = view.split.clone();
         run.parts.clear();
         run.frozen = Some(view);
         run
@@ -528,7 +519,7 @@ impl TestRun {
             settled: false,
             aggregate,
             per_driver,
-            split: self.split.clone(),
+            split: self.split().cloned(),
             thresholds: verdict::judge(
                 &self.spec.thresholds,
                 &self.parts,

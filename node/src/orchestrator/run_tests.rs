@@ -441,6 +441,10 @@ fn each_part_of_a_test_in_totals_is_judged_by_its_own_share() {
         (4, 5, TestStatus::Failed),
         (6, 2, TestStatus::Failed),
     ];
+    // The spec carries the shares, through the store too (a restarted orchestrator rebuilds
+    // its running tests from the stored spec).
+    let stored = serde_json::to_string(&spec).expect("stored");
+    let spec: TestSpec = serde_json::from_str(&stored).expect("read back");
     for (a, b, want) in cases {
         let mut run = TestRun::new(
             "t".into(),
@@ -448,8 +452,7 @@ fn each_part_of_a_test_in_totals_is_judged_by_its_own_share() {
             vec!["a".into(), "b".into()],
             0,
             Policy::default(),
-        )
-        .with_split(split.clone());
+        );
         let t0 = Instant::now();
         run.start(1, t0);
         run.apply(share_report("a", 6, a), t0).expect("a");

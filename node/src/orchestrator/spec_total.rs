@@ -22,6 +22,10 @@ pub struct Totals {
     pub rate: Option<f64>,
     #[serde(default, skip_serializing_if = "SplitBy::is_default")]
     pub split: SplitBy,
+    /// Each participant's share, once the participants are known: kept in the spec, so that
+    /// every copy of it (the store, a restarted orchestrator) judges each part by its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<Split>,
 }
 
 /// The figures a spec gives, as the user typed them.
@@ -116,6 +120,7 @@ pub(super) fn check(g: &Given) -> Result<Option<Totals>, FieldError> {
         requests: g.total_requests,
         rate: g.total_rate,
         split: g.split.unwrap_or_default(),
+        shared: None,
     }))
 }
 
@@ -181,6 +186,9 @@ pub fn resolve(
                 ));
             }
         }
+    }
+    if let Some(t) = out.totals.as_mut() {
+        t.shared = Some(s.clone());
     }
     Ok((out, Some(s)))
 }

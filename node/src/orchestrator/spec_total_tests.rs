@@ -89,12 +89,18 @@ fn a_test_in_totals_resolves_to_the_means_and_each_drivers_share() {
         Some(Totals {
             requests: Some(30_000),
             rate: Some(3000.0),
-            split: SplitBy::Capacity
+            split: SplitBy::Capacity,
+            shared: None,
         })
     );
     let m = members(&[Some(1.0), Some(2.0), Some(3.0)]);
     let (resolved, split) = resolve(&spec, &m, &Caps::HARD).expect("resolves");
     let split = split.expect("a split");
+    // The resolved spec carries the shares, for every copy of it.
+    assert_eq!(
+        resolved.totals.as_ref().and_then(|t| t.shared.as_ref()),
+        Some(&split)
+    );
     // The broadcast figures are the means: 10,000 each, one request a millisecond.
     assert_eq!(resolved.requests_per_driver, 10_000);
     assert!(

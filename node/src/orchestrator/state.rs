@@ -251,9 +251,8 @@ impl State {
                 }
                 let drivers = participants(&spec, &self.registry.alive(now))?;
                 let members = self.registry.members(&drivers);
-                let (spec, split) = super::spec_total::resolve(&spec, &members, &caps)?;
-                let run = TestRun::new(id.clone(), spec, drivers, created_ms, self.policy)
-                    .with_split(split);
+                let (spec, _) = super::spec_total::resolve(&spec, &members, &caps)?;
+                let run = TestRun::new(id.clone(), spec, drivers, created_ms, self.policy);
                 let view = run.view(now);
                 self.tests.insert(id.clone(), run);
                 self.order.push(id);
@@ -286,9 +285,8 @@ impl State {
                 // Shared again as it was at the start: the same participants, and the
                 // capacities they declare (a share is a pure function of both).
                 let members = self.registry.members(&drivers);
-                let (spec, split) = super::spec_total::resolve(&spec, &members, &Caps::HARD)?;
-                let mut run = TestRun::new(id.clone(), spec, drivers, created_ms, self.policy)
-                    .with_split(split);
+                let (spec, _) = super::spec_total::resolve(&spec, &members, &Caps::HARD)?;
+                let mut run = TestRun::new(id.clone(), spec, drivers, created_ms, self.policy);
                 run.start(
                     started_ms,
                     super::takeover::start_instant(started_ms, now, now_ms),
