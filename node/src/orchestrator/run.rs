@@ -127,7 +127,7 @@ impl TestRun {
 
     /// The test's shares, when it was given in totals (the resolved spec carries them).
     fn split(&self) -> Option<&Split> {
-        self.spec.totals.as_ref()?.shared.as_ref()
+        super::spec_total::shared(&self.spec)
     }
 
     fn share(&self, id: &str) -> Option<&Share> {

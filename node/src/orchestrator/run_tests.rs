@@ -427,12 +427,13 @@ fn each_part_of_a_test_in_totals_is_judged_by_its_own_share() {
             capacity: Some(*c),
         })
         .collect();
-    let (spec, split) = crate::orchestrator::spec_total::resolve(
+    let spec = crate::orchestrator::spec_total::resolve(
         &spec,
         &members,
         &crate::protocol::limits::Caps::HARD,
     )
     .expect("resolves");
+    let split = crate::orchestrator::spec_total::shared(&spec).cloned();
     assert_eq!(split.as_ref().map(|s| s.by), Some(SplitBy::Capacity));
     // (a's sent, b's sent, the status wanted): a's share is 6, b's 3.
     let cases = [

@@ -124,16 +124,12 @@ pub(super) fn check(g: &Given) -> Result<Option<Totals>, FieldError> {
     }))
 }
 
-/// The spec with its per-driver figures set to the means over `members`, and every member's
-/// share; the spec as it is and no split when it gives no totals. Each share is held to the
-/// per-driver limits and `caps`.
-pub fn resolve(
-    spec: &TestSpec,
-    members: &[Member],
-    caps: &Caps,
-) -> Result<(TestSpec, Option<Split>), FieldError> {
+/// The spec with its per-driver figures set to the means over `members` and every member's
+/// share in `totals.shared`; the spec as it is when it gives no totals. Each share is held to
+/// the per-driver limits and `caps`.
+pub fn resolve(spec: &TestSpec, members: &[Member], caps: &Caps) -> Result<TestSpec, FieldError> {
     let Some(t) = &spec.totals else {
-        return Ok((spec.clone(), None));
+        return Ok(spec.clone());
     };
     let total = t.requests.unwrap_or(0);
     let s = split::split(total, members, t.split)
@@ -188,9 +184,14 @@ pub fn resolve(
         }
     }
     if let Some(t) = out.totals.as_mut() {
-        t.shared = Some(s.clone());
+        t.shared = Some(s);
     }
-    Ok((out, Some(s)))
+    Ok(out)
+}
+
+/// A resolved spec's shares, if it was given in totals.
+pub fn shared(spec: &TestSpec) -> Option<&Split> {
+    spec.totals.as_ref()?.shared.as_ref()
 }
 
 #[cfg(test)]

@@ -94,13 +94,9 @@ fn a_test_in_totals_resolves_to_the_means_and_each_drivers_share() {
         })
     );
     let m = members(&[Some(1.0), Some(2.0), Some(3.0)]);
-    let (resolved, split) = resolve(&spec, &m, &Caps::HARD).expect("resolves");
-    let split = split.expect("a split");
+    let resolved = resolve(&spec, &m, &Caps::HARD).expect("resolves");
     // The resolved spec carries the shares, for every copy of it.
-    assert_eq!(
-        resolved.totals.as_ref().and_then(|t| t.shared.as_ref()),
-        Some(&split)
-    );
+    let split = shared(&resolved).expect("a split").clone();
     // The broadcast figures are the means: 10,000 each, one request a millisecond.
     assert_eq!(resolved.requests_per_driver, 10_000);
     assert!(
@@ -118,21 +114,21 @@ fn a_test_in_totals_resolves_to_the_means_and_each_drivers_share() {
     // An Avalanche's total rate becomes a mean cap per driver.
     let spec =
         validated(r#""test_type":"avalanche","total_requests":9,"total_rate":30"#).expect("valid");
-    let (resolved, _) = resolve(&spec, &members(&[None, None]), &Caps::HARD).expect("resolves");
+    let resolved = resolve(&spec, &members(&[None, None]), &Caps::HARD).expect("resolves");
     assert_eq!(resolved.throughput_per_driver, Some(15.0));
     assert_eq!(resolved.requests_per_driver, 4);
 
     // Unpaced, only the count is shared.
     let spec = validated(r#""test_type":"avalanche","total_requests":9"#).expect("valid");
-    let (_, split) = resolve(&spec, &members(&[Some(2.0), Some(1.0)]), &Caps::HARD).expect("ok");
-    let wire = split.expect("a split").wire(true);
+    let resolved = resolve(&spec, &members(&[Some(2.0), Some(1.0)]), &Caps::HARD).expect("ok");
+    let wire = shared(&resolved).expect("a split").wire(true);
     assert_eq!(wire["d0"].request_count, Some(6));
     assert_eq!(wire["d1"].request_count, Some(3));
 
     // A spec with no totals is left as it is.
     let spec = validated(r#""test_type":"avalanche","requests_per_driver":9"#).expect("valid");
-    let (same, split) = resolve(&spec, &members(&[None, None]), &Caps::HARD).expect("ok");
-    assert_eq!((same, split), (spec, None));
+    let same = resolve(&spec, &members(&[None, None]), &Caps::HARD).expect("ok");
+    assert_eq!((shared(&same), &same), (None, &spec));
 }
 
 #[test]

@@ -251,7 +251,7 @@ impl State {
                 }
                 let drivers = participants(&spec, &self.registry.alive(now))?;
                 let members = self.registry.members(&drivers);
-                let (spec, _) = super::spec_total::resolve(&spec, &members, &caps)?;
+                let spec = super::spec_total::resolve(&spec, &members, &caps)?;
                 let run = TestRun::new(id.clone(), spec, drivers, created_ms, self.policy);
                 let view = run.view(now);
                 self.tests.insert(id.clone(), run);
@@ -285,7 +285,7 @@ impl State {
                 // Shared again as it was at the start: the same participants, and the
                 // capacities they declare (a share is a pure function of both).
                 let members = self.registry.members(&drivers);
-                let (spec, _) = super::spec_total::resolve(&spec, &members, &Caps::HARD)?;
+                let spec = super::spec_total::resolve(&spec, &members, &Caps::HARD)?;
                 let mut run = TestRun::new(id.clone(), spec, drivers, created_ms, self.policy);
                 run.start(
                     started_ms,
