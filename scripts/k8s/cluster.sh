@@ -95,7 +95,7 @@ pid_of() {
   [[ -f "$dir/pids/$name" ]] || return 1
   pid="$(cat "$dir/pids/$name")"
   [[ "$pid" =~ ^[0-9]+$ ]] && alive "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir/" || return 1
+  [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *"$dir/"* ]] || return 1
   echo "$pid"
 }
 

@@ -302,7 +302,7 @@ proc_pid() {
   pid="$(cat "$dir/$name.pid")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   alive "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir/" || return 1
+  [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *"$dir/"* ]] || return 1
   echo "$pid"
 }
 
@@ -440,7 +440,7 @@ launch() {
     </dev/null >>"$dir/etcd.log" 2>&1 9>&- &
   echo $! >"$dir/etcd.pid"
   pid=$!
-  while ! http_get "$ec" /health | grep -q '"health":"true"'; do
+  while [[ $(http_get "$ec" /health) != *'"health":"true"'* ]]; do
     alive "$pid" || {
       grep -q 'address already in use' "$dir/etcd.log" && return 2
       log "etcd exited during start-up"; tail -n 30 "$dir/etcd.log" >&2; return 1; }

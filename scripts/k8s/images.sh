@@ -171,7 +171,7 @@ stage() {
 PAUSE_CFLAGS=(-static -Os -Wall -Wextra -Werror)
 pause_binary() {
   local dir="$WORK/pause" key
-  key=$({ sha256sum "$HERE/pause.c"; gcc --version | head -1; echo "${PAUSE_CFLAGS[*]}"; } | sha256sum | cut -d' ' -f1)
+  key=$({ sha256sum "$HERE/pause.c"; gcc --version | sed -n 1p; echo "${PAUSE_CFLAGS[*]}"; } | sha256sum | cut -d' ' -f1)
   if [[ -x $dir/pause && -f $dir/pause.key && $(<"$dir/pause.key") == "$key" ]]; then
     STEP_NOTE=cached
     return
@@ -325,14 +325,22 @@ is_built() { # NAME KEY REF: built from the same inputs, checked, and still ther
 
 run_image() { local image=$1; shift; timeout 120 "${PODMAN[@]}" run --rm "${RUN_FLAGS[@]}" --user 65532:65532 "$image" "$@"; }
 
+# has_usage IMAGE PROG: `PROG --help` in the image prints its usage line. The output is captured whole before it is
+# matched: `| grep -q` would close the pipe at the first match, and podman, still writing, fails with EPIPE (which
+# pipefail turns into a failed check one run in a few).
+has_usage() {
+  local out
+  out=$(run_image "$1" --help) || die "$1: $2 --help exited non-zero: $out"
+  [[ $'\n'$out == *$'\n'"Usage: $2"[[:space:]]* ]] || die "$1: $2 --help printed no usage line: $out"
+}
 check_node() {
   local v
   v=$(run_image "$1" --version)
   [[ $v == "floodgate $(cargo_version)" ]] || die "$1: floodgate --version said '$v'"
-  run_image "$1" --help | grep -q '^Usage: floodgate' || die "$1: floodgate --help failed"
+  has_usage "$1" floodgate
 }
-check_operator() { run_image "$1" --help | grep -q '^Usage: floodgate-operator' || die "$1: --help failed"; }
-check_target() { run_image "$1" --help | grep -q '^Usage: floodgate-target' || die "$1: --help failed"; }
+check_operator() { has_usage "$1" floodgate-operator; }
+check_target() { has_usage "$1" floodgate-target; }
 
 image() { # NAME: docker/NAME.Dockerfile's runtime stage on the host-built binaries
   local name=$1 ref key df="$ROOT/docker/$1.Dockerfile" ctx="$WORK/stage/$1"
@@ -461,7 +469,7 @@ clean() {
   mkdir -p "$OUT"
   exec 9>"$OUT/.lock"
   flock -n 9 || die "an images.sh build is running (it holds $OUT/.lock)"
-  if findmnt -rn -o TARGET | grep -qF "$STORE"; then
+  if [[ $(findmnt -rn -o TARGET) == *"$STORE"* ]]; then
     die "mounts remain under $STORE; not removing it: $(findmnt -rn -o TARGET | grep -F "$STORE" | head -3)"
   fi
   rm -rf "$STORE" "$OUT"
