@@ -6,7 +6,7 @@
 
 pub use crate::counters::Counters;
 use crate::crd::{DriverProgress, LoadTest, Phase, RequestProgress, Stats};
-use crate::crd::{ThresholdResult, ThresholdsStatus};
+use crate::crd::{StartSkewStatus, ThresholdResult, ThresholdsStatus};
 pub(crate) use crate::input::test_input;
 use crate::plan::{self, Action as Step, Observed, TestObservation};
 use crate::resources::{deployment_name, driver_deployment, owns_driver, DriverDefaults};
@@ -292,7 +292,13 @@ pub fn observation(v: &TestView) -> TestObservation {
             p90_ms: l.p90_ms,
             p95_ms: l.p95_ms,
             p99_ms: l.p99_ms,
+            lag_p99_ms: lag_p99(&a.schedule_lag),
         },
+        start_skew: v.start_skew.map(|s| StartSkewStatus {
+            skew_ms: s.skew_ms,
+            bound_ms: s.bound_ms,
+            drivers: u32::try_from(s.drivers).unwrap_or(u32::MAX),
+        }),
         drivers: v
             .per_driver
             .iter()
@@ -304,6 +310,11 @@ pub fn observation(v: &TestView) -> TestObservation {
                 ok: d.stats.ok,
                 errors: d.stats.error_total,
                 p99_ms: d.stats.latency.p99_ms,
+                lag_p99_ms: lag_p99(&d.stats.schedule_lag),
+                start_offset_ms: d
+                    .start
+                    .zip(v.start_skew)
+                    .map(|(d, s)| d.first_send_ms - s.first_ms),
             })
             .collect(),
         started_at: v.started_at_ms.map(ms_to_rfc3339),
@@ -313,6 +324,11 @@ pub fn observation(v: &TestView) -> TestObservation {
         thresholds: v.thresholds.as_ref().map(thresholds_status),
         by_request: by_request(&a.by_request),
     }
+}
+
+/// A schedule lag's p99, when there was a schedule to be late for.
+fn lag_p99(lag: &floodgate::stats::LatencyStats) -> Option<f64> {
+    lag.p99_ms.filter(|_| lag.count > 0)
 }
 
 /// A mix's figures by name as the status shows them: bounded, as a mix is, whatever the

@@ -341,6 +341,24 @@ pub struct Stats {
     pub p95_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_ms: Option<f64>,
+    /// p99 of how late paced requests left against their due instants (merged over the
+    /// drivers); absent when unpaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_p99_ms: Option<f64>,
+}
+
+/// How far apart the drivers sent their first requests (issue 13).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartSkewStatus {
+    /// Latest first send minus earliest, on the orchestrator's clock.
+    pub skew_ms: f64,
+    /// How far the drivers' clock corrections may be off, added over the two that set the
+    /// skew; absent when one of them has no measured offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_ms: Option<f64>,
+    /// Drivers that sent a first request.
+    pub drivers: u32,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -357,6 +375,12 @@ pub struct DriverProgress {
     pub errors: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_ms: Option<f64>,
+    /// p99 of its schedule lag; absent when unpaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_p99_ms: Option<f64>,
+    /// Its first send after the earliest driver's, on the orchestrator's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_offset_ms: Option<f64>,
 }
 
 /// A condition in the usual Kubernetes shape.
@@ -391,6 +415,8 @@ pub struct LoadTestStatus {
     pub drivers: Vec<DriverProgress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate: Option<Stats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_skew: Option<StartSkewStatus>,
     /// A mix's figures by request name, over all drivers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = limits::MAX_MIX_ENTRIES))]

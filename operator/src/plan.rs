@@ -8,8 +8,9 @@
 //! record in its status ([`takeover`]).
 
 use crate::configmaps::Resolved;
+use crate::crd::MAX_RECORDED_PARTITIONS;
 use crate::crd::{Condition, DriverProgress, LoadTestSpec, LoadTestStatus, Phase, Stats};
-use crate::crd::{RequestProgress, RunRecord, ThresholdsStatus, MAX_RECORDED_PARTITIONS};
+use crate::crd::{RequestProgress, RunRecord, StartSkewStatus, ThresholdsStatus};
 use floodgate::model::TestStatus;
 use floodgate::protocol::limits;
 use std::collections::BTreeSet;
@@ -43,6 +44,8 @@ pub struct TestObservation {
     pub thresholds: Option<ThresholdsStatus>,
     /// A mix's figures by request name (at most `limits::MAX_MIX_ENTRIES`).
     pub by_request: Vec<RequestProgress>,
+    /// How far apart the drivers started (issue 13).
+    pub start_skew: Option<StartSkewStatus>,
 }
 
 /// What the controller saw before deciding.
@@ -589,6 +592,7 @@ fn record(st: &mut LoadTestStatus, t: &TestObservation) {
     st.thresholds = t.thresholds.clone();
     st.aggregate = Some(t.aggregate.clone());
     st.by_request = t.by_request.clone();
+    st.start_skew = t.start_skew.clone();
     st.drivers = t.drivers.clone();
     st.drivers_registered = st.drivers_registered.max(t.drivers.len() as u32);
     if let Some(s) = &t.started_at {

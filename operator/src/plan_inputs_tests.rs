@@ -214,6 +214,7 @@ fn the_config_maps_are_read_while_pending_and_at_the_start_only() {
         generator_warnings: vec![],
         thresholds: None,
         by_request: vec![],
+        start_skew: None,
     };
     let mut started = observed(3, Resolved::default());
     started.test = Some(running_test());

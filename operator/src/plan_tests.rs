@@ -67,6 +67,7 @@ fn test(state: &str) -> TestObservation {
             ok: 100,
             errors: 0,
             p99_ms: Some(3.0),
+            ..Default::default()
         }],
         started_at: Some("t0".into()),
         finished_at: None,
@@ -74,6 +75,7 @@ fn test(state: &str) -> TestObservation {
         generator_warnings: vec![],
         thresholds: None,
         by_request: vec![],
+        start_skew: None,
     }
 }
 

@@ -214,6 +214,20 @@ async fn a_loadtest_scales_its_drivers_runs_and_succeeds_with_exact_totals() {
         .iter()
         .all(|d| d.state == "done" && d.sent == 300));
     assert!(st.completion_time.is_some());
+    // How far apart the two started (issue 13): the skew is the later one's offset.
+    let skew = st.start_skew.expect("a start skew");
+    assert_eq!(skew.drivers, 2);
+    let mut offsets: Vec<f64> = st
+        .drivers
+        .iter()
+        .map(|d| d.start_offset_ms.expect("each driver's start"))
+        .collect();
+    offsets.sort_by(f64::total_cmp);
+    assert_eq!(offsets[0], 0.0, "{offsets:?}");
+    assert!(
+        (offsets[1] - skew.skew_ms).abs() < 1e-9,
+        "{offsets:?} {skew:?}"
+    );
     assert_eq!(
         st.test_id, done.metadata.uid,
         "the test ID is the LoadTest's UID"

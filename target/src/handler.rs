@@ -260,9 +260,12 @@ fn arrivals(state: &Target) -> Response<Body> {
     #[derive(serde::Serialize)]
     struct Arrivals {
         arrivals_us: Vec<u64>,
+        /// The first of them on the wall clock (µs since the Unix epoch).
+        first_unix_us: Option<u64>,
     }
     match serde_json::to_vec(&Arrivals {
         arrivals_us: state.arrivals_us(),
+        first_unix_us: state.first_arrival_unix_us(),
     }) {
         Ok(body) => json(StatusCode::OK, body),
         Err(_) => json(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL),

@@ -176,6 +176,11 @@ impl Target {
     pub fn arrivals_us(&self) -> Vec<u64> {
         self.arrivals.snapshot_us()
     }
+
+    /// The earliest recorded arrival, in µs since the Unix epoch.
+    pub fn first_arrival_unix_us(&self) -> Option<u64> {
+        self.arrivals.first_unix_us()
+    }
 }
 
 /// Fixed-capacity, lock-free log of /ping arrival instants.
@@ -188,6 +193,9 @@ impl Target {
 #[derive(Debug)]
 struct Arrivals {
     epoch: Instant,
+    /// `epoch` on the wall clock, so the first arrival can be given as an instant that other
+    /// processes on the machine can compare with theirs.
+    epoch_wall: std::time::SystemTime,
     next: AtomicUsize,
     slots: Box<[AtomicU64]>,
 }
@@ -201,6 +209,7 @@ impl Arrivals {
         slots.extend((0..capacity).map(|_| AtomicU64::new(0)));
         Ok(Self {
             epoch: Instant::now(),
+            epoch_wall: std::time::SystemTime::now(),
             next: AtomicUsize::new(0),
             slots: slots.into_boxed_slice(),
         })
@@ -227,6 +236,19 @@ impl Arrivals {
             slot.store(0, Ordering::Relaxed);
         }
         self.next.store(0, Ordering::Relaxed);
+    }
+
+    /// The earliest recorded arrival in µs since the Unix epoch, if any.
+    fn first_unix_us(&self) -> Option<u64> {
+        let written = self.next.load(Ordering::Relaxed).min(self.slots.len());
+        let first = self.slots[..written]
+            .iter()
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .filter(|&n| n != 0)
+            .min()?;
+        let at = self.epoch_wall + std::time::Duration::from_nanos(first - 1);
+        let us = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_micros();
+        u64::try_from(us).ok()
     }
 
     fn snapshot_us(&self) -> Vec<u64> {
@@ -264,6 +286,31 @@ mod tests {
         assert_eq!(arrivals[0], 0);
         assert!(arrivals.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(t.counters().requests_received, 10);
+    }
+
+    #[test]
+    fn the_first_arrival_is_given_on_the_wall_clock() {
+        let unix_us = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_micros() as u64
+        };
+        let t = target(Config {
+            record_arrivals: 4,
+            ..Config::default()
+        });
+        assert_eq!(t.first_arrival_unix_us(), None);
+        let before = unix_us();
+        t.on_ping_arrival();
+        let after = unix_us();
+        t.on_ping_arrival();
+        let first = t.first_arrival_unix_us().expect("recorded");
+        // The epoch's two clocks are read apart, by at most a few µs.
+        assert!(
+            before.saturating_sub(50) <= first && first <= after + 50,
+            "{before} {first} {after}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::orchestrator::spec::{MixSpec, TestSpec};
 use crate::orchestrator::spec_total::Totals;
 pub use crate::orchestrator::split::{Split, SplitBy};
 use crate::orchestrator::view::{self, StageStats, TestView};
+pub use crate::orchestrator::view::{DriverStart, StartSkew};
 pub use crate::orchestrator::view_mix::RequestStats;
 use crate::protocol::{
     Checks, ChecksFailed, ErrorCounts, GeneratorLoad, HttpVersion, RateStage, StatusClasses,
@@ -45,6 +46,10 @@ pub struct Test {
     /// How a test given in totals was shared among its participants (issue 13).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<Split>,
+    /// How far apart the drivers sent their first requests, on the orchestrator's clock, with
+    /// the bound of the clock corrections it used (issue 13); absent before any sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_skew: Option<StartSkew>,
 }
 
 /// What the test was asked to do, validated.
@@ -155,6 +160,9 @@ pub struct DriverStats {
     /// Its own load (CPU, schedule lag) and its saturation warning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<GeneratorLoad>,
+    /// When its first request left, on the orchestrator's clock, and the clock offset used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<DriverStart>,
     #[serde(flatten)]
     pub stats: Stats,
 }
@@ -175,6 +183,13 @@ pub struct Driver {
     /// The capacity it declared (cores, or its pod's CPU); absent if none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<f64>,
+    /// Its clock minus the orchestrator's, estimated from the heartbeats it echoed, and the
+    /// estimate's bound (half the least round trip seen); absent before any, and for another
+    /// implementation's driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_bound_ms: Option<f64>,
 }
 
 impl From<&TestView> for Test {
@@ -194,6 +209,7 @@ impl From<&TestView> for Test {
             generator_warnings: v.generator_warnings.clone(),
             thresholds: v.thresholds.clone(),
             split: v.split.clone(),
+            start_skew: v.start_skew,
         }
     }
 }
@@ -269,6 +285,7 @@ impl From<&view::DriverStats> for DriverStats {
             reason: d.reason.clone(),
             defaults: d.defaults.clone(),
             generator: d.generator.clone(),
+            start: d.start,
             stats: Stats::from(&d.stats),
         }
     }
@@ -288,6 +305,8 @@ impl From<&DriverView> for Driver {
             heartbeat_interval_ms: d.heartbeat_interval_ms,
             timeout_ms: d.timeout_ms,
             capacity: d.capacity,
+            clock_offset_ms: d.clock.map(|c| c.offset_us as f64 / 1000.0),
+            clock_bound_ms: d.clock.map(|c| c.bound_us as f64 / 1000.0),
         }
     }
 }

@@ -84,6 +84,9 @@ pub fn print_result(v: &Test, output: Output) {
     if let Some(split) = &v.split {
         println!("{}", split_line(split));
     }
+    if let Some(line) = start_line(v) {
+        println!("{line}");
+    }
     for w in &v.generator_warnings {
         println!("warning: {w}");
     }
@@ -113,6 +116,36 @@ pub fn print_result(v: &Test, output: Output) {
         print_thresholds(t);
     }
     let _ = std::io::stdout().flush();
+}
+
+/// How far apart the drivers started, and each one's schedule lag p99 (issue 13).
+fn start_line(v: &Test) -> Option<String> {
+    let s = v.start_skew?;
+    let bound = match s.bound_ms {
+        Some(b) => format!("clock bound ±{b:.3} ms"),
+        None => "a driver's clock offset unmeasured".to_string(),
+    };
+    let lags: Vec<String> = v
+        .per_driver
+        .iter()
+        .filter_map(|d| {
+            let p99 = d
+                .stats
+                .schedule_lag
+                .p99_ms
+                .filter(|_| d.stats.schedule_lag.count > 0)?;
+            Some(format!("{} {p99:.3}", short(&d.driver_id)))
+        })
+        .collect();
+    let lag = if lags.is_empty() {
+        String::new()
+    } else {
+        format!("; schedule lag p99 (ms): {}", lags.join(" · "))
+    };
+    Some(format!(
+        "start skew {:.3} ms over {} drivers ({bound}){lag}",
+        s.skew_ms, s.drivers
+    ))
 }
 
 /// How a test given in totals was shared: each driver's requests and weight (`~` marks a

@@ -5,7 +5,9 @@
 use super::{plan_for, Ctx};
 use crate::driver::reporter::Reporter;
 use crate::engine::{self, Running};
-use crate::protocol::{self, Control as ControlMsg, TestConfig, Trigger, TriggerAction};
+use crate::protocol::{
+    self, Control as ControlMsg, Heartbeat, Role, TestConfig, Trigger, TriggerAction,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -91,6 +93,12 @@ impl Control {
                 Ok(t) => self.on_trigger(t).await,
                 Err(e) => self.ctx.bus.stats().malformed(topic, &e),
             }
+        } else if topic == topics.heartbeat {
+            let received_us = protocol::now_unix_us();
+            match protocol::parse::<Heartbeat>(payload) {
+                Ok(h) => self.on_heartbeat(h, received_us),
+                Err(e) => self.ctx.bus.stats().malformed(topic, &e),
+            }
         } else if topic == topics.control {
             match protocol::parse::<ControlMsg>(payload) {
                 Ok(ControlMsg::Stop { test_id, .. }) => self.stop(&test_id),
@@ -124,6 +132,21 @@ impl Control {
             }
             keep
         });
+    }
+
+    /// A Floodgate orchestrator's beat is kept, to be echoed in our next beat: the orchestrator
+    /// then bounds this node's clock offset (issue 13). Other beats carry nothing for us yet.
+    fn on_heartbeat(&mut self, h: Heartbeat, received_us: u64) {
+        if h.role != Role::Orchestrator || !h.is_floodgate() {
+            return;
+        }
+        if let Some(sent_us) = h.sent_us {
+            *self.ctx.echo.lock().unwrap_or_else(|p| p.into_inner()) = Some(protocol::ClockEcho {
+                orchestrator: h.node_id,
+                orchestrator_sent_us: sent_us,
+                received_us,
+            });
+        }
     }
 
     async fn on_config(&mut self, c: TestConfig) {

@@ -45,6 +45,7 @@ fn rig(default_target: Option<&str>) -> Rig {
         bus: Arc::new(bus.handle()),
         current: Mutex::new(None),
         outbox: Notify::new(),
+        echo: Mutex::new(None),
         cfg,
     });
     Rig {
@@ -395,4 +396,29 @@ async fn a_stop_releases_a_driver_waiting_for_a_start() {
         (f[0].test_status, f[0].requests_sent),
         (Some(RunState::Stopped), 0)
     );
+}
+
+#[tokio::test]
+async fn only_a_floodgate_orchestrator_s_beat_is_kept_for_the_echo() {
+    let mut r = rig(None);
+    let t = r.control.ctx.cfg.topics.heartbeat.clone();
+    let echo = |r: &Rig| r.control.ctx.echo.lock().expect("lock").clone();
+    // A driver's beat, a seed orchestrator's (no agent), one without `sent_us`, and garbage:
+    // nothing to echo, and the garbage is counted.
+    for beat in [
+        json!({"node_id": "d2", "heartbeat": "YES", "role": "driver", "agent": "floodgate", "sent_us": 5}),
+        json!({"node_id": "o", "heartbeat": "YES", "role": "orchestrator", "sent_us": 5}),
+        json!({"node_id": "o", "heartbeat": "YES", "role": "orchestrator", "agent": "floodgate"}),
+    ] {
+        r.control.handle(&t, beat.to_string().as_bytes()).await;
+    }
+    r.control.handle(&t, b"{not json").await;
+    assert_eq!(echo(&r), None);
+    assert_eq!(r.malformed(), 1);
+    let before = protocol::now_unix_us();
+    let beat = json!({"node_id": "o", "heartbeat": "YES", "role": "orchestrator", "agent": "floodgate", "sent_us": "17"});
+    r.control.handle(&t, beat.to_string().as_bytes()).await;
+    let e = echo(&r).expect("kept");
+    assert_eq!((e.orchestrator.as_str(), e.orchestrator_sent_us), ("o", 17));
+    assert!(e.received_us >= before, "stamped on receipt");
 }

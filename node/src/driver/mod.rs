@@ -56,6 +56,8 @@ struct Ctx {
     outbox: Notify,
     /// Prometheus metrics: the running test's engine and recent tests' figures.
     metrics: crate::metrics::driver::DriverMetrics,
+    /// The latest orchestrator beat heard, echoed in every beat of ours (issue 13).
+    echo: Mutex<Option<protocol::ClockEcho>>,
 }
 
 /// Runs a driver on Kafka until `shutdown` resolves, serving its health endpoint on `http`.
@@ -90,6 +92,8 @@ pub async fn run_on(
                 &cfg.topics.test_config,
                 &cfg.topics.trigger,
                 &cfg.topics.control,
+                // Others' beats: the orchestrator's are echoed for its clock estimate.
+                &cfg.topics.heartbeat,
             ],
             vec![],
         )
@@ -102,6 +106,7 @@ pub async fn run_on(
         current: Mutex::new(None),
         outbox: Notify::new(),
         metrics,
+        echo: Mutex::new(None),
     });
     tokio::spawn(serve_health(ctx.clone(), http));
     register(&ctx).await?;
@@ -256,6 +261,8 @@ async fn heartbeat_loop(ctx: Arc<Ctx>) {
             agent: Some(protocol::AGENT.to_string()),
             heartbeat_ms: Some(ctx.cfg.heartbeat_interval.as_millis() as u64),
             capacity: ctx.cfg.capacity,
+            clock: ctx.echo.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            sent_us: Some(protocol::now_unix_us()),
         };
         ctx.bus.publish_nowait(
             &ctx.cfg.topics.heartbeat,

@@ -141,6 +141,7 @@ impl Reporter {
             lag_histogram: (snap.recorder.lag.count() > 0)
                 .then(|| stats::encode(&snap.recorder.lag.histogram)),
             timestamp_ms: Some(now_unix_ms()),
+            first_send_us: snap.first_send.map(crate::protocol::unix_us),
             stages: self.pace.as_ref().map_or_else(Vec::new, |p| {
                 p.planned
                     .iter()

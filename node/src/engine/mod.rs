@@ -144,6 +144,14 @@ pub(crate) struct Shared {
     /// Nanoseconds from `start` to the send of request `i`, for the first requests (0: not
     /// sent yet); see [`Plan::record_sends`].
     sends: Box<[AtomicU64]>,
+    /// Nanoseconds from `start` to the earliest send, plus one (0: none yet). Only an index
+    /// below `workers` can be the first one sent: before the first write no request has ended,
+    /// so no worker has claimed twice. Later sends never touch it.
+    first_send: AtomicU64,
+    workers: u64,
+    /// `start` on the wall clock, so the first send can be reported as an instant other nodes
+    /// can compare (the start skew, issue 13).
+    start_wall: SystemTime,
     /// Permits to send: the clock adds one at each paced request's due instant (one per worker
     /// at the start of an unpaced run); closed on stop. See `clock`.
     gate: Semaphore,
@@ -201,10 +209,25 @@ pub async fn start(plan: Plan) -> Result<Running, RequestError> {
 /// Starts the workers against an already-resolved address.
 pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
     let now_wall = SystemTime::now();
-    let start = match plan.start_at {
-        Some(at) => Instant::now() + at.duration_since(now_wall).unwrap_or(Duration::ZERO),
-        None => Instant::now(),
+    let now = Instant::now();
+    // A start already past (a late trigger) is now.
+    let ahead = plan
+        .start_at
+        .and_then(|at| at.duration_since(now_wall).ok())
+        .unwrap_or(Duration::ZERO);
+    let (start, start_wall) = (now + ahead, now_wall + ahead);
+    let connections = plan.concurrency.max(1);
+    // One worker per stream: one per connection for HTTP/1.1, `streams` per connection for
+    // HTTP/2; never more than there are requests.
+    let streams = if plan.transport.http2 {
+        plan.transport.streams.max(1)
+    } else {
+        1
     };
+    let n = connections
+        .saturating_mul(streams)
+        .min(usize::try_from(plan.requests).unwrap_or(usize::MAX))
+        .max(1);
     let shared = Arc::new(Shared {
         addr,
         mix: mix::Requests::new(plan.request, plan.checker, plan.mix),
@@ -222,19 +245,10 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
             .min(usize::try_from(plan.requests).unwrap_or(usize::MAX)))
             .map(|_| AtomicU64::new(0))
             .collect(),
+        first_send: AtomicU64::new(0),
+        workers: n as u64,
+        start_wall,
     });
-    let connections = plan.concurrency.max(1);
-    // One worker per stream: one per connection for HTTP/1.1, `streams` per connection for
-    // HTTP/2; never more than there are requests.
-    let streams = if plan.transport.http2 {
-        plan.transport.streams.max(1)
-    } else {
-        1
-    };
-    let n = connections
-        .saturating_mul(streams)
-        .min(usize::try_from(plan.requests).unwrap_or(usize::MAX))
-        .max(1);
     let mirror_service = !shared.pacer.is_paced();
     // Sends are counted per stage in each shard's recorder, sized here once.
     let stages = shared.pacer.schedule().map_or(0, |s| s.segments().len());
@@ -325,6 +339,10 @@ impl Running {
         let until = finished_at.unwrap_or_else(Instant::now);
         s.elapsed = until.saturating_duration_since(self.shared.start);
         s.done = finished_at.is_some();
+        s.first_send = match self.shared.first_send.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(self.shared.start_wall + Duration::from_nanos(ns - 1)),
+        };
         s
     }
 

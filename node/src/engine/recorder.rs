@@ -325,6 +325,8 @@ pub struct Snapshot {
     pub stopped: bool,
     /// The run ends by time ([`super::Plan::until`]), not by a count; `requests` is then 0.
     pub time_bound: bool,
+    /// When the first request left, on the wall clock (`None` before it).
+    pub first_send: Option<std::time::SystemTime>,
 }
 
 impl Snapshot {

@@ -94,6 +94,16 @@ pub(super) async fn run<C: Client>(shared: Arc<Shared>, stats: Arc<[StatsShard]>
                 Ordering::Relaxed,
             );
         }
+        if index < shared.workers {
+            // Stored plus one, so that 0 means "none yet"; see `Shared::first_send`.
+            let ns = sent_at.saturating_duration_since(shared.start).as_nanos();
+            let ns = u64::try_from(ns).unwrap_or(u64::MAX - 1) + 1;
+            let _ = shared
+                .first_send
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                    (v == 0 || ns < v).then_some(ns)
+                });
+        }
         let intended = match shared.pacer.due(index) {
             Some(offset) => shared.start + offset,
             None => sent_at,

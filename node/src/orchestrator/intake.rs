@@ -17,6 +17,9 @@ pub(super) async fn presence(o: Orchestrator, mut inbox: Box<dyn Inbox>) {
     let mut last_ask = None;
     loop {
         let msg = inbox.recv().await;
+        // A beat's receipt, stamped before anything else is done with it: the fourth instant
+        // of a clock exchange (see `clock`).
+        let received_us = protocol::now_unix_us();
         let event = if msg.topic == topics.register {
             match protocol::parse::<Register>(&msg.payload) {
                 Ok(r) => {
@@ -33,7 +36,10 @@ pub(super) async fn presence(o: Orchestrator, mut inbox: Box<dyn Inbox>) {
         } else if msg.topic == topics.heartbeat {
             match protocol::parse::<Heartbeat>(&msg.payload) {
                 Ok(h) if h.node_id == o.inner.cfg.id => Event::Echo,
-                Ok(h) => Event::Heartbeat(h),
+                Ok(h) => Event::Heartbeat {
+                    clock: super::clock::Exchange::of_beat(&h, &o.inner.cfg.id, received_us),
+                    beat: h,
+                },
                 Err(e) => {
                     stats.malformed(&msg.topic, &e);
                     continue;
@@ -162,6 +168,8 @@ pub(super) async fn heartbeats(o: Orchestrator) {
             agent: Some(protocol::AGENT.to_string()),
             heartbeat_ms: Some(every.as_millis() as u64),
             capacity: None,
+            sent_us: Some(protocol::now_unix_us()),
+            clock: None,
         };
         o.inner
             .bus

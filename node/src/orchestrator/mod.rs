@@ -4,6 +4,7 @@
 //! `state`; the decisions it applies are pure functions in `registry`, `part`, `run` and `state`.
 
 pub mod bus_watch;
+pub mod clock;
 mod commands;
 mod intake;
 pub mod part;

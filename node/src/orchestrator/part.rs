@@ -2,6 +2,7 @@
 //! and ordered), its latency figures, and the pure decision of whether its part has ended and
 //! how: a final report, a status word, a count reached, or a quiet period; or lost.
 
+use super::clock::{DriverStart, Offset};
 use super::registry::Liveness;
 pub use crate::model::Ended;
 use crate::protocol::{MetricsReport, RunState};
@@ -60,6 +61,9 @@ pub struct Part {
     /// Fixed once the part has ended (a lost driver whose final report arrives later still
     /// becomes done: the report wins).
     pub judged: Option<Judgement>,
+    /// The driver's clock offset as estimated when its first send was first reported, kept so
+    /// that its start does not move as later (busier) exchanges come in.
+    pub clock: Option<Offset>,
 }
 
 /// Why a report was not applied.
@@ -76,6 +80,23 @@ pub enum Rejected {
 }
 
 impl Part {
+    /// When its first request left, on the orchestrator's clock; `None` before it reported one.
+    pub fn start(&self) -> Option<DriverStart> {
+        let first = self.report.as_ref()?.first_send_us?;
+        Some(super::clock::driver_start(first, self.clock))
+    }
+
+    /// Keeps the driver's clock estimate once it has reported its first send.
+    pub fn note_clock(&mut self, clock: Option<Offset>) {
+        let started = self
+            .report
+            .as_ref()
+            .is_some_and(|r| r.first_send_us.is_some());
+        if started && self.clock.is_none() {
+            self.clock = clock;
+        }
+    }
+
     /// Whether the sender numbers its reports (Floodgate's drivers do; others do not).
     pub fn sequenced(&self) -> bool {
         self.report.as_ref().is_some_and(|r| r.seq > 0)

@@ -13,6 +13,7 @@
 //! once the driver is heard from. The registry holds at most [`limits::MAX_KNOWN_DRIVERS`].
 
 use super::bus_watch::BusWatch;
+use super::clock::{ClockFilter, Exchange, Offset};
 use crate::protocol::limits;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -49,6 +50,8 @@ struct Entry {
     /// Heard from since this orchestrator started (false for a registration read back from
     /// before it started, until the driver beats or reports).
     heard: bool,
+    /// Its clock's offset from ours, from the beats it echoed (issue 13).
+    clock: ClockFilter,
 }
 
 impl Entry {
@@ -67,6 +70,7 @@ impl Entry {
             last_beat: None,
             gaps: VecDeque::new(),
             heard: false,
+            clock: ClockFilter::default(),
         }
     }
 
@@ -135,6 +139,10 @@ pub struct DriverView {
     /// The capacity it declared, absent if none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<f64>,
+    /// Its clock minus ours, as estimated from its echoes, and the estimate's bound; absent
+    /// before any (and always for another implementation's driver).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock: Option<Offset>,
 }
 
 /// Liveness of one driver as the test state machine needs it.
@@ -292,6 +300,18 @@ impl Registry {
         true
     }
 
+    /// One clock exchange with a known driver (its beat echoing one of ours).
+    pub fn clock_exchange(&mut self, id: &str, exchange: Exchange) {
+        if let Some(e) = self.drivers.get_mut(id) {
+            e.clock.add(exchange);
+        }
+    }
+
+    /// A driver's clock offset as estimated so far.
+    pub fn clock(&self, id: &str) -> Option<Offset> {
+        self.drivers.get(id).and_then(|e| e.clock.estimate())
+    }
+
     /// A sign of life other than a heartbeat (a metrics report) from a driver already known:
     /// one peer sends no heartbeat until long after its test has started, but reports all along.
     pub fn heard_from(&mut self, id: &str, now: Instant) {
@@ -357,6 +377,7 @@ impl Registry {
                 heartbeat_interval_ms: e.interval().as_millis() as u64,
                 timeout_ms: self.timeout_of(e).as_millis() as u64,
                 capacity: e.capacity,
+                clock: e.clock.estimate(),
             })
             .collect()
     }

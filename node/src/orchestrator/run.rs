@@ -3,6 +3,7 @@
 //! (created → running → completed | failed | stopped). A stop ends the test at once; reports
 //! still arriving for a short settle window fill in its final numbers.
 
+use super::clock::Offset;
 pub use super::part::Rejected;
 use super::part::{Judgement, Part, Rules};
 use super::registry::Liveness;
@@ -324,6 +325,14 @@ impl TestRun {
         Ok((part.order, held))
     }
 
+    /// Keeps a driver's clock offset as estimated now, once it has reported its first send
+    /// (see `Part::note_clock`).
+    pub fn note_clock(&mut self, node_id: &str, clock: Option<Offset>) {
+        if let Some(part) = self.parts.get_mut(node_id) {
+            part.note_clock(clock);
+        }
+    }
+
     /// Decides whether a running test has ended, or a stopped one has settled. Returns true
     /// when the test is over and its view should be frozen and stored.
     pub fn evaluate(
@@ -507,6 +516,9 @@ impl TestRun {
             })
             .collect();
         TestView {
+            start_skew: super::clock::start_skew(
+                per_driver.iter().filter_map(|d| d.start.as_ref()),
+            ),
             generator_warnings,
             id: self.id.clone(),
             status: self.status,

@@ -25,7 +25,11 @@ pub enum Event {
     Registered(Register),
     /// A registration sent before this orchestrator started, read back from the topic.
     Replayed(Register),
-    Heartbeat(Heartbeat),
+    /// A beat, with the clock exchange it completes if it echoes one of ours.
+    Heartbeat {
+        beat: Heartbeat,
+        clock: Option<super::clock::Exchange>,
+    },
     /// One of this orchestrator's own heartbeats came back through the bus.
     Echo,
     Report(Box<MetricsReport>),
@@ -199,7 +203,7 @@ impl State {
                     out.presence = Some(Unheard::Full { node_id: r.node_id });
                 }
             }
-            Event::Heartbeat(h) => {
+            Event::Heartbeat { beat: h, clock } => {
                 if h.role == Role::Driver {
                     let beat = Beat {
                         address: h.node_ip.as_deref(),
@@ -208,7 +212,11 @@ impl State {
                         interval: h.heartbeat_ms.map(Duration::from_millis),
                         capacity: h.capacity,
                     };
-                    if !self.registry.heartbeat(&h.node_id, beat, now) {
+                    let known = self.registry.heartbeat(&h.node_id, beat, now);
+                    if let Some(exchange) = clock.filter(|_| known) {
+                        self.registry.clock_exchange(&h.node_id, exchange);
+                    }
+                    if !known {
                         out.presence = Some(Unheard::Unregistered {
                             floodgate: h.is_floodgate(),
                             node_id: h.node_id,
@@ -221,8 +229,12 @@ impl State {
                 // A report is a sign of life, whatever test it is for.
                 self.registry.heard_from(&report.node_id, now);
                 let test_id = report.test_id.clone();
+                let (node_id, clock) =
+                    (report.node_id.clone(), self.registry.clock(&report.node_id));
                 let applied = match self.tests.get_mut(&test_id) {
-                    Some(t) => t.apply(*report, now),
+                    Some(t) => t
+                        .apply(*report, now)
+                        .inspect(|_| t.note_clock(&node_id, clock)),
                     None => Err(Rejected::NotParticipant),
                 };
                 match applied {

@@ -60,6 +60,12 @@ fn participant_choice_decision_table() {
     }
 }
 
+/// A heartbeat as received, with the clock exchange it completes, if any.
+fn beat_event(json: &str, clock: Option<crate::orchestrator::clock::Exchange>) -> Event {
+    let beat = protocol::parse(json.as_bytes()).expect("heartbeat");
+    Event::Heartbeat { beat, clock }
+}
+
 /// A state with alive Floodgate drivers `a` and `b`.
 fn state(t0: Instant) -> State {
     let mut st = State::new(3 * S, Policy::default());
@@ -72,8 +78,7 @@ fn state(t0: Instant) -> State {
         let beat = format!(
             r#"{{"node_id":"{id}","heartbeat":"YES","agent":"floodgate","heartbeat_ms":1000}}"#
         );
-        let h = protocol::parse(beat.as_bytes()).expect("heartbeat");
-        let applied = st.apply(Event::Heartbeat(h), t0, 0).expect("heartbeat");
+        let applied = st.apply(beat_event(&beat, None), t0, 0).expect("heartbeat");
         assert_eq!(applied.presence, None);
     }
     st
@@ -84,8 +89,7 @@ fn a_heartbeat_from_a_node_that_never_registered_makes_no_driver() {
     let t0 = Instant::now();
     let mut st = state(t0);
     let beat = r#"{"node_id":"ghost","heartbeat":"YES","agent":"floodgate"}"#;
-    let h = protocol::parse(beat.as_bytes()).expect("heartbeat");
-    let applied = st.apply(Event::Heartbeat(h), t0, 0).expect("applied");
+    let applied = st.apply(beat_event(beat, None), t0, 0).expect("applied");
     assert_eq!(
         applied.presence,
         Some(Unheard::Unregistered {
@@ -259,4 +263,63 @@ fn a_silent_driver_fails_the_test_when_time_passes() {
         .as_deref()
         .unwrap_or("")
         .contains("lost driver(s) a"));
+}
+
+#[test]
+fn echoed_beats_give_each_driver_s_offset_and_the_view_its_start_skew() {
+    use crate::orchestrator::clock::Exchange;
+    let t0 = Instant::now();
+    let mut st = state(t0);
+    // b's clock is 30 ms ahead (1 ms each way): corrected to within its 1 ms bound. a's agrees.
+    let beat = |id: &str, t1: u64, t2: u64, t3: u64, t4: u64| {
+        let json = format!(r#"{{"node_id":"{id}","heartbeat":"YES","agent":"floodgate"}}"#);
+        beat_event(&json, Some(Exchange { t1, t2, t3, t4 }))
+    };
+    st.apply(beat("a", 0, 1_000, 500_000, 501_000), t0, 0)
+        .expect("a");
+    st.apply(beat("b", 0, 31_000, 530_000, 501_000), t0, 0)
+        .expect("b");
+    // A stranger's exchange is dropped with its beat.
+    st.apply(beat("ghost", 0, 0, 0, 0), t0, 0).expect("ghost");
+    let offsets: Vec<_> = st.drivers(t0).iter().map(|d| d.clock).collect();
+    assert_eq!(
+        offsets,
+        [
+            Some(crate::orchestrator::clock::Offset {
+                offset_us: 0,
+                bound_us: 1_000
+            }),
+            Some(crate::orchestrator::clock::Offset {
+                offset_us: 30_000,
+                bound_us: 1_000
+            }),
+        ]
+    );
+    create(&mut st, "t", false, t0).expect("created");
+    start(&mut st, "t", t0).expect("started");
+    // a sent first at 10.000 s, b at 10.035 s by its clock: 10.006 s on ours.
+    for (node, first_us) in [("a", 10_000_000u64), ("b", 10_035_000)] {
+        let snap = crate::engine::Snapshot {
+            requests: 4,
+            sent: 1,
+            ..Default::default()
+        };
+        let mut r = crate::driver::reporter_for_tests(node, "t", &snap, false);
+        r.seq = 1;
+        r.first_send_us = Some(first_us);
+        st.apply(Event::Report(Box::new(r)), t0 + S, 5)
+            .expect("report");
+    }
+    // A later exchange does not move a start already given.
+    st.apply(beat("b", 0, 1_000, 500_000, 501_000), t0, 0)
+        .expect("b again");
+    let v = st.get("t", t0 + S).expect("view");
+    let skew = v.start_skew.expect("both started");
+    assert_eq!(
+        (skew.drivers, skew.first_ms, skew.bound_ms),
+        (2, 10_000.0, Some(2.0))
+    );
+    assert!((skew.skew_ms - 6.0).abs() < 1e-9, "{skew:?}");
+    let b = v.per_driver[1].start.expect("b's start");
+    assert_eq!((b.clock_offset_ms, b.clock_applied_ms), (Some(30.0), 29.0));
 }

@@ -2,6 +2,7 @@
 //! where they can be (merged histograms, exact sums) and `null` with a reason where they cannot
 //! (a median of other implementations' summaries).
 
+pub use super::clock::{DriverStart, StartSkew};
 use super::part::{Judgement, Part};
 use super::spec::TestSpec;
 pub use super::stage_view::StageStats;
@@ -127,6 +128,9 @@ pub struct DriverStats {
     /// Its own load, and its saturation warning if it could not keep up (issue 12).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<GeneratorLoad>,
+    /// When its first request left, on the orchestrator's clock (issue 13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<DriverStart>,
     #[serde(flatten)]
     pub stats: Stats,
 }
@@ -155,6 +159,9 @@ pub struct TestView {
     /// The thresholds' measured values and the verdict; absent when the test has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<Thresholds>,
+    /// How far apart the drivers sent their first requests (issue 13); absent before any did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_skew: Option<StartSkew>,
     /// How a test given in totals was shared (issue 13); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<super::split::Split>,
@@ -218,6 +225,7 @@ pub(super) fn driver_stats(
         reason,
         defaults: r.map(|r| r.defaults.clone()).unwrap_or_default(),
         generator: r.and_then(|r| r.generator.clone()),
+        start: part.start(),
         stats: s,
     }
 }

@@ -309,6 +309,10 @@ pub struct MetricsReport {
     pub lag_histogram: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp_ms: Option<u64>,
+    /// When the driver's first request of the test left, in µs since the Unix epoch on the
+    /// driver's clock (issue 13: the orchestrator's start skew is made of these).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_send_us: Option<u64>,
     /// Connect and TLS handshake times.
     #[serde(flatten)]
     pub handshakes: HandshakeFields,
@@ -476,6 +480,11 @@ impl TryFrom<Value> for MetricsReport {
             service_histogram: w.service_histogram.filter(|h| !h.is_empty()),
             lag_histogram: w.lag_histogram.filter(|h| !h.is_empty()),
             timestamp_ms: w.timestamp_ms,
+            // Liberal, as the other extensions: a value that is no instant is dropped.
+            first_send_us: obj
+                .get("first_send_us")
+                .and_then(Value::as_u64)
+                .filter(|&t| t > 0),
             handshakes: HandshakeFields {
                 connect_histogram: w.handshakes.connect_histogram.filter(|h| !h.is_empty()),
                 tls_histogram: w.handshakes.tls_histogram.filter(|h| !h.is_empty()),

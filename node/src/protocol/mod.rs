@@ -29,7 +29,9 @@ pub use metrics::{
 };
 pub use mix::{Checks, ChecksFailed, JsonCheck, MixEntry, RequestReport, StatusSet};
 pub use pace::{GeneratorLoad, StageProgress};
-pub use presence::{Heartbeat, Register, Role, AGENT, DRIVER_REGISTER, ORCHESTRATOR_REGISTER};
+pub use presence::{
+    ClockEcho, Heartbeat, Register, Role, AGENT, DRIVER_REGISTER, ORCHESTRATOR_REGISTER,
+};
 pub use share::ConfigShare;
 pub use style::{DelayUnit, NumberStyle, SeedStyle, TypeCase};
 pub use timing::{RateStage, TimeBound};
@@ -117,6 +119,18 @@ pub fn emit<T: Serialize>(msg: &T) -> Vec<u8> {
 /// The current wall-clock time as an RFC 3339 string, for `heartbeat.timestamp`.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_unix_us() -> u64 {
+    unix_us(std::time::SystemTime::now())
+}
+
+/// An instant as microseconds since the Unix epoch (0 before it).
+pub fn unix_us(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// Milliseconds since the Unix epoch.

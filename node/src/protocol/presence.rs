@@ -170,6 +170,55 @@ pub struct Heartbeat {
         skip_serializing_if = "Option::is_none"
     )]
     pub capacity: Option<f64>,
+    /// The sender's clock when it emitted the beat, in µs since the Unix epoch (issue 13): with
+    /// [`ClockEcho`] it is how the orchestrator estimates each driver's clock offset.
+    #[serde(
+        default,
+        deserialize_with = "lenient_opt_u64",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sent_us: Option<u64>,
+    /// A driver's echo of the latest orchestrator beat it heard.
+    #[serde(
+        default,
+        deserialize_with = "lenient_echo",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub clock: Option<ClockEcho>,
+}
+
+/// The orchestrator beat a driver heard last, echoed in the driver's own beat: the orchestrator
+/// then holds the four instants of an NTP exchange (its send, the driver's receipt, the driver's
+/// send, its receipt) and so bounds the driver's clock offset (see `orchestrator::clock`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockEcho {
+    /// Whose beat it was, so an orchestrator uses only echoes of its own.
+    pub orchestrator: String,
+    /// That beat's `sent_us` (the orchestrator's clock).
+    pub orchestrator_sent_us: u64,
+    /// When the driver received it (the driver's clock).
+    pub received_us: u64,
+}
+
+/// An echo as any node may send it; one that is incomplete or not numbers counts as absent
+/// rather than spoiling the beat.
+fn lenient_echo<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ClockEcho>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+    Ok(
+        match (
+            v.get("orchestrator").and_then(|o| o.as_str()),
+            n("orchestrator_sent_us"),
+            n("received_us"),
+        ) {
+            (Some(o), Some(t1), Some(t2)) if !o.is_empty() => Some(ClockEcho {
+                orchestrator: o.to_string(),
+                orchestrator_sent_us: t1,
+                received_us: t2,
+            }),
+            _ => None,
+        },
+    )
 }
 
 impl Heartbeat {

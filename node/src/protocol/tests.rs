@@ -317,6 +317,7 @@ fn report() -> MetricsReport {
         handshakes: Default::default(),
         first_error: None,
         timestamp_ms: None,
+        first_send_us: None,
         samples_ms: None,
         checks_failed: Default::default(),
         by_request: Default::default(),

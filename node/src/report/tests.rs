@@ -108,6 +108,7 @@ pub(crate) fn view() -> TestView {
         settled: true,
         thresholds: None,
         split: None,
+        start_skew: None,
         aggregate: stats(2000, 799.6801279488205, 0.5),
         per_driver: vec![
             DriverStats {
@@ -120,6 +121,7 @@ pub(crate) fn view() -> TestView {
                 reason: None,
                 defaults: BTreeMap::new(),
                 generator: None,
+                start: None,
                 stats: stats(1000, 399.8400639744102, 0.25),
             },
             DriverStats {
@@ -132,6 +134,7 @@ pub(crate) fn view() -> TestView {
                 reason: None,
                 defaults: BTreeMap::new(),
                 generator: None,
+                start: None,
                 stats: stats(1000, 400.1, 0.75),
             },
         ],
