@@ -260,7 +260,8 @@ fn arrivals(state: &Target) -> Response<Body> {
     #[derive(serde::Serialize)]
     struct Arrivals {
         arrivals_us: Vec<u64>,
-        /// The first of them on the wall clock (µs since the Unix epoch).
+        /// The first of them on the wall clock (µs since the Unix epoch); absent with none.
+        #[serde(skip_serializing_if = "Option::is_none")]
         first_unix_us: Option<u64>,
     }
     match serde_json::to_vec(&Arrivals {

@@ -144,6 +144,12 @@ async fn arrivals_are_bounded_sorted_and_reset() {
         assert_eq!(arrivals.len(), 10);
         assert_eq!(arrivals[0], 0);
         assert!(arrivals.windows(2).all(|w| w[0] <= w[1]));
+        assert!(
+            reply.json()["first_unix_us"]
+                .as_u64()
+                .is_some_and(|t| t > 0),
+            "the first arrival on the wall clock"
+        );
         assert_eq!(client.metrics().await.requests_received, 25);
 
         client.request(Method::POST, "/reset", &[]).await;
