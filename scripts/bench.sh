@@ -31,6 +31,9 @@
 #   4. Memory: peak RSS of `floodgate load` for 10k, 100k and 1M uncapped requests.
 #   5. HTTPS and HTTP/2 (section "tls", scripts/bench-tls.sh): floodgate beside oha and h2load on
 #      a TLS target, https h1 and h2 with 1 and BENCH_TLS_STREAMS streams per connection.
+#   6. Distributed (section "dist", scripts/bench-dist.sh): 8 drivers on a real Kafka broker
+#      beside one `floodgate load` with the same total load: start skew, schedule lag p99, and
+#      the load span of each.
 #
 # Fairness on a 2-core machine: the target gets one core (one tokio worker, pinned to
 # BENCH_TARGET_CPU) and the load generator the other (pinned to BENCH_GEN_CPU); every generator
@@ -39,7 +42,7 @@
 # with GOMAXPROCS=1. Same URL, same connection count, similar durations, alternating order,
 # medians.
 #
-# Environment (all optional): BENCH_ONLY (run one section: saturation, rate, gap, memory or tls; a list
+# Environment (all optional): BENCH_ONLY (run one section: saturation, rate, gap, memory, tls or dist; a list
 # such as "rate memory" works too; default all), BENCH_CONNECTIONS (50), BENCH_DURATION seconds
 # per saturation run (5), BENCH_REPEATS (5), BENCH_RATES ("1000 5000 20000 50000"),
 # BENCH_RATE_SECONDS seconds per fixed-rate run (5), BENCH_RATE_REPEATS rounds per rate (3, the
@@ -84,11 +87,13 @@ source "$SCRIPT_DIR/bench-lib.sh"
 ONLY="${BENCH_ONLY:-all}"
 ONLY="${ONLY//,/ }"
 for section in $ONLY; do
-    case "$section" in all | saturation | rate | gap | memory | tls) ;; *) die "BENCH_ONLY: unknown section '$section' (saturation, rate, gap, memory, tls or all)" ;; esac
+    case "$section" in all | saturation | rate | gap | memory | tls | dist) ;; *) die "BENCH_ONLY: unknown section '$section' (saturation, rate, gap, memory, tls, dist or all)" ;; esac
 done
 want() { [[ " $ONLY " == *" all "* || " $ONLY " == *" $1 "* ]]; } # SECTION: is it to be run?
 # HTTPS and HTTP/2 beside oha and h2load: a script of its own (scripts/bench-tls.sh).
 if [[ "$(tr -d ' ' <<<"$ONLY")" == tls ]]; then exec bash "$SCRIPT_DIR/bench-tls.sh"; fi
+# Eight drivers on Kafka beside one process (issue 13): scripts/bench-dist.sh.
+if [[ "$(tr -d ' ' <<<"$ONLY")" == dist ]]; then exec bash "$SCRIPT_DIR/bench-dist.sh"; fi
 
 # --- tools ----------------------------------------------------------------------------------
 
@@ -581,5 +586,10 @@ if want tls; then
     say ""
     say "HTTPS and HTTP/2 (scripts/bench-tls.sh)"
     BENCH_NO_BUILD=1 bash "$SCRIPT_DIR/bench-tls.sh" || say "bench-tls.sh could not run"
+fi
+if want dist; then
+    say ""
+    say "Distributed: 8 drivers on Kafka beside one process (scripts/bench-dist.sh)"
+    BENCH_NO_BUILD=1 bash "$SCRIPT_DIR/bench-dist.sh" || say "bench-dist.sh could not run"
 fi
 exit 0

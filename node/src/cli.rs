@@ -537,6 +537,10 @@ pub struct RunArgs {
     /// How totals are shared: capacity (default) or equal.
     #[arg(long, value_enum, requires = "total_requests")]
     pub split: Option<SplitArg>,
+    /// A driver that hears neither the orchestrator nor a majority of the drivers for this
+    /// long stops sending (default 15000; 0 turns the fail-safe off).
+    #[arg(long)]
+    pub fail_safe_ms: Option<u64>,
     #[command(flatten)]
     pub timing: TimingArgs,
     /// Tsunami: milliseconds between requests on each driver.

@@ -8,8 +8,8 @@ import { shortId } from './format.js';
 import { checksSpec, initMix, showMixNotes } from './mix.js';
 import { headerMap, list } from './parse.js';
 
-const FIELDS = ['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'target_url', 'concurrency', 'drivers', 'timeout_ms', 'method', 'duration', 'start_rate', 'streams_per_connection', 'total_requests', 'total_rate', 'split'];
-const NUMERIC = new Set(['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'concurrency', 'drivers', 'timeout_ms', 'start_rate', 'streams_per_connection', 'total_requests', 'total_rate']);
+const FIELDS = ['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'target_url', 'concurrency', 'drivers', 'timeout_ms', 'method', 'duration', 'start_rate', 'streams_per_connection', 'total_requests', 'total_rate', 'split', 'fail_safe_ms'];
+const NUMERIC = new Set(['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'concurrency', 'drivers', 'timeout_ms', 'start_rate', 'streams_per_connection', 'total_requests', 'total_rate', 'fail_safe_ms']);
 
 /** `30s:100, 1m:1000` as the API's stages; a part that is not DURATION:RATE is sent as typed. */
 function stages(raw) {

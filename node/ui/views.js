@@ -93,6 +93,7 @@ function describeSpec(t) {
   }
   parts.push(`${fmtInt(s.concurrency)} connections`);
   parts.push(`timeout ${fmtInt(s.timeout_ms)} ms`);
+  parts.push(s.fail_safe_ms > 0 ? `fail-safe ${fmtDuration(s.fail_safe_ms)}` : 'no fail-safe');
   return parts.join(' · ');
 }
 

@@ -116,6 +116,11 @@ pub struct LoadTestSpec {
     /// How totals are shared: Capacity (default: by each driver's CPU) or Equal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<SplitBy>,
+    /// A driver that hears neither the orchestrator nor a majority of the drivers for this
+    /// long stops sending (default 15000; 0 turns it off, else 1000 or more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = limits::MAX_FAIL_SAFE_MS))]
+    pub fail_safe_ms: Option<u64>,
     /// Number of drivers (the driver Deployment's replicas).
     #[schemars(range(min = limits::MIN_DRIVERS, max = limits::MAX_DRIVERS))]
     pub drivers: u32,
@@ -590,6 +595,7 @@ pub(crate) fn sample_loadtest() -> LoadTest {
             total_requests: None,
             total_rate: None,
             split: None,
+            fail_safe_ms: None,
             drivers: 3,
             concurrency: None,
             timeout_ms: None,

@@ -50,6 +50,7 @@ pub(crate) fn test_input(
         total_requests: s.total_requests,
         total_rate: s.total_rate,
         split: s.split.map(Into::into),
+        fail_safe_ms: s.fail_safe_ms,
         target_url: s.target_url.clone(),
         method: s.method.clone(),
         headers: (!headers.is_empty()).then_some(headers),

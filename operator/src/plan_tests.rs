@@ -22,6 +22,7 @@ fn spec(drivers: u32) -> LoadTestSpec {
         total_requests: None,
         total_rate: None,
         split: None,
+        fail_safe_ms: None,
         drivers,
         concurrency: None,
         timeout_ms: None,

@@ -118,6 +118,22 @@ impl Proc {
         self.lines.lock().unwrap().join("\n")
     }
 
+    /// SIGSTOP, then SIGCONT after `pause`: the process is frozen (a GC pause, a VM stall, a
+    /// partition that heals), its sockets and timers untouched.
+    pub async fn pause_for(&mut self, pause: Duration) {
+        let pid = self.child.id().to_string();
+        let signal = |sig: &str| {
+            let ok = Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill {sig} {pid}");
+        };
+        signal("-STOP");
+        tokio::time::sleep(pause).await;
+        signal("-CONT");
+    }
+
     /// SIGKILL: the process gets no chance to say goodbye (a crash, a lost node).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

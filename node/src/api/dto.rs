@@ -90,6 +90,9 @@ pub struct Spec {
     /// What the test gave in totals; the per-driver figures above are then the means.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totals: Option<Totals>,
+    /// A driver cut off this long (from the orchestrator and a majority) stops sending; 0: off.
+    #[serde(default)]
+    pub fail_safe_ms: u64,
 }
 
 /// Counters and latency over one driver or all of them.
@@ -240,6 +243,7 @@ impl From<&TestSpec> for Spec {
             checks: s.checks.clone(),
             // The shares are the view's `split`, once.
             totals: s.totals.clone().map(|t| Totals { shared: None, ..t }),
+            fail_safe_ms: s.fail_safe_ms,
         }
     }
 }

@@ -17,8 +17,9 @@ fn the_document_s_bounds_are_the_limits() {
         let f = input_field(&doc, field);
         (f["minimum"].as_f64(), f["maximum"].as_f64())
     };
-    let table: [(&str, f64, f64); 8] = [
+    let table: [(&str, f64, f64); 9] = [
         ("delay_ms", 0.0, limits::MAX_DELAY_MS),
+        ("fail_safe_ms", 0.0, limits::MAX_FAIL_SAFE_MS as f64),
         ("total_requests", 1.0, limits::MAX_TOTAL_REQUESTS as f64),
         ("total_rate", limits::MIN_RATE, limits::MAX_RATE),
         ("requests_per_driver", 1.0, Caps::HARD.requests as f64),
@@ -49,6 +50,10 @@ fn the_document_s_bounds_are_the_limits() {
     assert_eq!(
         input_field(&doc, "timeout_ms")["default"].as_u64(),
         Some(limits::DEFAULT_TIMEOUT_MS)
+    );
+    assert_eq!(
+        input_field(&doc, "fail_safe_ms")["default"].as_u64(),
+        Some(limits::DEFAULT_FAIL_SAFE_MS)
     );
 }
 

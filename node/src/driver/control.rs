@@ -2,6 +2,7 @@
 //! when, never twice, which to refuse (with a report saying why); and, for the running test, the
 //! report loop that ends in a final report.
 
+use super::failsafe::FailSafe;
 use super::{plan_for, Ctx};
 use crate::driver::reporter::Reporter;
 use crate::engine::{self, Running};
@@ -29,6 +30,10 @@ pub(super) struct ActiveRun {
     pub(super) running: Running,
     pub(super) task: tokio::task::JoinHandle<()>,
     stopping: bool,
+    /// What the run's fail-safe has heard; `None` when the config asked for none.
+    fail_safe: Option<FailSafe>,
+    /// Its lapse was logged (once).
+    lapse_noted: bool,
 }
 
 /// A config accepted for this driver, with the settings it lacked filled in.
@@ -125,6 +130,13 @@ impl Control {
 
     /// Drops triggers whose config never came, with the warning the spec asks for.
     pub(super) fn prune(&mut self, now: Instant) {
+        if let Some(run) = self.active.as_mut() {
+            // A run with its next send far off stops as lapsed now, not at that send.
+            if run.fail_safe.is_some() && !run.lapse_noted && run.running.lapsed() {
+                run.lapse_noted = true;
+                tracing::warn!(test_id = %run.test_id, "fail-safe: cut off too long; stopped sending");
+            }
+        }
         self.early_triggers.retain(|(t, at)| {
             let keep = now.duration_since(*at) < TRIGGER_GRACE;
             if !keep {
@@ -137,6 +149,7 @@ impl Control {
     /// A Floodgate orchestrator's beat is kept, to be echoed in our next beat: the orchestrator
     /// then bounds this node's clock offset (issue 13). Other beats carry nothing for us yet.
     fn on_heartbeat(&mut self, h: Heartbeat, received_us: u64) {
+        self.hear(&h, received_us);
         if h.role != Role::Orchestrator || !h.is_floodgate() {
             return;
         }
@@ -146,6 +159,30 @@ impl Control {
                 orchestrator_sent_us: sent_us,
                 received_us,
             });
+        }
+    }
+
+    /// A beat is a sign of its sender for the running test's fail-safe, as of when it was
+    /// sent: a backlog read after a pause (or a partition) is old news, not a renewal.
+    fn hear(&mut self, h: &Heartbeat, received_us: u64) {
+        let Some(run) = self.active.as_mut() else {
+            return;
+        };
+        let Some(f) = run.fail_safe.as_mut() else {
+            return;
+        };
+        let age = h.sent_us.map_or(Duration::ZERO, |s| {
+            Duration::from_micros(received_us.saturating_sub(s))
+        });
+        let Some(at) = Instant::now().checked_sub(age) else {
+            return;
+        };
+        match h.role {
+            Role::Orchestrator => f.heard_orchestrator(&h.node_id, at),
+            Role::Driver => f.heard_driver(&h.node_id, at),
+        }
+        if let Some(lease) = f.lease() {
+            run.running.extend_lease(lease.into());
         }
     }
 
@@ -371,12 +408,32 @@ impl Control {
         *self.ctx.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(test_id.clone());
         // The live run, for GET /metrics.
         self.ctx.metrics.started(&test_id, running.clone());
+        // The fail-safe counts from the start (or now, if that has passed): the trigger is the
+        // orchestrator heard.
+        let fail_safe = p.config.fail_safe_ms.filter(|&ms| ms > 0).map(|ms| {
+            let from = Instant::now().max(running.start().into_std());
+            FailSafe::new(
+                Duration::from_millis(ms),
+                &self.ctx.cfg.id,
+                &p.config.drivers,
+                p.config.orchestrator_id.clone(),
+                from,
+            )
+        });
+        if let Some(f) = &fail_safe {
+            reporter = reporter.on_lapse(f.reason());
+            if let Some(lease) = f.lease() {
+                running.extend_lease(lease.into());
+            }
+        }
         let task = tokio::spawn(report_loop(self.ctx.clone(), running.clone(), reporter));
         self.active = Some(ActiveRun {
             test_id,
             running,
             task,
             stopping: false,
+            fail_safe,
+            lapse_noted: false,
         });
     }
 }

@@ -2,6 +2,7 @@
 //! triggers, reporting cumulative metrics until a final report is safely in Kafka.
 
 mod control;
+mod failsafe;
 pub mod generator;
 mod reporter;
 pub mod store;

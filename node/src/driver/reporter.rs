@@ -24,6 +24,8 @@ pub struct Reporter {
     pace: Option<RunPace>,
     /// The names of a request mix's entries, by position (empty without a mix).
     names: Vec<String>,
+    /// Why a run whose lease lapsed stopped (the fail-safe's reason).
+    lapse_reason: Option<String>,
 }
 
 struct RunPace {
@@ -43,7 +45,14 @@ impl Reporter {
             defaults,
             pace: None,
             names: Vec::new(),
+            lapse_reason: None,
         }
+    }
+
+    /// Says `reason` in the final report of a run stopped by its lease lapsing.
+    pub fn on_lapse(mut self, reason: String) -> Self {
+        self.lapse_reason = Some(reason);
+        self
     }
 
     /// Reports a request mix's figures under these names (its entries', in order).
@@ -85,6 +94,18 @@ impl Reporter {
         let s = lat.summary();
         let (state, reason) = match is_final {
             false => (RunState::Running, None),
+            // Cut off too long: stopped by the fail-safe, whatever it had sent.
+            true if snap.lapsed => (
+                RunState::Stopped,
+                Some(format!(
+                    "{} after sending {} of {} requests",
+                    self.lapse_reason
+                        .as_deref()
+                        .unwrap_or("the fail-safe's lease lapsed"),
+                    snap.sent,
+                    snap.requests
+                )),
+            ),
             // A time-bound run is complete when it ran its whole duration, however many it sent.
             true if snap.time_bound && snap.stopped => (
                 RunState::Stopped,

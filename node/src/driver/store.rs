@@ -298,6 +298,7 @@ mod tests {
             transport: Default::default(),
             mix: Vec::new(),
             checks: None,
+            fail_safe_ms: None,
             shares: Default::default(),
         }
     }

@@ -152,9 +152,49 @@ pub(crate) struct Shared {
     /// `start` on the wall clock, so the first send can be reported as an instant other nodes
     /// can compare (the start skew, issue 13).
     start_wall: SystemTime,
+    /// Sends are allowed until this many ns after `start` (`u64::MAX`: no limit). The driver
+    /// extends it while it hears the orchestrator or a majority (issue 13's fail-safe); every
+    /// send checks it, so a driver resumed after a pause sends nothing once it has lapsed,
+    /// however many permits the clock releases to catch up.
+    lease_ns: AtomicU64,
+    /// The lease lapsed and stopped the run.
+    lapsed: AtomicBool,
     /// Permits to send: the clock adds one at each paced request's due instant (one per worker
     /// at the start of an unpaced run); closed on stop. See `clock`.
     gate: Semaphore,
+}
+
+impl Shared {
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.gate.close();
+        self.stop_notify.notify_waiters();
+    }
+
+    /// [`Shared::lease_lapsed_at`] when the run still has requests to send; a run that sent
+    /// everything (or was stopped, or reached its end) has nothing a lease could hold back.
+    fn lapse_if_pending(&self, at: Instant) -> bool {
+        let pending = self.next.load(Ordering::Relaxed) < self.requests
+            && !self.stopped.load(Ordering::Relaxed)
+            && self.end.is_none_or(|end| at < end);
+        pending && self.lease_lapsed_at(at)
+    }
+
+    /// Whether a send at `at` is past the lease; if so the run stops, as lapsed.
+    fn lease_lapsed_at(&self, at: Instant) -> bool {
+        let lease = self.lease_ns.load(Ordering::Relaxed);
+        if lease == u64::MAX {
+            return false;
+        }
+        let ns =
+            u64::try_from(at.saturating_duration_since(self.start).as_nanos()).unwrap_or(u64::MAX);
+        if ns <= lease {
+            return false;
+        }
+        self.lapsed.store(true, Ordering::Relaxed);
+        self.stop();
+        true
+    }
 }
 
 /// A value alone on its cache lines (128 bytes: x86 prefetches 64-byte lines in pairs).
@@ -248,6 +288,8 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         first_send: AtomicU64::new(0),
         workers: n as u64,
         start_wall,
+        lease_ns: AtomicU64::new(u64::MAX),
+        lapsed: AtomicBool::new(false),
     });
     let mirror_service = !shared.pacer.is_paced();
     // Sends are counted per stage in each shard's recorder, sized here once.
@@ -339,6 +381,7 @@ impl Running {
         let until = finished_at.unwrap_or_else(Instant::now);
         s.elapsed = until.saturating_duration_since(self.shared.start);
         s.done = finished_at.is_some();
+        s.lapsed = self.shared.lapsed.load(Ordering::Relaxed);
         s.first_send = match self.shared.first_send.load(Ordering::Relaxed) {
             0 => None,
             ns => Some(self.shared.start_wall + Duration::from_nanos(ns - 1)),
@@ -348,9 +391,41 @@ impl Running {
 
     /// Stops sending new requests; those in flight finish or time out.
     pub fn stop(&self) {
-        self.shared.stopped.store(true, Ordering::Relaxed);
-        self.shared.gate.close();
-        self.shared.stop_notify.notify_waiters();
+        self.shared.stop();
+    }
+
+    /// Allows sends until `until` (never shortens an earlier grant); see `Shared::lease_ns`.
+    /// The first call sets a limit where there was none. A lease already past is not renewed:
+    /// it lapsed while nothing ran (a paused process), and the run stops as lapsed, whatever
+    /// news arrives late.
+    pub fn extend_lease(&self, until: Instant) {
+        if self.lapsed() {
+            return;
+        }
+        let ns = until
+            .saturating_duration_since(self.shared.start)
+            .as_nanos();
+        let ns = u64::try_from(ns).unwrap_or(u64::MAX - 1);
+        let _ = self
+            .shared
+            .lease_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                (v == u64::MAX || ns > v).then_some(ns)
+            });
+    }
+
+    /// The instant sends are allowed until, if a lease was set.
+    pub fn lease(&self) -> Option<Instant> {
+        match self.shared.lease_ns.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            ns => Some(self.shared.start + Duration::from_nanos(ns)),
+        }
+    }
+
+    /// Whether the lease lapsed and stopped the run; checks it now, so that a run whose next
+    /// send is far off stops as lapsed without waiting for it.
+    pub fn lapsed(&self) -> bool {
+        self.shared.lapse_if_pending(Instant::now()) || self.shared.lapsed.load(Ordering::Relaxed)
     }
 
     /// Waits until every request has a response or an error, then returns the final snapshot.

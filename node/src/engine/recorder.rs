@@ -327,6 +327,8 @@ pub struct Snapshot {
     pub time_bound: bool,
     /// When the first request left, on the wall clock (`None` before it).
     pub first_send: Option<std::time::SystemTime>,
+    /// The run stopped because its lease lapsed (see `Running::extend_lease`).
+    pub lapsed: bool,
 }
 
 impl Snapshot {

@@ -403,3 +403,35 @@ async fn a_mix_sends_each_entry_by_weight_and_checks_bodies() {
     );
     assert_eq!(s.recorder.by_name[0].latency.count(), 751);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_leaves_after_the_lease_and_the_run_says_it_lapsed() {
+    let (addr, count) = server(OK, Duration::ZERO).await;
+    let mut p = plan(addr, 100, 4, Pacer::new(Duration::from_millis(10), None));
+    p.record_sends = 100;
+    p.start_at = Some(SystemTime::now() + Duration::from_millis(50));
+    let run = start(p).await.expect("start");
+    assert_eq!(run.lease(), None, "no lease until one is given");
+    let lease = Duration::from_millis(205);
+    run.extend_lease(run.start() + lease);
+    // A shorter grant never shortens it.
+    run.extend_lease(run.start() + Duration::from_millis(1));
+    assert_eq!(run.lease(), Some(run.start() + lease));
+    let s = run.finished().await;
+    assert!(s.lapsed && s.stopped, "{s:?}");
+    // Lapsed, it is not renewed by news that comes late.
+    run.extend_lease(tokio::time::Instant::now() + Duration::from_secs(60));
+    assert_eq!(run.lease(), Some(run.start() + lease));
+    let sent: Vec<Duration> = run.send_offsets().into_iter().flatten().collect();
+    assert_eq!(sent.len() as u64, s.sent);
+    assert!(s.sent >= 10 && s.sent < 100, "sent {}", s.sent);
+    assert!(
+        sent.iter().all(|&at| at <= lease),
+        "a send after the lease: {sent:?}"
+    );
+    assert_eq!(
+        count.load(Ordering::Relaxed),
+        s.sent,
+        "the server saw what was sent"
+    );
+}

@@ -83,6 +83,10 @@ pub(super) async fn run<C: Client>(shared: Arc<Shared>, stats: Arc<[StatsShard]>
             // A time-bound run's time is up; the index claimed is simply not sent.
             return;
         }
+        if shared.lease_lapsed_at(sent_at) {
+            // Cut off too long (the fail-safe): nothing more leaves, not even what is due.
+            return;
+        }
         if let Some(slot) = usize::try_from(index)
             .ok()
             .and_then(|i| shared.sends.get(i))

@@ -84,6 +84,9 @@ pub struct TestSpecInput {
     pub total_rate: Option<f64>,
     /// How totals are shared: `capacity` (default) or `equal`.
     pub split: Option<super::split::SplitBy>,
+    /// A driver that hears neither the orchestrator nor a majority of the participants for
+    /// this long stops sending (issue 13); 0 turns it off. Default 15 s.
+    pub fail_safe_ms: Option<u64>,
 }
 
 /// One rate stage as typed by a user: `{"duration": "30s", "rate": 100}` (or `duration_ms`).
@@ -155,6 +158,13 @@ pub struct TestSpec {
     /// participants, once they are known (`spec_total::resolve`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totals: Option<super::spec_total::Totals>,
+    /// See [`TestSpecInput::fail_safe_ms`]; a row stored before it had the default.
+    #[serde(default = "default_fail_safe_ms")]
+    pub fail_safe_ms: u64,
+}
+
+fn default_fail_safe_ms() -> u64 {
+    limits::DEFAULT_FAIL_SAFE_MS
 }
 
 /// " (this deployment's cap)" when a cap is below its hard limit, so that the error says why
@@ -366,6 +376,9 @@ impl TestSpecInput {
             tls.as_ref(),
         )
         .map_err(|e| FieldError::new(e.field, e.message))?;
+        let fail_safe_ms =
+            limits::check_fail_safe_ms(self.fail_safe_ms.unwrap_or(limits::DEFAULT_FAIL_SAFE_MS))
+                .map_err(|e| FieldError::new("fail_safe_ms", e))?;
         let timeout_ms = self.timeout_ms.unwrap_or(limits::DEFAULT_TIMEOUT_MS);
         if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
             return Err(FieldError::new(
@@ -438,6 +451,7 @@ impl TestSpecInput {
             mix,
             checks: self.checks,
             totals,
+            fail_safe_ms,
         };
         if let Some(t) = timing {
             super::spec_timing::apply(&mut spec, t, caps)?;
@@ -511,6 +525,7 @@ impl TestSpec {
             mix,
             checks: self.checks.clone(),
             shares: Default::default(),
+            fail_safe_ms: Some(self.fail_safe_ms),
         }
     }
 }
@@ -616,6 +631,14 @@ mod tests {
             (
                 r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","timeout_ms":0}"#,
                 "timeout_ms",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","fail_safe_ms":500}"#,
+                "fail_safe_ms",
+            ),
+            (
+                r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","fail_safe_ms":3600001}"#,
+                "fail_safe_ms",
             ),
             (
                 r#"{"test_type":"avalanche","requests_per_driver":5,"target_url":"http://h/","drivers":9}"#,

@@ -137,6 +137,10 @@ pub struct TestConfig {
     /// Floodgate drivers' shares of a test given in totals (issue 13), by driver ID; empty
     /// when every driver runs the broadcast figures.
     pub shares: BTreeMap<String, ConfigShare>,
+    /// The fail-safe (issue 13): a Floodgate driver stops sending after hearing neither the
+    /// orchestrator nor a majority of the participants for this long. `None` (a config of
+    /// another implementation, whose orchestrator does not beat) or 0: no fail-safe.
+    pub fail_safe_ms: Option<u64>,
 }
 
 /// Why a `test_config` could not be used.
@@ -196,6 +200,8 @@ struct ConfigWire {
     mix: Option<Vec<MixEntry>>,
     #[serde(default)]
     checks: Option<Checks>,
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    fail_safe_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -280,6 +286,11 @@ impl TestConfig {
                 limits::MAX_TIMEOUT_MS
             )));
         }
+        let fail_safe_ms = w
+            .fail_safe_ms
+            .map(limits::check_fail_safe_ms)
+            .transpose()
+            .map_err(|e| unusable(format!("fail_safe_ms: {e}")))?;
         let transport = transport
             .checked(w.concurrency.unwrap_or(limits::DEFAULT_CONCURRENCY))
             .map_err(|e| unusable(e.to_string()))?;
@@ -323,6 +334,7 @@ impl TestConfig {
             mix,
             checks: w.checks,
             shares,
+            fail_safe_ms,
         })
     }
 
@@ -391,6 +403,9 @@ impl TestConfig {
         }
         if !self.shares.is_empty() {
             m.insert("shares".into(), json!(self.shares));
+        }
+        if let Some(f) = self.fail_safe_ms {
+            m.insert("fail_safe_ms".into(), json!(f));
         }
         m.insert("drivers".into(), json!(self.drivers));
         if let Some(o) = &self.orchestrator_id {

@@ -25,6 +25,23 @@ pub const MIN_RATE: f64 = 1.0 / 3600.0;
 pub const MAX_CONCURRENCY: u64 = 10_000;
 /// Per-request timeout.
 pub const MAX_TIMEOUT_MS: u64 = 600_000;
+/// A Floodgate driver stops sending when it has heard neither the orchestrator nor a majority
+/// of the test's participants for this long (issue 13's fail-safe); 0 turns it off. Longer
+/// than a broker restart (a few seconds) by default, so an outage all nodes see is waited out.
+pub const DEFAULT_FAIL_SAFE_MS: u64 = 15_000;
+pub const MIN_FAIL_SAFE_MS: u64 = 1_000;
+pub const MAX_FAIL_SAFE_MS: u64 = 3_600_000;
+
+/// `fail_safe_ms`: 0 (off) or from [`MIN_FAIL_SAFE_MS`] to [`MAX_FAIL_SAFE_MS`].
+pub fn check_fail_safe_ms(ms: u64) -> Result<u64, String> {
+    if ms == 0 || (MIN_FAIL_SAFE_MS..=MAX_FAIL_SAFE_MS).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(format!(
+            "must be 0 (off) or between {MIN_FAIL_SAFE_MS} and {MAX_FAIL_SAFE_MS}"
+        ))
+    }
+}
 /// How far ahead of its trigger a test may be set to start: a driver waiting for a start is
 /// busy, so a start days away (a bug, or a hostile peer) would take it out of every later test.
 pub const MAX_START_AHEAD_MS: u64 = 300_000;

@@ -26,6 +26,7 @@ fn config() -> TestConfig {
         mix: Vec::new(),
         checks: None,
         shares: Default::default(),
+        fail_safe_ms: None,
     }
 }
 
@@ -222,6 +223,10 @@ fn a_config_that_cannot_run_is_unusable_with_a_reason_and_garbage_is_malformed()
         (
             json!({"test_id": "t", "test_type": "AVALANCHE", "concurrency": 0, "drivers": ["me"]}),
             "concurrency",
+        ),
+        (
+            json!({"test_id": "t", "test_type": "AVALANCHE", "fail_safe_ms": 10}),
+            "fail_safe_ms",
         ),
     ];
     for (raw, field) in unusable {
@@ -633,4 +638,19 @@ fn a_driver_runs_its_share_of_a_test_given_in_totals() {
         parse_config(timed),
         Err(ConfigError::Unusable { reason, .. }) if reason.starts_with("shares")
     ));
+}
+
+#[test]
+fn the_fail_safe_travels_in_the_config_and_a_seed_config_has_none() {
+    let raw = json!({"test_id": "t", "test_type": "AVALANCHE", "message_count_per_driver": 5,
+        "fail_safe_ms": "2000"});
+    let c = parse_config(raw).expect("config");
+    assert_eq!(c.fail_safe_ms, Some(2000));
+    assert_eq!(c.to_json(&SeedStyle::default())["fail_safe_ms"], 2000);
+    let seed = parse_config(json!({"test_id": "t", "test_type": "AVALANCHE"})).expect("seed");
+    assert_eq!(seed.fail_safe_ms, None);
+    assert!(seed
+        .to_json(&SeedStyle::default())
+        .get("fail_safe_ms")
+        .is_none());
 }

@@ -100,6 +100,7 @@ pub(crate) fn view() -> TestView {
             streams_per_connection: None,
             tls: None,
             totals: None,
+            fail_safe_ms: 15_000,
         },
         drivers: vec!["driver-a".into(), EVIL_ID.into()],
         created_at_ms: 1_795_261_770_000,

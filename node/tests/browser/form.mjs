@@ -145,6 +145,13 @@ async function main(page) {
   assert(await page.$eval('details[data-section="transport"]', (d) => d.open), 'the error opened its section');
   await page.fill(tid('input-streams_per_connection'), '4');
   assert((await text(page, 'error-streams_per_connection')) === '', 'the error clears when the field is edited');
+  // The fail-safe's window (issue 13): 0 or at least a second, said at its field.
+  if (!(await page.isVisible(tid('input-fail_safe_ms')))) await page.click('details.advanced:not([data-section]) > summary');
+  await page.fill(tid('input-fail_safe_ms'), '500');
+  await expectFieldError(page, { ...spec, http_version: '2', streams_per_connection: 4, fail_safe_ms: 500 }, {
+    field: 'fail_safe_ms', slot: 'fail_safe_ms', input: 'input-fail_safe_ms',
+  });
+  await page.fill(tid('input-fail_safe_ms'), '');
 
   // An unparsable threshold on the third line (the blank one is skipped): shown with its line.
   await openSection(page, 'thresholds');
