@@ -241,9 +241,9 @@ async fn the_form_sets_http2_headers_and_thresholds_and_shows_the_verdict() {
     let api = format!("http://{}", c.api);
     let output = browser_script("form.mjs", &[&api, &target.url()]).await;
     println!("{output}");
-    // Real traffic, counted by the target: the h2c test (2 × 300) and the two threshold tests
-    // (2 × 100 each); the refused forms sent nothing.
-    assert_eq!(target.metrics().await, (1_000, 1_000));
+    // Real traffic, counted by the target: the h2c test (2 × 300), the two threshold tests
+    // (2 × 100 each) and the total of 301; the refused forms sent nothing.
+    assert_eq!(target.metrics().await, (1_301, 1_301));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

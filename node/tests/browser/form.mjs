@@ -266,6 +266,24 @@ async function main(page) {
   assertEqual([verdicts[h2], verdicts[pass], verdicts[fail]], [null, 'passed', 'failed'], 'history verdicts');
   log(`test ${fail}: ${JSON.stringify(shown)}; history verdicts shown`);
 
+  // ---- 4. a total shared equally (issue 13), with a fail-safe of its own
+  await page.fill(tid('input-thresholds'), '');
+  await baseForm(page, '');
+  if (!(await page.isVisible(tid('input-total_requests')))) await page.click('details.advanced:not([data-section]) > summary');
+  await page.fill(tid('input-total_requests'), '301');
+  await page.selectOption(tid('input-split'), 'equal');
+  await page.fill(tid('input-fail_safe_ms'), '5000');
+  const shared = await submit(page);
+  t = await completed(page, shared);
+  assertEqual(
+    [t.spec.totals?.requests, t.spec.totals?.split, t.spec.fail_safe_ms, t.split?.shares?.map((x) => x.requests), t.aggregate.sent],
+    [301, 'equal', 5000, [151, 150], 301],
+    'the totals the form sent, shared exactly',
+  );
+  const line = await page.$eval('[data-testid="test-spec"] .spec-line', (e) => e.textContent);
+  assert(line.startsWith('Avalanche · 301 requests over 2 drivers, shared equally') && line.endsWith('fail-safe 5.0 s'), `the spec line: ${line}`);
+  log(`test ${shared}: ${line}`);
+
   // For a look at the layout: every section open, HTTP/2 and the warning on.
   if (process.env.FORM_SCREENSHOT) {
     for (const name of ['request', 'mix', 'checks', 'thresholds', 'transport']) await openSection(page, name);
