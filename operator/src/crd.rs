@@ -468,6 +468,11 @@ pub struct RunRecord {
     #[serde(default)]
     #[schemars(length(max = 256))]
     pub metrics_topic: String,
+    /// A LoadTest given in totalRequests: each driver's share at the start, so that a
+    /// successor judges each part by it (capacities heard later could share it differently).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(length(max = limits::MAX_DRIVERS))]
+    pub shares: BTreeMap<String, u64>,
     /// Each partition of the metrics topic with the offset its next message had before the
     /// trigger.
     #[serde(default)]

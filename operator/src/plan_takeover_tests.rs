@@ -16,6 +16,7 @@ fn record() -> RunRecord {
             partition: 0,
             offset: 42,
         }],
+        shares: Default::default(),
     }
 }
 

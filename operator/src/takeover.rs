@@ -83,7 +83,7 @@ pub async fn running_tests(
 /// The orchestrator's description of a LoadTest's running test. The secret headers' values
 /// are not read again: the drivers have the test's config, and nothing sends it again. A spec
 /// that does not convert (so could not have started from this operator) is refused.
-pub fn adoption(lt: &LoadTest, r: RunRecord) -> Result<Adoption, String> {
+pub fn adoption(lt: &LoadTest, mut r: RunRecord) -> Result<Adoption, String> {
     let placeholders = lt
         .spec
         .secret_headers
@@ -99,12 +99,19 @@ pub fn adoption(lt: &LoadTest, r: RunRecord) -> Result<Adoption, String> {
     // Nor the ConfigMaps': the CA bundle and the bodies are in the drivers' config already.
     let spec = test_input(lt, &r.drivers, placeholders, &Default::default())
         .map_err(|e| format!("the spec cannot be converted: {e}"))?;
+    // Bounded like the participants; a share of a driver that is not one is no share.
+    let shares = std::mem::take(&mut r.shares)
+        .into_iter()
+        .filter(|(d, n)| *n > 0 && r.drivers.contains(d))
+        .take(floodgate::protocol::limits::MAX_DRIVERS)
+        .collect();
     Ok(Adoption {
         id: r.test_id,
         spec,
         drivers: r.drivers,
         created_ms,
         started_ms: r.start_at_ms,
+        shares,
         metrics_from: r
             .metrics_from
             .iter()
@@ -120,6 +127,7 @@ pub fn record_of(s: Starting) -> RunRecord {
         drivers: s.drivers,
         start_at_ms: s.start_at_ms,
         metrics_topic: s.metrics_topic,
+        shares: s.shares,
         metrics_from: s
             .metrics_from
             .into_iter()
@@ -184,8 +192,16 @@ mod tests {
             start_at_ms: 1_700_000_000_000,
             metrics_topic: "metrics".into(),
             metrics_from: vec![(0, 17)],
+            shares: [
+                ("ping-drivers-a".to_string(), 70),
+                ("ping-drivers-b".to_string(), 31),
+            ]
+            .into(),
         };
-        let record = record_of(starting.clone());
+        let mut record = record_of(starting.clone());
+        assert_eq!(record.shares, starting.shares);
+        // A share for a driver that is no participant (or of nothing) is dropped on the way back.
+        record.shares.insert("stranger".into(), 5);
         assert_eq!(
             record.metrics_from,
             [PartitionOffset {
@@ -207,6 +223,7 @@ mod tests {
             a.created_ms, starting.start_at_ms,
             "no creation time: the start"
         );
+        assert_eq!(a.shares, starting.shares);
         // The Secret need not exist any more: its value is never sent again.
         let spec = a.spec.validate().expect("the same rules as at the start");
         assert_eq!(spec.headers["Authorization"], floodgate::secrets::REDACTED);

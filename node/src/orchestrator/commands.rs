@@ -159,6 +159,12 @@ impl Orchestrator {
                 start_at_ms,
                 metrics_topic: metrics_topic.clone(),
                 metrics_from,
+                shares: view.split.as_ref().map_or_else(Default::default, |s| {
+                    s.shares
+                        .iter()
+                        .map(|x| (x.driver_id.clone(), x.requests))
+                        .collect()
+                }),
             };
             if let Err(why) = record(starting).await {
                 let e = OrchestratorError::Unrecorded(why);
@@ -256,6 +262,7 @@ impl Orchestrator {
                 drivers: a.drivers,
                 created_ms: a.created_ms,
                 started_ms: a.started_ms,
+                shares: a.shares,
             })
             .await?;
         tracing::info!(test_id = %a.id, started_at_ms = a.started_ms, "running test taken over");

@@ -186,3 +186,35 @@ fn no_share_is_off_its_proportion_by_a_request_even_at_the_largest_totals() {
         }
     }
 }
+
+/// A successor that weighs each driver by the share it was given at the start gets the same
+/// shares back exactly, at any size (how an adopted test given in totals is shared again).
+#[test]
+fn shares_used_as_weights_give_themselves_back_exactly() {
+    let cases: [&[u64]; 5] = [
+        &[5_000, 10_000, 15_000],
+        &[101, 100, 100],
+        &[1_000_000_000, 999_999_999, 7],
+        &[
+            333_333_333,
+            333_333_334,
+            333_333_333,
+            1,
+            2,
+            3,
+            999_999_999,
+            12_345,
+        ],
+        &[1, 1],
+    ];
+    for shares in cases {
+        let members: Vec<Member> = shares
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| m(&format!("d{i}"), true, Some(n as f64)))
+            .collect();
+        let total = shares.iter().sum();
+        let s = split(total, &members, SplitBy::Capacity).expect("split");
+        assert_eq!(counts(&s), shares.to_vec(), "{shares:?}");
+    }
+}

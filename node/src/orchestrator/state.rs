@@ -57,6 +57,8 @@ pub enum Event {
         drivers: Vec<String>,
         created_ms: u64,
         started_ms: u64,
+        /// A test given in totals: the shares recorded at its start (empty: none recorded).
+        shares: BTreeMap<String, u64>,
     },
     /// The metrics read has caught up with what the log held at start-up: tests are judged.
     CaughtUp,
@@ -289,14 +291,23 @@ impl State {
                 drivers,
                 created_ms,
                 started_ms,
+                shares,
             } => {
                 if self.tests.contains_key(&id) {
                     return Err(OrchestratorError::AlreadyExists(id));
                 }
                 check_participants(&drivers)?;
-                // Shared again as it was at the start: the same participants, and the
-                // capacities they declare (a share is a pure function of both).
-                let members = self.registry.members(&drivers);
+                // Shared again as it was at the start: the same participants, weighed by the
+                // shares recorded then (a share used as its own weight comes back exactly, and
+                // a seed driver's broadcast share too, whether or not it was heard yet), else by
+                // the capacities they declare now.
+                let mut members = self.registry.members(&drivers);
+                if !shares.is_empty() {
+                    for m in &mut members {
+                        m.capacity = shares.get(&m.id).map(|&n| n as f64);
+                        m.floodgate |= m.capacity.is_some();
+                    }
+                }
                 let spec = super::spec_total::resolve(&spec, &members, &Caps::HARD)?;
                 let mut run = TestRun::new(id.clone(), spec, drivers, created_ms, self.policy);
                 run.start(

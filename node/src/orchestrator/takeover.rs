@@ -32,6 +32,9 @@ pub struct Adoption {
     /// Positions on the metrics topic (partition, next offset) read before its trigger was
     /// published: every report of the test is at or after them.
     pub metrics_from: Vec<(i32, i64)>,
+    /// A test given in totals: each driver's share as it was when the test started (empty
+    /// otherwise), so a successor judges each part by it, not by capacities heard since.
+    pub shares: BTreeMap<String, u64>,
 }
 
 /// A test whose trigger is about to be published, for a caller that records it where a
@@ -45,6 +48,8 @@ pub struct Starting {
     /// (partition, next offset) on `metrics_topic`, read after the config and before the
     /// trigger.
     pub metrics_from: Vec<(i32, i64)>,
+    /// Each driver's share of a test given in totals (empty otherwise).
+    pub shares: BTreeMap<String, u64>,
 }
 
 /// Records a [`Starting`] test before its trigger is published; an error fails the test, and

@@ -95,6 +95,7 @@ fn adopt_event(id: &str, drivers: &[&str]) -> Event {
         drivers: drivers.iter().map(|d| d.to_string()).collect(),
         created_ms: 1_000,
         started_ms: 2_000,
+        shares: Default::default(),
     }
 }
 
@@ -335,6 +336,7 @@ async fn a_successor_without_the_store_finishes_an_adopted_test_from_the_log() {
         created_ms: 1_000,
         started_ms: protocol::now_unix_ms() - 5_000,
         metrics_from: recorded.clone(),
+        shares: Default::default(),
     };
     let bad = parse_input(br#"{"test_type":"avalanche","target_url":"http://127.0.0.1:1/"}"#)
         .expect("input");
@@ -372,4 +374,49 @@ async fn a_successor_without_the_store_finishes_an_adopted_test_from_the_log() {
     assert!(refused.is_empty());
     let v = again.get("t").expect("from the store");
     assert_eq!((v.status, v.aggregate.sent), (TestStatus::Completed, 8));
+}
+
+#[test]
+fn an_adopted_test_in_totals_keeps_the_shares_recorded_at_its_start() {
+    let t0 = Instant::now();
+    let mut st = State::new(3 * S, Policy::default());
+    let spec = parse_input(
+        br#"{"test_type":"avalanche","total_requests":101,"target_url":"http://127.0.0.1:1/"}"#,
+    )
+    .expect("parse")
+    .validate()
+    .expect("valid");
+    // Neither driver heard yet (so no capacity, not even known as Floodgate's): the record
+    // alone gives the shares, 70 and 31, not an even 51/50 nor a refusal of the odd total.
+    let adopted = st
+        .apply(
+            Event::Adopt {
+                id: "t".into(),
+                spec,
+                drivers: vec!["a".into(), "b".into()],
+                created_ms: 1_000,
+                started_ms: 2_000,
+                shares: [("a".to_string(), 70), ("b".to_string(), 31)].into(),
+            },
+            t0,
+            5_000,
+        )
+        .expect("adopted");
+    let view = adopted.view.expect("view");
+    let shares: Vec<u64> = view
+        .split
+        .expect("split")
+        .shares
+        .iter()
+        .map(|s| s.requests)
+        .collect();
+    assert_eq!(shares, [70, 31]);
+    assert_eq!(
+        view.per_driver
+            .iter()
+            .map(|d| d.stats.requests_total)
+            .collect::<Vec<_>>(),
+        [70, 31],
+        "each part is judged by its recorded share"
+    );
 }
