@@ -165,6 +165,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// `at` as nanoseconds after the start (0 before it), below `u64::MAX` so that the slots
+    /// that store it plus one, and the lease's "no limit", stay apart.
+    fn offset_ns(&self, at: Instant) -> u64 {
+        let ns = at.saturating_duration_since(self.start).as_nanos();
+        u64::try_from(ns).unwrap_or(u64::MAX - 1).min(u64::MAX - 1)
+    }
+
     fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
         self.gate.close();
@@ -186,9 +193,7 @@ impl Shared {
         if lease == u64::MAX {
             return false;
         }
-        let ns =
-            u64::try_from(at.saturating_duration_since(self.start).as_nanos()).unwrap_or(u64::MAX);
-        if ns <= lease {
+        if self.offset_ns(at) <= lease {
             return false;
         }
         self.lapsed.store(true, Ordering::Relaxed);
@@ -402,10 +407,7 @@ impl Running {
         if self.lapsed() {
             return;
         }
-        let ns = until
-            .saturating_duration_since(self.shared.start)
-            .as_nanos();
-        let ns = u64::try_from(ns).unwrap_or(u64::MAX - 1);
+        let ns = self.shared.offset_ns(until);
         let _ = self
             .shared
             .lease_ns

@@ -92,16 +92,11 @@ pub(super) async fn run<C: Client>(shared: Arc<Shared>, stats: Arc<[StatsShard]>
             .and_then(|i| shared.sends.get(i))
         {
             // Stored plus one, so that 0 means "not sent".
-            let ns = sent_at.saturating_duration_since(shared.start).as_nanos();
-            slot.store(
-                u64::try_from(ns).unwrap_or(u64::MAX - 1) + 1,
-                Ordering::Relaxed,
-            );
+            slot.store(shared.offset_ns(sent_at) + 1, Ordering::Relaxed);
         }
         if index < shared.workers {
             // Stored plus one, so that 0 means "none yet"; see `Shared::first_send`.
-            let ns = sent_at.saturating_duration_since(shared.start).as_nanos();
-            let ns = u64::try_from(ns).unwrap_or(u64::MAX - 1) + 1;
+            let ns = shared.offset_ns(sent_at) + 1;
             let _ = shared
                 .first_send
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
