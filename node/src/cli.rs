@@ -425,6 +425,9 @@ pub enum TestCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Change a running test's pace (the way it was given: --total-rate, --rate or
+    /// --delay-ms); every driver switches at one instant about a second ahead.
+    SetRate(SetRateArgs),
     /// Stop a running test.
     Stop {
         id: String,
@@ -433,6 +436,23 @@ pub enum TestCommand {
     },
     /// Download a finished test's report: HTML (self-contained, with charts), CSV or JSON.
     Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SetRateArgs {
+    /// The test's id.
+    pub id: String,
+    /// Requests/s over all drivers (a test given in totals), shared as its total was.
+    #[arg(long, conflicts_with_all = ["rate", "delay_ms"], required_unless_present_any = ["rate", "delay_ms"])]
+    pub total_rate: Option<f64>,
+    /// Requests/s per driver (a capped Avalanche).
+    #[arg(long, conflicts_with = "delay_ms")]
+    pub rate: Option<f64>,
+    /// Tsunami: milliseconds between requests on each driver.
+    #[arg(long)]
+    pub delay_ms: Option<f64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Args, Debug)]

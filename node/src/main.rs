@@ -28,6 +28,9 @@ fn main() {
             Command::Test(TestCommand::Show { id, client: c }) => {
                 client::show(&id, c).await.map_err(|e| (e.code, e.message))
             }
+            Command::Test(TestCommand::SetRate(a)) => {
+                client::set_rate(a).await.map_err(|e| (e.code, e.message))
+            }
             Command::Test(TestCommand::Stop { id, client: c }) => {
                 client::stop(&id, c).await.map_err(|e| (e.code, e.message))
             }

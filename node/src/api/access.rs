@@ -235,9 +235,9 @@ pub fn decide(access: &Access, method: &Method, path: &str, h: &HeaderMap) -> Re
                 return Err(Refusal::ForeignOrigin);
             }
         }
-        // Only the POST routes change anything; any other change request is the router's 405,
+        // Only these routes change anything; any other change request is the router's 405,
         // so it is not asked for a body type it does not have.
-        let json = !(method == Method::POST && changes_state(path))
+        let json = !changes_state(method, path)
             || h.get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.split(';').next())
@@ -249,12 +249,18 @@ pub fn decide(access: &Access, method: &Method, path: &str, h: &HeaderMap) -> Re
     Ok(())
 }
 
-/// The routes a POST changes state on (`api::router`): creating, triggering, stopping a test.
-fn changes_state(path: &str) -> bool {
-    path == "/api/v1/tests"
-        || path
-            .strip_prefix("/api/v1/tests/")
-            .is_some_and(|rest| rest.ends_with("/trigger") || rest.ends_with("/stop"))
+/// The routes that change state (`api::router`): a POST creating, triggering or stopping a
+/// test, and a PATCH of a test (its rate).
+fn changes_state(method: &Method, path: &str) -> bool {
+    let test = path.strip_prefix("/api/v1/tests/");
+    match *method {
+        Method::POST => {
+            path == "/api/v1/tests"
+                || test.is_some_and(|rest| rest.ends_with("/trigger") || rest.ends_with("/stop"))
+        }
+        Method::PATCH => test.is_some_and(|id| !id.is_empty() && !id.contains('/')),
+        _ => false,
+    }
 }
 
 /// Whether a `Host` value names this machine: localhost (or a name under it), 127.0.0.0/8, ::1.

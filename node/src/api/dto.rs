@@ -4,6 +4,7 @@
 //! [`crate::model`]; counts and latency are the wire's and the statistics' value types.
 
 use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
+pub use crate::orchestrator::rate_change::{RateChangeView, RateInput};
 use crate::orchestrator::registry::DriverView;
 use crate::orchestrator::spec::{MixSpec, TestSpec};
 use crate::orchestrator::spec_total::Totals;
@@ -50,6 +51,10 @@ pub struct Test {
     /// the bound of the clock corrections it used (issue 13); absent before any sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_skew: Option<StartSkew>,
+    /// Live rate changes (issue 13), in order: each as asked and planned (the instant every
+    /// driver switches at, each one's new pace) and as each driver reported it applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_changes: Vec<RateChangeView>,
 }
 
 /// What the test was asked to do, validated.
@@ -213,6 +218,7 @@ impl From<&TestView> for Test {
             thresholds: v.thresholds.clone(),
             split: v.split.clone(),
             start_skew: v.start_skew,
+            rate_changes: v.rate_changes.clone(),
         }
     }
 }

@@ -12,7 +12,8 @@ mod reports;
 pub use access::Access;
 pub use error::ApiError;
 
-use crate::orchestrator::spec::parse_input;
+use crate::orchestrator::rate_change::RateInput;
+use crate::orchestrator::spec::{parse_input, parse_json};
 use crate::orchestrator::Orchestrator;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -35,7 +36,7 @@ pub fn router(o: Orchestrator, access: Access) -> Router {
         .route("/api/v1/drivers", get(drivers))
         .route("/api/v1/tests", get(list_tests).post(create_test))
         .route("/api/v1/tests/current", get(current_test))
-        .route("/api/v1/tests/{id}", get(get_test))
+        .route("/api/v1/tests/{id}", get(get_test).patch(patch_test))
         .route("/api/v1/tests/{id}/trigger", post(trigger_test))
         .route("/api/v1/tests/{id}/stop", post(stop_test))
         .route("/api/v1/tests/{id}/series", get(events::series))
@@ -117,6 +118,17 @@ async fn trigger_test(
     TestId(id): TestId,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(dto::Test::from(&o.trigger(&id).await?)))
+}
+
+/// A live rate change of a running test (issue 13): `{"total_rate": …}`, `{"delay_ms": …}` or
+/// `{"throughput_per_driver": …}`, as the test gave its pace.
+async fn patch_test(
+    State(o): State<Orchestrator>,
+    TestId(id): TestId,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let input = parse_json::<RateInput>(&body?)?;
+    Ok(Json(dto::Test::from(&o.set_rate(&id, input).await?)))
 }
 
 async fn stop_test(

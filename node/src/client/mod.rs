@@ -1,4 +1,4 @@
-//! The CLI's side of the REST API: `floodgate test run|list|show|stop|report` and
+//! The CLI's side of the REST API: `floodgate test run|list|show|set-rate|stop|report` and
 //! `floodgate nodes`, with progress while a test runs and a table of the results.
 
 mod mix_args;
@@ -10,8 +10,10 @@ pub use mix_args::{checks_field, mix_field};
 use table::ms;
 pub use table::{print_result, print_thresholds};
 
-use crate::api::dto::Test;
-use crate::cli::{ClientArgs, Output, ReportArgs, ReportFormat, RunArgs, TestKind, TokenArgs};
+use crate::api::dto::{RateInput, Test};
+use crate::cli::{
+    ClientArgs, Output, ReportArgs, ReportFormat, RunArgs, SetRateArgs, TestKind, TokenArgs,
+};
 use crate::model::TestStatus;
 use progress::Progress;
 use serde_json::{json, Value};
@@ -433,6 +435,30 @@ pub async fn stop(id: &str, args: ClientArgs) -> Result<(), CliError> {
     )
     .await?;
     eprintln!("stop requested for test {id}");
+    Ok(())
+}
+
+/// `floodgate test set-rate <id>`: a live rate change; prints the change as planned.
+pub async fn set_rate(args: SetRateArgs) -> Result<(), CliError> {
+    let api = Api::new(&args.client.orchestrator, &args.client.token)?;
+    let input = RateInput {
+        delay_ms: args.delay_ms,
+        throughput_per_driver: args.rate,
+        total_rate: args.total_rate,
+    };
+    let body = serde_json::to_value(&input).map_err(|e| fail(2, e.to_string()))?;
+    let path = format!("/api/v1/tests/{}", path_segment(&args.id));
+    let value = api.call(reqwest::Method::PATCH, &path, Some(body)).await?;
+    if args.client.output == Output::Json {
+        println!("{value:#}");
+        return Ok(());
+    }
+    let test: Test = serde_json::from_value(value)
+        .map_err(|e| fail(2, format!("the orchestrator's answer is not a test: {e}")))?;
+    match test.rate_changes.last() {
+        Some(c) => eprintln!("{}", table::rate_change_line(c)),
+        None => eprintln!("rate change requested for test {}", args.id),
+    }
     Ok(())
 }
 

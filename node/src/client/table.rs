@@ -87,6 +87,9 @@ pub fn print_result(v: &Test, output: Output) {
     if let Some(line) = start_line(v) {
         println!("{line}");
     }
+    for c in &v.rate_changes {
+        println!("{}", rate_change_line(c));
+    }
     for w in &v.generator_warnings {
         println!("warning: {w}");
     }
@@ -146,6 +149,26 @@ fn start_line(v: &Test) -> Option<String> {
         "start skew {:.3} ms over {} drivers ({bound}){lag}",
         s.skew_ms, s.drivers
     ))
+}
+
+/// One live rate change: when, to what, and how far apart the drivers switched (issue 13).
+pub(super) fn rate_change_line(c: &crate::api::dto::RateChangeView) -> String {
+    let at = c.change.at_ms;
+    let switched = match (c.applied.len(), c.switch_skew_ms) {
+        (0, _) => "no driver has reported the switch yet".to_string(),
+        (n, Some(skew)) => format!("{n} drivers switched within {skew:.3} ms"),
+        (n, None) => format!("{n} driver switched"),
+    };
+    let late = (c.applied.iter().map(|s| s.late_ms)).fold(0.0, f64::max);
+    let late = if late > 0.0 {
+        format!(", the latest {late:.1} ms after the agreed instant")
+    } else {
+        String::new()
+    };
+    format!(
+        "rate change {}: {:.1} req/s over all drivers from {} (Unix ms); {switched}{late}",
+        c.change.seq, c.total_rate, at
+    )
 }
 
 /// How a test given in totals was shared: each driver's requests and weight (`~` marks a

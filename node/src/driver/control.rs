@@ -34,6 +34,8 @@ pub(super) struct ActiveRun {
     fail_safe: Option<FailSafe>,
     /// Its lapse was logged (once).
     lapse_noted: bool,
+    /// The last rate change applied (`seq`; 0: none).
+    rate_seq: u64,
 }
 
 /// A config accepted for this driver, with the settings it lacked filled in.
@@ -107,6 +109,16 @@ impl Control {
         } else if topic == topics.control {
             match protocol::parse::<ControlMsg>(payload) {
                 Ok(ControlMsg::Stop { test_id, .. }) => self.stop(&test_id),
+                Ok(ControlMsg::SetRate {
+                    test_id,
+                    seq,
+                    at_ms,
+                    rates,
+                    ..
+                }) => match protocol::rate::checked_rates(&rates) {
+                    Ok(()) => self.set_rate(&test_id, seq, at_ms, &rates),
+                    Err(e) => self.ctx.bus.stats().malformed(topic, &e),
+                },
                 Ok(ControlMsg::Register { node_id, .. }) => {
                     let me = node_id.as_deref().is_none_or(|n| n == self.ctx.cfg.id);
                     // At most once a second, whoever keeps asking.
@@ -282,6 +294,34 @@ impl Control {
         finish(&self.ctx, &report).await;
     }
 
+    /// Applies a live rate change to the running test, once per `seq`, from `at_ms` on (or now,
+    /// if that has passed: requests already let go stay sent); see `engine::Running::retime`.
+    fn set_rate(&mut self, test_id: &str, seq: u64, at_ms: u64, rates: &BTreeMap<String, f64>) {
+        let Some(a) = self
+            .active
+            .as_mut()
+            .filter(|a| a.test_id == test_id && !a.stopping)
+        else {
+            return tracing::debug!(%test_id, "a rate change for a test not running here");
+        };
+        let Some(&rate) = rates.get(&self.ctx.cfg.id) else {
+            return tracing::debug!(%test_id, "a rate change that names no rate for this driver");
+        };
+        if seq <= a.rate_seq {
+            return;
+        }
+        let at = UNIX_EPOCH + Duration::from_millis(at_ms);
+        let gap = Duration::try_from_secs_f64(1.0 / rate).unwrap_or(Duration::MAX);
+        match a.running.retime(at, gap, seq) {
+            Ok(r) => {
+                a.rate_seq = seq;
+                let late_ms = r.at.duration_since(at).map_or(0, |d| d.as_millis());
+                tracing::info!(%test_id, seq, rate, first = r.first, late_ms, "rate changed");
+            }
+            Err(e) => tracing::warn!(%test_id, seq, "rate change not applied: {e}"),
+        }
+    }
+
     fn stop(&mut self, test_id: &str) {
         match self.active.as_mut() {
             Some(a) if a.test_id == test_id => {
@@ -434,6 +474,7 @@ impl Control {
             stopping: false,
             fail_safe,
             lapse_noted: false,
+            rate_seq: 0,
         });
     }
 }

@@ -5,8 +5,8 @@ use crate::engine;
 use crate::engine::Pacer;
 use crate::engine::Snapshot;
 use crate::protocol::{
-    now_unix_ms, ChecksFailed, ErrorCounts, HandshakeFields, LatencyFields, MetricsReport,
-    RequestReport, RunState, StageProgress, StatusClasses,
+    now_unix_ms, AppliedRate, ChecksFailed, ErrorCounts, HandshakeFields, LatencyFields,
+    MetricsReport, RequestReport, RunState, StageProgress, StatusClasses,
 };
 use crate::stats;
 use serde_json::Value;
@@ -163,6 +163,16 @@ impl Reporter {
                 .then(|| stats::encode(&snap.recorder.lag.histogram)),
             timestamp_ms: Some(now_unix_ms()),
             first_send_us: snap.first_send.map(crate::protocol::unix_us),
+            rate_changes: snap
+                .retimes
+                .iter()
+                .map(|r| AppliedRate {
+                    seq: r.tag,
+                    at_us: crate::protocol::unix_us(r.at),
+                    first: r.first,
+                    rate: 1.0 / r.gap.as_secs_f64().max(1e-9),
+                })
+                .collect(),
             stages: self.pace.as_ref().map_or_else(Vec::new, |p| {
                 p.planned
                     .iter()
@@ -177,7 +187,9 @@ impl Reporter {
                 let lag = &snap.recorder.lag;
                 let lag_p99 = (p.paced && lag.count() > 0)
                     .then(|| Duration::from_micros(lag.histogram.value_at_quantile(0.99)));
-                p.meter.load(lag_p99, p.paced.then_some(p.gap))
+                // Judged against the shortest gap the run has had, rate changes included.
+                let gap = (snap.retimes.iter().map(|r| r.gap)).fold(p.gap, Duration::min);
+                p.meter.load(lag_p99, p.paced.then_some(gap))
             }),
             handshakes: handshakes(&snap.recorder),
             first_error: snap.recorder.first_error.clone(),

@@ -11,6 +11,7 @@
 //!   passed at once: the schedule is absolute ([`Pacer::due_by`]), so lateness never
 //!   accumulates;
 //! - an unpaced run gets one permit per worker at the start instant, and no clock after that;
+//! - a live rate change (`retime`) wakes it to wait for the next instant of the new schedule;
 //! - the gate is closed at the end (by the worker of the last request) or on a stop, and a
 //!   closed gate tells every waiting worker that nothing is left.
 //!
@@ -41,7 +42,7 @@ pub(super) async fn run(shared: Arc<Shared>, workers: usize) {
     let mut waiter = Waiter::new();
     let mut released = 0u64;
     while released < shared.requests {
-        let Some(offset) = shared.pacer.due(released) else {
+        let Some(offset) = shared.due(released) else {
             // Unpaced: every worker goes at the start instant.
             tokio::select! {
                 () = waiter.until(shared.start) => {}
@@ -53,12 +54,13 @@ pub(super) async fn run(shared: Arc<Shared>, workers: usize) {
         tokio::select! {
             () = waiter.until(shared.start + offset) => {}
             () = &mut stop => return,
+            // A rate change moved the instants to come: wait for the new one instead. Requests
+            // due before the change keep theirs, so none already waited for is moved earlier
+            // than it was let go.
+            () = shared.retimed.notified() => continue,
         }
         let elapsed = Instant::now().saturating_duration_since(shared.start);
-        let due = shared
-            .pacer
-            .due_by(elapsed, shared.requests)
-            .max(released + 1);
+        let due = shared.due_by(elapsed).max(released + 1);
         let batch = (due - released).min(MAX_BATCH);
         shared
             .gate

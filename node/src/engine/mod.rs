@@ -22,6 +22,7 @@ pub mod mix;
 pub mod pacer;
 mod recorder;
 pub mod request;
+pub mod retime;
 pub mod tls;
 mod wait;
 mod worker;
@@ -33,6 +34,7 @@ pub use mix::MixRequest;
 pub use pacer::Pacer;
 pub use recorder::{CheckCounts, ErrorCounts, NameStats, Recorder, Snapshot, StatusClasses};
 pub use request::PreparedRequest;
+pub use retime::{Retime, RetimeError};
 
 use recorder::StatsShard;
 use rustls::pki_types::ServerName;
@@ -162,6 +164,9 @@ pub(crate) struct Shared {
     /// Permits to send: the clock adds one at each paced request's due instant (one per worker
     /// at the start of an unpaced run); closed on stop. See `clock`.
     gate: Semaphore,
+    /// Live rate changes of a constant pace (see `retime`), and the clock's wake-up for them.
+    retimes: retime::Retimes,
+    retimed: Notify,
 }
 
 impl Shared {
@@ -170,6 +175,25 @@ impl Shared {
     fn offset_ns(&self, at: Instant) -> u64 {
         let ns = at.saturating_duration_since(self.start).as_nanos();
         u64::try_from(ns).unwrap_or(u64::MAX - 1).min(u64::MAX - 1)
+    }
+
+    /// Offset from the start at which request `index` is due, with any rate change that reached
+    /// it; `None` when unpaced.
+    fn due(&self, index: u64) -> Option<Duration> {
+        match self.retimes.segment_for(index) {
+            Some(p) => Some(Duration::from_nanos(p.due_ns(index))),
+            None => self.pacer.due(index),
+        }
+    }
+
+    /// How many requests are due by `elapsed` (see [`Pacer::due_by`]), with the rate changes in
+    /// force by then.
+    fn due_by(&self, elapsed: Duration) -> u64 {
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        match self.retimes.segment_at(ns) {
+            Some(p) => p.due_by(ns).clamp(1, self.requests.max(1)),
+            None => self.pacer.due_by(elapsed, self.requests),
+        }
     }
 
     fn stop(&self) {
@@ -273,6 +297,11 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         .saturating_mul(streams)
         .min(usize::try_from(plan.requests).unwrap_or(usize::MAX))
         .max(1);
+    // A constant pace can change while the run goes on (issue 13); a staged one is its stages.
+    let retimable_gap = match &plan.pacer {
+        Pacer::Constant { gap } => u64::try_from(gap.as_nanos()).unwrap_or(u64::MAX),
+        Pacer::Staged(_) => 0,
+    };
     let shared = Arc::new(Shared {
         addr,
         mix: mix::Requests::new(plan.request, plan.checker, plan.mix),
@@ -295,6 +324,8 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         start_wall,
         lease_ns: AtomicU64::new(u64::MAX),
         lapsed: AtomicBool::new(false),
+        retimes: retime::Retimes::new(retimable_gap),
+        retimed: Notify::new(),
     });
     let mirror_service = !shared.pacer.is_paced();
     // Sends are counted per stage in each shard's recorder, sized here once.
@@ -387,6 +418,9 @@ impl Running {
         s.elapsed = until.saturating_duration_since(self.shared.start);
         s.done = finished_at.is_some();
         s.lapsed = self.shared.lapsed.load(Ordering::Relaxed);
+        s.retimes = (self.shared.retimes.applied().iter())
+            .map(|r| r.on_wall(self.shared.start_wall))
+            .collect();
         s.first_send = match self.shared.first_send.load(Ordering::Relaxed) {
             0 => None,
             ns => Some(self.shared.start_wall + Duration::from_nanos(ns - 1)),
@@ -414,6 +448,26 @@ impl Running {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
                 (v == u64::MAX || ns > v).then_some(ns)
             });
+    }
+
+    /// Changes the pace to one request every `gap` from `at` on (issue 13's live rate change):
+    /// requests due before `at` keep their instants, the rest follow the new gap on an absolute
+    /// schedule that carries the phase over (see `retime`). An `at` already past (or before
+    /// the start) is taken as now (the start): what was let go cannot be called back. `tag` is
+    /// the caller's label, returned in [`Snapshot::retimes`].
+    pub fn retime(&self, at: SystemTime, gap: Duration, tag: u64) -> Result<Retime, RetimeError> {
+        let offset = |wall: SystemTime| {
+            let d = wall
+                .duration_since(self.shared.start_wall)
+                .unwrap_or(Duration::ZERO);
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1)
+        };
+        let now = self.shared.offset_ns(Instant::now());
+        let gap_ns = u64::try_from(gap.as_nanos()).unwrap_or(u64::MAX);
+        let applied = self.shared.retimes.push(offset(at), now, gap_ns, tag)?;
+        // The clock may be waiting for an instant of the old schedule.
+        self.shared.retimed.notify_one();
+        Ok(applied.on_wall(self.shared.start_wall))
     }
 
     /// The instant sends are allowed until, if a lease was set.

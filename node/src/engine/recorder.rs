@@ -329,6 +329,8 @@ pub struct Snapshot {
     pub first_send: Option<std::time::SystemTime>,
     /// The run stopped because its lease lapsed (see `Running::extend_lease`).
     pub lapsed: bool,
+    /// The rate changes applied, in order (see `Running::retime`).
+    pub retimes: Vec<super::Retime>,
 }
 
 impl Snapshot {

@@ -435,3 +435,43 @@ async fn nothing_leaves_after_the_lease_and_the_run_says_it_lapsed() {
         "the server saw what was sent"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_change_moves_the_rest_of_the_schedule_from_its_instant() {
+    let (addr, count) = server(OK, Duration::ZERO).await;
+    let ms = Duration::from_millis;
+    let mut p = plan(addr, 200, 8, Pacer::new(ms(2), None));
+    p.record_sends = 200;
+    let start_at = SystemTime::now() + ms(200);
+    p.start_at = Some(start_at);
+    let run = start(p).await.expect("start");
+    // Planned before the start, for 100 ms into the run: requests 0..50 stay 2 ms apart (the
+    // 50th would have been due at 100 ms), the rest follow at 1 ms from there.
+    let r = run.retime(start_at + ms(100), ms(1), 7).expect("retimed");
+    assert_eq!((r.tag, r.first, r.gap), (7, 50, ms(1)));
+    assert_eq!(r.at, start_at + ms(100));
+    let s = run.finished().await;
+    assert_eq!((count.load(Ordering::Relaxed), s.ok()), (200, 200));
+    assert_eq!(s.retimes, vec![r]);
+    let due = |i: u32| {
+        if i < 50 {
+            ms(2) * i
+        } else {
+            ms(50) + ms(1) * i
+        }
+    };
+    for (i, at) in run.send_offsets().iter().enumerate() {
+        let i = u32::try_from(i).expect("small");
+        let at = at.unwrap_or_else(|| panic!("request {i} has no send instant"));
+        assert!(at >= due(i), "request {i} left {:?} early", due(i) - at);
+    }
+    // An unpaced run has no pace to change.
+    let run = start(plan(addr, 1, 1, Pacer::UNPACED))
+        .await
+        .expect("start");
+    assert_eq!(
+        run.retime(SystemTime::now(), ms(1), 1),
+        Err(RetimeError::NotConstant)
+    );
+    run.finished().await;
+}

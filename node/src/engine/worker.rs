@@ -103,7 +103,7 @@ pub(super) async fn run<C: Client>(shared: Arc<Shared>, stats: Arc<[StatsShard]>
                     (v == 0 || ns < v).then_some(ns)
                 });
         }
-        let intended = match shared.pacer.due(index) {
+        let intended = match shared.due(index) {
             Some(offset) => shared.start + offset,
             None => sent_at,
         };

@@ -3,6 +3,7 @@
 //! start-up). Each changes the state through one event, and publishes to the bus around it in
 //! the order the drivers must see.
 
+use super::rate_change::RateInput;
 use super::spec::TestSpecInput;
 use super::state::Event;
 use super::takeover::{Adoption, Recorder, Starting};
@@ -211,6 +212,48 @@ impl Orchestrator {
             .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
         self.tell_drivers_to_stop(id.to_string(), was_running);
         Ok(view)
+    }
+
+    /// Changes a running test's pace (issue 13): every driver switches at one instant a moment
+    /// ahead ([`crate::protocol::limits::RATE_CHANGE_LEAD_MS`]) and continues its absolute
+    /// schedule from there. Published before it is recorded, so a change the bus refused is
+    /// not in the history; behind the control lock, so changes reach the drivers in order.
+    pub async fn set_rate(
+        &self,
+        id: &str,
+        input: RateInput,
+    ) -> Result<TestView, OrchestratorError> {
+        self.check_bus()?;
+        let _control = self.inner.control.lock().await;
+        let change =
+            self.state()
+                .plan_rate(id, input, protocol::now_unix_ms(), &self.inner.cfg.caps)?;
+        let command = Control::SetRate {
+            test_id: id.to_string(),
+            orchestrator_id: Some(self.inner.cfg.id.clone()),
+            seq: change.seq,
+            at_ms: change.at_ms,
+            rates: change.rates.clone(),
+        };
+        self.inner
+            .bus
+            .publish(
+                &self.inner.cfg.topics.control,
+                id,
+                &protocol::emit(&command),
+            )
+            .await
+            .map_err(|e| OrchestratorError::Bus(e.to_string()))?;
+        tracing::info!(test_id = %id, seq = change.seq, at_ms = change.at_ms, total_rate = change.total_rate(), "rate change published");
+        let changed = self
+            .apply(Event::SetRate {
+                id: id.to_string(),
+                change,
+            })
+            .await?;
+        changed
+            .view
+            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))
     }
 
     /// Publishes the stop of a test on the control topic, in the background and behind any

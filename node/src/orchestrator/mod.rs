@@ -9,6 +9,7 @@ mod commands;
 mod intake;
 pub mod part;
 mod participants;
+pub mod rate_change;
 pub mod registry;
 pub mod run;
 pub mod series;

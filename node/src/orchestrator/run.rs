@@ -6,6 +6,7 @@
 use super::clock::Offset;
 pub use super::part::Rejected;
 use super::part::{Judgement, Part, Rules};
+use super::rate_change::{self, RateChange};
 use super::registry::Liveness;
 use super::series::{DriverTotals, Point, Series};
 use super::spec::TestSpec;
@@ -70,6 +71,8 @@ pub struct TestRun {
     series: Option<Series>,
     /// The `abort_on_fail` threshold that stopped the test, if one did.
     aborted_by: Option<String>,
+    /// Live rate changes, in order (issue 13).
+    rate_changes: Vec<RateChange>,
 }
 
 /// How often a running test gets a chart point.
@@ -123,6 +126,7 @@ impl TestRun {
             frozen: None,
             series: None,
             aborted_by: None,
+            rate_changes: Vec::new(),
         }
     }
 
@@ -144,16 +148,51 @@ impl TestRun {
         }
     }
 
+    /// The gap `id` was paced at from the start: the test's, or its own share's when the rate
+    /// is shared.
+    fn start_gap_of(&self, id: &str) -> Duration {
+        let rate_shared = self.spec.totals.as_ref().is_some_and(|t| t.rate.is_some());
+        match self.share(id).filter(|s| rate_shared && s.rate_scale > 0.0) {
+            Some(s) => self.rules.gap.div_f64(s.rate_scale),
+            None => self.rules.gap,
+        }
+    }
+
     /// The rules `id`'s part is judged by: its own count, and its own gap when the rate is
-    /// shared.
+    /// shared; after a rate change, the slowest pace it has had (a driver slowed down is not
+    /// quiet, and has longer to send its first report).
     fn rules_of(&self, id: &str) -> Rules {
         let mut rules = self.rules;
         rules.requests = self.requests_of(id);
-        let rate_shared = self.spec.totals.as_ref().is_some_and(|t| t.rate.is_some());
-        if let Some(s) = self.share(id).filter(|s| rate_shared && s.rate_scale > 0.0) {
-            rules.gap = rules.gap.div_f64(s.rate_scale);
-        }
+        rules.gap = rate_change::slowest_gap(self.start_gap_of(id), &self.rate_changes, id);
+        let expected = rules
+            .gap
+            .saturating_mul(u32::try_from(rules.requests).unwrap_or(u32::MAX));
+        rules.no_report = rules.no_report.max(expected.saturating_mul(2));
         rules
+    }
+
+    /// The test as a rate change sees it; `not_floodgate` names the participants that read no
+    /// control topic.
+    pub fn rate_context(&self, not_floodgate: Vec<String>) -> rate_change::Running<'_> {
+        rate_change::Running {
+            spec: &self.spec,
+            drivers: &self.drivers,
+            started_at_ms: self.started_at_ms.unwrap_or(0),
+            changes: &self.rate_changes,
+            not_floodgate,
+        }
+    }
+
+    /// Records a rate change published to the drivers.
+    pub fn change_rate(&mut self, change: RateChange) {
+        self.rate_changes.push(change);
+    }
+
+    /// The pace `id` is asked for now, requests/s (`None`: unpaced).
+    pub fn rate_of(&self, id: &str) -> Option<f64> {
+        let gap = rate_change::gap_now(self.start_gap_of(id), &self.rate_changes, id);
+        (!gap.is_zero()).then(|| 1.0 / gap.as_secs_f64())
     }
 
     pub fn id(&self) -> &str {
@@ -532,6 +571,13 @@ impl TestRun {
             aggregate,
             per_driver,
             split: self.split().cloned(),
+            rate_changes: rate_change::history(
+                &self.rate_changes,
+                self.parts.iter().filter_map(|(id, p)| {
+                    let r = p.report.as_ref()?;
+                    Some((id.as_str(), &r.rate_changes[..], p.clock))
+                }),
+            ),
             thresholds: verdict::judge(
                 &self.spec.thresholds,
                 &self.parts,

@@ -532,6 +532,12 @@ impl TestSpec {
 
 /// Parses a JSON body into a spec input, naming the field of any type error.
 pub fn parse_input(body: &[u8]) -> Result<TestSpecInput, FieldError> {
+    parse_json(body)
+}
+
+/// A request body as JSON object `T`; an error names the field it is about (`body` for the
+/// whole). Also for `PATCH /api/v1/tests/{id}` (a rate change).
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, FieldError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(FieldError::new("body", "is empty; send a JSON object"));
     }

@@ -69,6 +69,11 @@ pub enum Event {
         id: String,
         reason: String,
     },
+    /// A rate change was published to the running test's drivers (see `State::plan_rate`).
+    SetRate {
+        id: String,
+        change: super::rate_change::RateChange,
+    },
     /// Time passed: decide which tests have ended (`only` narrows it to one).
     Evaluate {
         only: Option<String>,
@@ -346,6 +351,19 @@ impl State {
                 let t = self.test_mut(&id)?;
                 t.fail(&reason, now_ms);
                 let view = t.freeze(now);
+                out.effects.push(Effect::SaveTest(Box::new(view.clone())));
+                out.view = Some(view);
+            }
+            Event::SetRate { id, change } => {
+                let t = self.test_mut(&id)?;
+                if t.status() != TestStatus::Running {
+                    return Err(OrchestratorError::Conflict(format!(
+                        "test {id} has ended ({}); its pace was not changed",
+                        t.status().as_str()
+                    )));
+                }
+                t.change_rate(change);
+                let view = t.view(now);
                 out.effects.push(Effect::SaveTest(Box::new(view.clone())));
                 out.view = Some(view);
             }

@@ -3,11 +3,13 @@
 
 use super::State;
 use crate::model::TestStatus;
+use crate::orchestrator::rate_change::{self, RateChange, RateInput};
 use crate::orchestrator::registry::DriverView;
 use crate::orchestrator::run::{DriverHistograms, TestRun};
 use crate::orchestrator::series::Point;
 use crate::orchestrator::view::TestView;
 use crate::orchestrator::OrchestratorError;
+use crate::protocol::limits::Caps;
 use std::time::Instant;
 
 impl State {
@@ -20,6 +22,32 @@ impl State {
             .get(id)
             .map(|t| t.view(now))
             .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))
+    }
+
+    /// The rate change `input` comes to for running test `id`, without making it (the caller
+    /// publishes it, then records it with `Event::SetRate`).
+    pub fn plan_rate(
+        &self,
+        id: &str,
+        input: RateInput,
+        now_ms: u64,
+        caps: &Caps,
+    ) -> Result<RateChange, OrchestratorError> {
+        let t = self
+            .tests
+            .get(id)
+            .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))?;
+        if t.status() != TestStatus::Running {
+            return Err(OrchestratorError::Conflict(format!(
+                "test {id} is {}; only a running test changes pace",
+                t.status().as_str()
+            )));
+        }
+        let not_floodgate = (self.registry.members(t.drivers()).into_iter())
+            .filter(|m| !m.floodgate)
+            .map(|m| m.id)
+            .collect();
+        rate_change::plan(&t.rate_context(not_floodgate), input, now_ms, caps)
     }
 
     /// Every test, newest first.

@@ -165,6 +165,9 @@ pub struct TestView {
     /// How a test given in totals was shared (issue 13); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<super::split::Split>,
+    /// Live rate changes, as planned and as each driver applied them (issue 13).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_changes: Vec<super::rate_change::RateChangeView>,
 }
 
 pub(super) fn driver_stats(

@@ -2,11 +2,12 @@
 //!
 //! The seed's `trigger` topic carries only `"trigger": "YES"`: seed drivers start (or re-run, or
 //! crash on) any other value, so Floodgate never writes one there. Stopping a test, and later
-//! changing its rate, goes on the control topic (`floodgate.control`), which seed nodes never read.
+//! changing its rate (`set_rate`), goes on the control topic (`floodgate.control`), which seed nodes never read.
 
-use super::lenient::{any_as_id, lenient_opt_u64, opt_id};
+use super::lenient::{any_as_id, lenient_opt_u64, lenient_u64, opt_id};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
 
 /// What a `trigger` message asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +84,27 @@ pub enum Control {
             skip_serializing_if = "Option::is_none"
         )]
         orchestrator_id: Option<String>,
+    },
+    /// Change a running test's pace (issue 13): from `at_ms` on, each driver named in `rates`
+    /// sends at its new rate, continuing its absolute schedule from there. `seq` numbers the
+    /// test's changes from 1, so a command read twice is applied once. A driver not named, or
+    /// not running the test, ignores it.
+    SetRate {
+        #[serde(deserialize_with = "any_as_id")]
+        test_id: String,
+        #[serde(
+            default,
+            deserialize_with = "opt_id",
+            skip_serializing_if = "Option::is_none"
+        )]
+        orchestrator_id: Option<String>,
+        #[serde(deserialize_with = "lenient_u64")]
+        seq: u64,
+        /// Unix time in milliseconds at which every driver switches.
+        #[serde(deserialize_with = "lenient_u64")]
+        at_ms: u64,
+        /// The new pace of each driver, requests/s (see [`super::rate::checked_rates`]).
+        rates: BTreeMap<String, f64>,
     },
     /// Register again: the orchestrator hears heartbeats from a node it has no registration of
     /// (it started after the node registered, or forgot it), and only a registration makes a

@@ -89,6 +89,12 @@ pub const MAX_MIX_BODY_BYTES: usize = 512 * 1024;
 pub const MAX_STATUS_RANGES: usize = 16;
 pub const MAX_CHECK_TEXT: usize = 1024;
 pub const MAX_JSON_CHECKS: usize = 8;
+/// Live rate changes of one running test (issue 13): each is a segment of every driver's
+/// schedule, held in a fixed array the engine allocates once.
+pub const MAX_RATE_CHANGES: usize = 64;
+/// How far ahead of the request a rate change takes effect: long enough for the control message
+/// to reach every driver through Kafka (tens of ms) on a busy machine, so all switch together.
+pub const RATE_CHANGE_LEAD_MS: u64 = 1_000;
 /// What a test that names no concurrency or timeout gets (as oha: 50 connections).
 pub const DEFAULT_CONCURRENCY: u64 = 50;
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;

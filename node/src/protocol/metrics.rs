@@ -313,6 +313,9 @@ pub struct MetricsReport {
     /// driver's clock (issue 13: the orchestrator's start skew is made of these).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_send_us: Option<u64>,
+    /// The live rate changes the driver applied (issue 13), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate_changes: Vec<super::AppliedRate>,
     /// Connect and TLS handshake times.
     #[serde(flatten)]
     pub handshakes: HandshakeFields,
@@ -485,6 +488,7 @@ impl TryFrom<Value> for MetricsReport {
                 .get("first_send_us")
                 .and_then(Value::as_u64)
                 .filter(|&t| t > 0),
+            rate_changes: super::rate::applied(obj.get("rate_changes")),
             handshakes: HandshakeFields {
                 connect_histogram: w.handshakes.connect_histogram.filter(|h| !h.is_empty()),
                 tls_histogram: w.handshakes.tls_histogram.filter(|h| !h.is_empty()),

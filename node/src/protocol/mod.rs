@@ -17,6 +17,7 @@ mod metrics;
 pub mod mix;
 mod pace;
 mod presence;
+pub mod rate;
 pub mod share;
 pub mod style;
 mod timing;
@@ -32,6 +33,7 @@ pub use pace::{GeneratorLoad, StageProgress};
 pub use presence::{
     ClockEcho, Heartbeat, Register, Role, AGENT, DRIVER_REGISTER, ORCHESTRATOR_REGISTER,
 };
+pub use rate::AppliedRate;
 pub use share::ConfigShare;
 pub use style::{DelayUnit, NumberStyle, SeedStyle, TypeCase};
 pub use timing::{RateStage, TimeBound};

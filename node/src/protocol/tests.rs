@@ -323,6 +323,7 @@ fn report() -> MetricsReport {
         first_error: None,
         timestamp_ms: None,
         first_send_us: None,
+        rate_changes: Vec::new(),
         samples_ms: None,
         checks_failed: Default::default(),
         by_request: Default::default(),

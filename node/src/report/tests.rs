@@ -110,6 +110,7 @@ pub(crate) fn view() -> TestView {
         thresholds: None,
         split: None,
         start_skew: None,
+        rate_changes: Vec::new(),
         aggregate: stats(2000, 799.6801279488205, 0.5),
         per_driver: vec![
             DriverStats {

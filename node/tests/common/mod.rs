@@ -624,3 +624,15 @@ pub async fn floodgate<S: AsRef<std::ffi::OsStr>>(
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
+
+/// A PATCH as the CLI makes it: a JSON body.
+pub async fn patch(url: &str, body: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .patch(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PATCH {url}: {e}"));
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
