@@ -265,3 +265,27 @@ fn only_the_routes_that_change_state_ask_for_json() {
         );
     }
 }
+
+#[test]
+fn a_rate_change_is_a_change_judged_like_a_post() {
+    let access = Access::open();
+    let host = ("host", "127.0.0.1:8090");
+    let json = ("content-type", "application/json");
+    use Refusal::*;
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Headers, Verdict)> = vec![
+        ("/api/v1/tests/x", vec![host, json], Ok(())),
+        ("/api/v1/tests/x", vec![host, ("content-type", "text/plain")], Err(NotJson)),
+        ("/api/v1/tests/x", vec![host], Err(NotJson)),
+        ("/api/v1/tests/x", vec![host, json, ("origin", "http://evil.example")], Err(ForeignOrigin)),
+        // No PATCH route below a test: the router's 405, whatever the body type.
+        ("/api/v1/tests/x/stop", vec![host, ("content-type", "text/plain")], Ok(())),
+    ];
+    for (i, (path, h, want)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            decide(&access, &Method::PATCH, path, &headers(&h)),
+            want,
+            "case {i}: {path} {h:?}"
+        );
+    }
+}

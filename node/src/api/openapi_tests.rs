@@ -143,3 +143,45 @@ fn the_transport_fields_bounds_are_the_limits() {
         serde_json::json!(["1.1", "2"])
     );
 }
+
+#[test]
+fn a_rate_change_s_bounds_are_the_limits() {
+    let doc: Value = serde_json::from_str(OPENAPI).expect("the document is JSON");
+    let input = &doc["components"]["schemas"]["RateInput"]["properties"];
+    let bounds = |field: &str| {
+        let f = &input[field];
+        (f["minimum"].as_f64(), f["maximum"].as_f64())
+    };
+    assert_eq!(bounds("delay_ms"), (Some(0.0), Some(limits::MAX_DELAY_MS)));
+    for field in ["total_rate", "throughput_per_driver"] {
+        assert_eq!(
+            bounds(field),
+            (Some(limits::MIN_RATE), Some(limits::MAX_RATE)),
+            "{field}"
+        );
+    }
+    // The document's fields are the input type's, no more.
+    let names: Vec<&str> = input
+        .as_object()
+        .expect("fields")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let typed = serde_json::to_value(crate::orchestrator::rate_change::RateInput {
+        delay_ms: Some(1.0),
+        throughput_per_driver: Some(1.0),
+        total_rate: Some(1.0),
+    })
+    .expect("serializes");
+    let mut want: Vec<&str> = typed
+        .as_object()
+        .expect("fields")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut names = names;
+    names.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(names, want);
+    assert!(doc["paths"]["/api/v1/tests/{id}"]["patch"].is_object());
+}

@@ -348,3 +348,84 @@ async fn fake_drivers_cannot_grow_the_registry_or_the_dashboard_events() {
     );
     assert!(r.o.drivers().len() <= crate::protocol::limits::MAX_KNOWN_DRIVERS);
 }
+
+#[tokio::test]
+async fn a_rate_change_goes_to_the_drivers_on_the_control_topic_and_into_the_view() {
+    let r = rig().await;
+    r.beat("a").await;
+    r.beat("b").await;
+    r.until("two drivers", |r| {
+        r.o.drivers().iter().filter(|d| d.alive).count() == 2
+    })
+    .await;
+    let (status, v) = r
+        .call(
+            "PATCH",
+            "/api/v1/tests/none",
+            Some(json!({"throughput_per_driver": 5})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let spec = json!({"test_type": "avalanche", "requests_per_driver": 100, "throughput_per_driver": 10,
+                      "target_url": "http://127.0.0.1:1/", "trigger": true});
+    let (_, v) = r.call("POST", "/api/v1/tests", Some(spec)).await;
+    let path = format!("/api/v1/tests/{}", v["id"].as_str().expect("id"));
+    // (body, status, field named)
+    let refused = [
+        (
+            json!({"total_rate": 20}),
+            StatusCode::BAD_REQUEST,
+            Some("total_rate"),
+        ),
+        (
+            json!({"throughput_per_driver": 1e9}),
+            StatusCode::BAD_REQUEST,
+            Some("throughput_per_driver"),
+        ),
+        (
+            json!({"throughput_per_driver": 5, "x": 1}),
+            StatusCode::BAD_REQUEST,
+            Some("x"),
+        ),
+        (json!([1]), StatusCode::BAD_REQUEST, Some("body")),
+    ];
+    for (body, status, field) in refused {
+        let (got, v) = r.call("PATCH", &path, Some(body.clone())).await;
+        assert_eq!((got, v["field"].as_str()), (status, field), "{body}: {v}");
+    }
+    assert!(r.on(&r.bus.topics().control).is_empty(), "nothing was sent");
+    let before = protocol::now_unix_ms();
+    let (status, v) = r
+        .call("PATCH", &path, Some(json!({"throughput_per_driver": 40})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let change = &v["rate_changes"][0];
+    assert_eq!(
+        (change["seq"].as_u64(), change["total_rate"].as_f64()),
+        (Some(1), Some(80.0)),
+        "{v}"
+    );
+    let sent = r.on(&r.bus.topics().control);
+    assert_eq!(sent.len(), 1);
+    let at = sent[0]["at_ms"].as_u64().expect("at_ms");
+    assert!(
+        at >= before + protocol::limits::RATE_CHANGE_LEAD_MS,
+        "{}",
+        sent[0]
+    );
+    assert_eq!(
+        (
+            sent[0]["type"].as_str(),
+            sent[0]["seq"].as_u64(),
+            &sent[0]["rates"]
+        ),
+        (Some("set_rate"), Some(1), &json!({"a": 40.0, "b": 40.0}))
+    );
+    assert_eq!(change["at_ms"].as_u64(), Some(at));
+    // Stopped, it takes no more.
+    r.call("POST", &format!("{path}/stop"), None).await;
+    let (status, _) = r
+        .call("PATCH", &path, Some(json!({"throughput_per_driver": 50})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}

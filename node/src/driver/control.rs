@@ -479,12 +479,14 @@ impl Control {
     }
 }
 
-/// A control message with a `type` this driver does not know (a newer orchestrator's command).
+/// A control message with a `type` this driver does not know (a newer orchestrator's command);
+/// one of a known type that does not parse is malformed.
 fn is_unknown_command(payload: &[u8]) -> bool {
+    const KNOWN: [&str; 3] = ["stop", "set_rate", "register"];
     serde_json::from_slice::<Value>(payload)
         .ok()
-        .and_then(|v| v.get("type").map(Value::is_string))
-        .unwrap_or(false)
+        .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
+        .is_some_and(|t| !KNOWN.contains(&t.as_str()))
 }
 
 /// Publishes a cumulative report every interval until the run ends, then the final one.

@@ -319,8 +319,7 @@ async fn a_stop_on_the_control_topic_ends_the_run_early_and_unknown_commands_are
     r.config(long).await;
     r.trigger("long", None).await;
     assert!(r.control.active.is_some());
-    r.control_msg(r#"{"type":"set_rate","test_id":"long","rate":5}"#)
-        .await;
+    r.control_msg(r#"{"type":"pause","test_id":"long"}"#).await;
     assert_eq!(r.malformed(), 0, "a newer command is not malformed");
     assert!(r.control.active.as_ref().is_some_and(|a| !a.stopping));
     r.control_msg(r#"{"type":"stop","test_id":"long"}"#).await;
@@ -421,4 +420,54 @@ async fn only_a_floodgate_orchestrator_s_beat_is_kept_for_the_echo() {
     let e = echo(&r).expect("kept");
     assert_eq!((e.orchestrator.as_str(), e.orchestrator_sent_us), ("o", 17));
     assert!(e.received_us >= before, "stamped on receipt");
+}
+
+#[tokio::test]
+async fn a_rate_change_is_applied_once_and_only_to_this_driver_s_running_test() {
+    let mut r = rig(None);
+    let mut long = avalanche("long", 100_000);
+    long["test_type"] = json!("TSUNAMI");
+    long["delay_us"] = json!(10_000);
+    r.config(long).await;
+    r.trigger("long", None).await;
+    let at = protocol::now_unix_ms() + 200;
+    let set = |test: &str, seq: u64, rates: &str| {
+        format!(
+            r#"{{"type":"set_rate","test_id":"{test}","seq":{seq},"at_ms":{at},"rates":{rates}}}"#
+        )
+    };
+    let applied = |r: &Rig| -> Vec<(u64, u64)> {
+        let a = r.control.active.as_ref().expect("running");
+        (a.running.snapshot().retimes.iter())
+            .map(|t| (t.tag, t.gap.as_micros() as u64))
+            .collect()
+    };
+    r.control_msg(&set("long", 1, r#"{"me": 1000, "other": 5}"#))
+        .await;
+    assert_eq!(applied(&r), [(1, 1_000)]);
+    // Read twice, another test's, or naming only other drivers: nothing more.
+    r.control_msg(&set("long", 1, r#"{"me": 50}"#)).await;
+    r.control_msg(&set("elsewhere", 2, r#"{"me": 50}"#)).await;
+    r.control_msg(&set("long", 2, r#"{"other": 50}"#)).await;
+    assert_eq!(applied(&r), [(1, 1_000)]);
+    assert_eq!(r.malformed(), 0);
+    // Out of range, or not a set_rate at all: counted and skipped.
+    r.control_msg(&set("long", 3, r#"{"me": 0}"#)).await;
+    r.control_msg(r#"{"type":"set_rate","test_id":"long","rate":5}"#)
+        .await;
+    assert_eq!(r.malformed(), 2);
+    r.control_msg(&set("long", 4, r#"{"me": true}"#)).await;
+    assert_eq!(r.malformed(), 3, "a rate is a number");
+    // A numeric string is a number, as everywhere on the wire.
+    r.control_msg(&set("long", 5, r#"{"me": "250"}"#)).await;
+    assert_eq!(applied(&r), [(1, 1_000), (5, 4_000)]);
+    r.control_msg(r#"{"type":"stop","test_id":"long"}"#).await;
+    let f = r.finals().await;
+    assert_eq!(
+        f[0].rate_changes
+            .iter()
+            .map(|c| (c.seq, c.rate))
+            .collect::<Vec<_>>(),
+        [(1, 1000.0), (5, 250.0)]
+    );
 }

@@ -59,6 +59,11 @@ pub(super) async fn run(shared: Arc<Shared>, workers: usize) {
             // than it was let go.
             () = shared.retimed.notified() => continue,
         }
+        if shared.due(released) != Some(offset) {
+            // Retimed just as the wait ended (the wake-up is still pending): the instant waited
+            // for is no longer this request's.
+            continue;
+        }
         let elapsed = Instant::now().saturating_duration_since(shared.start);
         let due = shared.due_by(elapsed).max(released + 1);
         let batch = (due - released).min(MAX_BATCH);

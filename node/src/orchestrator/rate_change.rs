@@ -241,17 +241,6 @@ fn share_of(split: Option<&Split>, d: &str, total: f64, n: usize) -> f64 {
         .map_or(mean, |s| mean * s.rate_scale)
 }
 
-/// The gap `d` is paced at now, given its gap at the start.
-pub fn gap_now(start_gap: Duration, changes: &[RateChange], d: &str) -> Duration {
-    changes
-        .iter()
-        .rev()
-        .find_map(|c| c.rates.get(d))
-        .map_or(start_gap, |&r| {
-            Duration::try_from_secs_f64(1.0 / r).unwrap_or(Duration::MAX)
-        })
-}
-
 /// The longest gap `d` has had (what judging a quiet driver must allow for).
 pub fn slowest_gap(start_gap: Duration, changes: &[RateChange], d: &str) -> Duration {
     changes

@@ -220,7 +220,7 @@ fn a_change_before_the_start_takes_effect_at_the_start() {
 }
 
 #[test]
-fn gaps_follow_the_changes_and_the_slowest_is_kept() {
+fn the_slowest_gap_a_driver_has_had_is_kept() {
     let ms = Duration::from_millis;
     let change = |seq, rate| RateChange {
         seq,
@@ -230,10 +230,9 @@ fn gaps_follow_the_changes_and_the_slowest_is_kept() {
         rates: BTreeMap::from([("d0".to_string(), rate)]),
     };
     let changes = [change(1, 50.0), change(2, 500.0)];
-    assert_eq!(gap_now(ms(10), &changes, "d0"), ms(2));
     assert_eq!(slowest_gap(ms(10), &changes, "d0"), ms(20));
-    assert_eq!(gap_now(ms(10), &changes, "d9"), ms(10));
-    assert_eq!(gap_now(ms(10), &[], "d0"), ms(10));
+    assert_eq!(slowest_gap(ms(30), &changes, "d0"), ms(30));
+    assert_eq!(slowest_gap(ms(10), &changes, "d9"), ms(10));
 }
 
 #[test]

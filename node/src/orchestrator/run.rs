@@ -189,12 +189,6 @@ impl TestRun {
         self.rate_changes.push(change);
     }
 
-    /// The pace `id` is asked for now, requests/s (`None`: unpaced).
-    pub fn rate_of(&self, id: &str) -> Option<f64> {
-        let gap = rate_change::gap_now(self.start_gap_of(id), &self.rate_changes, id);
-        (!gap.is_zero()).then(|| 1.0 / gap.as_secs_f64())
-    }
-
     pub fn id(&self) -> &str {
         &self.id
     }

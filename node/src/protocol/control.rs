@@ -104,6 +104,7 @@ pub enum Control {
         #[serde(deserialize_with = "lenient_u64")]
         at_ms: u64,
         /// The new pace of each driver, requests/s (see [`super::rate::checked_rates`]).
+        #[serde(deserialize_with = "super::rate::lenient_rates")]
         rates: BTreeMap<String, f64>,
     },
     /// Register again: the orchestrator hears heartbeats from a node it has no registration of

@@ -24,6 +24,26 @@ pub fn checked_rates(rates: &BTreeMap<String, f64>) -> Result<(), String> {
     Ok(())
 }
 
+/// `rates` read liberally: each a JSON number or a numeric string (range checks are
+/// [`checked_rates`]'s).
+pub(super) fn lenient_rates<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, f64>, D::Error> {
+    use serde::de::Error;
+    BTreeMap::<String, Value>::deserialize(d)?
+        .into_iter()
+        .map(|(id, v)| {
+            let rate = match &v {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            };
+            rate.map(|r| (id.clone(), r))
+                .ok_or_else(|| D::Error::custom(format!("rates.{id}: expected a number, got {v}")))
+        })
+        .collect()
+}
+
 /// One change as a driver applied it, in every report after it (cumulative, like the rest).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AppliedRate {
