@@ -491,3 +491,61 @@ pub async fn nodes(args: ClientArgs) -> Result<(), CliError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::thresholds::eval::{Thresholds, Verdict};
+
+    /// How `test run` exits: 1 for a test that did not complete, 3 for thresholds that did not
+    /// pass (also when an `abort_on_fail` threshold stopped the test), 0 otherwise.
+    #[test]
+    fn the_exit_code_tells_a_failed_test_from_failed_thresholds() {
+        let verdict = |verdict, aborted_by: Option<&str>| Thresholds {
+            verdict,
+            results: Vec::new(),
+            aborted_by: aborted_by.map(str::to_string),
+        };
+        // (status, thresholds, exit code)
+        let cases = [
+            (TestStatus::Completed, None, 0),
+            (
+                TestStatus::Completed,
+                Some(verdict(Verdict::Passed, None)),
+                0,
+            ),
+            (
+                TestStatus::Completed,
+                Some(verdict(Verdict::Failed, None)),
+                EXIT_THRESHOLDS,
+            ),
+            (
+                TestStatus::Completed,
+                Some(verdict(Verdict::NotEvaluated, None)),
+                EXIT_THRESHOLDS,
+            ),
+            (
+                TestStatus::Stopped,
+                Some(verdict(Verdict::Failed, Some("p99 < 1ms"))),
+                EXIT_THRESHOLDS,
+            ),
+            (TestStatus::Stopped, Some(verdict(Verdict::Failed, None)), 1),
+            (TestStatus::Stopped, None, 1),
+            (TestStatus::Failed, Some(verdict(Verdict::Passed, None)), 1),
+            (TestStatus::Failed, None, 1),
+        ];
+        for (status, thresholds, code) in cases {
+            let mut v = crate::api::dto::Test::from(&crate::report::tests::view());
+            v.status = status;
+            v.thresholds = thresholds;
+            let got = outcome(&v).err().map_or(0, |e| e.code);
+            assert_eq!(
+                got,
+                code,
+                "{status:?} {:?}",
+                v.thresholds.map(|t| t.verdict)
+            );
+        }
+        assert_ne!(EXIT_THRESHOLDS, 1);
+    }
+}

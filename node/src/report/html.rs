@@ -80,6 +80,7 @@ pub fn html(view: &TestView, points: &[Point]) -> String {
     key_figures(&mut h, view);
     super::thresholds::html_section(&mut h, view);
     spec_section(&mut h, view);
+    super::rates::html_section(&mut h, view);
 
     h.push_str(
         r#"<section class="charts">

@@ -8,6 +8,7 @@
 mod handshakes;
 mod html;
 mod mix;
+mod rates;
 mod thresholds;
 
 pub use html::{esc, html, CSP};

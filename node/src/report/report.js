@@ -110,8 +110,35 @@
     return Math.max(320, Math.floor(el.getBoundingClientRect().width || 800));
   }
 
-  function make(el, series, rows, yLabel) {
+  // Live rate changes (issue 13): a dashed line at each switch on the throughput chart,
+  // labelled with the new rate over all drivers (drawn on the canvas: numbers only).
+  var started = data.started_at_ms || 0;
+  var changes = (Array.isArray(data.rate_changes) ? data.rate_changes : []).map(function (c) {
+    return { t: (Number(c.at_ms) - started) / 1000, label: Number(c.total_rate).toFixed(1) + ' req/s' };
+  });
+  function markRateChanges(u) {
+    var ctx = u.ctx, b = u.bbox, px = window.devicePixelRatio || 1;
+    changes.forEach(function (c) {
+      var x = Math.round(u.valToPos(c.t, 'x', true));
+      if (!(x >= b.left && x <= b.left + b.width)) return;
+      ctx.save();
+      ctx.strokeStyle = '#7c3aed';
+      ctx.fillStyle = '#7c3aed';
+      ctx.lineWidth = 1.5 * px;
+      ctx.setLineDash([5 * px, 4 * px]);
+      ctx.beginPath();
+      ctx.moveTo(x, b.top);
+      ctx.lineTo(x, b.top + b.height);
+      ctx.stroke();
+      ctx.font = (11 * px) + 'px sans-serif';
+      ctx.fillText(c.label, x + 4 * px, b.top + 12 * px);
+      ctx.restore();
+    });
+  }
+
+  function make(el, series, rows, yLabel, draw) {
     return new uPlot({
+      hooks: draw ? { draw: [draw] } : {},
       width: widthOf(el),
       height: HEIGHT,
       scales: { x: { time: false } },
@@ -123,7 +150,7 @@
   }
 
   var charts = [
-    { el: rpsEl, plot: make(rpsEl, rpsSeries, rpsData, 'responses/s') },
+    { el: rpsEl, plot: make(rpsEl, rpsSeries, rpsData, 'responses/s', changes.length ? markRateChanges : null) },
     { el: latEl, plot: make(latEl, latSeries, latData, 'ms') }
   ];
   note.textContent = 'Hover for values; drag across a chart to zoom, double-click to reset.';
@@ -141,5 +168,6 @@
   window.addEventListener('beforeprint', function () { fit(PRINT_WIDTH); });
   window.addEventListener('afterprint', function () { fit(null); });
 
+  document.documentElement.setAttribute('data-rate-changes', String(changes.length));
   document.documentElement.setAttribute('data-charts', 'ready');
 })();

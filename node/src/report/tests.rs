@@ -674,3 +674,41 @@ fn a_mix_is_a_row_per_name_of_the_csv_and_a_table_of_the_html() {
     );
     assert!(!page.contains("<b>home</b>"));
 }
+
+#[test]
+fn html_lists_the_rate_changes_and_embeds_them_for_the_chart() {
+    use crate::orchestrator::rate_change::{RateChange, RateChangeView, RateInput, Switched};
+    let mut v = view();
+    let started = v.started_at_ms.expect("started");
+    let switched = |driver: &str, late_ms: f64| Switched {
+        driver_id: driver.to_string(),
+        at_ms: (started + 2_500) as f64 + late_ms,
+        late_ms,
+        first: 1_500,
+    };
+    v.rate_changes = vec![RateChangeView {
+        change: RateChange {
+            seq: 1,
+            requested_at_ms: started + 1_500,
+            at_ms: started + 2_500,
+            input: RateInput {
+                total_rate: Some(1_200.0),
+                ..Default::default()
+            },
+            rates: BTreeMap::from([("d1".to_string(), 600.0), ("d2".to_string(), 600.0)]),
+        },
+        total_rate: 1_200.0,
+        applied: vec![switched("d1", 0.0), switched("d2", 0.25)],
+        switch_skew_ms: Some(0.25),
+    }];
+    let page = super::html(&v, &points());
+    assert!(page.contains("<h2>Rate changes</h2>"), "the section");
+    assert!(
+        page.contains("<tr><th class=\"name\">1</th><td>2.500</td><td>1200.0</td><td>2 of 2</td><td>0.250</td><td>0.2</td></tr>"),
+        "the row"
+    );
+    let data = embedded_data(&page);
+    assert_eq!(data["rate_changes"][0]["at_ms"], started + 2_500);
+    // Without changes, no section.
+    assert!(!super::html(&view(), &points()).contains("Rate changes"));
+}
