@@ -266,3 +266,22 @@ async fn the_form_runs_a_request_mix_and_shows_it_by_request() {
     );
     assert_eq!(target.metrics().await, (600, 600));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_changes_a_running_tests_rate_and_marks_it() {
+    require_browser_deps();
+    let target = Target::start(&[]).await;
+    let c = Cluster::start(2).await;
+    let api = format!("http://{}", c.api);
+    let output = browser_script("rate.mjs", &[&api, &target.url()]).await;
+    println!("{output}");
+    // The one test, raised from 300 to 600 req/s from the page: both drivers switched, and the
+    // target counts every request of the total, exactly; the refused value sent nothing.
+    let tests = c.get("/api/v1/tests").await;
+    let t = &tests["tests"][0];
+    let changes = t["rate_changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{t}");
+    assert_eq!(changes[0]["total_rate"], json!(600.0), "{t}");
+    assert_eq!(changes[0]["applied"].as_array().unwrap().len(), 2, "{t}");
+    assert_eq!(target.metrics().await, (3_000, 3_000));
+}

@@ -56,6 +56,8 @@ export const api = {
   create: (spec) => call('POST', '/api/v1/tests', spec),
   trigger: (id) => call('POST', `/api/v1/tests/${enc(id)}/trigger`),
   stop: (id) => call('POST', `/api/v1/tests/${enc(id)}/stop`),
+  /** A running test's new pace, one field: `{total_rate}`, `{delay_ms}` or `{throughput_per_driver}`. */
+  setRate: (id, pace) => call('PATCH', `/api/v1/tests/${enc(id)}`, pace),
 };
 
 /** The fields of one Server-Sent Events block: {event, data} or null (a comment, a keep-alive). */

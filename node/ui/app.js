@@ -8,6 +8,7 @@ import { Charts } from './charts.js';
 import { $, setText } from './dom.js';
 import { initForm } from './form.js';
 import { isFinished } from './format.js';
+import { initRate, rateMarkers } from './rate.js';
 import { renderDrivers, renderHistory, renderTest } from './views.js';
 
 const HISTORY_PAGE = 20;
@@ -25,6 +26,7 @@ const state = {
 
 const charts = new Charts($('chart-rps'), $('chart-latency'));
 const form = initForm({ onCreated });
+initRate({ current: shown, onChanged: onRateChanged });
 
 // ------------------------------------------------------------------ what is shown
 
@@ -36,6 +38,7 @@ function shown() {
 function render() {
   const t = shown();
   renderTest(t, { live: !state.pinned });
+  charts.setMarkers(t?.id ?? null, rateMarkers(t));
   renderHistory(state.history, {
     selected: t?.id,
     limit: state.historyLimit,
@@ -230,6 +233,13 @@ function onCreated(view) {
   render();
   redrawCharts();
   loadHistory();
+}
+
+/** The API's answer to a rate change: the test's view with the change, until the stream's next. */
+function onRateChanged(view) {
+  if (state.pinned?.id === view.id) state.pinned.view = view;
+  else if (state.live?.id === view.id) state.live = view;
+  render();
 }
 
 async function act(call, what) {

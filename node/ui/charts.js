@@ -1,7 +1,10 @@
 // The two time-series charts (uPlot, vendored): requests per second (total and per driver) and
 // latency percentiles (p50/p95/p99) per 500 ms interval. Data arrays grow in place, so a live test
-// appends a point at a time; uPlot draws a few thousand points smoothly.
+// appends a point at a time; uPlot draws a few thousand points smoothly. A live rate change is
+// a marker at its instant on both charts, labelled on the rate chart (DOM over the plot, so the
+// label is text).
 
+import { h, setText } from './dom.js';
 import { fmtClock, fmtCompact, fmtMs, fmtRps } from './format.js';
 
 const TOTAL_COLOR = '#73bf69';
@@ -82,6 +85,8 @@ export class Charts {
     this.pending = false;
     // A drag-zoom holds until a double-click resets it; live data must not undo it.
     this.zoomed = false;
+    // The rate changes to mark: {testId, list: [{seq, t (s since the start), label}]}.
+    this.markers = { testId: null, key: '', list: [] };
     for (const el of [rpsEl, latEl]) el.addEventListener('dblclick', () => (this.zoomed = false));
     this.resizer = new ResizeObserver(() => this.resize());
     this.resizer.observe(rpsEl);
@@ -95,6 +100,7 @@ export class Charts {
       this.destroy();
       this.zoomed = false;
       this.key = key;
+      this.testId = testId;
       this.driverIds = driverIds.slice();
     }
     this.data = { t: [], dt: [], total: [], per: this.driverIds.map(() => []), tl: [], lat: LATENCY.map(() => []) };
@@ -112,6 +118,43 @@ export class Charts {
   /** The number of points drawn (for the browser test, through data-points). */
   get length() {
     return this.data ? this.data.tl.length : 0;
+  }
+
+  /** The rate changes of test `testId` to mark (see rate.js's rateMarkers). */
+  setMarkers(testId, list) {
+    const key = JSON.stringify(list);
+    if (testId === this.markers.testId && key === this.markers.key) return;
+    this.markers = { testId, key, list };
+    if (this.plots) this.plots.forEach((u, i) => this.placeMarkers(u, i === 0));
+  }
+
+  /** Puts the markers over plot `u` at their instants; those outside the time axis are hidden. */
+  placeMarkers(u, labelled) {
+    let layer = u.over.querySelector(':scope > .rate-markers');
+    if (!layer) {
+      layer = h('div', { class: 'rate-markers', 'aria-hidden': 'true' });
+      u.over.append(layer);
+    }
+    const list = this.markers.testId === this.testId ? this.markers.list : [];
+    while (layer.children.length > list.length) layer.lastChild.remove();
+    const { min, max } = u.scales.x;
+    list.forEach((m, i) => {
+      let el = layer.children[i];
+      if (!el) {
+        el = h('div', { class: 'rate-change-marker', 'data-testid': 'rate-change-marker' }, labelled ? h('span', { class: 'rate-change-label' }) : null);
+        layer.append(el);
+      }
+      el.dataset.seq = String(m.seq);
+      el.dataset.t = String(m.t);
+      if (labelled) setText(el.firstChild, m.label);
+      const inside = min != null && max != null && m.t >= min && m.t <= max;
+      el.hidden = !inside;
+      if (!inside) return;
+      const x = u.valToPos(m.t, 'x');
+      el.style.left = `${x}px`;
+      // Near the right edge the label goes on the line's left, inside the chart.
+      el.classList.toggle('flip', x > u.over.clientWidth - 100);
+    });
   }
 
   clear() {
@@ -191,7 +234,7 @@ export class Charts {
       ],
       legend: { live: true },
       cursor: this.cursor(),
-      hooks: this.hooks(),
+      hooks: this.hooks(true),
     };
   }
 
@@ -205,7 +248,7 @@ export class Charts {
       ],
       legend: { live: true },
       cursor: this.cursor(),
-      hooks: this.hooks(),
+      hooks: this.hooks(false),
     };
   }
 
@@ -214,8 +257,13 @@ export class Charts {
     return { points: { size: 6 }, drag: { x: true, y: false }, sync: { key: 'floodgate' } };
   }
 
-  hooks() {
-    return { setSelect: [(u) => u.select.width > 0 && (this.zoomed = true)] };
+  /** `labelled`: the rate chart, whose markers say the new rate. */
+  hooks(labelled) {
+    return {
+      setSelect: [(u) => u.select.width > 0 && (this.zoomed = true)],
+      // After every redraw (new data, a zoom, a resize): the markers follow the time axis.
+      draw: [(u) => this.placeMarkers(u, labelled)],
+    };
   }
 
   resize() {

@@ -6,7 +6,7 @@ import { api } from './api.js';
 import { $, setText, show } from './dom.js';
 import { shortId } from './format.js';
 import { checksSpec, initMix, showMixNotes } from './mix.js';
-import { headerMap, list } from './parse.js';
+import { headerMap, list, numberOrText } from './parse.js';
 
 const FIELDS = ['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'target_url', 'concurrency', 'drivers', 'timeout_ms', 'method', 'duration', 'start_rate', 'streams_per_connection', 'total_requests', 'total_rate', 'split', 'fail_safe_ms'];
 const NUMERIC = new Set(['delay_ms', 'requests_per_driver', 'throughput_per_driver', 'concurrency', 'drivers', 'timeout_ms', 'start_rate', 'streams_per_connection', 'total_requests', 'total_rate', 'fail_safe_ms']);
@@ -36,11 +36,21 @@ const HINTS = {
 
 /** A typed number as a JSON number; anything else is sent as typed so the API names the field. */
 function value(name, raw) {
-  const s = raw.trim();
-  if (s === '') return undefined;
-  if (!NUMERIC.has(name)) return s;
-  const n = Number(s);
-  return Number.isFinite(n) ? n : s;
+  if (!NUMERIC.has(name)) return raw.trim() === '' ? undefined : raw.trim();
+  return numberOrText(raw);
+}
+
+/** Shows `message` at a field's error slot, opening its section, and marks its control invalid
+ *  (focused). Also the panel's rate control's (rate.js). */
+export function markInvalid(slot, control, message) {
+  setText(slot, message);
+  // A field in a closed section: open it so that the message is seen.
+  const section = slot.closest('details');
+  if (section) section.open = true;
+  if (control?.setAttribute) {
+    control.setAttribute('aria-invalid', 'true');
+    control.focus();
+  }
 }
 
 /**
@@ -203,15 +213,7 @@ export function initForm({ onCreated }) {
       if (slot) Object.assign(place, { slot: up, message });
     }
     if (slot) {
-      setText(slot, place.message);
-      // A field in a closed section: open it so that the message is seen.
-      const section = slot.closest('details');
-      if (section) section.open = true;
-      const el = control(place.slot);
-      if (el?.setAttribute) {
-        el.setAttribute('aria-invalid', 'true');
-        el.focus();
-      }
+      markInvalid(slot, control(place.slot), place.message);
     } else {
       const box = $('form-error');
       setText(box, message);

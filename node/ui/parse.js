@@ -25,6 +25,15 @@ export function headerMap(raw) {
   return { headers: Object.keys(out).length ? out : undefined };
 }
 
+/** A typed number as a JSON number, blank as undefined; anything else is sent as typed, so that
+ *  the API's 400 names the field. */
+export function numberOrText(raw) {
+  const s = raw.trim();
+  if (s === '') return undefined;
+  const n = Number(s);
+  return Number.isFinite(n) ? n : s;
+}
+
 /** A comma-separated list, blanks dropped. */
 export function list(raw) {
   const items = raw.split(',').map((x) => x.trim()).filter((x) => x !== '');

@@ -3,6 +3,7 @@
 
 import { checksText, renderByRequest } from './byrequest.js';
 import { $, fill, h, setText, show } from './dom.js';
+import { historyRateChanges, renderRate } from './rate.js';
 import {
   DASH, capitalize, fmtAge, fmtDuration, fmtInt, fmtMs, fmtPct, fmtRps, fmtTime, isFinished, shortId,
 } from './format.js';
@@ -187,6 +188,7 @@ export function renderTest(t, ctx) {
   show(type, !!t);
   show($('test-trigger'), !!t && t.status === 'created');
   show($('test-stop'), !!t && t.status === 'running');
+  renderRate(t);
   if (!t) {
     setText($('test-id'), '');
     return;
@@ -343,7 +345,9 @@ export function renderHistory(tests, { selected, limit, onOpen, onMore }) {
         h('td', { class: 'num' }, fmtDuration(elapsedMs(t))),
         h('td', { class: 'l' }, pill(t.status, t.status, 'history-status'),
           // A test with thresholds: its verdict beside its state (a completed test can fail them).
-          t.thresholds ? [' ', h('span', { class: `pill pill-small pill-${VERDICT_KIND[t.thresholds.verdict] ?? 'muted'}`, title: 'thresholds', 'data-testid': 'history-verdict' }, t.thresholds.verdict.replace('_', ' '))] : null),
+          t.thresholds ? [' ', h('span', { class: `pill pill-small pill-${VERDICT_KIND[t.thresholds.verdict] ?? 'muted'}`, title: 'thresholds', 'data-testid': 'history-verdict' }, t.thresholds.verdict.replace('_', ' '))] : null,
+          // A test whose pace was changed while it ran: how many times (each in the tooltip).
+          t.rate_changes?.length ? [' ', historyRateChanges(t)] : null),
       );
     }),
   );

@@ -56,6 +56,7 @@ const ASSETS: &[Asset] = &[
     asset!("mix.js", JS),
     asset!("parse.js", JS),
     asset!("byrequest.js", JS),
+    asset!("rate.js", JS),
     asset!("app.css", CSS),
     asset!("favicon.svg", SVG),
     asset!("vendor/uPlot.iife.min.js", JS),
