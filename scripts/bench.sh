@@ -4,7 +4,7 @@
 # way (non-zero only when it cannot run at all).
 #
 #   scripts/bench.sh        (or: make bench)
-#   BENCH_ONLY=rate scripts/bench.sh        (one section alone: saturation, rate, gap or memory)
+#   BENCH_ONLY=rate scripts/bench.sh        (one section alone: saturation, rate, gap, memory, tls or dist)
 #
 # What it measures, against one floodgate-target on 127.0.0.1:
 #   1. Saturation: wrk -t1 -cC -dDs and `floodgate load -cC -nM` (M sized to run about as long),
