@@ -94,6 +94,15 @@ impl Rig {
             .collect()
     }
 
+    /// Starts test `long`: a Tsunami of 100,000 requests 10 ms apart (it runs until stopped).
+    async fn run_long(&mut self) {
+        let mut long = avalanche("long", 100_000);
+        long["test_type"] = json!("TSUNAMI");
+        long["delay_us"] = json!(10_000);
+        self.config(long).await;
+        self.trigger("long", None).await;
+    }
+
     fn malformed(&self) -> u64 {
         self.control
             .ctx
@@ -313,11 +322,7 @@ async fn a_missing_count_uses_the_default_and_the_report_says_so() {
 #[tokio::test]
 async fn a_stop_on_the_control_topic_ends_the_run_early_and_unknown_commands_are_ignored() {
     let mut r = rig(None);
-    let mut long = avalanche("long", 100_000);
-    long["test_type"] = json!("TSUNAMI");
-    long["delay_us"] = json!(10_000);
-    r.config(long).await;
-    r.trigger("long", None).await;
+    r.run_long().await;
     assert!(r.control.active.is_some());
     r.control_msg(r#"{"type":"pause","test_id":"long"}"#).await;
     assert_eq!(r.malformed(), 0, "a newer command is not malformed");
@@ -425,11 +430,7 @@ async fn only_a_floodgate_orchestrator_s_beat_is_kept_for_the_echo() {
 #[tokio::test]
 async fn a_rate_change_is_applied_once_and_only_to_this_driver_s_running_test() {
     let mut r = rig(None);
-    let mut long = avalanche("long", 100_000);
-    long["test_type"] = json!("TSUNAMI");
-    long["delay_us"] = json!(10_000);
-    r.config(long).await;
-    r.trigger("long", None).await;
+    r.run_long().await;
     let at = protocol::now_unix_ms() + 200;
     let set = |test: &str, seq: u64, rates: &str| {
         format!(

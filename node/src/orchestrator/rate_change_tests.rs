@@ -25,19 +25,30 @@ fn drivers() -> Vec<String> {
     (0..3).map(|i| format!("d{i}")).collect()
 }
 
+/// The test as a change sees it.
+fn running<'a>(
+    spec: &'a TestSpec,
+    drivers: &'a [String],
+    started_at_ms: u64,
+    changes: &'a [RateChange],
+    not_floodgate: &[&str],
+) -> Running<'a> {
+    Running {
+        spec,
+        drivers,
+        started_at_ms,
+        changes,
+        not_floodgate: not_floodgate.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
 fn planned(
     spec: &TestSpec,
     changes: &[RateChange],
     input: RateInput,
 ) -> Result<RateChange, String> {
     let d = drivers();
-    let t = Running {
-        spec,
-        drivers: &d,
-        started_at_ms: NOW - 5_000,
-        changes,
-        not_floodgate: Vec::new(),
-    };
+    let t = running(spec, &d, NOW - 5_000, changes, &[]);
     plan(&t, input, NOW, &Caps::HARD).map_err(|e| match e {
         OrchestratorError::Invalid(f) => format!("{}: {}", f.field, f.message),
         other => other.to_string(),
@@ -167,13 +178,7 @@ fn a_deployments_cap_holds_for_a_new_rate_too() {
     let s =
         spec(r#""test_type":"avalanche","throughput_per_driver":100,"requests_per_driver":100"#);
     let d = drivers();
-    let t = Running {
-        spec: &s,
-        drivers: &d,
-        started_at_ms: NOW,
-        changes: &[],
-        not_floodgate: Vec::new(),
-    };
+    let t = running(&s, &d, NOW, &[], &[]);
     let caps = Caps {
         rate: 200.0,
         ..Caps::HARD
@@ -186,13 +191,7 @@ fn a_deployments_cap_holds_for_a_new_rate_too() {
 fn a_seed_driver_or_too_many_changes_refuse_and_numbers_follow_on() {
     let s = spec(r#""test_type":"tsunami","delay_ms":10,"requests_per_driver":100"#);
     let d = drivers();
-    let t = Running {
-        spec: &s,
-        drivers: &d,
-        started_at_ms: NOW,
-        changes: &[],
-        not_floodgate: vec!["d2".to_string()],
-    };
+    let t = running(&s, &d, NOW, &[], &["d2"]);
     let e = plan(&t, input("delay_ms", 5.0), NOW, &Caps::HARD).expect_err("seed");
     assert!(e.to_string().contains("d2"), "{e}");
 
@@ -208,13 +207,7 @@ fn a_seed_driver_or_too_many_changes_refuse_and_numbers_follow_on() {
 fn a_change_before_the_start_takes_effect_at_the_start() {
     let s = spec(r#""test_type":"tsunami","delay_ms":10,"requests_per_driver":100"#);
     let d = drivers();
-    let t = Running {
-        spec: &s,
-        drivers: &d,
-        started_at_ms: NOW + 3_000,
-        changes: &[],
-        not_floodgate: Vec::new(),
-    };
+    let t = running(&s, &d, NOW + 3_000, &[], &[]);
     let c = plan(&t, input("delay_ms", 5.0), NOW, &Caps::HARD).expect("valid");
     assert_eq!(c.at_ms, NOW + 3_000);
 }
