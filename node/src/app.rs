@@ -332,6 +332,8 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         start_at: Some(SystemTime::now() + LOAD_WARMUP),
         // Only a paced run has gaps to measure.
         record_sends: if pacer.is_paced() { RECORD_SENDS } else { 0 },
+        // One machine, one run: nothing changes its rate.
+        max_retimes: 0,
         transport,
     };
     let running = engine::start(plan)

@@ -408,6 +408,8 @@ pub fn plan_for(
         mix,
         checker: c.checks.as_ref().map(checker_of).unwrap_or_default(),
         record_sends: 0,
+        // The orchestrator sends at most this many (it refuses more), so none is refused here.
+        max_retimes: crate::protocol::limits::MAX_RATE_CHANGES,
         transport,
     })
 }

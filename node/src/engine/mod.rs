@@ -72,6 +72,8 @@ pub struct Plan {
     pub record_sends: usize,
     /// HTTP version and TLS; the default is plain HTTP/1.1.
     pub transport: Transport,
+    /// Live rate changes the run takes at most ([`Running::retime`]); 0 takes none.
+    pub max_retimes: usize,
 }
 
 /// How the workers talk to the target: HTTP/1.1 or HTTP/2, plain or TLS.
@@ -324,7 +326,7 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         start_wall,
         lease_ns: AtomicU64::new(u64::MAX),
         lapsed: AtomicBool::new(false),
-        retimes: retime::Retimes::new(retimable_gap),
+        retimes: retime::Retimes::new(retimable_gap, plan.max_retimes),
         retimed: Notify::new(),
     });
     let mirror_service = !shared.pacer.is_paced();

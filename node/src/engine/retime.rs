@@ -9,16 +9,13 @@
 //! (pacing stays a pure function of the index). Each change point is one segment of that
 //! piecewise schedule; [`ChangePoint::from_segment`] is the pure step, table-tested.
 //!
-//! The points live in a fixed array of atomics written under a lock by the one caller that
-//! changes rates (the driver) and read without one by the clock and the workers: a run with no
-//! change costs one atomic load per request.
+//! The points live in a fixed array of atomics, as many as the plan allows (the driver gives the
+//! protocol's limit, so it never refuses a change the orchestrator accepted), written under a
+//! lock by the one caller that changes rates (the driver) and read without one by the clock and
+//! the workers: a run with no change costs one atomic load per request.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
-
-/// The most rate changes a run takes (the protocol's limit, so a driver never has to refuse one
-/// the orchestrator accepted).
-pub const MAX_CHANGES: usize = crate::protocol::limits::MAX_RATE_CHANGES;
 
 /// One segment of a retimed schedule: request `i >= first` is due `origin_ns + i × gap_ns` after
 /// the start.
@@ -120,8 +117,8 @@ impl Retimed {
 pub enum RetimeError {
     /// The run is not paced by a constant gap (unpaced, or staged: the stages are its pace).
     NotConstant,
-    /// The run already took [`MAX_CHANGES`] changes.
-    TooMany,
+    /// The run already took as many changes as its plan allows ([`super::Plan::max_retimes`]).
+    TooMany(usize),
     /// A zero gap (an unpaced run cannot be reached by a change).
     ZeroGap,
 }
@@ -132,7 +129,7 @@ impl std::fmt::Display for RetimeError {
             RetimeError::NotConstant => {
                 f.write_str("the run is not paced by a constant rate (uncapped, or staged)")
             }
-            RetimeError::TooMany => write!(f, "the run already took {MAX_CHANGES} rate changes"),
+            RetimeError::TooMany(n) => write!(f, "the run already took {n} rate changes"),
             RetimeError::ZeroGap => f.write_str("a rate change needs a rate above zero"),
         }
     }
@@ -158,9 +155,10 @@ pub struct Retimes {
 }
 
 impl Retimes {
-    /// For a run paced by `base_gap_ns` (0: not retimable, and then nothing is allocated).
-    pub fn new(base_gap_ns: u64) -> Self {
-        let slots = if base_gap_ns == 0 { 0 } else { MAX_CHANGES };
+    /// For a run paced by `base_gap_ns` taking at most `most` changes (0 either way: not
+    /// retimable, and then nothing is allocated).
+    pub fn new(base_gap_ns: u64, most: usize) -> Self {
+        let slots = if base_gap_ns == 0 { 0 } else { most };
         Self {
             base_gap_ns,
             count: AtomicUsize::new(0),
@@ -212,13 +210,16 @@ impl Retimes {
         if self.base_gap_ns == 0 {
             return Err(RetimeError::NotConstant);
         }
+        if self.slots.is_empty() {
+            return Err(RetimeError::TooMany(0));
+        }
         if gap_ns == 0 {
             return Err(RetimeError::ZeroGap);
         }
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let n = self.count.load(Ordering::Relaxed);
         if n >= self.slots.len() {
-            return Err(RetimeError::TooMany);
+            return Err(RetimeError::TooMany(self.slots.len()));
         }
         let last = match n {
             0 => ChangePoint::base(self.base_gap_ns),
@@ -247,6 +248,7 @@ mod tests {
     use super::*;
 
     const MS: u64 = 1_000_000;
+    const MOST: usize = 8;
 
     #[test]
     fn a_change_keeps_what_was_due_before_it_and_carries_the_phase_over() {
@@ -289,7 +291,7 @@ mod tests {
 
     #[test]
     fn changes_chain_and_never_go_back_in_time() {
-        let r = Retimes::new(MS);
+        let r = Retimes::new(MS, MOST);
         let a = r.push(10 * MS, 0, MS / 2, 1).expect("first");
         // Asked for an instant before the previous change: taken at that change.
         let b = r.push(5 * MS, 0, 2 * MS, 2).expect("second");
@@ -308,14 +310,21 @@ mod tests {
     #[test]
     fn a_run_that_cannot_be_retimed_says_why() {
         assert_eq!(
-            Retimes::new(0).push(0, 0, MS, 1),
+            Retimes::new(0, MOST).push(0, 0, MS, 1),
             Err(RetimeError::NotConstant)
         );
-        assert_eq!(Retimes::new(MS).push(0, 0, 0, 1), Err(RetimeError::ZeroGap));
-        let r = Retimes::new(MS);
-        for i in 0..MAX_CHANGES as u64 {
+        assert_eq!(
+            Retimes::new(MS, MOST).push(0, 0, 0, 1),
+            Err(RetimeError::ZeroGap)
+        );
+        let r = Retimes::new(MS, MOST);
+        for i in 0..MOST as u64 {
             r.push(i * MS, 0, MS, i).expect("within the limit");
         }
-        assert_eq!(r.push(0, 0, MS, 99), Err(RetimeError::TooMany));
+        assert_eq!(r.push(0, 0, MS, 99), Err(RetimeError::TooMany(MOST)));
+        assert_eq!(
+            Retimes::new(MS, 0).push(0, 0, MS, 1),
+            Err(RetimeError::TooMany(0))
+        );
     }
 }

@@ -56,6 +56,7 @@ fn plan(addr: SocketAddr, requests: u64, concurrency: usize, pacer: Pacer) -> Pl
         mix: Vec::new(),
         checker: Default::default(),
         record_sends: 0,
+        max_retimes: 4,
         transport: Default::default(),
     }
 }

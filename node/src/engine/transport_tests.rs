@@ -97,6 +97,7 @@ fn plan_for(url: &str, t: &protocol::Transport, requests: u64, connections: usiz
         mix: Vec::new(),
         checker: Default::default(),
         record_sends: 0,
+        max_retimes: 0,
         transport,
     }
 }

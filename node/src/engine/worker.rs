@@ -308,6 +308,7 @@ mod tests {
             mix: Vec::new(),
             checker: Default::default(),
             record_sends: 0,
+            max_retimes: 0,
             transport: Default::default(),
         }
     }
