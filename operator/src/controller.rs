@@ -9,6 +9,7 @@ use crate::crd::{DriverProgress, LoadTest, Phase, RequestProgress, Stats};
 use crate::crd::{StartSkewStatus, ThresholdResult, ThresholdsStatus};
 pub(crate) use crate::input::test_input;
 use crate::plan::{self, Action as Step, Observed, TestObservation};
+use crate::rate::Pace;
 use crate::resources::{deployment_name, driver_deployment, owns_driver, DriverDefaults};
 use floodgate::orchestrator::view::TestView;
 use floodgate::orchestrator::{Orchestrator, OrchestratorError};
@@ -195,6 +196,7 @@ async fn apply(lt: &LoadTest, ctx: &Context) -> Result<Action, Error> {
                     status.run = Some(run);
                 }
             }
+            Step::SetRate(pace) => set_rate(lt, *pace, &mut status, &observed.now, ctx).await?,
         }
     }
     ctx.set_phase(lt, Some(status.phase));
@@ -323,6 +325,12 @@ pub fn observation(v: &TestView) -> TestObservation {
         generator_warnings: v.generator_warnings.clone(),
         thresholds: v.thresholds.as_ref().map(thresholds_status),
         by_request: by_request(&a.by_request),
+        rate_changes: crate::rate::history(&v.rate_changes),
+        start_pace: Pace::of_test(&v.spec),
+        last_asked: v
+            .rate_changes
+            .last()
+            .and_then(|c| Pace::of_input(&c.change.input)),
     }
 }
 
@@ -451,6 +459,67 @@ async fn start_test(
     }
 }
 
+/// Asks the orchestrator for the spec's new pace (issue 13), once: the status records what
+/// was set, or that it was refused (a condition and an Event), so a reconcile does not ask
+/// again. Only an error that may pass (Kafka unavailable) is returned, and retried.
+async fn set_rate(
+    lt: &LoadTest,
+    pace: Pace,
+    status: &mut crate::crd::LoadTestStatus,
+    now: &str,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let (note, warning) = match ctx.orchestrator.set_rate(&test_id(lt), pace.input()).await {
+        Ok(view) => {
+            let changes = crate::rate::history(&view.rate_changes);
+            let note = crate::rate::applied(status, pace, changes, now);
+            tracing::info!(loadtest = %lt.name_any(), "{note}");
+            (note, false)
+        }
+        // The value (`FieldError` names the API's field; the message is the spec's) or the
+        // test (not running, staged, time-bound, ...): not asked for again.
+        Err(OrchestratorError::Invalid(why)) => (
+            crate::rate::refused(status, pace, &why.message, false, now),
+            true,
+        ),
+        Err(OrchestratorError::Conflict(why)) => {
+            (crate::rate::refused(status, pace, &why, true, now), true)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if warning {
+        tracing::warn!(loadtest = %lt.name_any(), "{note}");
+    }
+    publish_event(lt, ctx, warning, &note).await;
+    Ok(())
+}
+
+/// An Event on the LoadTest (`kubectl describe`); best effort: the condition says it too.
+async fn publish_event(lt: &LoadTest, ctx: &Context, warning: bool, note: &str) {
+    use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+    use kube::Resource;
+    let recorder = Recorder::new(ctx.client.clone(), MANAGER.into());
+    let event = KubeEvent {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: if warning {
+            "RateChangeRefused"
+        } else {
+            "RateChanged"
+        }
+        .into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "SetRate".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &lt.object_ref(&())).await {
+        tracing::warn!(loadtest = %lt.name_any(), "could not publish an event: {e}");
+    }
+}
+
 /// On deletion: stop the test if it runs, and remove the drivers (the owner reference would
 /// too, through the garbage collector; doing it here does not depend on one).
 async fn cleanup(lt: &LoadTest, ctx: &Context) -> Result<Action, Error> {
@@ -480,3 +549,7 @@ mod tests;
 #[cfg(test)]
 #[path = "controller_configmap_tests.rs"]
 mod configmap_tests;
+
+#[cfg(test)]
+#[path = "controller_rate_tests.rs"]
+mod rate_tests;

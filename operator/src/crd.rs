@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
     printcolumn = r#"{"name":"Thresholds","type":"string","jsonPath":".status.thresholds.verdict"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
-#[x_kube(validation = Rule::new("self == oldSelf").message("a LoadTest's spec cannot change; create a new LoadTest to run again"))]
+#[x_kube(validation = Rule::new("self.testType != 'Tsunami' || !has(self.throughputPerDriver) || !has(oldSelf.throughputPerDriver) || self.throughputPerDriver == oldSelf.throughputPerDriver").message("a Tsunami's pace is delayMs: its throughputPerDriver cap cannot change").field_path(".throughputPerDriver"))]
 #[x_kube(validation = Rule::new("self.testType != 'Tsunami' || has(self.stages) || has(self.totalRate) || (has(self.delayMs) && self.delayMs > 0.0)").message("a Tsunami test needs delayMs > 0 (or stages, or totalRate)"))]
 #[x_kube(validation = Rule::new("(has(self.requestsPerDriver) ? 1 : 0) + (has(self.totalRequests) ? 1 : 0) + (has(self.durationMs) ? 1 : 0) + (has(self.stages) ? 1 : 0) == 1").message("give exactly one of requestsPerDriver or totalRequests (a count), durationMs or stages (a time)"))]
 #[x_kube(validation = Rule::new("!has(self.totalRate) || (has(self.totalRequests) && !has(self.throughputPerDriver) && !has(self.delayMs))").message("totalRate goes with totalRequests, instead of throughputPerDriver or delayMs"))]
@@ -41,6 +41,8 @@ use std::collections::BTreeMap;
 #[x_kube(validation = Rule::new("has(self.targetUrl) != has(self.mix)").message("give exactly one of targetUrl (one request) or mix (a request mix)"))]
 #[x_kube(validation = Rule::new("!has(self.mix) || (!has(self.method) && !has(self.headers) && !has(self.body))").message("with a mix, each entry has its own method, headers and body: leave the top-level ones out"))]
 #[x_kube(validation = Rule::new("!has(self.mix) || self.mix.all(a, self.mix.exists_one(b, b.name == a.name))").message("each mix entry needs a name of its own (mix[].name must be unique)"))]
+// Immutability: every field but the pace, one transition rule each (see immutable_but_pace).
+#[schemars(transform = immutable_but_pace)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadTestSpec {
     /// The URL every request goes to, http:// or https://, e.g.
@@ -154,6 +156,56 @@ pub struct LoadTestSpec {
     /// How an https:// target's certificate is checked (default: the drivers' system roots).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<LoadTestTls>,
+}
+
+/// The spec fields an existing LoadTest may change (issue 13): its pace, which a running
+/// test takes live. Only the field the test gives its pace with is set (the cross-field
+/// rules), and none of them may be added or removed, so a test keeps the way it gives it.
+pub const PACE_FIELDS: [&str; 3] = ["delayMs", "throughputPerDriver", "totalRate"];
+
+/// The spec's transition rules, made from its schema's properties: each field but the pace
+/// cannot change (nor be added or removed), each pace field cannot be added or removed. One
+/// rule per field, each naming it (`fieldPath`), so a refusal says which field; a field added
+/// to the spec later is immutable unless it is listed in [`PACE_FIELDS`].
+fn immutable_but_pace(schema: &mut schemars::Schema) {
+    let names = |key: &str| -> Vec<String> {
+        match schema.get(key) {
+            Some(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let (properties, required) = (names("properties"), names("required"));
+    for name in properties {
+        let present = format!("has(self.{name}) == has(oldSelf.{name})");
+        let rule = if PACE_FIELDS.contains(&name.as_str()) {
+            kube::core::Rule::new(present).message(
+                format!(
+                    "spec.{name} can change but not be added or removed: a LoadTest keeps the way it gives its pace"
+                )
+                .as_str(),
+            )
+        } else {
+            let same = if required.contains(&name) {
+                format!("self.{name} == oldSelf.{name}")
+            } else {
+                format!("{present} && (!has(self.{name}) || self.{name} == oldSelf.{name})")
+            };
+            kube::core::Rule::new(same).message(
+                format!(
+                    "a LoadTest's spec.{name} cannot change (only its pace can: delayMs, \
+                     throughputPerDriver or totalRate); create a new LoadTest to run again"
+                )
+                .as_str(),
+            )
+        };
+        let rule = rule.field_path(format!(".{name}"));
+        // Only fails on a rule that does not serialize, which a Rule always does.
+        let _ = kube::core::validate(schema, rule);
+    }
 }
 
 #[path = "crd_mix.rs"]
@@ -447,6 +499,71 @@ pub struct LoadTestStatus {
         deserialize_with = "lenient"
     )]
     pub run: Option<RunRecord>,
+    /// The pace the operator set, the way the spec gives it (issue 13): the spec's at the
+    /// start, then each value of a live change it made. Read leniently, as `run` is.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub rate: Option<RateStatus>,
+    /// The test's live rate changes (the operator's and any made through the REST API or
+    /// the CLI), as the drivers applied them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::MAX_RATE_CHANGES))]
+    pub rate_changes: Vec<RateChangeStatus>,
+}
+
+/// A running LoadTest's pace as the operator set it (`status.rate`): one of `delayMs`,
+/// `throughputPerDriver` and `totalRate`, the spec's own field.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput_per_driver: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_rate: Option<f64>,
+    /// Live rate changes the test has had.
+    #[serde(default)]
+    pub changes: u32,
+    /// A pace from the spec the orchestrator refused (the `RateChanged` condition says why):
+    /// not asked for again until the spec's pace changes. Written as null when there is none,
+    /// so that the status's merge patch removes it.
+    #[serde(default)]
+    pub refused: Option<PaceValue>,
+}
+
+/// One of a spec's pace fields with its value.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaceValue {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput_per_driver: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_rate: Option<f64>,
+}
+
+/// One live rate change (`status.rateChanges[]`), on the orchestrator's clock.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateChangeStatus {
+    /// 1 for the test's first change.
+    pub seq: u64,
+    /// The instant every driver was to switch at, Unix milliseconds.
+    pub at_ms: u64,
+    /// The new pace over all drivers, requests/s.
+    pub total_rate: f64,
+    /// The drivers told to switch.
+    pub drivers: u32,
+    /// The drivers that reported the switch.
+    pub switched: u32,
+    /// Latest switch minus earliest, once two or more drivers reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch_skew_ms: Option<f64>,
 }
 
 /// The running test as a successor needs it: who runs it, since when, and where on the
@@ -637,6 +754,84 @@ mod tests {
         }
     }
 
+    /// Issue 13: every spec field but the pace is immutable, by a rule of its own naming it;
+    /// the pace fields may change value, not be added or removed.
+    #[test]
+    fn every_spec_field_but_the_pace_is_immutable_by_a_rule_naming_it() {
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(LoadTest::crd()).expect("json");
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let properties: Vec<&String> = spec["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .collect();
+        assert!(properties.len() > 20, "{properties:?}");
+        let rules = spec["x-kubernetes-validations"].as_array().expect("rules");
+        let by_path = |name: &str| -> Vec<&serde_json::Value> {
+            rules
+                .iter()
+                .filter(|r| r["fieldPath"] == format!(".{name}"))
+                .collect()
+        };
+        const CEL_RESERVED: [&str; 18] = [
+            "as",
+            "break",
+            "const",
+            "continue",
+            "else",
+            "for",
+            "function",
+            "if",
+            "import",
+            "let",
+            "loop",
+            "package",
+            "namespace",
+            "return",
+            "var",
+            "void",
+            "while",
+            "in",
+        ];
+        for name in properties {
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric())
+                    && !CEL_RESERVED.contains(&name.as_str()),
+                "{name} would need escaping in CEL"
+            );
+            let rules = by_path(name);
+            let rule = |r: &serde_json::Value| r["rule"].as_str().unwrap_or("").to_string();
+            let texts: Vec<String> = rules.iter().map(|r| rule(r)).collect();
+            let present = format!("has(self.{name}) == has(oldSelf.{name})");
+            if PACE_FIELDS.contains(&name.as_str()) {
+                assert!(texts.contains(&present), "{name}: {texts:?}");
+                assert!(
+                    !texts
+                        .iter()
+                        .any(|t| t.contains(&format!("self.{name} == oldSelf.{name}"))
+                            && !t.contains("Tsunami")),
+                    "{name} may change: {texts:?}"
+                );
+            } else {
+                let found = rules
+                    .iter()
+                    .find(|r| rule(r).contains(&format!("self.{name} == oldSelf.{name}")))
+                    .unwrap_or_else(|| panic!("{name} has no immutability rule: {texts:?}"));
+                let same = rule(found);
+                let required = spec["required"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|n| n == name.as_str()));
+                assert!(required || same.contains(&present), "{name}: {same}");
+                let message = found["message"].as_str().unwrap_or("");
+                assert!(
+                    message.contains(&format!("spec.{name} cannot change")),
+                    "{name}: {message}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_schema_carries_ranges_and_rules() {
         let yaml = crd_yaml().expect("serializes");
@@ -644,7 +839,8 @@ mod tests {
             "minimum: 2",
             "maximum: 8",
             "x-kubernetes-validations",
-            "self == oldSelf",
+            "self.drivers == oldSelf.drivers",
+            "has(self.totalRate) == has(oldSelf.totalRate)",
             "shortNames",
             "subresources",
             "status: {}",

@@ -8,6 +8,7 @@ pub mod counters;
 pub mod crd;
 pub mod input;
 pub mod plan;
+pub mod rate;
 pub mod resources;
 pub mod secrets;
 pub mod takeover;

@@ -10,7 +10,8 @@
 use crate::configmaps::Resolved;
 use crate::crd::MAX_RECORDED_PARTITIONS;
 use crate::crd::{Condition, DriverProgress, LoadTestSpec, LoadTestStatus, Phase, Stats};
-use crate::crd::{RequestProgress, RunRecord, StartSkewStatus, ThresholdsStatus};
+use crate::crd::{RateChangeStatus, RequestProgress, RunRecord, StartSkewStatus, ThresholdsStatus};
+use crate::rate::{self, Pace};
 use floodgate::model::TestStatus;
 use floodgate::protocol::limits;
 use std::collections::BTreeSet;
@@ -46,6 +47,12 @@ pub struct TestObservation {
     pub by_request: Vec<RequestProgress>,
     /// How far apart the drivers started (issue 13).
     pub start_skew: Option<StartSkewStatus>,
+    /// Its live rate changes (issue 13).
+    pub rate_changes: Vec<RateChangeStatus>,
+    /// The pace it started with, the way the LoadTest gives it.
+    pub start_pace: Option<Pace>,
+    /// The pace its last change asked for, if this orchestrator made it.
+    pub last_asked: Option<Pace>,
 }
 
 /// What the controller saw before deciding.
@@ -68,12 +75,14 @@ pub struct Observed {
     pub now: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Create the driver Deployment or set its replicas.
     ScaleDrivers(i32),
     /// Create the test with these drivers and start it.
     StartTest { driver_ids: Vec<String> },
+    /// Change the running test's pace to the spec's (issue 13).
+    SetRate(Pace),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -163,6 +172,8 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
                     .collect();
                 actions.push(Action::StartTest { driver_ids });
                 st.start_time = Some(observed.now.clone());
+                // The pace it starts at (a change made before the start is just the spec).
+                st.rate = rate::at_start(spec);
                 advance(
                     &mut st,
                     Phase::Running,
@@ -209,6 +220,9 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
                 if let Some(th) = &t.thresholds {
                     thresholds_condition(&mut st, th, &observed.now);
                 }
+                if let Some(pace) = rate::decide(spec, &mut st, t, &observed.now) {
+                    actions.push(Action::SetRate(pace));
+                }
                 match t.status {
                     // Ended, but the last reports are still arriving: record them first.
                     s if s.is_finished() && !t.settled => Some(PROGRESS_EVERY),
@@ -239,6 +253,7 @@ pub fn plan(spec: &LoadTestSpec, current: Option<&LoadTestStatus>, observed: &Ob
         Phase::Succeeded | Phase::Failed => {
             // Done: the drivers stay scaled down, and nothing ever runs again.
             scale(&mut actions, 0);
+            rate::after_end(spec, &mut st, &observed.now);
             None
         }
     };
@@ -510,7 +525,7 @@ fn set_condition(
 }
 
 /// [`set_condition`] with any status: "True", "False" or "Unknown".
-fn set_condition_to(
+pub(crate) fn set_condition_to(
     st: &mut LoadTestStatus,
     type_: &str,
     status: &str,
@@ -593,6 +608,10 @@ fn record(st: &mut LoadTestStatus, t: &TestObservation) {
     st.aggregate = Some(t.aggregate.clone());
     st.by_request = t.by_request.clone();
     st.start_skew = t.start_skew.clone();
+    // Only grows (a successor rebuilds the history from the drivers' reports as they come).
+    if t.rate_changes.len() >= st.rate_changes.len() {
+        st.rate_changes = t.rate_changes.clone();
+    }
     st.drivers = t.drivers.clone();
     st.drivers_registered = st.drivers_registered.max(t.drivers.len() as u32);
     if let Some(s) = &t.started_at {

@@ -215,6 +215,9 @@ fn the_config_maps_are_read_while_pending_and_at_the_start_only() {
         thresholds: None,
         by_request: vec![],
         start_skew: None,
+        rate_changes: vec![],
+        start_pace: None,
+        last_asked: None,
     };
     let mut started = observed(3, Resolved::default());
     started.test = Some(running_test());

@@ -77,6 +77,9 @@ fn test(state: &str) -> TestObservation {
         thresholds: None,
         by_request: vec![],
         start_skew: None,
+        rate_changes: vec![],
+        start_pace: None,
+        last_asked: None,
     }
 }
 

@@ -323,6 +323,153 @@ async fn a_loadtest_in_totals_shares_them_exactly_among_its_drivers() {
     assert_eq!(e.target_count().await, 601, "the target agrees");
 }
 
+/// Issue 13: a LoadTest's pace changes live. 3000 requests at 300 req/s over 2 drivers; once
+/// it runs, `spec.totalRate` goes to 600: both drivers switch at one instant, the status
+/// records the change, and the test still sends exactly its total. Every other field stays
+/// immutable, and a pace field cannot be added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_loadtest_s_total_rate_changes_live_and_it_still_sends_its_exact_total() {
+    let e = Env::start().await;
+    e.apply(loadtest(
+        "live",
+        &e.target,
+        2,
+        json!({"requestsPerDriver": null, "totalRequests": 3000, "totalRate": 300}),
+    ))
+    .await
+    .expect("created");
+    e.phase("live", Phase::Scaling, Duration::from_secs(30))
+        .await;
+    let _drivers = e.drivers_for("live").await;
+    eventually(
+        "the test to run and send",
+        Duration::from_secs(60),
+        async || {
+            let st = e.loadtests().get("live").await.ok()?.status?;
+            (st.phase == Phase::Running && st.aggregate?.sent > 0).then_some(())
+        },
+    )
+    .await;
+    let started = e.loadtests().get("live").await.unwrap().status.unwrap();
+    assert_eq!(
+        started.rate.as_ref().and_then(|r| r.total_rate),
+        Some(300.0),
+        "{:?}",
+        started.rate
+    );
+    let patch = |spec: Value| Patch::Merge(json!({ "spec": spec }));
+    e.loadtests()
+        .patch(
+            "live",
+            &PatchParams::default(),
+            &patch(json!({"totalRate": 600})),
+        )
+        .await
+        .expect("the pace may change");
+    // Every other field is immutable, and a pace field cannot be added.
+    let refusals = [
+        (
+            json!({"targetUrl": format!("http://{}/other", e.target)}),
+            "spec.targetUrl cannot change",
+        ),
+        (json!({"drivers": 3}), "spec.drivers cannot change"),
+        (
+            json!({"throughputPerDriver": 100}),
+            "spec.throughputPerDriver can change but not be added or removed",
+        ),
+        (
+            json!({"totalRate": null}),
+            "spec.totalRate can change but not be added or removed",
+        ),
+    ];
+    for (spec, needle) in refusals {
+        let err = e
+            .loadtests()
+            .patch("live", &PatchParams::default(), &patch(spec.clone()))
+            .await
+            .expect_err(&spec.to_string());
+        assert!(err.to_string().contains(needle), "{spec}: {err}");
+    }
+    let done = e
+        .phase("live", Phase::Succeeded, Duration::from_secs(90))
+        .await;
+    let st = done.status.expect("status");
+    let rate = st.rate.clone().expect("status.rate");
+    assert_eq!(
+        (rate.total_rate, rate.changes),
+        (Some(600.0), 1),
+        "{rate:?}"
+    );
+    assert_eq!(rate.refused, None);
+    assert_eq!(st.rate_changes.len(), 1, "{:?}", st.rate_changes);
+    let change = &st.rate_changes[0];
+    assert_eq!(
+        (
+            change.seq,
+            change.total_rate,
+            change.drivers,
+            change.switched
+        ),
+        (1, 600.0, 2, 2),
+        "both drivers switched: {change:?}"
+    );
+    let skew = change.switch_skew_ms.expect("a switch skew");
+    assert!((0.0..100.0).contains(&skew), "{change:?}");
+    let c = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "RateChanged")
+        .expect("a RateChanged condition");
+    assert_eq!(c.status, "True", "{c:?}");
+    assert!(c.message.starts_with("spec.totalRate 600 applied"), "{c:?}");
+    let agg = st.aggregate.expect("aggregate");
+    assert_eq!((agg.sent, agg.ok, agg.errors), (3000, 3000, 0));
+    assert_eq!(
+        e.target_count().await,
+        3000,
+        "the target counts the total exactly"
+    );
+    let mut shares: Vec<u64> = st.drivers.iter().map(|d| d.sent).collect();
+    shares.sort();
+    assert_eq!(shares, [1500, 1500]);
+    // At 300/s throughout it would have taken 10 s: it sped up.
+    assert!(agg.achieved_rps > 330.0, "{agg:?}");
+    // The change is an Event on the LoadTest too.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(e.client.clone(), &e.ns);
+    let listed = events.list(&Default::default()).await.expect("events");
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|ev| ev.reason.as_deref() == Some("RateChanged")
+                && ev.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("live")),
+        "{:?}",
+        listed.items
+    );
+    // A change once it has ended is not applied, and the condition says so.
+    e.loadtests()
+        .patch(
+            "live",
+            &PatchParams::default(),
+            &patch(json!({"totalRate": 900})),
+        )
+        .await
+        .expect("the pace may change");
+    eventually(
+        "the change after the end to be shown as ignored",
+        Duration::from_secs(30),
+        async || {
+            let st = e.loadtests().get("live").await.ok()?.status?;
+            let c = st
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "RateChanged")?;
+            (c.status == "False" && c.reason == "TestEnded").then_some(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_a_driver_mid_test_fails_the_loadtest_with_partial_results() {
     let e = Env::start().await;
