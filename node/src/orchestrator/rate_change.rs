@@ -84,8 +84,12 @@ pub struct Running<'a> {
     pub drivers: &'a [String],
     /// When the test started (its agreed start, ms since the Unix epoch).
     pub started_at_ms: u64,
-    /// Changes already made.
+    /// Changes already made, as planned here.
     pub changes: &'a [RateChange],
+    /// The highest change number the drivers reported applying: after a restart or a takeover,
+    /// which start with no plan, the next change must still be numbered after it (a driver
+    /// ignores a number it has passed).
+    pub reported_seq: u64,
     /// Participants that read no control topic (another implementation's drivers).
     pub not_floodgate: Vec<String>,
 }
@@ -132,7 +136,8 @@ pub fn plan(
             t.not_floodgate.join(", ")
         )));
     }
-    if t.changes.len() >= limits::MAX_RATE_CHANGES {
+    let last_seq = t.changes.last().map_or(0, |c| c.seq).max(t.reported_seq);
+    if last_seq >= limits::MAX_RATE_CHANGES as u64 {
         return Err(conflict(format!(
             "a test takes at most {} rate changes",
             limits::MAX_RATE_CHANGES
@@ -175,7 +180,7 @@ pub fn plan(
     }
     let rates = per_driver(t, &input, field, caps)?;
     Ok(RateChange {
-        seq: t.changes.last().map_or(0, |c| c.seq) + 1,
+        seq: last_seq + 1,
         requested_at_ms: now_ms,
         at_ms: (now_ms + limits::RATE_CHANGE_LEAD_MS).max(t.started_at_ms),
         input,

@@ -38,6 +38,7 @@ fn running<'a>(
         drivers,
         started_at_ms,
         changes,
+        reported_seq: 0,
         not_floodgate: not_floodgate.iter().map(|d| d.to_string()).collect(),
     }
 }
@@ -198,9 +199,19 @@ fn a_seed_driver_or_too_many_changes_refuse_and_numbers_follow_on() {
     let first = planned(&s, &[], input("delay_ms", 5.0)).expect("first");
     let second = planned(&s, std::slice::from_ref(&first), input("delay_ms", 2.0)).expect("second");
     assert_eq!(second.seq, 2);
-    let many = vec![first; limits::MAX_RATE_CHANGES];
+    let mut many = vec![first; limits::MAX_RATE_CHANGES];
+    many.last_mut().expect("some").seq = limits::MAX_RATE_CHANGES as u64;
     let e = planned(&s, &many, input("delay_ms", 2.0)).expect_err("too many");
     assert!(e.contains("at most"), "{e}");
+
+    // After a restart the plan is gone, but the drivers' reports say how far the numbers went.
+    let d = drivers();
+    let mut t = running(&s, &d, NOW, &[], &[]);
+    t.reported_seq = 3;
+    let next = plan(&t, input("delay_ms", 5.0), NOW, &Caps::HARD).expect("valid");
+    assert_eq!(next.seq, 4);
+    t.reported_seq = limits::MAX_RATE_CHANGES as u64;
+    assert!(plan(&t, input("delay_ms", 5.0), NOW, &Caps::HARD).is_err());
 }
 
 #[test]

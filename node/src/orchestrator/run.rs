@@ -180,6 +180,11 @@ impl TestRun {
             drivers: &self.drivers,
             started_at_ms: self.started_at_ms.unwrap_or(0),
             changes: &self.rate_changes,
+            reported_seq: (self.parts.values())
+                .filter_map(|p| p.report.as_ref())
+                .flat_map(|r| r.rate_changes.iter().map(|c| c.seq))
+                .max()
+                .unwrap_or(0),
             not_floodgate,
         }
     }
