@@ -180,22 +180,24 @@ impl Retimes {
         }
     }
 
-    /// The segment pacing `index`, if a change reached it; `None`: the run's own pace.
+    /// The segment pacing `index`, if a change reached it; `None`: the run's own pace. Asked for
+    /// every request: only the slot found is read whole.
     pub fn segment_for(&self, index: u64) -> Option<ChangePoint> {
-        let n = self.count.load(Ordering::Acquire);
-        (0..n)
-            .rev()
-            .map(|i| self.read(i).point)
-            .find(|p| index >= p.first)
+        self.latest(|s| index >= s.first.load(Ordering::Relaxed))
     }
 
     /// The segment in force at `elapsed_ns`, if a change has taken effect by then.
     pub fn segment_at(&self, elapsed_ns: u64) -> Option<ChangePoint> {
+        self.latest(|s| elapsed_ns >= s.at_ns.load(Ordering::Relaxed))
+    }
+
+    /// The newest published point whose slot passes `test`.
+    fn latest(&self, test: impl Fn(&Slot) -> bool) -> Option<ChangePoint> {
         let n = self.count.load(Ordering::Acquire);
         (0..n)
             .rev()
+            .find(|&i| test(&self.slots[i]))
             .map(|i| self.read(i).point)
-            .find(|p| elapsed_ns >= p.at_ns)
     }
 
     /// Appends a change to `gap_ns` at `at_ns` (moved to `not_before_ns` if that is later:

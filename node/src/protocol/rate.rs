@@ -24,22 +24,18 @@ pub fn checked_rates(rates: &BTreeMap<String, f64>) -> Result<(), String> {
     Ok(())
 }
 
-/// `rates` read liberally: each a JSON number or a numeric string (range checks are
-/// [`checked_rates`]'s).
+/// `rates` read liberally: each a JSON number or a numeric string, by the wire's one lenient
+/// number parser (range checks are [`checked_rates`]'s).
 pub(super) fn lenient_rates<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, f64>, D::Error> {
     use serde::de::Error;
     BTreeMap::<String, Value>::deserialize(d)?
         .into_iter()
-        .map(|(id, v)| {
-            let rate = match &v {
-                Value::Number(n) => n.as_f64(),
-                Value::String(s) => s.trim().parse::<f64>().ok(),
-                _ => None,
-            };
-            rate.map(|r| (id.clone(), r))
-                .ok_or_else(|| D::Error::custom(format!("rates.{id}: expected a number, got {v}")))
+        .map(|(id, v)| match super::lenient::lenient_opt_f64(v) {
+            Ok(Some(rate)) => Ok((id, rate)),
+            Ok(None) => Err(D::Error::custom(format!("rates.{id}: no rate"))),
+            Err(e) => Err(D::Error::custom(format!("rates.{id}: {e}"))),
         })
         .collect()
 }
