@@ -4,6 +4,7 @@
 //! [`crate::model`]; counts and latency are the wire's and the statistics' value types.
 
 use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
+pub use crate::orchestrator::hand_over::{HandOverView, Taken};
 pub use crate::orchestrator::rate_change::{RateChangeView, RateInput};
 use crate::orchestrator::registry::DriverView;
 use crate::orchestrator::spec::{MixSpec, TestSpec};
@@ -55,6 +56,11 @@ pub struct Test {
     /// driver switches at, each one's new pace) and as each driver reported it applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_changes: Vec<RateChangeView>,
+    /// Lost drivers' shares handed to others (issue 13), in order: who was lost, what it had
+    /// reported sent, who took the rest at what pace, and how many requests it may have sent
+    /// that no report counted (`unknown`, at most `unknown_max`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hand_overs: Vec<HandOverView>,
 }
 
 /// What the test was asked to do, validated.
@@ -219,6 +225,7 @@ impl From<&TestView> for Test {
             split: v.split.clone(),
             start_skew: v.start_skew,
             rate_changes: v.rate_changes.clone(),
+            hand_overs: v.hand_overs.clone(),
         }
     }
 }

@@ -90,6 +90,9 @@ pub fn print_result(v: &Test, output: Output) {
     for c in &v.rate_changes {
         println!("{}", rate_change_line(c));
     }
+    for h in &v.hand_overs {
+        println!("{}", hand_over_line(h));
+    }
     for w in &v.generator_warnings {
         println!("warning: {w}");
     }
@@ -168,6 +171,38 @@ pub(super) fn rate_change_line(c: &crate::api::dto::RateChangeView) -> String {
     format!(
         "rate change {}: {:.1} req/s over all drivers from {} (Unix ms); {switched}{late}",
         c.change.seq, c.total_rate, at
+    )
+}
+
+/// One hand-over: who was lost with what it had sent, who took the rest, and the unknown.
+pub(super) fn hand_over_line(v: &crate::api::dto::HandOverView) -> String {
+    let h = &v.hand_over;
+    let parts: Vec<String> = (h.parts.iter())
+        .map(|(id, p)| match p.rate {
+            Some(rate) => format!("{id} +{} at {rate:.1} req/s", p.requests),
+            None => format!("{id} +{}", p.requests),
+        })
+        .collect();
+    let how = match &h.replacement {
+        Some(r) => format!("{r} joined in its place"),
+        None => "handed to the others".to_string(),
+    };
+    let unknown = match v.sent_after {
+        Some(n) => format!("it reported {n} more sent after that, so none is unknown"),
+        None => format!(
+            "up to {} of them may have left it unreported (unknown)",
+            v.unknown
+        ),
+    };
+    format!(
+        "hand-over {}: {} was lost ({}) after reporting {} of {} sent; the {} unsent were {how}          ({}); {unknown}",
+        h.seq,
+        h.from,
+        h.why,
+        h.reported_sent,
+        h.share,
+        h.unsent,
+        parts.join(", ")
     )
 }
 

@@ -4,7 +4,7 @@
 
 use super::failsafe::FailSafe;
 use super::{plan_for, Ctx};
-use crate::driver::reporter::Reporter;
+use crate::driver::reporter::{Notes, Reporter};
 use crate::engine::{self, Running};
 use crate::protocol::{
     self, Control as ControlMsg, Heartbeat, Role, TestConfig, Trigger, TriggerAction,
@@ -34,8 +34,10 @@ pub(super) struct ActiveRun {
     fail_safe: Option<FailSafe>,
     /// Its lapse was logged (once).
     lapse_noted: bool,
-    /// The last rate change applied (`seq`; 0: none).
+    /// The last rate change or hand-over applied (`seq`; 0: none).
     rate_seq: u64,
+    /// What the run's reports say of hand-overs and why it was stopped.
+    notes: Notes,
 }
 
 /// A config accepted for this driver, with the settings it lacked filled in.
@@ -119,6 +121,7 @@ impl Control {
                     Ok(()) => self.set_rate(&test_id, seq, at_ms, &rates),
                     Err(e) => self.ctx.bus.stats().malformed(topic, &e),
                 },
+                Ok(msg @ ControlMsg::HandOver { .. }) => self.on_hand_over(msg, topic).await,
                 Ok(ControlMsg::Register { node_id, .. }) => {
                     let me = node_id.as_deref().is_none_or(|n| n == self.ctx.cfg.id);
                     // At most once a second, whoever keeps asking.
@@ -466,6 +469,7 @@ impl Control {
                 running.extend_lease(lease.into());
             }
         }
+        let notes = reporter.notes();
         let task = tokio::spawn(report_loop(self.ctx.clone(), running.clone(), reporter));
         self.active = Some(ActiveRun {
             test_id,
@@ -475,6 +479,7 @@ impl Control {
             fail_safe,
             lapse_noted: false,
             rate_seq: 0,
+            notes,
         });
     }
 }
@@ -482,7 +487,7 @@ impl Control {
 /// A control message with a `type` this driver does not know (a newer orchestrator's command);
 /// one of a known type that does not parse is malformed.
 fn is_unknown_command(payload: &[u8]) -> bool {
-    const KNOWN: [&str; 3] = ["stop", "set_rate", "register"];
+    const KNOWN: [&str; 4] = ["stop", "set_rate", "hand_over", "register"];
     serde_json::from_slice::<Value>(payload)
         .ok()
         .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
@@ -541,6 +546,12 @@ async fn finish(ctx: &Ctx, report: &protocol::MetricsReport) {
     ctx.outbox.notify_one();
 }
 
+#[path = "hand_over.rs"]
+mod hand_over;
+
+#[cfg(test)]
+#[path = "hand_over_tests.rs"]
+mod hand_over_tests;
 #[cfg(test)]
 #[path = "control_tests.rs"]
 mod tests;

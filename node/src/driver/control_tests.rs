@@ -13,13 +13,13 @@ use tokio::sync::Notify;
 
 const CLOSED: &str = "http://127.0.0.1:1/ping";
 
-struct Rig {
-    control: Control,
-    bus: MemoryBus,
+pub(super) struct Rig {
+    pub(super) control: Control,
+    pub(super) bus: MemoryBus,
     _dir: tempfile::TempDir,
 }
 
-fn rig(default_target: Option<&str>) -> Rig {
+pub(super) fn rig(default_target: Option<&str>) -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
     let topics = Topics::with_prefix("");
     let bus = MemoryBus::new(topics.clone());
@@ -56,12 +56,12 @@ fn rig(default_target: Option<&str>) -> Rig {
 }
 
 impl Rig {
-    async fn config(&mut self, c: serde_json::Value) {
+    pub(super) async fn config(&mut self, c: serde_json::Value) {
         let t = self.control.ctx.cfg.topics.test_config.clone();
         self.control.handle(&t, c.to_string().as_bytes()).await;
     }
 
-    async fn trigger(&mut self, id: &str, start_at_ms: Option<u64>) {
+    pub(super) async fn trigger(&mut self, id: &str, start_at_ms: Option<u64>) {
         let t = self.control.ctx.cfg.topics.trigger.clone();
         let mut msg = json!({"test_id": id, "trigger": "YES"});
         if let Some(at) = start_at_ms {
@@ -70,13 +70,13 @@ impl Rig {
         self.control.handle(&t, msg.to_string().as_bytes()).await;
     }
 
-    async fn control_msg(&mut self, raw: &str) {
+    pub(super) async fn control_msg(&mut self, raw: &str) {
         let t = self.control.ctx.cfg.topics.control.clone();
         self.control.handle(&t, raw.as_bytes()).await;
     }
 
     /// Waits for the running test (if any) to end, then returns the final reports owed.
-    async fn finals(&mut self) -> Vec<MetricsReport> {
+    pub(super) async fn finals(&mut self) -> Vec<MetricsReport> {
         if let Some(a) = self.control.active.take() {
             tokio::time::timeout(Duration::from_secs(20), a.task)
                 .await
@@ -95,7 +95,7 @@ impl Rig {
     }
 
     /// Starts test `long`: a Tsunami of 100,000 requests 10 ms apart (it runs until stopped).
-    async fn run_long(&mut self) {
+    pub(super) async fn run_long(&mut self) {
         let mut long = avalanche("long", 100_000);
         long["test_type"] = json!("TSUNAMI");
         long["delay_us"] = json!(10_000);
@@ -103,7 +103,7 @@ impl Rig {
         self.trigger("long", None).await;
     }
 
-    fn malformed(&self) -> u64 {
+    pub(super) fn malformed(&self) -> u64 {
         self.control
             .ctx
             .bus
@@ -113,7 +113,7 @@ impl Rig {
     }
 }
 
-fn avalanche(id: &str, n: u64) -> serde_json::Value {
+pub(super) fn avalanche(id: &str, n: u64) -> serde_json::Value {
     json!({"test_id": id, "test_type": "AVALANCHE", "test_message_delay": 0, "message_count_per_driver": n, "target_url": CLOSED})
 }
 

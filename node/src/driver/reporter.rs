@@ -11,7 +11,19 @@ use crate::protocol::{
 use crate::stats;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// What the driver's control loop learns about a run while it goes on, for its reports: the
+/// shares of lost drivers it took, and why it was told to stop, if it was (issue 13).
+#[derive(Debug, Default)]
+pub struct RunNotes {
+    pub took: Vec<crate::protocol::TookOver>,
+    pub stop_reason: Option<String>,
+}
+
+/// The notes as both the control loop and the report loop hold them.
+pub type Notes = Arc<Mutex<RunNotes>>;
 
 pub struct Reporter {
     node_id: String,
@@ -26,6 +38,7 @@ pub struct Reporter {
     names: Vec<String>,
     /// Why a run whose lease lapsed stopped (the fail-safe's reason).
     lapse_reason: Option<String>,
+    notes: Notes,
 }
 
 struct RunPace {
@@ -46,7 +59,13 @@ impl Reporter {
             pace: None,
             names: Vec::new(),
             lapse_reason: None,
+            notes: Notes::default(),
         }
+    }
+
+    /// The run's notes, for the control loop to add to.
+    pub fn notes(&self) -> Notes {
+        self.notes.clone()
     }
 
     /// Says `reason` in the final report of a run stopped by its lease lapsing.
@@ -92,6 +111,10 @@ impl Reporter {
         self.seq += 1;
         let lat = &snap.recorder.latency;
         let s = lat.summary();
+        let (took, told) = {
+            let n = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+            (n.took.clone(), n.stop_reason.clone())
+        };
         let (state, reason) = match is_final {
             false => (RunState::Running, None),
             // Cut off too long: stopped by the fail-safe, whatever it had sent.
@@ -120,8 +143,10 @@ impl Reporter {
             true => (
                 RunState::Stopped,
                 Some(format!(
-                    "stopped after sending {} of {} requests",
-                    snap.sent, snap.requests
+                    "{} after sending {} of {} requests",
+                    told.as_deref().unwrap_or("stopped"),
+                    snap.sent,
+                    snap.requests
                 )),
             ),
         };
@@ -173,6 +198,7 @@ impl Reporter {
                     rate: 1.0 / r.gap.as_secs_f64().max(1e-9),
                 })
                 .collect(),
+            hand_overs: took,
             stages: self.pace.as_ref().map_or_else(Vec::new, |p| {
                 p.planned
                     .iter()

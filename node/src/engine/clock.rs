@@ -11,7 +11,8 @@
 //!   passed at once: the schedule is absolute ([`Pacer::due_by`]), so lateness never
 //!   accumulates;
 //! - an unpaced run gets one permit per worker at the start instant, and no clock after that;
-//! - a live rate change (`retime`) wakes it to wait for the next instant of the new schedule;
+//! - a live rate change (`retime`) wakes it to wait for the next instant of the new schedule,
+//!   and a raised count (a hand-over, `Running::extend`) to release the requests added;
 //! - the gate is closed at the end (by the worker of the last request) or on a stop, and a
 //!   closed gate tells every waiting worker that nothing is left.
 //!
@@ -34,14 +35,25 @@ pub(super) async fn run(shared: Arc<Shared>, workers: usize) {
     if shared.stopped.load(Ordering::Relaxed) {
         return;
     }
-    if shared.requests == 0 {
+    if shared.requests() == 0 && shared.count.close_at(0) {
         // Nothing to send: the workers end at once.
         shared.gate.close();
         return idle().await;
     }
     let mut waiter = Waiter::new();
     let mut released = 0u64;
-    while released < shared.requests {
+    loop {
+        if released >= shared.requests() {
+            if shared.count.is_closed() {
+                break;
+            }
+            // Every permit of the count is out, and a hand-over may still raise it (`extend`
+            // wakes this wait; a wake-up that came first is kept by the `Notify`).
+            tokio::select! {
+                () = shared.retimed.notified() => continue,
+                () = &mut stop => return,
+            }
+        }
         let Some(offset) = shared.due(released) else {
             // Unpaced: every worker goes at the start instant.
             tokio::select! {

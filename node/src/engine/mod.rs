@@ -133,8 +133,8 @@ pub(crate) struct Shared {
     /// The request or mix, each with its checks.
     mix: mix::Requests,
     pacer: Pacer,
-    /// Requests to send in all.
-    requests: u64,
+    /// Requests to send in all, and whether the count is final (see [`Count`]).
+    count: Count,
     /// No request is sent from this instant on (see [`Plan::until`]).
     end: Option<Instant>,
     timeout: Duration,
@@ -193,9 +193,14 @@ impl Shared {
     fn due_by(&self, elapsed: Duration) -> u64 {
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         match self.retimes.segment_at(ns) {
-            Some(p) => p.due_by(ns).clamp(1, self.requests.max(1)),
-            None => self.pacer.due_by(elapsed, self.requests),
+            Some(p) => p.due_by(ns).clamp(1, self.requests().max(1)),
+            None => self.pacer.due_by(elapsed, self.requests()),
         }
+    }
+
+    /// Requests to send in all, as of now (a hand-over may still add some).
+    fn requests(&self) -> u64 {
+        self.count.get()
     }
 
     fn stop(&self) {
@@ -207,7 +212,7 @@ impl Shared {
     /// [`Shared::lease_lapsed_at`] when the run still has requests to send; a run that sent
     /// everything (or was stopped, or reached its end) has nothing a lease could hold back.
     fn lapse_if_pending(&self, at: Instant) -> bool {
-        let pending = self.next.load(Ordering::Relaxed) < self.requests
+        let pending = self.next.load(Ordering::Relaxed) < self.requests()
             && !self.stopped.load(Ordering::Relaxed)
             && self.end.is_none_or(|end| at < end);
         pending && self.lease_lapsed_at(at)
@@ -225,6 +230,80 @@ impl Shared {
         self.lapsed.store(true, Ordering::Relaxed);
         self.stop();
         true
+    }
+}
+
+/// A run's request count, which a hand-over may raise until the run closes it. One atomic holds
+/// both, so that raising it and closing it cannot cross: the worker that ends the run closes
+/// the count it saw, and a raise after that is refused rather than lost.
+pub(crate) struct Count(AtomicU64);
+
+/// The top bit: the count is final.
+const CLOSED: u64 = 1 << 63;
+
+/// Why a run's count was not raised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extended {
+    /// Its last request already left (or was answered), or it was stopped.
+    Ended,
+    /// A time-bound run has no count to raise.
+    TimeBound,
+    /// The new count would be over what a run can hold.
+    TooMany,
+}
+
+impl std::fmt::Display for Extended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Extended::Ended => "the run has ended (its last request was let go, or it was stopped)",
+            Extended::TimeBound => "a time-bound run has no count to raise",
+            Extended::TooMany => "the count would be over what a run can hold",
+        })
+    }
+}
+
+impl Count {
+    fn new(n: u64) -> Self {
+        Self(AtomicU64::new(n.min(CLOSED - 1)))
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire) & !CLOSED
+    }
+
+    /// Closes the count if it is still `n`; false when it was raised past `n` meanwhile (or
+    /// is closed already).
+    fn close_at(&self, n: u64) -> bool {
+        self.0
+            .compare_exchange(n, n | CLOSED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    fn extend(&self, extra: u64) -> Result<u64, Extended> {
+        let mut out = Err(Extended::Ended);
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                if v & CLOSED != 0 {
+                    out = Err(Extended::Ended);
+                    return None;
+                }
+                match v.checked_add(extra).filter(|&n| n < CLOSED) {
+                    Some(n) => {
+                        out = Ok(n);
+                        Some(n)
+                    }
+                    None => {
+                        out = Err(Extended::TooMany);
+                        None
+                    }
+                }
+            });
+        out
     }
 }
 
@@ -308,7 +387,7 @@ pub fn start_at_addr(plan: Plan, addr: SocketAddr) -> Running {
         addr,
         mix: mix::Requests::new(plan.request, plan.checker, plan.mix),
         pacer: plan.pacer,
-        requests: plan.requests,
+        count: Count::new(plan.requests),
         end: plan.until.and_then(|u| start.checked_add(u)),
         timeout: plan.timeout,
         start,
@@ -409,10 +488,11 @@ impl Running {
         let mut s = Snapshot::merge_from(&self.stats);
         s.time_bound = self.shared.end.is_some();
         // An open count is not a figure to show: 0 says "as many as fit in the duration".
-        s.requests = if s.time_bound && self.shared.requests == u64::MAX {
+        let requests = self.shared.requests();
+        s.requests = if s.time_bound && requests >= CLOSED - 1 {
             0
         } else {
-            self.shared.requests
+            requests
         };
         s.stopped = self.shared.stopped.load(Ordering::Relaxed);
         let finished_at = *self.finished.borrow();
@@ -472,6 +552,23 @@ impl Running {
         Ok(applied.on_wall(self.shared.start_wall))
     }
 
+    /// Adds `extra` requests to the run's count (issue 13's hand-over of a lost driver's share):
+    /// they follow the ones already planned, on the same schedule. Refused once the count is
+    /// final: the last request was let go (unpaced) or answered (paced), the run was stopped,
+    /// or it is time-bound. Returns the new count.
+    pub fn extend(&self, extra: u64) -> Result<u64, Extended> {
+        if self.shared.end.is_some() {
+            return Err(Extended::TimeBound);
+        }
+        if self.shared.stopped.load(Ordering::Relaxed) {
+            return Err(Extended::Ended);
+        }
+        let n = self.shared.count.extend(extra)?;
+        // The clock may be idle, every permit of the old count released.
+        self.shared.retimed.notify_one();
+        Ok(n)
+    }
+
     /// The instant sends are allowed until, if a lease was set.
     pub fn lease(&self) -> Option<Instant> {
         match self.shared.lease_ns.load(Ordering::Relaxed) {
@@ -518,6 +615,8 @@ impl Running {
     }
 }
 
+#[cfg(test)]
+mod extend_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -7,7 +7,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// A keep-alive server answering every request with `response`, after `delay`; counts requests.
-async fn server(response: &'static [u8], delay: Duration) -> (SocketAddr, Arc<AtomicU64>) {
+pub(super) async fn server(
+    response: &'static [u8],
+    delay: Duration,
+) -> (SocketAddr, Arc<AtomicU64>) {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = l.local_addr().expect("addr");
     let count = Arc::new(AtomicU64::new(0));
@@ -41,9 +44,9 @@ async fn server(response: &'static [u8], delay: Duration) -> (SocketAddr, Arc<At
     (addr, count)
 }
 
-const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+pub(super) const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
-fn plan(addr: SocketAddr, requests: u64, concurrency: usize, pacer: Pacer) -> Plan {
+pub(super) fn plan(addr: SocketAddr, requests: u64, concurrency: usize, pacer: Pacer) -> Plan {
     Plan {
         request: PreparedRequest::build(&format!("http://{addr}/ping"), "GET", &[], None)
             .expect("request"),

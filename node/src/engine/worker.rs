@@ -75,7 +75,7 @@ pub(super) async fn run<C: Client>(shared: Arc<Shared>, stats: Arc<[StatsShard]>
         // whichever worker is free first takes the next request. A paced index is claimed only
         // after its permit, so it is never claimed before it is due.
         let index = shared.next.fetch_add(1, Ordering::Relaxed);
-        if index >= shared.requests {
+        if !within_count(&shared, index) {
             return;
         }
         let sent_at = Instant::now();
@@ -220,9 +220,25 @@ pub(super) async fn run<C: Client>(shared: Arc<Shared>, stats: Arc<[StatsShard]>
         };
         // Outside the lock: a snapshot never waits for a socket to close.
         client.after(after);
-        if paced && index + 1 == shared.requests {
-            // The last request of the run is in: the workers waiting for a permit can end.
+        if paced && shared.count.close_at(index + 1) {
+            // The last request of the run is in (and no hand-over raised the count meanwhile):
+            // the workers waiting for a permit can end.
             shared.gate.close();
+        }
+    }
+}
+
+/// Whether the claimed `index` is one to send. Past the count, the count is closed where this
+/// worker saw it: a hand-over that raised it first makes the index one to send after all (no
+/// index is skipped), and one that comes after is refused (see `Count`).
+fn within_count(shared: &Shared, index: u64) -> bool {
+    loop {
+        let n = shared.requests();
+        if index < n {
+            return true;
+        }
+        if shared.count.close_at(n) || shared.count.is_closed() {
+            return false;
         }
     }
 }

@@ -256,6 +256,43 @@ impl Orchestrator {
             .ok_or_else(|| OrchestratorError::NotFound(id.to_string()))
     }
 
+    /// Publishes a hand-over decided by the state (issue 13) on the control topic. A failure is
+    /// logged, not retried: the receivers then send only their own shares, and the test ends
+    /// failed, short of its total.
+    pub(super) async fn publish_hand_over(&self, id: &str, d: &super::run::Decided) {
+        let h = &d.hand_over;
+        let config = d.config.as_ref().map(|c| {
+            let mut c = (**c).clone();
+            c.orchestrator_id = Some(self.inner.cfg.id.clone());
+            c.to_json(&self.inner.cfg.seed)
+        });
+        let command = Control::HandOver {
+            test_id: id.to_string(),
+            orchestrator_id: Some(self.inner.cfg.id.clone()),
+            seq: h.seq,
+            at_ms: h.at_ms,
+            from: h.from.clone(),
+            parts: h.parts.clone(),
+            config,
+        };
+        let to: Vec<&str> = h.parts.keys().map(String::as_str).collect();
+        match (self.inner.bus)
+            .publish(
+                &self.inner.cfg.topics.control,
+                id,
+                &protocol::emit(&command),
+            )
+            .await
+        {
+            Ok(()) => {
+                tracing::warn!(test_id = %id, seq = h.seq, from = %h.from, unsent = h.unsent, unknown_max = h.unknown_max, to = %to.join(","), "a lost driver's share was handed over")
+            }
+            Err(e) => {
+                tracing::error!(test_id = %id, from = %h.from, "could not publish a hand-over: {e}")
+            }
+        }
+    }
+
     /// Publishes the stop of a test on the control topic, in the background and behind any
     /// trigger still being published (see [`Orchestrator::stop`]); for a stop on request and
     /// for an `abort_on_fail` threshold that failed.

@@ -6,6 +6,7 @@
 pub mod bus_watch;
 pub mod clock;
 mod commands;
+pub mod hand_over;
 mod intake;
 pub mod part;
 mod participants;
@@ -212,7 +213,7 @@ impl Orchestrator {
             }
         };
         let metrics = bus.subscribe(&[&metrics_topic], resume).await?;
-        let mut state = State::new(cfg.heartbeat_timeout, cfg.policy);
+        let mut state = State::new(cfg.heartbeat_timeout, cfg.policy).with_caps(cfg.caps);
         state.watch_bus(Instant::now());
         takeover::restore(stored, &mut state, Instant::now());
         let o = Orchestrator {
@@ -314,6 +315,12 @@ impl Orchestrator {
                     );
                 }
                 saved
+            }
+            Effect::HandOver { id, decided } => {
+                // In the background: the state's lock on writes is not held over the bus.
+                let (this, id, decided) = (self.clone(), id.clone(), decided.clone());
+                tokio::spawn(async move { this.publish_hand_over(&id, &decided).await });
+                Ok(())
             }
             Effect::StopDrivers { id } => {
                 tracing::info!(test_id = %id, "a threshold failed: telling the drivers to stop");

@@ -81,7 +81,11 @@ pub struct RateChangeView {
 /// The test as a rate change sees it.
 pub struct Running<'a> {
     pub spec: &'a TestSpec,
-    pub drivers: &'a [String],
+    /// The participants still sending (not those lost whose share was handed over).
+    pub drivers: Vec<String>,
+    /// Each one's weight in a new total rate, when it no longer follows the split (after a
+    /// hand-over: its pace now); empty: the split's.
+    pub weights: BTreeMap<String, f64>,
     /// When the test started (its agreed start, ms since the Unix epoch).
     pub started_at_ms: u64,
     /// Changes already made, as planned here.
@@ -231,8 +235,13 @@ fn per_driver(
     } else if let Some(total) = input.total_rate {
         limits::check_rate(total).map_err(|e| FieldError::new("total_rate", e))?;
         let split = super::spec_total::shared(spec);
-        for d in t.drivers {
-            rates.insert(d.clone(), one(share_of(split, d, total, t.drivers.len()))?);
+        let weighed: f64 = t.weights.values().sum();
+        for d in &t.drivers {
+            let rate = match t.weights.get(d) {
+                Some(w) if weighed > 0.0 => total * w / weighed,
+                _ => share_of(split, d, total, t.drivers.len()),
+            };
+            rates.insert(d.clone(), one(rate)?);
         }
     }
     Ok(rates)

@@ -35,7 +35,8 @@ fn running<'a>(
 ) -> Running<'a> {
     Running {
         spec,
-        drivers,
+        drivers: drivers.to_vec(),
+        weights: Default::default(),
         started_at_ms,
         changes,
         reported_seq: 0,

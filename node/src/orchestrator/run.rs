@@ -4,6 +4,7 @@
 //! still arriving for a short settle window fill in its final numbers.
 
 use super::clock::Offset;
+use super::hand_over::HandOver;
 pub use super::part::Rejected;
 use super::part::{Judgement, Part, Rules};
 use super::rate_change::{self, RateChange};
@@ -71,8 +72,12 @@ pub struct TestRun {
     series: Option<Series>,
     /// The `abort_on_fail` threshold that stopped the test, if one did.
     aborted_by: Option<String>,
-    /// Live rate changes, in order (issue 13).
+    /// Live rate changes, in order (issue 13); a paced hand-over is one too.
     rate_changes: Vec<RateChange>,
+    /// Lost drivers' shares handed to others, in order (issue 13).
+    hand_overs: Vec<HandOver>,
+    /// Replacements, with the instant each joined (its part is judged from then).
+    joined: BTreeMap<String, Instant>,
 }
 
 /// How often a running test gets a chart point.
@@ -127,6 +132,8 @@ impl TestRun {
             series: None,
             aborted_by: None,
             rate_changes: Vec::new(),
+            hand_overs: Vec::new(),
+            joined: BTreeMap::new(),
         }
     }
 
@@ -139,18 +146,32 @@ impl TestRun {
         self.split()?.shares.iter().find(|s| s.driver_id == id)
     }
 
-    /// Requests `id` was told to send: its share of a total, else the per-driver count.
+    /// Requests `id` was told to send: its share of a total, else the per-driver count; with
+    /// what it took from lost drivers. A lost driver whose share was handed over is held to
+    /// what it had reported then.
     fn requests_of(&self, id: &str) -> u64 {
-        let totals = self.spec.totals.as_ref();
-        match self.share(id) {
-            Some(s) if totals.is_some_and(|t| t.requests.is_some()) => s.requests,
-            _ => self.spec.requests_per_driver,
+        if let Some(h) = self.handed_over(id) {
+            return h.reported_sent;
         }
+        let totals = self.spec.totals.as_ref();
+        let own = match self.share(id) {
+            Some(s) if totals.is_some_and(|t| t.requests.is_some()) => s.requests,
+            _ if self.is_replacement(id) => 0,
+            _ => self.spec.requests_per_driver,
+        };
+        own + self.taken_by(id)
     }
 
     /// The gap `id` was paced at from the start: the test's, or its own share's when the rate
     /// is shared.
     fn start_gap_of(&self, id: &str) -> Duration {
+        if self.is_replacement(id) {
+            // Its pace is the one it joined at.
+            let joined_at = self.hand_overs.iter().find_map(|h| h.parts.get(id)?.rate);
+            return joined_at.map_or(Duration::ZERO, |r| {
+                Duration::try_from_secs_f64(1.0 / r).unwrap_or(Duration::MAX)
+            });
+        }
         let rate_shared = self.spec.totals.as_ref().is_some_and(|t| t.rate.is_some());
         match self.share(id).filter(|s| rate_shared && s.rate_scale > 0.0) {
             Some(s) => self.rules.gap.div_f64(s.rate_scale),
@@ -175,16 +196,22 @@ impl TestRun {
     /// The test as a rate change sees it; `not_floodgate` names the participants that read no
     /// control topic.
     pub fn rate_context(&self, not_floodgate: Vec<String>) -> rate_change::Running<'_> {
+        let drivers = self.active_drivers();
+        // After a hand-over the shares no longer follow the split: a new total is shared by
+        // each driver's pace now.
+        let weights = match self.hand_overs.is_empty() {
+            true => BTreeMap::new(),
+            false => (drivers.iter())
+                .filter_map(|d| Some((d.clone(), self.rate_of(d)?)))
+                .collect(),
+        };
         rate_change::Running {
             spec: &self.spec,
-            drivers: &self.drivers,
+            drivers,
+            weights,
             started_at_ms: self.started_at_ms.unwrap_or(0),
             changes: &self.rate_changes,
-            reported_seq: (self.parts.values())
-                .filter_map(|p| p.report.as_ref())
-                .flat_map(|r| r.rate_changes.iter().map(|c| c.seq))
-                .max()
-                .unwrap_or(0),
+            reported_seq: self.next_seq(self.reported_seq()) - 1,
             not_floodgate,
         }
     }
@@ -301,6 +328,7 @@ impl TestRun {
             .parts
             .iter()
             .filter(|(_, p)| p.report.as_ref().is_none_or(|r| r.counted));
+        let handed: Vec<&str> = self.hand_overs.iter().map(|h| h.from.as_str()).collect();
         let totals = charted.map(|(id, part)| {
             let r = part.report.as_ref();
             // Reports without their own clock are placed at their arrival.
@@ -320,7 +348,8 @@ impl TestRun {
                 sent: r.map_or(0, |r| r.requests_sent),
                 responses: r.map_or(0, |r| r.responses_received),
                 errors: r.map_or(0, |r| r.errors.total()),
-                is_final: r.is_some_and(|r| r.is_final),
+                // A lost driver whose share was handed over holds back no point.
+                is_final: r.is_some_and(|r| r.is_final) || handed.contains(&id.as_str()),
                 latency: &part.latency,
             }
         });
@@ -389,9 +418,6 @@ impl TestRun {
         if self.status != TestStatus::Running {
             return false;
         }
-        let since_start = self
-            .start_instant
-            .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
         let mut lost = Vec::new();
         let mut refused = Vec::new();
         let mut pending = false;
@@ -402,9 +428,14 @@ impl TestRun {
             .collect();
         for (id, part) in self.parts.iter_mut() {
             let rules = rules.get(id).unwrap_or(&self.rules);
+            let since_start = (self.joined.get(id).copied().or(self.start_instant))
+                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
             let j = part.judge(&liveness(id), &self.id, since_start, now, rules);
+            let handed_over = self.hand_overs.iter().any(|h| &h.from == id);
             match &j {
                 Judgement::Pending => pending = true,
+                // Its share went to others: their parts decide.
+                Judgement::Lost(_) if handed_over => {}
                 Judgement::Lost(why) => lost.push(format!("{id} ({why})")),
                 Judgement::Refused(why) => refused.push(format!("{id}: {why}")),
                 Judgement::Done(_) => {}
@@ -419,6 +450,7 @@ impl TestRun {
         let short: Vec<String> = self
             .parts
             .iter()
+            .filter(|(id, _)| self.handed_over(id).is_none())
             .filter_map(|(id, p)| {
                 let r = p.report.as_ref()?;
                 let requests = rules.get(id).map_or(self.rules.requests, |r| r.requests);
@@ -486,6 +518,13 @@ impl TestRun {
             .map(|(id, part)| driver_stats(id, part, self.requests_of(id), running, now))
             .collect();
         for (d, part) in per_driver.iter_mut().zip(self.parts.values()) {
+            if self.in_hand_over(&d.driver_id) {
+                // The plan wins over the driver's word: a lost driver is held to what it had
+                // reported, a receiver to its share plus what it was handed (which its own
+                // report says only once it took it).
+                d.stats.requests_total = self.requests_of(&d.driver_id);
+                finish_rates(&mut d.stats);
+            }
             timed_progress(&self.spec, d);
             let reported = part.report.as_ref().map_or(&[][..], |r| &r.stages[..]);
             d.stats.stages = stage_stats(&self.spec, 1, std::iter::once(reported));
@@ -570,6 +609,7 @@ impl TestRun {
             aggregate,
             per_driver,
             split: self.split().cloned(),
+            hand_overs: self.hand_over_history(),
             rate_changes: rate_change::history(
                 &self.rate_changes,
                 self.parts.iter().filter_map(|(id, p)| {
@@ -622,6 +662,10 @@ fn timed_progress(spec: &TestSpec, d: &mut DriverStats) {
         (d.stats.elapsed_ms as f64 / ms as f64).min(1.0)
     };
 }
+
+#[path = "run_hand_over.rs"]
+mod hand_over;
+pub use hand_over::Decided;
 
 #[cfg(test)]
 #[path = "run_tests.rs"]

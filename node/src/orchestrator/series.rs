@@ -70,6 +70,8 @@ struct DriverState {
     responses: u64,
     elapsed_us: u64,
     rps: f64,
+    /// The point that last took news from it.
+    heard_t_ms: u64,
 }
 
 #[derive(Debug)]
@@ -118,11 +120,12 @@ impl Series {
         let drivers: Vec<DriverTotals<'a>> = drivers.into_iter().collect();
         let known = &self.drivers;
         let advanced = |d: &DriverTotals| known.get(d.id).map_or(d.seq > 0, |s| d.seq != s.seq);
-        // A driver whose final report is already in a point has nothing more to say.
+        // A driver whose final report is already in a point has nothing more to say (nor has
+        // one called final without a new report: a lost driver whose share was handed over).
         let settled = |d: &DriverTotals| {
             known
                 .get(d.id)
-                .is_some_and(|s| s.is_final && s.seq == d.seq)
+                .is_some_and(|s| (s.is_final || d.is_final) && s.seq == d.seq)
         };
         if !drivers.iter().any(advanced) {
             return false;
@@ -152,18 +155,21 @@ impl Series {
                     responses: d.responses,
                     elapsed_us: d.elapsed_us,
                     rps: state.rps,
+                    heard_t_ms: t_ms,
                 };
             }
+            // A driver silent for two intervals (lost, or done) is sending nothing that the
+            // chart knows of: its last rate is not carried on (a lost driver would otherwise
+            // show its pace until the test ends). Its next report, if one comes, is measured
+            // over its own interval since the last.
+            let silent = t_ms.saturating_sub(state.heard_t_ms) >= 2 * self.every_ms;
+            let rps = if silent { 0.0 } else { state.rps };
             point.sent += d.sent;
             point.errors += d.errors;
-            point.rps += state.rps;
-            point.drivers.insert(
-                d.id.to_string(),
-                DriverPoint {
-                    sent: d.sent,
-                    rps: state.rps,
-                },
-            );
+            point.rps += rps;
+            point
+                .drivers
+                .insert(d.id.to_string(), DriverPoint { sent: d.sent, rps });
         }
         let mut window = merged.clone();
         // Cumulative reports only grow, so this succeeds; if a report was ever replaced by a
@@ -324,6 +330,13 @@ mod tests {
             ],
             false
         ));
+        // Silent for two intervals, b sends nothing the chart knows of: its last 1,000/s is not
+        // carried on.
+        let p = &s.points()[1];
+        assert_eq!(
+            (p.rps, p.drivers["b"].rps, p.drivers["a"].rps),
+            (1_000.0, 0.0, 1_000.0)
+        );
         // A driver that has finished does not hold the others back.
         let done = |seq| DriverTotals {
             is_final: true,

@@ -182,7 +182,7 @@ fn weights(members: &[Member], by: SplitBy) -> Vec<(f64, bool)> {
 }
 
 /// `total` in proportion to `weights` (all positive), adding up exactly.
-fn largest_remainder(total: u64, weights: &[f64]) -> Vec<u64> {
+pub(super) fn largest_remainder(total: u64, weights: &[f64]) -> Vec<u64> {
     let sum: f64 = weights.iter().sum();
     if weights.is_empty() || sum <= 0.0 {
         return vec![0; weights.len()];

@@ -100,6 +100,11 @@ pub enum Effect {
     StopDrivers {
         id: String,
     },
+    /// A lost driver's share was handed over (issue 13): publish it on the control topic.
+    HandOver {
+        id: String,
+        decided: Box<super::run::Decided>,
+    },
 }
 
 /// The outcome of an event: the view of the test it concerned, if any, and what to store.
@@ -145,6 +150,8 @@ pub struct State {
     /// Until then no test is judged, unless the metrics read catches up first (see
     /// [`super::takeover::CATCH_UP_MAX`]).
     held_until: Option<Instant>,
+    /// The deployment's caps, which a hand-over's raised paces are held to.
+    caps: Caps,
 }
 
 impl State {
@@ -155,7 +162,14 @@ impl State {
             order: Vec::new(),
             policy,
             held_until: None,
+            caps: Caps::HARD,
         }
+    }
+
+    /// Holds hand-overs to the deployment's caps.
+    pub fn with_caps(mut self, caps: Caps) -> Self {
+        self.caps = caps;
+        self
     }
 
     /// Judges no test until `until` or [`Event::CaughtUp`], whichever comes first: the tests
@@ -401,6 +415,22 @@ impl State {
                 });
             }
             t.sample(now, false);
+            // Floodgate drivers running nothing, in the order they were first seen: the first
+            // can join in a lost driver's place.
+            let idle: Vec<String> = (registry.alive(now).into_iter())
+                .filter(|d| {
+                    let l = registry.liveness(d, now);
+                    l.floodgate && l.test_id.is_none()
+                })
+                .collect();
+            let liveness = |d: &str| registry.liveness(d, now);
+            for decided in t.plan_hand_overs(now, now_ms, liveness, idle, &self.caps) {
+                out.effects.push(Effect::HandOver {
+                    id: t.id().to_string(),
+                    decided: Box::new(decided),
+                });
+                out.effects.push(Effect::SaveTest(Box::new(t.view(now))));
+            }
             if t.evaluate(now, now_ms, |d| registry.liveness(d, now)) {
                 // The last point shows the test's end even if one was taken a moment ago.
                 t.sample(now, true);

@@ -168,6 +168,10 @@ pub struct TestView {
     /// Live rate changes, as planned and as each driver applied them (issue 13).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_changes: Vec<super::rate_change::RateChangeView>,
+    /// Lost drivers' shares handed to others (issue 13), with what is known of the requests
+    /// they may have sent unreported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hand_overs: Vec<super::hand_over::HandOverView>,
 }
 
 pub(super) fn driver_stats(

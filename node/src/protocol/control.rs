@@ -107,6 +107,32 @@ pub enum Control {
         #[serde(deserialize_with = "super::rate::lenient_rates")]
         rates: BTreeMap<String, f64>,
     },
+    /// Hand a lost driver's unsent share to others (issue 13): each driver named in `parts`
+    /// adds its `requests` to its count at once and, from `at_ms` on, sends at its `rate`. A
+    /// named driver not running the test joins it with `config` (the test's `test_config`,
+    /// giving it its share), starting at `at_ms`. The driver `from`, if it hears this, stops.
+    /// `seq` is in the test's numbering of pace changes, so a command read twice is applied
+    /// once and a later rate change is numbered after it.
+    HandOver {
+        #[serde(deserialize_with = "any_as_id")]
+        test_id: String,
+        #[serde(
+            default,
+            deserialize_with = "opt_id",
+            skip_serializing_if = "Option::is_none"
+        )]
+        orchestrator_id: Option<String>,
+        #[serde(deserialize_with = "lenient_u64")]
+        seq: u64,
+        #[serde(deserialize_with = "lenient_u64")]
+        at_ms: u64,
+        #[serde(deserialize_with = "any_as_id")]
+        from: String,
+        /// Checked by [`super::hand_over::checked_parts`].
+        parts: BTreeMap<String, super::HandOverPart>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config: Option<serde_json::Value>,
+    },
     /// Register again: the orchestrator hears heartbeats from a node it has no registration of
     /// (it started after the node registered, or forgot it), and only a registration makes a
     /// driver. `node_id` names the node; absent, every driver answers.

@@ -316,6 +316,9 @@ pub struct MetricsReport {
     /// The live rate changes the driver applied (issue 13), in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rate_changes: Vec<super::AppliedRate>,
+    /// The shares of lost drivers this driver took (issue 13), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hand_overs: Vec<super::TookOver>,
     /// Connect and TLS handshake times.
     #[serde(flatten)]
     pub handshakes: HandshakeFields,
@@ -489,6 +492,7 @@ impl TryFrom<Value> for MetricsReport {
                 .and_then(Value::as_u64)
                 .filter(|&t| t > 0),
             rate_changes: super::rate::applied(obj.get("rate_changes")),
+            hand_overs: super::hand_over::took(obj.get("hand_overs")),
             handshakes: HandshakeFields {
                 connect_histogram: w.handshakes.connect_histogram.filter(|h| !h.is_empty()),
                 tls_histogram: w.handshakes.tls_histogram.filter(|h| !h.is_empty()),

@@ -11,6 +11,7 @@
 
 mod config;
 mod control;
+pub mod hand_over;
 pub mod lenient;
 pub mod limits;
 mod metrics;
@@ -25,6 +26,7 @@ pub mod transport;
 
 pub use config::{ConfigError, HttpTarget, TestConfig, TestType};
 pub use control::{Control, Trigger, TriggerAction};
+pub use hand_over::{HandOverPart, TookOver};
 pub use metrics::{
     ErrorCounts, HandshakeFields, LatencyFields, MetricsReport, RunState, StatusClasses,
 };

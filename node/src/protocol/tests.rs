@@ -324,6 +324,7 @@ fn report() -> MetricsReport {
         timestamp_ms: None,
         first_send_us: None,
         rate_changes: Vec::new(),
+        hand_overs: Vec::new(),
         samples_ms: None,
         checks_failed: Default::default(),
         by_request: Default::default(),

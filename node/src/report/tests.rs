@@ -111,6 +111,7 @@ pub(crate) fn view() -> TestView {
         split: None,
         start_skew: None,
         rate_changes: Vec::new(),
+        hand_overs: Vec::new(),
         aggregate: stats(2000, 799.6801279488205, 0.5),
         per_driver: vec![
             DriverStats {

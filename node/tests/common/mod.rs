@@ -636,3 +636,56 @@ pub async fn patch(url: &str, body: &str) -> (u16, Value) {
         .unwrap_or_else(|e| panic!("PATCH {url}: {e}"));
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
+
+/// Re-split on loss (issue 13), as its tests set it up: 12,000 requests at 1,200 req/s in total,
+/// shared equally by the cluster's drivers, with a 2 s fail-safe; returns the test's ID once
+/// driver `lost` has reported 1,200 sent, killed (SIGKILL) then. With `replacement`, one more
+/// driver starts once the test runs (idle, not a participant), as a Deployment's new pod would.
+pub async fn kill_mid_shared_test(
+    c: &mut Cluster,
+    target: &Target,
+    lost: usize,
+    replacement: bool,
+) -> String {
+    let spec = json!({"test_type": "avalanche", "total_requests": 12_000, "total_rate": 1_200.0,
+        "split": "equal", "concurrency": 8, "fail_safe_ms": 2000, "target_url": target.url()});
+    let id = c.start_test(spec).await;
+    if replacement {
+        c.add_driver().await;
+        c.wait_alive(c.drivers.len()).await;
+    }
+    let lost_id = Cluster::driver_id(lost);
+    eventually(
+        &format!("{lost_id} to report 1,200 sent"),
+        Duration::from_secs(30),
+        async || {
+            let v = c.test(&id).await;
+            let drivers = v["per_driver"].as_array()?;
+            let d = drivers
+                .iter()
+                .find(|d| d["driver_id"] == lost_id.as_str())?;
+            (d["sent"].as_u64()? >= 1_200).then_some(())
+        },
+    )
+    .await;
+    c.drivers[lost].kill();
+    id
+}
+
+/// Each driver of a test view as (ID, requests sent, requests it was to send).
+pub fn driver_counts(v: &Value) -> Vec<(String, u64, u64)> {
+    let drivers = v["per_driver"].as_array().cloned().unwrap_or_default();
+    drivers
+        .iter()
+        .map(|d| {
+            let id = d["driver_id"].as_str().unwrap_or_default().to_string();
+            let n = |k: &str| d[k].as_u64().unwrap_or(0);
+            (id, n("sent"), n("requests_total"))
+        })
+        .collect()
+}
+
+/// A JSON number, or a panic naming what it is instead.
+pub fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
