@@ -81,6 +81,7 @@ pub fn html(view: &TestView, points: &[Point]) -> String {
     super::thresholds::html_section(&mut h, view);
     spec_section(&mut h, view);
     super::rates::html_section(&mut h, view);
+    super::rates::hand_over_section(&mut h, view);
 
     h.push_str(
         r#"<section class="charts">

@@ -713,3 +713,43 @@ fn html_lists_the_rate_changes_and_embeds_them_for_the_chart() {
     // Without changes, no section.
     assert!(!super::html(&view(), &points()).contains("Rate changes"));
 }
+
+#[test]
+fn html_lists_the_hand_overs_with_the_unknown() {
+    use crate::orchestrator::hand_over::{HandOver, HandOverView};
+    use crate::protocol::HandOverPart;
+    let mut v = view();
+    let started = v.started_at_ms.expect("started");
+    let part = |requests, rate| HandOverPart {
+        requests,
+        rate: Some(rate),
+    };
+    v.hand_overs = vec![HandOverView {
+        hand_over: HandOver {
+            seq: 2,
+            decided_at_ms: started + 3_000,
+            at_ms: started + 4_000,
+            from: "d<3>".into(),
+            why: "no heartbeat or report for 3000 ms".into(),
+            share: 4_000,
+            reported_sent: 1_200,
+            unsent: 2_800,
+            unknown_max: 900,
+            parts: BTreeMap::from([
+                ("d1".into(), part(1_400, 600.0)),
+                ("d2".into(), part(1_400, 600.0)),
+            ]),
+            replacement: None,
+        },
+        taken: Vec::new(),
+        sent_after: None,
+        unknown: 900,
+    }];
+    let page = super::html(&v, &points());
+    assert!(page.contains("<h2>Hand-overs</h2>"), "the section");
+    assert!(
+        page.contains("<tr><th class=\"name\">2</th><td>4.000</td><td>d&lt;3&gt;</td><td>no heartbeat or report for 3000 ms</td><td>1200 of 4000</td><td>2800</td><td>d1 +1400 at 600.0 req/s, d2 +1400 at 600.0 req/s</td><td>900</td></tr>"),
+        "the row, escaped"
+    );
+    assert!(!super::html(&view(), &points()).contains("Hand-overs"));
+}
