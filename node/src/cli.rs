@@ -522,6 +522,7 @@ pub enum TestKind {
 pub enum SplitArg {
     Capacity,
     Equal,
+    Measured,
 }
 
 #[derive(Args, Debug)]
@@ -554,7 +555,8 @@ pub struct RunArgs {
     /// --rate).
     #[arg(long, requires = "total_requests", conflicts_with_all = ["rate", "delay_ms"])]
     pub total_rate: Option<f64>,
-    /// How totals are shared: capacity (default) or equal.
+    /// How totals are shared: capacity (default: declared), equal, or measured (each driver's
+    /// unpaced rate against the same target in an earlier test).
     #[arg(long, value_enum, requires = "total_requests")]
     pub split: Option<SplitArg>,
     /// A driver that hears neither the orchestrator nor a majority of the drivers for this

@@ -1,5 +1,6 @@
 //! A test given in totals (issue 13), end to end: a real Kafka broker, three real drivers that
-//! declare unequal capacities, the real target counting what arrives.
+//! declare unequal capacities, the real target counting what arrives; then shared by the
+//! capacities measured in an earlier test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 /// capacities and add up to the total, the target counts exactly the total, and the rate the
 /// target saw is the total rate within 1 %.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_total_count_and_rate_are_shared_by_declared_capacity() {
+async fn a_total_is_shared_by_declared_then_by_measured_capacity() {
     let (total, rate) = (30_000u64, 3_000.0);
     let target = Target::start(&["--record-arrivals", "30000"]).await;
     let mut c = Cluster::start(0).await;
@@ -105,4 +106,38 @@ async fn a_total_count_and_rate_are_shared_by_declared_capacity() {
         "{line}"
     );
     assert_eq!(target.metrics().await.0 - before, 301);
+
+    // Measured capacity: each driver weighs the rate it achieved in that last, unpaced run
+    // against the same target (the paced run before it measured its pace, not its capacity).
+    let tests = c.get("/api/v1/tests").await;
+    let last = (tests["tests"].as_array().unwrap().iter())
+        .find(|t| t["spec"]["totals"]["requests"] == 301)
+        .unwrap()
+        .clone();
+    let measured: Vec<f64> = (0..3)
+        .map(|i| {
+            let d = &last["per_driver"][i];
+            assert_eq!(d["driver_id"], Cluster::driver_id(i));
+            d["achieved_rps"].as_f64().unwrap()
+        })
+        .collect();
+    let spec = json!({"test_type": "avalanche", "total_requests": 3_000, "split": "measured",
+        "concurrency": 4, "target_url": target.url()});
+    let v = c.run_test(spec, Duration::from_secs(60)).await;
+    assert_eq!(v["status"], "completed", "{v}");
+    assert_eq!(v["split"]["by"], "measured", "{}", v["split"]);
+    let shares = v["split"]["shares"].as_array().unwrap();
+    let sum: f64 = measured.iter().sum();
+    let mut total = 0;
+    for (i, s) in shares.iter().enumerate() {
+        assert_eq!(s["weight"].as_f64(), Some(measured[i]), "{s}");
+        assert_eq!(s["declared"], true, "{s}");
+        let n = s["requests"].as_u64().unwrap();
+        let exact = 3_000.0 * measured[i] / sum;
+        assert!((n as f64 - exact).abs() < 1.0, "{s}: {exact}");
+        assert_eq!(v["per_driver"][i]["sent"], n);
+        total += n;
+    }
+    assert_eq!(total, 3_000);
+    eprintln!("measured {measured:?}: shares {shares:?}");
 }

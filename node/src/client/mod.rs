@@ -194,6 +194,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
             args.split.map(|v| match v {
                 crate::cli::SplitArg::Capacity => json!("capacity"),
                 crate::cli::SplitArg::Equal => json!("equal"),
+                crate::cli::SplitArg::Measured => json!("measured"),
             }),
         ),
         ("fail_safe_ms", args.fail_safe_ms.map(|v| json!(v))),

@@ -207,11 +207,13 @@ pub(super) fn hand_over_line(v: &crate::api::dto::HandOverView) -> String {
 }
 
 /// How a test given in totals was shared: each driver's requests and weight (`~` marks a
-/// weight assumed for a driver that declared no capacity, `seed` one that runs the even share).
+/// weight assumed for a driver that declared (or was measured at) no capacity, `seed` one that
+/// runs the even share).
 fn split_line(split: &crate::api::dto::Split) -> String {
     let by = match split.by {
         crate::api::dto::SplitBy::Capacity => "by capacity",
         crate::api::dto::SplitBy::Equal => "equally",
+        crate::api::dto::SplitBy::Measured => "by measured capacity",
     };
     let shares: Vec<String> = split
         .shares
@@ -223,6 +225,14 @@ fn split_line(split: &crate::api::dto::Split) -> String {
                 format!("capacity {}", s.weight)
             } else {
                 format!("capacity ~{}", s.weight)
+            };
+            // A measured capacity is a rate, shown as one.
+            let how = match split.by {
+                crate::api::dto::SplitBy::Measured if s.floodgate => {
+                    let tilde = if s.declared { "" } else { "~" };
+                    format!("measured {tilde}{:.0} req/s", s.weight)
+                }
+                _ => how,
             };
             format!(
                 "{} {} ({how}, rate ×{:.3})",

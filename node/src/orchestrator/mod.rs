@@ -8,6 +8,7 @@ pub mod clock;
 mod commands;
 pub mod hand_over;
 mod intake;
+pub mod measured;
 pub mod part;
 mod participants;
 pub mod rate_change;

@@ -225,6 +225,11 @@ impl TestRun {
         &self.id
     }
 
+    /// The view of a test that has ended and settled (its numbers final).
+    pub fn frozen_view(&self) -> Option<&TestView> {
+        self.frozen.as_ref()
+    }
+
     pub fn status(&self) -> TestStatus {
         self.status
     }

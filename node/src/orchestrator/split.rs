@@ -2,7 +2,8 @@
 //! participants: in proportion to each driver's capacity, exact to the request. Pure.
 //!
 //! - **Weights.** A driver's declared capacity (`capacity` in its registration: cores, or a pod's
-//!   CPU), or 1 for every driver when the test asks for an equal split. A driver that declared
+//!   CPU), or its measured one (`split: measured`: the capacity the caller found for it, see
+//!   `measured`), or 1 for every driver when the test asks for an equal split. A driver that declared
 //!   none (another implementation's, or an older Floodgate) weighs the mean of those that did,
 //!   or 1 when none did: it is neither starved nor overloaded on a guess.
 //! - **Drivers of other implementations read only the seed's per-driver fields**, so each runs
@@ -40,6 +41,9 @@ pub enum SplitBy {
     Capacity,
     /// The same share for every participant.
     Equal,
+    /// By measured capacity: each driver's unpaced rate against the same target in an earlier
+    /// test (see `measured`), given to the split as its capacity.
+    Measured,
 }
 
 impl SplitBy {

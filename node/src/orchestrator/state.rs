@@ -5,12 +5,14 @@
 //! functions (participants in `participants`, liveness in `registry`, completion in `part` and
 //! `run`); the queries are in `state_queries`.
 
+use super::measured;
 use super::participants::check_participants;
 pub use super::participants::participants;
 use super::registry::{Beat, Registry};
 use super::run::{Policy, Rejected, TestRun};
 use super::series::Point;
 use super::spec::TestSpec;
+use super::split::SplitBy;
 use super::view::TestView;
 use super::OrchestratorError;
 use crate::model::TestStatus;
@@ -283,7 +285,21 @@ impl State {
                     self.check_none_running(&id)?;
                 }
                 let drivers = participants(&spec, &self.registry.alive(now))?;
-                let members = self.registry.members(&drivers);
+                let mut members = self.registry.members(&drivers);
+                if spec
+                    .totals
+                    .as_ref()
+                    .is_some_and(|t| t.split == SplitBy::Measured)
+                {
+                    // Newest first: the latest measurement of each driver counts.
+                    let finished: Vec<&TestView> = (self.order.iter().rev())
+                        .filter_map(|id| self.tests.get(id)?.frozen_view())
+                        .collect();
+                    for m in &mut members {
+                        m.capacity =
+                            measured::capacity(finished.iter().copied(), &spec.target_url, &m.id);
+                    }
+                }
                 let spec = super::spec_total::resolve(&spec, &members, &caps)?;
                 let run = TestRun::new(id.clone(), spec, drivers, created_ms, self.policy);
                 let view = run.view(now);
