@@ -552,12 +552,12 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "requests")]
     pub total_requests: Option<u64>,
     /// Requests/s over all drivers, shared as --total-requests is (instead of --delay-ms or
-    /// --rate).
-    #[arg(long, requires = "total_requests", conflicts_with_all = ["rate", "delay_ms"])]
+    /// --rate), with --total-requests or --duration.
+    #[arg(long, conflicts_with_all = ["rate", "delay_ms"])]
     pub total_rate: Option<f64>,
     /// How totals are shared: capacity (default: declared), equal, or measured (each driver's
     /// unpaced rate against the same target in an earlier test).
-    #[arg(long, value_enum, requires = "total_requests")]
+    #[arg(long, value_enum)]
     pub split: Option<SplitArg>,
     /// A driver that hears neither the orchestrator nor a majority of the drivers for this
     /// long stops sending (default 15000; 0 turns the fail-safe off).

@@ -1,6 +1,6 @@
 //! A test given in totals (issue 13), end to end: a real Kafka broker, three real drivers that
 //! declare unequal capacities, the real target counting what arrives; then shared by the
-//! capacities measured in an earlier test.
+//! capacities measured in an earlier test; and a total rate over a duration.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -140,4 +140,45 @@ async fn a_total_is_shared_by_declared_then_by_measured_capacity() {
     }
     assert_eq!(total, 3_000);
     eprintln!("measured {measured:?}: shares {shares:?}");
+
+    // A total rate over a duration, from the CLI: 600 req/s for 3 s shared by the declared
+    // capacities 1, 2 and 3 is 100, 200 and 300 req/s, so about 300, 600 and 900 requests
+    // (each driver's count is what its own pace has due within the 3 s: 1/300 s rounds to
+    // whole nanoseconds, so 901 of them are due).
+    let before = target.metrics().await.0;
+    let (code, stdout, stderr) = floodgate([
+        "test",
+        "run",
+        "--orchestrator",
+        &c.api,
+        "--type",
+        "avalanche",
+        "--total-rate",
+        "600",
+        "--duration",
+        "3s",
+        "-c",
+        "4",
+        "--url",
+        &target.url(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("shared by capacity: "), "{stdout}");
+    let tests = c.get("/api/v1/tests").await;
+    let v = tests["tests"][0].clone();
+    assert_eq!(
+        v["spec"]["duration_ms"], 3_000,
+        "the newest test first: {v}"
+    );
+    let mut sent = 0;
+    for (i, rate) in [100.0, 200.0, 300.0].iter().enumerate() {
+        let share = v["split"]["shares"][i]["requests"].as_u64().unwrap();
+        assert!((share as f64 - rate * 3.0).abs() <= 1.0, "{}", v["split"]);
+        assert_eq!(v["per_driver"][i]["sent"], share, "{}", v["per_driver"][i]);
+        assert_eq!(v["per_driver"][i]["requests_total"], share);
+        sent += share;
+    }
+    assert_eq!(v["status"], "completed", "{v}");
+    assert_eq!(target.metrics().await.0 - before, sent);
 }

@@ -153,9 +153,12 @@ impl TestRun {
         if let Some(h) = self.handed_over(id) {
             return h.reported_sent;
         }
-        let totals = self.spec.totals.as_ref();
+        // Each share has its own count: of a total count, or of a total rate over a duration.
+        let timed = self.spec.duration_ms.is_some();
+        let counted = (self.spec.totals.as_ref())
+            .is_some_and(|t| t.requests.is_some() || (timed && t.rate.is_some()));
         let own = match self.share(id) {
-            Some(s) if totals.is_some_and(|t| t.requests.is_some()) => s.requests,
+            Some(s) if counted => s.requests,
             _ if self.is_replacement(id) => 0,
             _ => self.spec.requests_per_driver,
         };

@@ -215,6 +215,7 @@ impl TestSpecInput {
             time_bound: self.duration.is_some()
                 || self.duration_ms.is_some()
                 || self.stages.is_some(),
+            staged: self.stages.is_some(),
         })?;
         let rate_in_total = totals.as_ref().is_some_and(|t| t.rate.is_some());
         match test_type {

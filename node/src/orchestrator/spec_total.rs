@@ -10,7 +10,9 @@ use super::spec::{FieldError, TestSpec};
 use super::split::{self, Member, Split, SplitBy};
 use crate::protocol::limits::{self, Caps, MAX_TOTAL_REQUESTS};
 use crate::protocol::TestType;
+use crate::schedule::Pace;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// What a test gave in totals; the per-driver figures of its spec are then the means.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,6 +40,8 @@ pub(super) struct Given {
     pub throughput_per_driver: Option<f64>,
     pub delay_ms: f64,
     pub time_bound: bool,
+    /// Time-bound by stages (each with its own per-driver rate).
+    pub staged: bool,
 }
 
 /// Checks the totals against what they replace; `None` when the test gives none.
@@ -86,14 +90,14 @@ pub(super) fn check(g: &Given) -> Result<Option<Totals>, FieldError> {
                     "a Tsunami test takes its pace as delay_ms or as total_rate, not both",
                 ));
             }
-            if g.time_bound {
+            if g.staged {
                 return Err(FieldError::new(
                     "total_rate",
-                    "is for a count-bound test (total_requests); a time-bound test's rates \
-                     (duration, stages) are per driver",
+                    "a staged test's rates are its stages', per driver; a total rate is for a \
+                     count-bound test (with total_requests) or one given a duration",
                 ));
             }
-            if g.total_requests.is_none() {
+            if g.total_requests.is_none() && !g.time_bound {
                 return Err(FieldError::new(
                     "total_rate",
                     "needs total_requests: shares of the rate by capacity with the same count \
@@ -135,6 +139,7 @@ pub fn resolve(spec: &TestSpec, members: &[Member], caps: &Caps) -> Result<TestS
     let s = split::split(total, members, t.split)
         .map_err(|e| FieldError::new("total_requests", e.to_string()))?;
     let n = members.len() as f64;
+    let mut s = s;
     let mut out = spec.clone();
     if t.requests.is_some() {
         out.requests_per_driver = s.per_driver;
@@ -144,6 +149,9 @@ pub fn resolve(spec: &TestSpec, members: &[Member], caps: &Caps) -> Result<TestS
         match spec.test_type {
             TestType::Tsunami => out.delay_ms = 1000.0 / mean,
             TestType::Avalanche => out.throughput_per_driver = Some(mean),
+        }
+        if out.duration_ms.is_some() {
+            time_bound_counts(&mut out, &mut s)?;
         }
     }
     for share in &s.shares {
@@ -187,6 +195,31 @@ pub fn resolve(spec: &TestSpec, members: &[Member], caps: &Caps) -> Result<TestS
         t.shared = Some(s);
     }
     Ok(out)
+}
+
+/// A time-bound test given a total rate: each share's count is what its own pace has due within
+/// the duration, worked out from the config its driver reads (so the gap is rounded as the
+/// wire rounds it), and the broadcast count the mean pace's (what seed drivers send).
+fn time_bound_counts(out: &mut TestSpec, s: &mut Split) -> Result<(), FieldError> {
+    let duration = out.duration();
+    let ids: Vec<String> = s.shares.iter().map(|sh| sh.driver_id.clone()).collect();
+    let mut config = out.to_config("", &ids, "");
+    config.shares = s.wire(false);
+    for share in &mut s.shares {
+        let own = config
+            .clone()
+            .for_driver(&share.driver_id)
+            .map_err(|e| FieldError::new("total_rate", e))?;
+        let delay = match own.test_type {
+            TestType::Tsunami => Duration::from_micros(own.delay_us),
+            TestType::Avalanche => Duration::ZERO,
+        };
+        let pace = Pace::of(delay, own.throughput_per_driver, 0.0, []);
+        share.requests = pace.count_within(duration).unwrap_or(0);
+    }
+    out.requests_per_driver = out.pace().count_within(duration).unwrap_or(0);
+    s.per_driver = out.requests_per_driver;
+    Ok(())
 }
 
 /// A resolved spec's shares, if it was given in totals.

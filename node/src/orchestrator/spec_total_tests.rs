@@ -70,6 +70,11 @@ fn totals_are_refused_beside_what_they_replace_naming_the_field() {
             r#""test_type":"avalanche","total_requests":10,"split":"random""#,
             "split",
         ),
+        // A staged test's rates are its stages', per driver.
+        (
+            r#""test_type":"avalanche","total_rate":10,"stages":[{"duration":"1s","rate":5}]"#,
+            "total_rate",
+        ),
     ];
     for (fields, field) in cases {
         match validated(fields) {
@@ -163,5 +168,24 @@ fn a_share_outside_what_one_driver_may_run_is_refused_naming_the_total() {
             Err(e) => assert_eq!(e.field, field, "{fields}: {}", e.message),
             Ok(r) => panic!("{fields} resolved: {r:?}"),
         }
+    }
+}
+
+#[test]
+fn a_total_rate_over_a_duration_gives_each_share_its_own_paces_count() {
+    // 300 req/s for 10 s over capacities 1 and 2: 100 and 200 req/s, so 1,000 and 2,000
+    // requests; seed drivers would run the mean, 150 req/s (1,500).
+    for test_type in ["avalanche", "tsunami"] {
+        let spec = validated(&format!(
+            r#""test_type":"{test_type}","total_rate":300,"duration":"10s""#
+        ))
+        .expect("valid");
+        let spec =
+            resolve(&spec, &members(&[Some(1.0), Some(2.0)]), &Caps::HARD).expect("resolves");
+        let split = shared(&spec).expect("shared");
+        let counts: Vec<u64> = split.shares.iter().map(|s| s.requests).collect();
+        assert_eq!(counts, [1_000, 2_000], "{test_type}");
+        assert_eq!((spec.requests_per_driver, split.per_driver), (1_500, 1_500));
+        assert_eq!(spec.duration_ms, Some(10_000));
     }
 }

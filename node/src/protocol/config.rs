@@ -225,9 +225,15 @@ impl TestConfig {
         };
         let time_bound = super::timing::parse(&value).map_err(&unusable)?;
         let shares = super::share::parse(&value).map_err(&unusable)?;
-        if time_bound.is_some() && !shares.is_empty() {
+        // A test given a duration may share its rate (each driver's count is then its own
+        // pace's over the duration); a staged one's rates are its stages', per driver.
+        let staged = time_bound.as_ref().is_some_and(|t| !t.stages.is_empty());
+        let counted = shares.values().any(|s| s.request_count.is_some());
+        if time_bound.is_some() && !shares.is_empty() && (staged || counted) {
             return Err(unusable(
-                "shares: a time-bound test (duration_ms, stages) is not shared by capacity".into(),
+                "shares: a staged test is not shared by capacity, and a time-bound one's shares \
+                 take no request_count"
+                    .into(),
             ));
         }
         let transport: TransportWire =

@@ -637,6 +637,20 @@ fn a_driver_runs_its_share_of_a_test_given_in_totals() {
     timed["duration_ms"] = json!(1000);
     timed.as_object_mut().unwrap().remove("request_count");
     assert!(matches!(
+        parse_config(timed.clone()),
+        Err(ConfigError::Unusable { reason, .. }) if reason.starts_with("shares")
+    ));
+    // A duration shares its rate alone: each driver's count is its own pace's; stages do not.
+    timed["shares"] = json!({"a": {"rate_scale": 0.5}, "b": {"rate_scale": 1.5}});
+    let c = parse_config(timed.clone()).expect("a duration shares its rate");
+    assert_eq!(c.for_driver("a").expect("a").delay_us, 2_000);
+    timed["stages"] = json!([{"duration_ms": 1000, "rate": 5}]);
+    timed
+        .as_object_mut()
+        .unwrap()
+        .remove("throughput_per_driver");
+    timed["delay_us"] = json!(0);
+    assert!(matches!(
         parse_config(timed),
         Err(ConfigError::Unusable { reason, .. }) if reason.starts_with("shares")
     ));
