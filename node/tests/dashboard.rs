@@ -285,3 +285,30 @@ async fn the_dashboard_changes_a_running_tests_rate_and_marks_it() {
     assert_eq!(changes[0]["applied"].as_array().unwrap().len(), 2, "{t}");
     assert_eq!(target.metrics().await, (3_000, 3_000));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_lost_drivers_hand_over_and_marks_it() {
+    require_browser_deps();
+    let target = Target::start(&[]).await;
+    let mut c = Cluster::start(3).await;
+    // 12,000 requests at 1,200 req/s over 3 drivers; driver-1 killed (SIGKILL) mid-test.
+    let id = kill_mid_shared_test(&mut c, &target, 1, false).await;
+    let lost = Cluster::driver_id(1);
+    let api = format!("http://{}", c.api);
+    let output = browser_script("handover.mjs", &[&api, &id, &lost, &target.url()]).await;
+    println!("{output}");
+    // One hand-over, from the killed driver to the two others; the target counts the total,
+    // the script's second test (100) and at most the unknown the view states.
+    let v = c.test(&id).await;
+    assert_eq!(v["status"], "completed", "{v}");
+    let hs = v["hand_overs"].as_array().unwrap();
+    assert_eq!(hs.len(), 1, "{v}");
+    assert_eq!(hs[0]["from"], lost.as_str(), "{v}");
+    assert_eq!(hs[0]["parts"].as_object().unwrap().len(), 2, "{v}");
+    let unknown = hs[0]["unknown"].as_u64().unwrap();
+    let (arrived, _) = target.metrics().await;
+    assert!(
+        (12_100..=12_100 + unknown).contains(&arrived),
+        "the target counted {arrived}, unknown at most {unknown}: {v}"
+    );
+}

@@ -8,6 +8,7 @@ import { Charts } from './charts.js';
 import { $, setText } from './dom.js';
 import { initForm } from './form.js';
 import { isFinished } from './format.js';
+import { withHandOvers } from './handover.js';
 import { initRate, rateMarkers } from './rate.js';
 import { renderDrivers, renderHistory, renderTest } from './views.js';
 
@@ -38,7 +39,7 @@ function shown() {
 function render() {
   const t = shown();
   renderTest(t, { live: !state.pinned });
-  charts.setMarkers(t?.id ?? null, rateMarkers(t));
+  charts.setMarkers(t?.id ?? null, withHandOvers(t, rateMarkers(t)));
   renderHistory(state.history, {
     selected: t?.id,
     limit: state.historyLimit,

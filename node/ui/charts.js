@@ -1,8 +1,8 @@
 // The two time-series charts (uPlot, vendored): requests per second (total and per driver) and
 // latency percentiles (p50/p95/p99) per 500 ms interval. Data arrays grow in place, so a live test
-// appends a point at a time; uPlot draws a few thousand points smoothly. A live rate change is
-// a marker at its instant on both charts, labelled on the rate chart (DOM over the plot, so the
-// label is text).
+// appends a point at a time; uPlot draws a few thousand points smoothly. A live rate change (or
+// a hand-over) is a marker at its instant on both charts, labelled on the rate chart (DOM over
+// the plot, so the label is text).
 
 import { h, setText } from './dom.js';
 import { fmtClock, fmtCompact, fmtMs, fmtRps } from './format.js';
@@ -85,7 +85,8 @@ export class Charts {
     this.pending = false;
     // A drag-zoom holds until a double-click resets it; live data must not undo it.
     this.zoomed = false;
-    // The rate changes to mark: {testId, list: [{seq, t (s since the start), label}]}.
+    // The rate changes and hand-overs to mark: {testId, list: [{kind?, seq, t (s since the
+    // start), label}]}; `kind` is 'rate-change' (the default) or 'hand-over'.
     this.markers = { testId: null, key: '', list: [] };
     for (const el of [rpsEl, latEl]) el.addEventListener('dblclick', () => (this.zoomed = false));
     this.resizer = new ResizeObserver(() => this.resize());
@@ -120,7 +121,7 @@ export class Charts {
     return this.data ? this.data.tl.length : 0;
   }
 
-  /** The rate changes of test `testId` to mark (see rate.js's rateMarkers). */
+  /** The rate changes of test `testId` to mark (see rate.js's rateMarkers, handover.js's withHandOvers). */
   setMarkers(testId, list) {
     const key = JSON.stringify(list);
     if (testId === this.markers.testId && key === this.markers.key) return;
@@ -141,9 +142,12 @@ export class Charts {
     list.forEach((m, i) => {
       let el = layer.children[i];
       if (!el) {
-        el = h('div', { class: 'rate-change-marker', 'data-testid': 'rate-change-marker' }, labelled ? h('span', { class: 'rate-change-label' }) : null);
+        el = h('div', { class: 'rate-change-marker' }, labelled ? h('span', { class: 'rate-change-label' }) : null);
         layer.append(el);
       }
+      const kind = m.kind ?? 'rate-change';
+      el.dataset.testid = `${kind}-marker`;
+      el.classList.toggle('hand-over-marker', kind === 'hand-over');
       el.dataset.seq = String(m.seq);
       el.dataset.t = String(m.t);
       if (labelled) setText(el.firstChild, m.label);

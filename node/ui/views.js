@@ -3,6 +3,7 @@
 
 import { checksText, renderByRequest } from './byrequest.js';
 import { $, fill, h, setText, show } from './dom.js';
+import { renderHandOvers } from './handover.js';
 import { historyRateChanges, renderRate } from './rate.js';
 import {
   DASH, capitalize, fmtAge, fmtDuration, fmtInt, fmtMs, fmtPct, fmtRps, fmtTime, isFinished, shortId,
@@ -189,6 +190,7 @@ export function renderTest(t, ctx) {
   show($('test-trigger'), !!t && t.status === 'created');
   show($('test-stop'), !!t && t.status === 'running');
   renderRate(t);
+  renderHandOvers(t);
   if (!t) {
     setText($('test-id'), '');
     return;

@@ -57,6 +57,7 @@ const ASSETS: &[Asset] = &[
     asset!("parse.js", JS),
     asset!("byrequest.js", JS),
     asset!("rate.js", JS),
+    asset!("handover.js", JS),
     asset!("app.css", CSS),
     asset!("favicon.svg", SVG),
     asset!("vendor/uPlot.iife.min.js", JS),
