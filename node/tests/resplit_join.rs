@@ -104,7 +104,9 @@ async fn a_driver_that_joins_takes_a_killed_drivers_share() {
     }
     let (_, out, _) = floodgate(["test", "show", &id, "--orchestrator", &c.api]).await;
     assert!(
-        out.contains(&format!("{replacement} joined in its place")),
+        out.contains(&format!(
+            "unsent went to {replacement}, which joined in its place"
+        )),
         "{out}"
     );
 }

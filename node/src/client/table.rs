@@ -184,8 +184,8 @@ pub(super) fn hand_over_line(v: &crate::api::dto::HandOverView) -> String {
         })
         .collect();
     let how = match &h.replacement {
-        Some(r) => format!("{r} joined in its place"),
-        None => "handed to the others".to_string(),
+        Some(r) => format!("went to {r}, which joined in its place"),
+        None => "were handed to the others".to_string(),
     };
     let unknown = match v.sent_after {
         Some(n) => format!("it reported {n} more sent after that, so none is unknown"),
@@ -195,7 +195,8 @@ pub(super) fn hand_over_line(v: &crate::api::dto::HandOverView) -> String {
         ),
     };
     format!(
-        "hand-over {}: {} was lost ({}) after reporting {} of {} sent; the {} unsent were {how}          ({}); {unknown}",
+        "hand-over {}: {} was lost ({}) after reporting {} of {} sent; the {} unsent {how} \
+         ({}); {unknown}",
         h.seq,
         h.from,
         h.why,
@@ -412,6 +413,49 @@ mod tests {
         assert_eq!(
             rows[1],
             "TLS              2 connections  mean 1.500  p50 1.000  p99 2.000 ms  resumed 1"
+        );
+    }
+
+    #[test]
+    fn a_hand_over_line_says_who_took_what_and_the_unknown() {
+        use crate::orchestrator::hand_over::{HandOver, HandOverView};
+        use crate::protocol::HandOverPart;
+        let part = |requests, rate| HandOverPart { requests, rate };
+        let mut v = HandOverView {
+            hand_over: HandOver {
+                seq: 2,
+                decided_at_ms: 0,
+                at_ms: 1_000,
+                from: "d1".into(),
+                why: "no heartbeat or report for 3000 ms".into(),
+                share: 4_000,
+                reported_sent: 1_200,
+                unsent: 2_800,
+                unknown_max: 900,
+                parts: [
+                    ("d0".into(), part(1_400, Some(600.0))),
+                    ("d2".into(), part(1_400, None)),
+                ]
+                .into(),
+                replacement: None,
+            },
+            taken: Vec::new(),
+            sent_after: None,
+            unknown: 900,
+        };
+        assert_eq!(
+            hand_over_line(&v),
+            "hand-over 2: d1 was lost (no heartbeat or report for 3000 ms) after reporting 1200 \
+             of 4000 sent; the 2800 unsent were handed to the others (d0 +1400 at 600.0 req/s, \
+             d2 +1400); up to 900 of them may have left it unreported (unknown)"
+        );
+        v.hand_over.replacement = Some("d9".into());
+        v.sent_after = Some(12);
+        let line = hand_over_line(&v);
+        assert!(
+            line.contains("the 2800 unsent went to d9, which joined in its place (")
+                && line.ends_with("it reported 12 more sent after that, so none is unknown"),
+            "{line}"
         );
     }
 }

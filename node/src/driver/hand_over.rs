@@ -71,7 +71,8 @@ impl Control {
             if let Some(a) = self.running_test(&h.test_id) {
                 let to: Vec<&str> = h.parts.keys().map(String::as_str).collect();
                 let why = format!(
-                    "handed over: the orchestrator judged this driver lost and gave its unsent                      share to {}",
+                    "handed over: the orchestrator judged this driver lost and gave its unsent \
+                     share to {}",
                     to.join(", ")
                 );
                 a.notes
