@@ -7,6 +7,7 @@
 pub use crate::counters::Counters;
 use crate::crd::{DriverProgress, LoadTest, Phase, RequestProgress, Stats};
 use crate::crd::{StartSkewStatus, ThresholdResult, ThresholdsStatus};
+use crate::hand_over::{self, HandOverStatus};
 pub(crate) use crate::input::test_input;
 use crate::plan::{self, Action as Step, Observed, TestObservation};
 use crate::rate::Pace;
@@ -180,10 +181,13 @@ fn error_policy(lt: Arc<LoadTest>, e: &Error, ctx: Arc<Context>) -> Action {
 }
 
 async fn apply(lt: &LoadTest, ctx: &Context) -> Result<Action, Error> {
-    let observed = observe(lt, ctx).await?;
+    let (observed, hand_overs) = observe(lt, ctx).await?;
     let p = plan::plan(&lt.spec, lt.status.as_ref(), &observed);
     let mut status = p.status;
     status.observed_generation = lt.metadata.generation;
+    if let Some(seen) = hand_overs {
+        status.hand_overs = hand_over::merge(&status.hand_overs, seen);
+    }
     if status.phase >= Phase::Running {
         status.test_id = Some(test_id(lt));
     }
@@ -205,11 +209,16 @@ async fn apply(lt: &LoadTest, ctx: &Context) -> Result<Action, Error> {
             Api::namespaced(ctx.client.clone(), &lt.namespace().unwrap_or_default());
         write_status(&api, &lt.name_any(), &status).await?;
     }
+    announce_hand_overs(lt, ctx, &status.hand_overs).await;
     Ok(p.requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
-/// Gathers what [`plan::plan`] decides on.
-async fn observe(lt: &LoadTest, ctx: &Context) -> Result<Observed, Error> {
+/// Gathers what [`plan::plan`] decides on, and the test's hand-overs (issue 13, item 2) as the
+/// status shows them, when the orchestrator has the test.
+async fn observe(
+    lt: &LoadTest,
+    ctx: &Context,
+) -> Result<(Observed, Option<Vec<HandOverStatus>>), Error> {
     let deployments: Api<Deployment> =
         Api::namespaced(ctx.client.clone(), &lt.namespace().unwrap_or_default());
     let deployment_replicas = deployments
@@ -224,11 +233,13 @@ async fn observe(lt: &LoadTest, ctx: &Context) -> Result<Observed, Error> {
         .filter(|d| d.alive && d.test_id.is_none() && owns_driver(lt, &d.id))
         .map(|d| d.id)
         .collect();
-    let test = match ctx.orchestrator.get(&test_id(lt)) {
-        Ok(view) => Some(observation(&view)),
+    let view = match ctx.orchestrator.get(&test_id(lt)) {
+        Ok(view) => Some(view),
         Err(OrchestratorError::NotFound(_)) => None,
         Err(e) => return Err(e.into()),
     };
+    let test = view.as_ref().map(observation);
+    let hand_overs = view.as_ref().map(|v| hand_over::history(&v.hand_overs));
     let scaling_for = lt
         .status
         .as_ref()
@@ -254,7 +265,7 @@ async fn observe(lt: &LoadTest, ctx: &Context) -> Result<Observed, Error> {
             tracing::info!(loadtest = %lt.name_any(), "waiting: {p}");
         }
     }
-    Ok(observed)
+    Ok((observed, hand_overs))
 }
 
 /// The orchestrator's test ID for a LoadTest: its UID, stable across operator restarts.
@@ -490,12 +501,44 @@ async fn set_rate(
     if warning {
         tracing::warn!(loadtest = %lt.name_any(), "{note}");
     }
-    publish_event(lt, ctx, warning, &note).await;
+    let reason = if warning {
+        "RateChangeRefused"
+    } else {
+        "RateChanged"
+    };
+    publish_event(lt, ctx, warning, reason, "SetRate", &note).await;
     Ok(())
 }
 
-/// An Event on the LoadTest (`kubectl describe`); best effort: the condition says it too.
-async fn publish_event(lt: &LoadTest, ctx: &Context, warning: bool, note: &str) {
+/// A Warning Event (`DriverHandedOver`) for each hand-over the status as this reconcile read it
+/// did not have: published once the status that records it is written, so that a write that
+/// fails (and is retried) announces nothing twice.
+async fn announce_hand_overs(lt: &LoadTest, ctx: &Context, now: &[HandOverStatus]) {
+    let before = lt.status.as_ref().map_or(&[][..], |s| &s.hand_overs[..]);
+    for h in hand_over::new_since(before, now) {
+        let note = hand_over::message(h);
+        tracing::warn!(loadtest = %lt.name_any(), "{note}");
+        publish_event(
+            lt,
+            ctx,
+            true,
+            hand_over::DRIVER_HANDED_OVER,
+            "HandOver",
+            &note,
+        )
+        .await;
+    }
+}
+
+/// An Event on the LoadTest (`kubectl describe`); best effort: the status says it too.
+async fn publish_event(
+    lt: &LoadTest,
+    ctx: &Context,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: &str,
+) {
     use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
     use kube::Resource;
     let recorder = Recorder::new(ctx.client.clone(), MANAGER.into());
@@ -505,14 +548,9 @@ async fn publish_event(lt: &LoadTest, ctx: &Context, warning: bool, note: &str) 
         } else {
             EventType::Normal
         },
-        reason: if warning {
-            "RateChangeRefused"
-        } else {
-            "RateChanged"
-        }
-        .into(),
+        reason: reason.into(),
         note: Some(note.chars().take(1000).collect()),
-        action: "SetRate".into(),
+        action: action.into(),
         secondary: None,
     };
     if let Err(e) = recorder.publish(&event, &lt.object_ref(&())).await {
@@ -553,3 +591,7 @@ mod configmap_tests;
 #[cfg(test)]
 #[path = "controller_rate_tests.rs"]
 mod rate_tests;
+
+#[cfg(test)]
+#[path = "controller_hand_over_tests.rs"]
+mod hand_over_tests;

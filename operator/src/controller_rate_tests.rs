@@ -12,7 +12,7 @@ use kube::client::Body;
 use serde_json::Value;
 use std::sync::Mutex;
 
-type Seen = Arc<Mutex<Vec<(Method, String, Value)>>>;
+pub(super) type Seen = Arc<Mutex<Vec<(Method, String, Value)>>>;
 
 /// An API server that answers everything the controller sends about `lt`: its Deployment
 /// (ready, 2 replicas), status patches (echoed back on the LoadTest), Events (echoed).
@@ -73,13 +73,34 @@ fn in_totals() -> LoadTest {
 /// An orchestrator on the in-memory bus with two registered Floodgate drivers, capped at
 /// 1,000 requests/s per driver.
 async fn orchestrator(dir: &std::path::Path) -> (Orchestrator, MemoryBus, Topics) {
+    let (orchestrator, bus, topics) = orchestrator_on(dir, Duration::from_secs(60)).await;
+    for i in 0..2 {
+        let id = format!("ping-drivers-{i}");
+        let reg = json!({"node_id": id, "node_IP": "h:1", "message_type": "DRIVER_NODE_REGISTER", "agent": "floodgate", "heartbeat_ms": 1000});
+        bus.publish(&topics.register, &id, reg.to_string().as_bytes())
+            .await
+            .expect("publish");
+    }
+    floodgate_testkit::eventually("two drivers", Duration::from_secs(10), async || {
+        (orchestrator.drivers().len() == 2).then_some(())
+    })
+    .await;
+    (orchestrator, bus, topics)
+}
+
+/// An orchestrator on the in-memory bus that judges a driver lost after `heartbeat_timeout` of
+/// silence, capped at 1,000 requests/s per driver; no driver registered.
+pub(super) async fn orchestrator_on(
+    dir: &std::path::Path,
+    heartbeat_timeout: Duration,
+) -> (Orchestrator, MemoryBus, Topics) {
     let topics = Topics::with_prefix("");
     let bus = MemoryBus::new(topics.clone());
     let orchestrator = Orchestrator::start_on(
         OrchestratorConfig {
             config_gap: Duration::ZERO,
             start_delay: Duration::ZERO,
-            heartbeat_timeout: Duration::from_secs(60),
+            heartbeat_timeout,
             caps: floodgate::protocol::limits::Caps {
                 rate: 1_000.0,
                 ..Default::default()
@@ -96,17 +117,6 @@ async fn orchestrator(dir: &std::path::Path) -> (Orchestrator, MemoryBus, Topics
     )
     .await
     .expect("orchestrator");
-    for i in 0..2 {
-        let id = format!("ping-drivers-{i}");
-        let reg = json!({"node_id": id, "node_IP": "h:1", "message_type": "DRIVER_NODE_REGISTER", "agent": "floodgate", "heartbeat_ms": 1000});
-        bus.publish(&topics.register, &id, reg.to_string().as_bytes())
-            .await
-            .expect("publish");
-    }
-    floodgate_testkit::eventually("two drivers", Duration::from_secs(10), async || {
-        (orchestrator.drivers().len() == 2).then_some(())
-    })
-    .await;
     (orchestrator, bus, topics)
 }
 
@@ -122,7 +132,7 @@ fn context(client: Client, orchestrator: Orchestrator) -> Context {
 }
 
 /// The status the last status patch wrote.
-fn last_status(seen: &Seen) -> LoadTestStatus {
+pub(super) fn last_status(seen: &Seen) -> LoadTestStatus {
     let seen = seen.lock().expect("log");
     let (_, _, body) = seen
         .iter()
@@ -132,7 +142,7 @@ fn last_status(seen: &Seen) -> LoadTestStatus {
     serde_json::from_value(body["status"].clone()).expect("a status")
 }
 
-fn events(seen: &Seen) -> Vec<Value> {
+pub(super) fn events(seen: &Seen) -> Vec<Value> {
     let seen = seen.lock().expect("log");
     seen.iter()
         .filter(|(m, p, _)| m == Method::POST && p.contains("/events"))
@@ -156,6 +166,27 @@ fn rate_condition(st: &LoadTestStatus) -> crate::crd::Condition {
         .expect("a RateChanged condition")
 }
 
+/// [`in_totals`], started by a reconcile (from phase Scaling) on `orchestrator`'s first two
+/// drivers, once its test runs; with the status that reconcile wrote, and the API server's
+/// log and the context to reconcile it again.
+pub(super) async fn started_in_totals(orchestrator: &Orchestrator) -> (LoadTest, Seen, Context) {
+    let mut lt = in_totals();
+    lt.status = Some(LoadTestStatus {
+        phase: Phase::Scaling,
+        ..Default::default()
+    });
+    let (client, seen) = api_server(lt.clone());
+    let ctx = context(client, orchestrator.clone());
+    apply(&lt, &ctx).await.expect("started");
+    floodgate_testkit::eventually("the test to run", Duration::from_secs(10), async || {
+        let v = orchestrator.get(&test_id(&lt)).ok()?;
+        (v.status == floodgate::model::TestStatus::Running).then_some(())
+    })
+    .await;
+    lt.status = Some(last_status(&seen));
+    (lt, seen, ctx)
+}
+
 /// A Running LoadTest whose totalRate changed: one set_rate on the control topic (each driver
 /// half of the new total, one instant for both), the status records it with the history and
 /// `RateChanged=True`, an Event says so; reconciling again asks for nothing. A value over the
@@ -165,29 +196,16 @@ fn rate_condition(st: &LoadTestStatus) -> crate::crd::Condition {
 async fn a_running_loadtest_s_new_total_rate_is_applied_once_and_a_refusal_is_shown() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (orchestrator, bus, topics) = orchestrator(dir.path()).await;
-    let mut lt = in_totals();
-    lt.status = Some(LoadTestStatus {
-        phase: Phase::Scaling,
-        ..Default::default()
-    });
-    let (client, seen) = api_server(lt.clone());
-    let ctx = context(client, orchestrator.clone());
+    let (mut lt, seen, ctx) = started_in_totals(&orchestrator).await;
 
-    // The start records the pace it starts at.
-    apply(&lt, &ctx).await.expect("started");
+    // The start recorded the pace it starts at.
     let st = last_status(&seen);
     assert_eq!(st.phase, Phase::Running);
     let rate = st.rate.clone().expect("status.rate");
     assert_eq!((rate.total_rate, rate.changes), (Some(300.0), 0));
-    floodgate_testkit::eventually("the test to run", Duration::from_secs(10), async || {
-        let v = orchestrator.get(&test_id(&lt)).ok()?;
-        (v.status == floodgate::model::TestStatus::Running).then_some(())
-    })
-    .await;
 
     // totalRate 300 → 600.
     lt.spec.total_rate = Some(600.0);
-    lt.status = Some(st);
     apply(&lt, &ctx).await.expect("reconciled");
     let published = set_rates(&bus, &topics);
     assert_eq!(published.len(), 1, "{published:?}");

@@ -512,6 +512,10 @@ pub struct LoadTestStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = limits::MAX_RATE_CHANGES))]
     pub rate_changes: Vec<RateChangeStatus>,
+    /// The lost drivers whose unsent share was handed to others (issue 13, item 2), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::MAX_RATE_CHANGES))]
+    pub hand_overs: Vec<crate::hand_over::HandOverStatus>,
 }
 
 /// A running LoadTest's pace as the operator set it (`status.rate`): one of `delayMs`,

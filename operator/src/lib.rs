@@ -6,6 +6,7 @@ pub mod configmaps;
 pub mod controller;
 pub mod counters;
 pub mod crd;
+pub mod hand_over;
 pub mod input;
 pub mod plan;
 pub mod rate;
