@@ -9,6 +9,9 @@ import {
   DASH, capitalize, fmtAge, fmtDuration, fmtInt, fmtMs, fmtPct, fmtRps, fmtTime, isFinished, shortId,
 } from './format.js';
 
+// How a test given in totals was shared, as its `split` names it.
+const SHARED = { equal: 'equally', capacity: 'by capacity', measured: 'by measured capacity' };
+
 const LATENCY_FIELDS = [
   ['min', 'min_ms'],
   ['mean', 'mean_ms'],
@@ -84,7 +87,7 @@ function describeSpec(t) {
       : `${fmtInt(s.requests_per_driver)} requests`;
   const totals = s.totals;
   const parts = totals?.requests
-    ? [`${type} · ${fmtInt(totals.requests)} requests over ${t.drivers.length} drivers, shared ${totals.split === 'equal' ? 'equally' : 'by capacity'}`]
+    ? [`${type} · ${fmtInt(totals.requests)} requests over ${t.drivers.length} drivers, shared ${SHARED[totals.split] ?? 'by capacity'}`]
     : [`${type} · ${t.drivers.length} drivers × ${bound}`];
   if (totals?.rate) {
     // Each driver's pace is its share of the total rate.

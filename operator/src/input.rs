@@ -60,6 +60,9 @@ pub(crate) fn test_input(
         timeout_ms: s.timeout_ms,
         drivers: None,
         driver_ids: Some(driver_ids.to_vec()),
+        // A lost driver's replacement is a pod of the same Deployment, never another
+        // LoadTest's driver (issue 13).
+        replacement_prefix: Some(format!("{}-", crate::resources::deployment_name(lt))),
         trigger: Some(true),
         thresholds: (!s.thresholds.is_empty()).then(|| {
             s.thresholds

@@ -4,7 +4,7 @@
 //! [`crate::model`]; counts and latency are the wire's and the statistics' value types.
 
 use crate::model::{DriverState, Ended, ReportFormat, TestStatus};
-pub use crate::orchestrator::hand_over::{HandOverView, Taken};
+pub use crate::orchestrator::hand_over::{HandOver, HandOverView, Taken};
 pub use crate::orchestrator::rate_change::{RateChangeView, RateInput};
 use crate::orchestrator::registry::DriverView;
 use crate::orchestrator::spec::{MixSpec, TestSpec};
@@ -78,6 +78,9 @@ pub struct Spec {
     pub timeout_ms: u64,
     pub drivers: Option<u64>,
     pub driver_ids: Option<Vec<String>>,
+    /// With `driver_ids`: the ID prefix a lost driver's replacement must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement_prefix: Option<String>,
     /// A time-bound test's duration (its stages' sum); absent for a count-bound test.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
@@ -245,6 +248,7 @@ impl From<&TestSpec> for Spec {
             timeout_ms: s.timeout_ms,
             drivers: s.drivers,
             driver_ids: s.driver_ids.clone(),
+            replacement_prefix: s.replacement_prefix.clone(),
             duration_ms: s.duration_ms,
             stages: s.stages.clone(),
             start_rate: s.start_rate,

@@ -418,7 +418,7 @@ mod tests {
 
     #[test]
     fn a_hand_over_line_says_who_took_what_and_the_unknown() {
-        use crate::orchestrator::hand_over::{HandOver, HandOverView};
+        use crate::api::dto::{HandOver, HandOverView};
         use crate::protocol::HandOverPart;
         let part = |requests, rate| HandOverPart { requests, rate };
         let mut v = HandOverView {

@@ -133,7 +133,13 @@ impl TestRun {
                 continue;
             }
             let loss = self.loss(&id, why, &live, now);
-            idle.retain(|d| !self.drivers.contains(d));
+            // A test that names its drivers takes a replacement only from its own pool.
+            let spec = &self.spec;
+            idle.retain(|d| {
+                let pooled = spec.driver_ids.is_none()
+                    || (spec.replacement_prefix.as_deref()).is_some_and(|p| d.starts_with(p));
+                pooled && !self.drivers.contains(d)
+            });
             let replacement = idle.first().cloned();
             let receivers = self.receivers(&id, &liveness);
             let lead = limits::RATE_CHANGE_LEAD_MS;

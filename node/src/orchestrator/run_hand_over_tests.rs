@@ -178,3 +178,28 @@ fn without_the_fail_safe_a_lost_driver_fails_the_test_as_before() {
         .as_deref()
         .is_some_and(|r| r.contains("lost driver(s) c")));
 }
+
+#[test]
+fn a_test_that_names_its_drivers_takes_a_replacement_only_from_its_own_pool() {
+    // (the replacement prefix, the idle drivers, who joins)
+    let table: [(Option<&str>, &[&str], Option<&str>); 3] = [
+        (None, &["pool-d"], None),
+        (Some("pool-"), &["other-d", "pool-d"], Some("pool-d")),
+        (Some("pool-"), &["other-d"], None),
+    ];
+    for (prefix, idle, joins) in table {
+        let (mut run, t0) = shared_run(2_000);
+        run.spec.driver_ids = Some(vec!["a".into(), "b".into(), "c".into()]);
+        run.spec.replacement_prefix = prefix.map(str::to_string);
+        for d in ["a", "b", "c"] {
+            run.apply(report(d, 1, 10, 4, false), t0).expect("report");
+        }
+        let now = t0 + Duration::from_secs(4);
+        let idle = idle.iter().map(|d| d.to_string()).collect();
+        let decided = run.plan_hand_overs(now, 4_000, all_but("c"), idle, &Caps::HARD);
+        let h = &decided[0].hand_over;
+        assert_eq!(h.replacement.as_deref(), joins, "{prefix:?}");
+        // Without a replacement from the pool, the others take it.
+        assert_eq!(h.parts.len(), if joins.is_some() { 1 } else { 2 });
+    }
+}

@@ -52,6 +52,10 @@ pub struct TestSpecInput {
     pub drivers: Option<u64>,
     /// Exactly these drivers take part.
     pub driver_ids: Option<Vec<String>>,
+    /// With `driver_ids`: an idle driver may join in a lost one's place (issue 13) only if its
+    /// ID starts with this (the operator gives its driver Deployment's pod prefix); without
+    /// it, such a test is re-split among its own drivers only.
+    pub replacement_prefix: Option<String>,
     /// Create and trigger in one call.
     pub trigger: Option<bool>,
     /// Pass/fail expressions on the merged data: each a string (`"p99 < 250ms"`) or an object
@@ -130,6 +134,9 @@ pub struct TestSpec {
     pub timeout_ms: u64,
     pub drivers: Option<u64>,
     pub driver_ids: Option<Vec<String>>,
+    /// See [`TestSpecInput::replacement_prefix`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement_prefix: Option<String>,
     /// A time-bound test's duration (the stages' sum when staged); `None` is count-bound, and
     /// `requests_per_driver` is then the count. Time-bound, it is the count the pace has due
     /// in the duration, or 0 when unpaced (as many as fit).
@@ -421,6 +428,12 @@ impl TestSpecInput {
                 ));
             }
         }
+        if let Some(p) = &self.replacement_prefix {
+            if p.is_empty() {
+                return Err(FieldError::new("replacement_prefix", "must not be empty"));
+            }
+            limits::check_id(p).map_err(|e| FieldError::new("replacement_prefix", e))?;
+        }
         let thresholds = thresholds::from_json(self.thresholds.as_deref().unwrap_or_default())
             .map_err(|e| FieldError::new(&e.field, e.message))?;
         // The request names a threshold may be scoped to: the mix's; a test without one has none.
@@ -442,6 +455,7 @@ impl TestSpecInput {
             timeout_ms,
             drivers: self.drivers,
             driver_ids: self.driver_ids,
+            replacement_prefix: self.replacement_prefix,
             http_version,
             streams_per_connection: self.streams_per_connection,
             tls,

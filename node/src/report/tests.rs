@@ -90,6 +90,7 @@ pub(crate) fn view() -> TestView {
             timeout_ms: 10_000,
             drivers: None,
             driver_ids: None,
+            replacement_prefix: None,
             duration_ms: None,
             stages: vec![],
             start_rate: None,

@@ -284,6 +284,21 @@ async function main(page) {
   assert(line.startsWith('Avalanche · 301 requests over 2 drivers, shared equally') && line.endsWith('fail-safe 5.0 s'), `the spec line: ${line}`);
   log(`test ${shared}: ${line}`);
 
+  // ---- 5. shared by measured capacity: each driver's rate in that unpaced test
+  const rates = t.per_driver.map((d) => d.achieved_rps);
+  await page.fill(tid('input-total_requests'), '300');
+  await page.selectOption(tid('input-split'), 'measured');
+  const measured = await submit(page);
+  t = await completed(page, measured);
+  assertEqual(
+    [t.split?.by, t.split?.shares?.map((x) => x.weight), t.split?.shares?.reduce((n, x) => n + x.requests, 0), t.aggregate.sent],
+    ['measured', rates, 300, 300],
+    'shared by the rates measured in the test before',
+  );
+  const mline = await page.$eval('[data-testid="test-spec"] .spec-line', (e) => e.textContent);
+  assert(mline.startsWith('Avalanche · 300 requests over 2 drivers, shared by measured capacity'), `the spec line: ${mline}`);
+  log(`test ${measured}: ${mline}`);
+
   // For a look at the layout: every section open, HTTP/2 and the warning on.
   if (process.env.FORM_SCREENSHOT) {
     for (const name of ['request', 'mix', 'checks', 'thresholds', 'transport']) await openSection(page, name);
