@@ -30,9 +30,9 @@ use std::collections::BTreeMap;
 #[x_kube(validation = Rule::new("self.testType != 'Tsunami' || !has(self.throughputPerDriver) || !has(oldSelf.throughputPerDriver) || self.throughputPerDriver == oldSelf.throughputPerDriver").message("a Tsunami's pace is delayMs: its throughputPerDriver cap cannot change").field_path(".throughputPerDriver"))]
 #[x_kube(validation = Rule::new("self.testType != 'Tsunami' || has(self.stages) || has(self.totalRate) || (has(self.delayMs) && self.delayMs > 0.0)").message("a Tsunami test needs delayMs > 0 (or stages, or totalRate)"))]
 #[x_kube(validation = Rule::new("(has(self.requestsPerDriver) ? 1 : 0) + (has(self.totalRequests) ? 1 : 0) + (has(self.durationMs) ? 1 : 0) + (has(self.stages) ? 1 : 0) == 1").message("give exactly one of requestsPerDriver or totalRequests (a count), durationMs or stages (a time)"))]
-#[x_kube(validation = Rule::new("!has(self.totalRate) || (has(self.totalRequests) && !has(self.throughputPerDriver) && !has(self.delayMs))").message("totalRate goes with totalRequests, instead of throughputPerDriver or delayMs"))]
+#[x_kube(validation = Rule::new("!has(self.totalRate) || ((has(self.totalRequests) || has(self.durationMs)) && !has(self.throughputPerDriver) && !has(self.delayMs))").message("totalRate goes with totalRequests or durationMs, instead of throughputPerDriver or delayMs"))]
 #[x_kube(validation = Rule::new("!has(self.totalRequests) || has(self.totalRate) || (self.testType == 'Avalanche' && !has(self.throughputPerDriver))").message("a paced test given in totalRequests takes its pace as totalRate"))]
-#[x_kube(validation = Rule::new("!has(self.split) || has(self.totalRequests)").message("split applies to a test given in totalRequests"))]
+#[x_kube(validation = Rule::new("!has(self.split) || has(self.totalRequests) || has(self.totalRate)").message("split applies to a test given in totalRequests or totalRate"))]
 #[x_kube(validation = Rule::new("!has(self.stages) || (!has(self.throughputPerDriver) && !has(self.delayMs))").message("stages set the pace alone: leave out throughputPerDriver and delayMs"))]
 #[x_kube(validation = Rule::new("!has(self.startRate) || has(self.stages)").message("startRate is the rate the first of the stages ramps from: it needs stages"))]
 #[x_kube(validation = Rule::new("self.testType != 'Avalanche' || !has(self.delayMs) || self.delayMs == 0.0").message("only Tsunami tests take delayMs; cap an Avalanche with throughputPerDriver"))]
@@ -111,7 +111,7 @@ pub struct LoadTestSpec {
     #[schemars(range(min = 1, max = limits::MAX_TOTAL_REQUESTS))]
     pub total_requests: Option<u64>,
     /// Requests per second over all drivers, shared as totalRequests is, instead of delayMs
-    /// (Tsunami) or throughputPerDriver (Avalanche).
+    /// (Tsunami) or throughputPerDriver (Avalanche); with totalRequests or durationMs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = limits::MIN_RATE, max = limits::MAX_RATE))]
     pub total_rate: Option<f64>,

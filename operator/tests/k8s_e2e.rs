@@ -7,7 +7,7 @@
 mod common;
 
 use common::{bin, env, loadtest, Env};
-use floodgate_operator::crd::Phase;
+use floodgate_operator::crd::{LoadTestStatus, Phase};
 use floodgate_testkit::{eventually, Proc};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -179,6 +179,15 @@ async fn invalid_loadtests_are_refused_by_the_api_server() {
     ))
     .await
     .expect("a valid mix");
+    // Issue 13: a total rate over a duration, each driver's share of the rate by capacity.
+    e.apply(loadtest(
+        "fine-rate-over-time",
+        &t,
+        2,
+        json!({"requestsPerDriver": null, "durationMs": 2000, "totalRate": 100, "split": "Capacity"}),
+    ))
+    .await
+    .expect("a total rate over a duration");
     let patch = Patch::Merge(json!({"spec": {"requestsPerDriver": 5}}));
     let err = e
         .loadtests()
@@ -290,26 +299,27 @@ async fn a_loadtest_scales_its_drivers_runs_and_succeeds_with_exact_totals() {
     .await;
 }
 
+/// Applies a LoadTest of 2 drivers (`extra` over the defaults), runs its drivers, and returns
+/// its status once it has succeeded.
+async fn run_to_success(e: &Env, name: &str, extra: Value) -> LoadTestStatus {
+    e.apply(loadtest(name, &e.target, 2, extra))
+        .await
+        .expect("created");
+    e.phase(name, Phase::Scaling, Duration::from_secs(30)).await;
+    let _drivers = e.drivers_for(name).await;
+    let done = e
+        .phase(name, Phase::Succeeded, Duration::from_secs(90))
+        .await;
+    done.status.expect("status")
+}
+
 /// Issue 13: a LoadTest given in totals. 601 requests over 2 drivers of the same capacity are
 /// 301 and 300, each in the status, exactly at the target.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loadtest_in_totals_shares_them_exactly_among_its_drivers() {
     let e = Env::start().await;
-    e.apply(loadtest(
-        "total",
-        &e.target,
-        2,
-        json!({"requestsPerDriver": null, "totalRequests": 601, "totalRate": 1200}),
-    ))
-    .await
-    .expect("created");
-    e.phase("total", Phase::Scaling, Duration::from_secs(30))
-        .await;
-    let _drivers = e.drivers_for("total").await;
-    let done = e
-        .phase("total", Phase::Succeeded, Duration::from_secs(90))
-        .await;
-    let st = done.status.expect("status");
+    let extra = json!({"requestsPerDriver": null, "totalRequests": 601, "totalRate": 1200});
+    let st = run_to_success(&e, "total", extra).await;
     let mut shares: Vec<(Option<u64>, u64)> =
         st.drivers.iter().map(|d| (d.requests, d.sent)).collect();
     shares.sort();
@@ -321,6 +331,31 @@ async fn a_loadtest_in_totals_shares_them_exactly_among_its_drivers() {
     );
     assert_eq!(st.aggregate.map(|a| a.sent), Some(601));
     assert_eq!(e.target_count().await, 601, "the target agrees");
+}
+
+/// Issue 13: a LoadTest given a total rate over a duration. 300 req/s for 2 s over 2 drivers
+/// of the same capacity: each sends what its 150 req/s have due in 2 s, the count the status
+/// gives its share, and the target counts exactly their sum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loadtest_given_a_total_rate_over_a_duration_sends_each_shares_count() {
+    let e = Env::start().await;
+    let extra = json!({"requestsPerDriver": null, "durationMs": 2000, "totalRate": 300});
+    let st = run_to_success(&e, "rate-time", extra).await;
+    let shares: Vec<(Option<u64>, u64)> = st.drivers.iter().map(|d| (d.requests, d.sent)).collect();
+    assert_eq!(shares.len(), 2, "{:?}", st.drivers);
+    for (requests, sent) in &shares {
+        // 150 req/s for 2 s: 300 due at the instants 0 to 2 s, and the one at 2 s itself.
+        assert!(matches!(requests, Some(300 | 301)), "{:?}", st.drivers);
+        assert_eq!(
+            Some(*sent),
+            *requests,
+            "each driver sent its share: {:?}",
+            st.drivers
+        );
+    }
+    let total: u64 = shares.iter().map(|(_, sent)| sent).sum();
+    assert_eq!(st.aggregate.map(|a| a.sent), Some(total));
+    assert_eq!(e.target_count().await, total, "the target agrees");
 }
 
 /// Issue 13: a LoadTest's pace changes live. 3000 requests at 300 req/s over 2 drivers; once
