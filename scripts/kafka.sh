@@ -27,7 +27,11 @@
 # floodgate / floodgate-secret, for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; the PLAINTEXT listener
 # stays for the broker's own readiness check and the other tests), KAFKA_HOST (the address the
 # client listeners bind to and advertise, default 127.0.0.1; scripts/k8s/cluster.sh gives the
-# node's IP so that pods reach the broker; the controller listener stays on loopback).
+# node's IP so that pods reach the broker; the controller listener stays on loopback),
+# KAFKA_PROXIED_ADVERTISED=PORT (start: add a PLAINTEXT listener named PROXIED on a fourth free
+# port, written to DIR/proxied_listener, that advertises 127.0.0.1:PORT instead: a client that
+# bootstraps at PORT, where a test's TCP proxy forwards to that listener, then reaches the broker
+# only through the proxy, so the test can cut that one client off Kafka while the others go on).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -93,12 +97,12 @@ cmd_tool() {
   tool_java "$@"
 }
 
-# Three distinct free TCP ports on 127.0.0.1 (all held open while choosing).
+# Four distinct free TCP ports on 127.0.0.1 (all held open while choosing).
 free_ports() {
   python3 -c '
 import socket
 ss = []
-for _ in range(3):
+for _ in range(4):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     ss.append(s)
@@ -156,9 +160,14 @@ make_tls() {
 }
 
 write_config() {
-  local dir="$1" port="$2" cport="$3" sport="$4"
+  local dir="$1" port="$2" cport="$3" sport="$4" pport="$5"
   local listeners="PLAINTEXT://$HOST:$port,CONTROLLER://127.0.0.1:$cport"
   local advertised="PLAINTEXT://$HOST:$port" map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if [[ -n "${KAFKA_PROXIED_ADVERTISED:-}" ]]; then
+    listeners+=",PROXIED://127.0.0.1:$pport"
+    advertised+=",PROXIED://127.0.0.1:$KAFKA_PROXIED_ADVERTISED"
+    map+=",PROXIED:PLAINTEXT"
+  fi
   if [[ "${KAFKA_SASL_SSL:-}" == 1 ]]; then
     listeners+=",SASL_SSL://$HOST:$sport"
     advertised+=",SASL_SSL://$HOST:$sport"
@@ -208,15 +217,18 @@ EOF
 # One attempt to format and launch the broker; returns 0 once it answers,
 # 2 if the chosen ports were taken meanwhile (caller retries), 1 otherwise.
 launch() {
-  local dir="$1" deadline="$2" port cport sport
-  read -r port cport sport < <(free_ports) && [[ -n "${sport:-}" ]] || { log "could not pick free ports"; return 1; }
+  local dir="$1" deadline="$2" port cport sport pport
+  read -r port cport sport pport < <(free_ports) && [[ -n "${pport:-}" ]] || { log "could not pick free ports"; return 1; }
   if [[ -n "${KAFKA_PORT:-}" ]]; then
     port="$KAFKA_PORT"
-    [[ "$cport" != "$port" && "$sport" != "$port" ]] || { log "a chosen port collides with KAFKA_PORT"; return 2; }
+    [[ "$cport" != "$port" && "$sport" != "$port" && "$pport" != "$port" ]] || { log "a chosen port collides with KAFKA_PORT"; return 2; }
   fi
   rm -rf "$dir/data"
   mkdir -p "$dir/data"
-  write_config "$dir" "$port" "$cport" "$sport"
+  write_config "$dir" "$port" "$cport" "$sport" "$pport"
+  if [[ -n "${KAFKA_PROXIED_ADVERTISED:-}" ]]; then
+    echo "127.0.0.1:$pport" >"$dir/proxied_listener"
+  fi
   : >"$dir/broker.log"
   local scram=()
   if [[ "${KAFKA_SASL_SSL:-}" == 1 ]]; then

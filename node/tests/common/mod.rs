@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cut;
+
 pub use floodgate_testkit::{eventually, Proc};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -118,6 +120,15 @@ impl Cluster {
         Self::start_on_with(kafka, drivers, Options::default(), None).await
     }
 
+    /// [`Cluster::start_on`] with extra orchestrator flags.
+    pub async fn start_on_with_args(kafka: &str, drivers: usize, args: &[&str]) -> Cluster {
+        let extra = Options {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
+        };
+        Self::start_on_with(kafka, drivers, extra, None).await
+    }
+
     /// [`Cluster::start`] with extra orchestrator flags (a deployment's allow-list, caps).
     pub async fn start_with_args(drivers: usize, args: &[&str]) -> Cluster {
         let extra = Options {
@@ -184,12 +195,17 @@ impl Cluster {
     }
 
     pub async fn spawn_driver_with(&self, i: usize, extra: &[&str]) -> Proc {
+        self.spawn_driver_on(i, &self.kafka, extra).await
+    }
+
+    /// Driver `i` bootstrapped at `kafka` (a proxy in front of the cluster's broker).
+    pub async fn spawn_driver_on(&self, i: usize, kafka: &str, extra: &[&str]) -> Proc {
         let id = Self::driver_id(i);
         let store = self.driver_store(i);
         let mut args = vec![
             "driver",
             "--kafka",
-            &self.kafka,
+            kafka,
             "--orchestrator",
             &self.api,
             "--id",
@@ -549,6 +565,11 @@ fn kafka_script() -> PathBuf {
 
 impl Broker {
     pub fn start() -> Broker {
+        Self::start_with_env(&[])
+    }
+
+    /// A broker started with extra environment for scripts/kafka.sh.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let out = std::process::Command::new("bash")
             .arg(kafka_script())
@@ -556,6 +577,7 @@ impl Broker {
             .arg(dir.path())
             .env_remove("KAFKA_BOOTSTRAP")
             .env("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m")
+            .envs(env.iter().copied())
             .output()
             .expect("run scripts/kafka.sh");
         assert!(
@@ -570,6 +592,11 @@ impl Broker {
             .trim()
             .to_string();
         Broker { dir, bootstrap }
+    }
+
+    /// The directory the broker's files live in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Stops the broker, waits `down`, and starts it again with its data; returns once it
