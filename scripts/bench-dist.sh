@@ -13,9 +13,16 @@
 #   - schedule lag p99: merged over the drivers, and the worst driver's;
 #   - load span: from the scheduled start to the last response (the view's elapsed, the
 #     longest driver's) beside the single process's, and their ratio;
-#   - end to end: from the REST create to the settled result (the orchestrator's start delay and
-#     the last report included), for reference.
-# Goals: start skew < 10 ms; load span within 5 % of the single process's.
+#   - wall time: the distributed test's from its agreed start to the orchestrator's verdict
+#     (the view's started_at_ms to finished_at_ms: every final report in), beside the single
+#     process's from its exec to its exit, and their ratio;
+#   - end to end: from the REST create to the settled result as a client polling the API sees
+#     it, beside the single process's wall time: the same plus the fixed cost of coordination
+#     before the start (the config's gap and the start delay, 2 s together) and after the end
+#     (the last report, the client's poll), which does not grow with the test.
+# Goals: start skew < 10 ms; load span and wall time within 5 % of the single process's; the end
+# to end is judged against the same 5 %, which only a test long enough to amortise the fixed
+# cost meets (BENCH_DIST_SECONDS=60 does; docs/benchmarks.md).
 #
 # Environment (all optional): BENCH_DIST_DRIVERS (8), BENCH_DIST_RATE (8000), BENCH_DIST_SECONDS
 # (5), BENCH_DIST_REPEATS (3), KAFKA_BOOTSTRAP (a running broker; else one is started in a
@@ -32,7 +39,7 @@ RATE="${BENCH_DIST_RATE:-8000}"
 SECS="${BENCH_DIST_SECONDS:-5}"
 REPEATS="${BENCH_DIST_REPEATS:-3}"
 GOAL_SKEW_MS=10
-GOAL_SPAN_RATIO=1.05
+GOAL_SPAN_RATIO=1.05 # also the wall time's and the end to end's
 
 BENCH_NAME=bench-dist
 # shellcheck source=scripts/bench-lib.sh
@@ -114,17 +121,20 @@ for _ in $(seq 600); do
 done
 ((ready >= DRIVERS)) || die "only $ready of $DRIVERS drivers alive with a clock estimate after 60 s"
 
-run_single() { # prints: span_ms lag_p99_ms
-    local out="$TMP/single.json"
+run_single() { # prints: span_ms lag_p99_ms wall_ms
+    local out="$TMP/single.json" t0 t1
+    t0="$(date +%s%N)"
     TOKIO_WORKER_THREADS=2 "$FLOODGATE" load --url "$URL" -n "$N" --rate "$RATE" -c 32 --json >"$out"
-    python3 - "$out" <<'PY'
+    t1="$(date +%s%N)"
+    python3 - "$out" "$(((t1 - t0) / 1000))" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-print(d["elapsed_s"] * 1000, d["schedule_lag"]["p99_ms"])
+print(d["elapsed_s"] * 1000, d["schedule_lag"]["p99_ms"], int(sys.argv[2]) / 1000)
 PY
 }
 
-run_dist() { # prints: span_ms skew_ms bound_ms lag_p99_ms worst_driver_lag_p99_ms end_to_end_ms
+run_dist() { # prints: span_ms skew_ms bound_ms lag_p99_ms worst_driver_lag_p99_ms end_to_end_ms wall_ms
+    #               start_delays_ms after_verdict_ms
     local spec id t0 t1 v
     spec="{\"test_type\":\"tsunami\",\"total_requests\":$N,\"total_rate\":$RATE,\"target_url\":\"$URL\",\"concurrency\":4,\"drivers\":$DRIVERS,\"trigger\":true}"
     t0="$(date +%s%N)"
@@ -136,23 +146,23 @@ run_dist() { # prints: span_ms skew_ms bound_ms lag_p99_ms worst_driver_lag_p99_
     done
     t1="$(date +%s%N)"
     [[ "$(py "d['status']" <<<"$v")" == completed ]] || die "the distributed test ended $(py "d['status'], d.get('reason')" <<<"$v")"
-    py "' '.join(str(x) for x in (d['aggregate']['elapsed_ms'], d['start_skew']['skew_ms'], d['start_skew'].get('bound_ms', '-'), d['aggregate']['schedule_lag']['p99_ms'], max(p['schedule_lag']['p99_ms'] for p in d['per_driver']), ($t1 - $t0) / 1e6))" <<<"$v"
+    py "' '.join(str(x) for x in (d['aggregate']['elapsed_ms'], d['start_skew']['skew_ms'], d['start_skew'].get('bound_ms', '-'), d['aggregate']['schedule_lag']['p99_ms'], max(p['schedule_lag']['p99_ms'] for p in d['per_driver']), ($t1 - $t0) / 1e6, d['finished_at_ms'] - d['started_at_ms'], d['started_at_ms'] - d['created_at_ms'], $t1 / 1e6 - d['finished_at_ms']))" <<<"$v"
 }
 
 say "load: $N requests at $RATE req/s in total ($SECS s), $DRIVERS drivers × $((RATE / DRIVERS)) req/s, $REPEATS rounds"
-S_SPAN=() S_LAG=() D_SPAN=() D_SKEW=() D_BOUND=() D_LAG=() D_WORST=() D_E2E=()
+S_SPAN=() S_LAG=() S_WALL=() D_WALL=() D_DELAY=() D_AFTER=() D_SPAN=() D_SKEW=() D_BOUND=() D_LAG=() D_WORST=() D_E2E=()
 for r in $(seq "$REPEATS"); do
     order=(single dist)
     ((r % 2 == 0)) && order=(dist single)
     for who in "${order[@]}"; do
         if [[ $who == single ]]; then
-            read -r span lag < <(run_single)
-            S_SPAN+=("$span") S_LAG+=("$lag")
-            say "  round $r single: span $span ms, lag p99 $lag ms"
+            read -r span lag wall < <(run_single)
+            S_SPAN+=("$span") S_LAG+=("$lag") S_WALL+=("$wall")
+            say "  round $r single: span $span ms, lag p99 $lag ms, wall $wall ms"
         else
-            read -r span skew bound lag worst e2e < <(run_dist)
-            D_SPAN+=("$span") D_SKEW+=("$skew") D_BOUND+=("$bound") D_LAG+=("$lag") D_WORST+=("$worst") D_E2E+=("$e2e")
-            say "  round $r distributed: span $span ms, start skew $skew ms (±$bound), lag p99 $lag ms (worst driver $worst), end to end $e2e ms"
+            read -r span skew bound lag worst e2e wall delay after < <(run_dist)
+            D_SPAN+=("$span") D_SKEW+=("$skew") D_BOUND+=("$bound") D_LAG+=("$lag") D_WORST+=("$worst") D_E2E+=("$e2e") D_WALL+=("$wall") D_DELAY+=("$delay") D_AFTER+=("$after")
+            say "  round $r distributed: span $span ms, start skew $skew ms (±$bound), lag p99 $lag ms (worst driver $worst), wall $wall ms, end to end $e2e ms (before the start $delay ms, after the verdict $after ms)"
         fi
     done
 done
@@ -161,13 +171,18 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) 
 fmt() { awk -v v="$1" -v d="${2:-3}" 'BEGIN { printf "%.*f", d, v }'; }
 ok() { if [[ "$(awk "BEGIN { print ($1) ? 1 : 0 }")" == 1 ]]; then echo OK; else echo MISSED; fi; }
 s_span="$(median "${S_SPAN[@]}")" d_span="$(median "${D_SPAN[@]}")" skew="$(median "${D_SKEW[@]}")"
-ratio="$(awk -v a="$d_span" -v b="$s_span" 'BEGIN { printf "%.4f", a / b }')"
+s_wall="$(median "${S_WALL[@]}")" d_wall="$(median "${D_WALL[@]}")" d_e2e="$(median "${D_E2E[@]}")"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", a / b }'; }
+span_ratio="$(ratio "$d_span" "$s_span")" wall_ratio="$(ratio "$d_wall" "$s_wall")" e2e_ratio="$(ratio "$d_e2e" "$s_wall")"
 say ""
 say "distributed ($DRIVERS drivers, medians of $REPEATS)"
 printf '%-44s %s\n' "start skew" "$(fmt "$skew") ms (clock bound ±$(fmt "$(median "${D_BOUND[@]}")") ms)"
 printf '%-44s %s\n' "schedule lag p99, merged / worst driver" "$(fmt "$(median "${D_LAG[@]}")") / $(fmt "$(median "${D_WORST[@]}")") ms (one process: $(fmt "$(median "${S_LAG[@]}")") ms)"
-printf '%-44s %s\n' "load span, distributed / one process" "$(fmt "$d_span" 0) / $(fmt "$s_span" 0) ms = ${ratio}x"
-printf '%-44s %s\n' "end to end (REST create to settled)" "$(fmt "$(median "${D_E2E[@]}")" 0) ms"
+printf '%-44s %s\n' "load span, distributed / one process" "$(fmt "$d_span" 0) / $(fmt "$s_span" 0) ms = ${span_ratio}x"
+printf '%-44s %s\n' "wall time, start to verdict / exec to exit" "$(fmt "$d_wall" 0) / $(fmt "$s_wall" 0) ms = ${wall_ratio}x"
+printf '%-44s %s\n' "end to end, REST create to settled" "$(fmt "$d_e2e" 0) ms = ${e2e_ratio}x one process's wall (start delays $(fmt "$(median "${D_DELAY[@]}")" 0) ms, after the verdict $(fmt "$(median "${D_AFTER[@]}")" 0) ms)"
 printf '%-44s %-24s %s\n' "start skew < ${GOAL_SKEW_MS} ms" "$(fmt "$skew") ms" "$(ok "$skew < $GOAL_SKEW_MS")"
-printf '%-44s %-24s %s\n' "load span <= ${GOAL_SPAN_RATIO} x one process" "${ratio}x" "$(ok "$ratio <= $GOAL_SPAN_RATIO")"
+printf '%-44s %-24s %s\n' "load span <= ${GOAL_SPAN_RATIO} x one process" "${span_ratio}x" "$(ok "$span_ratio <= $GOAL_SPAN_RATIO")"
+printf '%-44s %-24s %s\n' "wall time <= ${GOAL_SPAN_RATIO} x one process" "${wall_ratio}x" "$(ok "$wall_ratio <= $GOAL_SPAN_RATIO")"
+printf '%-44s %-24s %s\n' "end to end <= ${GOAL_SPAN_RATIO} x one process's wall" "${e2e_ratio}x" "$(ok "$e2e_ratio <= $GOAL_SPAN_RATIO") (${SECS} s of load)"
 exit 0

@@ -299,6 +299,21 @@ async fn a_loadtest_scales_its_drivers_runs_and_succeeds_with_exact_totals() {
     .await;
 }
 
+/// An Event of `reason` regards the LoadTest `name`.
+async fn assert_event(e: &Env, reason: &str, name: &str) {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(e.client.clone(), &e.ns);
+    let listed = events.list(&Default::default()).await.expect("events");
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|ev| ev.reason.as_deref() == Some(reason)
+                && ev.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)),
+        "no {reason} Event for {name}: {:?}",
+        listed.items
+    );
+}
+
 /// Applies a LoadTest of 2 drivers (`extra` over the defaults), runs its drivers, and returns
 /// its status once it has succeeded.
 async fn run_to_success(e: &Env, name: &str, extra: Value) -> LoadTestStatus {
@@ -470,17 +485,7 @@ async fn a_running_loadtest_s_total_rate_changes_live_and_it_still_sends_its_exa
     // At 300/s throughout it would have taken 10 s: it sped up.
     assert!(agg.achieved_rps > 330.0, "{agg:?}");
     // The change is an Event on the LoadTest too.
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(e.client.clone(), &e.ns);
-    let listed = events.list(&Default::default()).await.expect("events");
-    assert!(
-        listed
-            .items
-            .iter()
-            .any(|ev| ev.reason.as_deref() == Some("RateChanged")
-                && ev.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("live")),
-        "{:?}",
-        listed.items
-    );
+    assert_event(&e, "RateChanged", "live").await;
     // A change once it has ended is not applied, and the condition says so.
     e.loadtests()
         .patch(
@@ -541,6 +546,87 @@ async fn losing_a_driver_mid_test_fails_the_loadtest_with_partial_results() {
         sent > 2000 && sent < 4000,
         "the partial results are kept: {sent}"
     );
+}
+
+/// Issue 13, item 2, on a real API server: a LoadTest given in totals loses a driver mid-test
+/// and a replacement pod of its Deployment joins (a new pod name, as after a deleted pod). The
+/// replacement takes the lost driver's unsent share, `status.handOvers` records who sent what,
+/// the LoadTest succeeds with its drivers' counts adding up to exactly the total, and the
+/// target counts the total plus at most the stated unknown. The hand-over is an Event too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loadtest_in_totals_that_loses_a_driver_hands_its_share_to_a_replacement() {
+    let e = Env::start().await;
+    let total = 3000;
+    let spec = json!({"requestsPerDriver": null, "totalRequests": total, "totalRate": 600});
+    e.apply(loadtest("handover", &e.target, 2, spec))
+        .await
+        .expect("created");
+    e.phase("handover", Phase::Scaling, Duration::from_secs(30))
+        .await;
+    let mut drivers = e.drivers_for("handover").await;
+    eventually(
+        "both drivers to make progress",
+        Duration::from_secs(60),
+        async || {
+            let st = e.loadtests().get("handover").await.ok()?.status?;
+            (st.phase == Phase::Running
+                && st.drivers.len() == 2
+                && st.drivers.iter().all(|d| d.sent >= 300))
+            .then_some(())
+        },
+    )
+    .await;
+    drivers[1].kill();
+    let replacement = e.driver("handover-drivers-pod2").await;
+    let done = e
+        .phase("handover", Phase::Succeeded, Duration::from_secs(120))
+        .await;
+    drop(replacement);
+    let st = done.status.expect("status");
+    assert_eq!(st.hand_overs.len(), 1, "{:?}", st.hand_overs);
+    let h = &st.hand_overs[0];
+    assert_eq!(h.from, "handover-drivers-pod1", "{h:?}");
+    assert_eq!(
+        h.replacement.as_deref(),
+        Some("handover-drivers-pod2"),
+        "{h:?}"
+    );
+    assert_eq!(h.share, total / 2, "{h:?}");
+    assert_eq!(h.unsent, h.share - h.reported_sent, "{h:?}");
+    assert!(h.reported_sent >= 300 && h.unsent > 0, "{h:?}");
+    assert_eq!(h.receivers.len(), 1, "{h:?}");
+    let r = &h.receivers[0];
+    assert_eq!(
+        (r.id.as_str(), r.requests, r.taken),
+        ("handover-drivers-pod2", h.unsent, true),
+        "{h:?}"
+    );
+    // Who sent what: the survivor its share, the lost one what it reported, the replacement
+    // the rest; exactly the total between them.
+    let sent = |id: &str| {
+        st.drivers
+            .iter()
+            .find(|d| d.id == id)
+            .map(|d| d.sent)
+            .unwrap_or_else(|| panic!("no {id} in {:?}", st.drivers))
+    };
+    assert_eq!(sent("handover-drivers-pod0"), total / 2, "{:?}", st.drivers);
+    assert_eq!(
+        sent("handover-drivers-pod1"),
+        h.reported_sent,
+        "{:?}",
+        st.drivers
+    );
+    assert_eq!(sent("handover-drivers-pod2"), h.unsent, "{:?}", st.drivers);
+    assert_eq!(st.aggregate.map(|a| a.sent), Some(total));
+    let counted = e.target_count().await;
+    eprintln!("{h:?}; the target counted {counted}");
+    assert!(
+        (total..=total + h.unknown_max).contains(&counted),
+        "the target counted {counted}, outside {total} + [0, {}]",
+        h.unknown_max
+    );
+    assert_event(&e, "DriverHandedOver", "handover").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -191,31 +191,36 @@ impl Env {
         .await;
         let mut procs = Vec::new();
         for i in 0..replicas {
-            let id = format!("{name}-pod{i}");
-            let store = self.dir.path().join(format!("{id}.sqlite"));
-            let mut p = Proc::start(
-                &id,
-                Command::new(bin("floodgate"))
-                    .args([
-                        "driver",
-                        "--kafka",
-                        &env("KAFKA_BOOTSTRAP"),
-                        "--orchestrator",
-                        &self.api,
-                        "--id",
-                        &id,
-                        "--topic-prefix",
-                        &self.prefix,
-                    ])
-                    .arg("--store")
-                    .arg(store)
-                    .env("TOKIO_WORKER_THREADS", "2"),
-            );
-            p.wait_line("driver registered", Duration::from_secs(60))
-                .await;
-            procs.push(p);
+            procs.push(self.driver(&format!("{name}-pod{i}")).await);
         }
         procs
+    }
+
+    /// Starts one driver process with the pod-like ID `id` (a replacement pod's, say) and waits
+    /// until it has registered.
+    pub async fn driver(&self, id: &str) -> Proc {
+        let store = self.dir.path().join(format!("{id}.sqlite"));
+        let mut p = Proc::start(
+            id,
+            Command::new(bin("floodgate"))
+                .args([
+                    "driver",
+                    "--kafka",
+                    &env("KAFKA_BOOTSTRAP"),
+                    "--orchestrator",
+                    &self.api,
+                    "--id",
+                    id,
+                    "--topic-prefix",
+                    &self.prefix,
+                ])
+                .arg("--store")
+                .arg(store)
+                .env("TOKIO_WORKER_THREADS", "2"),
+        );
+        p.wait_line("driver registered", Duration::from_secs(60))
+            .await;
+        p
     }
 
     pub async fn phase(&self, lt: &str, want: Phase, within: Duration) -> LoadTest {
