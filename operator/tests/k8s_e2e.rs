@@ -299,6 +299,29 @@ async fn a_loadtest_scales_its_drivers_runs_and_succeeds_with_exact_totals() {
     .await;
 }
 
+/// Applies a LoadTest of 2 drivers (`extra` over the defaults), runs its drivers, and returns
+/// them once both have reported `sent` requests sent.
+async fn running_with_progress(e: &Env, name: &str, extra: Value, sent: u64) -> Vec<Proc> {
+    e.apply(loadtest(name, &e.target, 2, extra))
+        .await
+        .expect("created");
+    e.phase(name, Phase::Scaling, Duration::from_secs(30)).await;
+    let drivers = e.drivers_for(name).await;
+    eventually(
+        "both drivers to make progress",
+        Duration::from_secs(60),
+        async || {
+            let st = e.loadtests().get(name).await.ok()?.status?;
+            (st.phase == Phase::Running
+                && st.drivers.len() == 2
+                && st.drivers.iter().all(|d| d.sent >= sent))
+            .then_some(())
+        },
+    )
+    .await;
+    drivers
+}
+
 /// An Event of `reason` regards the LoadTest `name`.
 async fn assert_event(e: &Env, reason: &str, name: &str) {
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(e.client.clone(), &e.ns);
@@ -514,23 +537,7 @@ async fn a_running_loadtest_s_total_rate_changes_live_and_it_still_sends_its_exa
 async fn losing_a_driver_mid_test_fails_the_loadtest_with_partial_results() {
     let e = Env::start().await;
     let long = json!({"testType": "Tsunami", "delayMs": 5, "requestsPerDriver": 2000});
-    e.apply(loadtest("lossy", &e.target, 2, long))
-        .await
-        .expect("created");
-    let mut drivers = e.drivers_for("lossy").await;
-    eventually(
-        "both drivers to make progress",
-        Duration::from_secs(60),
-        async || {
-            let l = e.loadtests().get("lossy").await.ok()?;
-            let st = l.status?;
-            (st.phase == Phase::Running
-                && st.drivers.len() == 2
-                && st.drivers.iter().all(|d| d.sent > 0))
-            .then_some(())
-        },
-    )
-    .await;
+    let mut drivers = running_with_progress(&e, "lossy", long, 1).await;
     drivers[1].kill();
     let failed = e
         .phase("lossy", Phase::Failed, Duration::from_secs(90))
@@ -558,24 +565,7 @@ async fn a_loadtest_in_totals_that_loses_a_driver_hands_its_share_to_a_replaceme
     let e = Env::start().await;
     let total = 3000;
     let spec = json!({"requestsPerDriver": null, "totalRequests": total, "totalRate": 600});
-    e.apply(loadtest("handover", &e.target, 2, spec))
-        .await
-        .expect("created");
-    e.phase("handover", Phase::Scaling, Duration::from_secs(30))
-        .await;
-    let mut drivers = e.drivers_for("handover").await;
-    eventually(
-        "both drivers to make progress",
-        Duration::from_secs(60),
-        async || {
-            let st = e.loadtests().get("handover").await.ok()?.status?;
-            (st.phase == Phase::Running
-                && st.drivers.len() == 2
-                && st.drivers.iter().all(|d| d.sent >= 300))
-            .then_some(())
-        },
-    )
-    .await;
+    let mut drivers = running_with_progress(&e, "handover", spec, 300).await;
     drivers[1].kill();
     let replacement = e.driver("handover-drivers-pod2").await;
     let done = e
@@ -627,6 +617,63 @@ async fn a_loadtest_in_totals_that_loses_a_driver_hands_its_share_to_a_replaceme
         h.unknown_max
     );
     assert_event(&e, "DriverHandedOver", "handover").await;
+}
+
+/// Issue 13, items 2 and 4, through a LoadTest: a driver frozen past its `failSafeMs` (SIGSTOP,
+/// as a stalled node, or one cut off) is judged lost, and its unsent share goes to the other at
+/// its pace. Resumed, it sends nothing more (its lease has lapsed) and reports again, which
+/// turns the hand-over's unknown into what it really sent after its last report: the target
+/// counts exactly the total plus that, and the LoadTest still succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loadtest_driver_frozen_past_its_fail_safe_is_handed_over_and_its_unknown_settled() {
+    let e = Env::start().await;
+    let total = 6000;
+    let spec = json!({"requestsPerDriver": null, "totalRequests": total, "totalRate": 600,
+        "failSafeMs": 2000});
+    let mut drivers = running_with_progress(&e, "frozen", spec, 300).await;
+    // Past the loss timeout and the fail-safe, and back well before the other ends (10 s).
+    drivers[1].pause_for(Duration::from_secs(5)).await;
+    e.phase("frozen", Phase::Succeeded, Duration::from_secs(120))
+        .await;
+    let (h, st) = eventually(
+        "the frozen driver's later report to settle the unknown",
+        Duration::from_secs(30),
+        async || {
+            let st = e.loadtests().get("frozen").await.ok()?.status?;
+            let h = st.hand_overs.first()?.clone();
+            h.sent_after.is_some().then_some((h, st))
+        },
+    )
+    .await;
+    eprintln!("{h:?}");
+    assert_eq!(st.hand_overs.len(), 1, "{:?}", st.hand_overs);
+    assert_eq!(
+        (h.from.as_str(), h.replacement.as_deref()),
+        ("frozen-drivers-pod1", None),
+        "{h:?}"
+    );
+    assert_eq!(
+        (h.share, h.unsent),
+        (total / 2, total / 2 - h.reported_sent),
+        "{h:?}"
+    );
+    // The other goes on at its own 300 req/s plus the lost one's: the total rate holds.
+    let r = &h.receivers[..];
+    assert!(
+        matches!(r, [x] if x.id == "frozen-drivers-pod0" && x.requests == h.unsent && x.taken
+            && x.rate.is_some_and(|v| (v - 600.0).abs() < 0.01)),
+        "{h:?}"
+    );
+    // What it sent between its last report and the freeze; nothing after.
+    let after = h.sent_after.unwrap_or_default();
+    assert_eq!(h.unknown, 0, "{h:?}");
+    assert!(after <= h.unknown_max, "{h:?}");
+    // At most a second of its 300 req/s (a report interval and the moments to the signal):
+    // had it gone on after the resume it would have sent up to its 2,700 more.
+    assert!(after <= 300, "it sent {after} after its last report: {h:?}");
+    let counted = e.target_count().await;
+    eprintln!("sent after its last report {after}; the target counted {counted}");
+    assert_eq!(counted, total + after, "{h:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
