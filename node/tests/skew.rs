@@ -118,5 +118,28 @@ async fn eight_drivers_start_within_ten_ms_and_the_view_says_by_how_much() {
         )),
         "{line}"
     );
-    assert!(line.contains("schedule lag p99 (ms): driver-0 "), "{line}");
+    // Each driver's lag percentiles, as the view has them.
+    let lags: Vec<String> = v["per_driver"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let l = &d["schedule_lag"];
+            let ms = |k: &str| l[k].as_f64().unwrap();
+            format!(
+                "{} {:.3}/{:.3}/{:.3}",
+                d["driver_id"].as_str().unwrap(),
+                ms("median_ms"),
+                ms("p99_ms"),
+                ms("max_ms")
+            )
+        })
+        .collect();
+    assert!(
+        line.ends_with(&format!(
+            "; schedule lag p50/p99/max (ms): {}",
+            lags.join(" · ")
+        )),
+        "{line}"
+    );
 }

@@ -240,12 +240,13 @@ export function renderTest(t, ctx) {
   show($('test-timing'), paced || !!skew);
   if (paced || skew) {
     const pair = (l) => `${fmtMs(l?.median_ms)} / ${fmtMs(l?.p99_ms)}`;
-    const lags = t.per_driver.filter((d) => d.schedule_lag?.count > 0).map((d) => `${d.driver_id} ${fmtMs(d.schedule_lag.p99_ms)}`);
+    const lags = t.per_driver.filter((d) => d.schedule_lag?.count > 0)
+      .map((d) => `${d.driver_id} ${fmtMs(d.schedule_lag.median_ms)} / ${fmtMs(d.schedule_lag.p99_ms)} / ${fmtMs(d.schedule_lag.max_ms)}`);
     fill(
       $('test-timing'),
       paced ? h('span', { 'data-testid': 'timing-line' }, `p50 / p99 ms: latency from due ${pair(a.latency)} · service time ${pair(a.service_time)} · schedule lag ${pair(lag)}`) : null,
       skew ? h('div', { 'data-testid': 'start-skew', title: 'Latest first send minus earliest, each driver\'s clock corrected by its offset as estimated from heartbeat round trips' },
-        `start skew ${fmtMs(skew.skew_ms)} ms over ${fmtInt(skew.drivers)} drivers (${skew.bound_ms != null ? `clock bound ±${fmtMs(skew.bound_ms)} ms` : 'a clock offset unmeasured'})${lags.length ? ` · schedule lag p99 ms: ${lags.join(' · ')}` : ''}`) : null,
+        `start skew ${fmtMs(skew.skew_ms)} ms over ${fmtInt(skew.drivers)} drivers (${skew.bound_ms != null ? `clock bound ±${fmtMs(skew.bound_ms)} ms` : 'a clock offset unmeasured'})${lags.length ? ` · schedule lag p50 / p99 / max ms: ${lags.join(' · ')}` : ''}`) : null,
       a.lag_note ? h('div', { class: 'lag-note', 'data-testid': 'lag-note' }, a.lag_note) : null,
     );
   }

@@ -323,7 +323,9 @@ pub fn observation(v: &TestView) -> TestObservation {
                 ok: d.stats.ok,
                 errors: d.stats.error_total,
                 p99_ms: d.stats.latency.p99_ms,
+                lag_p50_ms: paced(&d.stats.schedule_lag, |l| l.median_ms),
                 lag_p99_ms: lag_p99(&d.stats.schedule_lag),
+                lag_max_ms: paced(&d.stats.schedule_lag, |l| l.max_ms),
                 start_offset_ms: d
                     .start
                     .zip(v.start_skew)
@@ -347,7 +349,15 @@ pub fn observation(v: &TestView) -> TestObservation {
 
 /// A schedule lag's p99, when there was a schedule to be late for.
 fn lag_p99(lag: &floodgate::stats::LatencyStats) -> Option<f64> {
-    lag.p99_ms.filter(|_| lag.count > 0)
+    paced(lag, |l| l.p99_ms)
+}
+
+/// A figure of a schedule lag, absent when nothing was paced.
+fn paced(
+    lag: &floodgate::stats::LatencyStats,
+    figure: impl Fn(&floodgate::stats::LatencyStats) -> Option<f64>,
+) -> Option<f64> {
+    figure(lag).filter(|_| lag.count > 0)
 }
 
 /// A mix's figures by name as the status shows them: bounded, as a mix is, whatever the

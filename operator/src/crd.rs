@@ -432,9 +432,16 @@ pub struct DriverProgress {
     pub errors: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_ms: Option<f64>,
+    /// p50 of its schedule lag (how late its sends left against their due instants); absent
+    /// when unpaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_p50_ms: Option<f64>,
     /// p99 of its schedule lag; absent when unpaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_p99_ms: Option<f64>,
+    /// The latest of its sends against its due instant; absent when unpaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_max_ms: Option<f64>,
     /// Its first send after the earliest driver's, on the orchestrator's clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_offset_ms: Option<f64>,

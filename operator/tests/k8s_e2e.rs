@@ -222,6 +222,14 @@ async fn a_loadtest_scales_its_drivers_runs_and_succeeds_with_exact_totals() {
         .drivers
         .iter()
         .all(|d| d.state == "done" && d.sent == 300));
+    // Unpaced: no schedule, so no lag to show.
+    assert!(
+        st.drivers
+            .iter()
+            .all(|d| (d.lag_p50_ms, d.lag_p99_ms, d.lag_max_ms) == (None, None, None)),
+        "{:?}",
+        st.drivers
+    );
     assert!(st.completion_time.is_some());
     // How far apart the two started (issue 13): the skew is the later one's offset.
     let skew = st.start_skew.expect("a start skew");
@@ -367,6 +375,18 @@ async fn a_loadtest_in_totals_shares_them_exactly_among_its_drivers() {
         "{:?}",
         st.drivers
     );
+    // Paced at 1,200 req/s: each driver's schedule lag percentiles, in order (issue 13).
+    for d in &st.drivers {
+        let lag = (d.lag_p50_ms, d.lag_p99_ms, d.lag_max_ms);
+        assert!(
+            matches!(lag, (Some(p50), Some(p99), Some(max)) if 0.0 <= p50 && p50 <= p99 && p99 <= max),
+            "{d:?}"
+        );
+    }
+    assert!(st
+        .aggregate
+        .as_ref()
+        .is_some_and(|a| a.lag_p99_ms.is_some()));
     assert_eq!(st.aggregate.map(|a| a.sent), Some(601));
     assert_eq!(e.target_count().await, 601, "the target agrees");
 }

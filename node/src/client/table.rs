@@ -124,7 +124,7 @@ pub fn print_result(v: &Test, output: Output) {
     let _ = std::io::stdout().flush();
 }
 
-/// How far apart the drivers started, and each one's schedule lag p99 (issue 13).
+/// How far apart the drivers started, and each one's schedule lag p50/p99/max (issue 13).
 fn start_line(v: &Test) -> Option<String> {
     let s = v.start_skew?;
     let bound = match s.bound_ms {
@@ -135,18 +135,15 @@ fn start_line(v: &Test) -> Option<String> {
         .per_driver
         .iter()
         .filter_map(|d| {
-            let p99 = d
-                .stats
-                .schedule_lag
-                .p99_ms
-                .filter(|_| d.stats.schedule_lag.count > 0)?;
-            Some(format!("{} {p99:.3}", short(&d.driver_id)))
+            let l = &d.stats.schedule_lag;
+            let (p50, p99, max) = (l.median_ms?, l.p99_ms?, l.max_ms?);
+            (l.count > 0).then(|| format!("{} {p50:.3}/{p99:.3}/{max:.3}", short(&d.driver_id)))
         })
         .collect();
     let lag = if lags.is_empty() {
         String::new()
     } else {
-        format!("; schedule lag p99 (ms): {}", lags.join(" · "))
+        format!("; schedule lag p50/p99/max (ms): {}", lags.join(" · "))
     };
     Some(format!(
         "start skew {:.3} ms over {} drivers ({bound}){lag}",
