@@ -159,6 +159,13 @@ async fn a_driver_cut_off_kafka_stops_within_its_fail_safe_and_resumes_nothing()
     assert_eq!(at_end, 2 * per + sent);
     assert_eq!(v["aggregate"]["sent"].as_u64(), Some(at_end));
     assert_ne!(v["status"], "completed", "a driver stopped short: {v}");
+    // The CLI says why, naming the driver.
+    let (_, out, err) = floodgate(["test", "show", &id, "--orchestrator", &c.api]).await;
+    assert!(
+        out.lines()
+            .any(|l| l.contains("driver-1") && l.contains("fail-safe: heard neither")),
+        "{out}{err}"
+    );
 
     // The target's arrival log, from the first send: three drivers' rate before the cut, two
     // drivers' after the fail-safe ran out, until the others' last requests.

@@ -299,6 +299,23 @@ async function main(page) {
   assert(mline.startsWith('Avalanche · 300 requests over 2 drivers, shared by measured capacity'), `the spec line: ${mline}`);
   log(`test ${measured}: ${mline}`);
 
+  // ---- 6. a total rate too: each driver paced by its share of it
+  await page.fill(tid('input-total_requests'), '301');
+  await page.fill(tid('input-total_rate'), '600');
+  await page.selectOption(tid('input-split'), 'equal');
+  const paced = await submit(page);
+  t = await completed(page, paced);
+  assertEqual(
+    [t.spec.totals?.requests, t.spec.totals?.rate, t.split?.shares?.map((x) => x.requests), t.aggregate.sent],
+    [301, 600, [151, 150], 301],
+    'the total rate the form sent',
+  );
+  // Paced: every request of each driver had a due instant.
+  assertEqual(t.per_driver.map((d) => d.schedule_lag?.count), t.per_driver.map((d) => d.sent), 'each driver paced');
+  const pline = await page.$eval('[data-testid="test-spec"] .spec-line', (e) => e.textContent);
+  assert(pline.startsWith('Avalanche · 301 requests over 2 drivers, shared equally · 600 req/s in total'), `the spec line: ${pline}`);
+  log(`test ${paced}: ${pline}`);
+
   // For a look at the layout: every section open, HTTP/2 and the warning on.
   if (process.env.FORM_SCREENSHOT) {
     for (const name of ['request', 'mix', 'checks', 'thresholds', 'transport']) await openSection(page, name);
