@@ -311,6 +311,10 @@ cmd_start() {
   local dir; dir="$(run_dir "${1:-}")"
   cmd_fetch
   command -v python3 >/dev/null || die "python3 not found (used to pick free ports)"
+  if [[ -n "${KAFKA_PROXIED_ADVERTISED:-}" ]]; then
+    [[ "$KAFKA_PROXIED_ADVERTISED" =~ ^[0-9]{1,5}$ ]] && ((KAFKA_PROXIED_ADVERTISED >= 1 && KAFKA_PROXIED_ADVERTISED <= 65535)) ||
+      die "KAFKA_PROXIED_ADVERTISED: expected a TCP port (1-65535), got '$KAFKA_PROXIED_ADVERTISED'"
+  fi
   mkdir -p "$dir"
   exec 9>"$dir/.lock"
   flock 9

@@ -79,14 +79,6 @@ fn stopped_by_its_fail_safe(v: &Value, before: &Value, more: f64, per: u64, what
     sent
 }
 
-fn now_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        * 1000.0
-}
-
 /// Arrivals in the target's own log within [from, to) seconds of its first, per second.
 fn rate_between(arrivals_us: &[u64], from: f64, to: f64) -> f64 {
     let (a, b) = ((from * 1e6) as u64, (to * 1e6) as u64);
@@ -125,7 +117,7 @@ async fn a_driver_cut_off_kafka_stops_within_its_fail_safe_and_resumes_nothing()
         },
     )
     .await;
-    let cut_at_ms = now_ms();
+    let cut_at_ms = floodgate::protocol::now_unix_ms() as f64;
     kafka_cut.cut();
     let polled_to_cut = before.1.elapsed().as_secs_f64();
     let (before, _) = before;

@@ -305,7 +305,7 @@ pub fn observation(v: &TestView) -> TestObservation {
             p90_ms: l.p90_ms,
             p95_ms: l.p95_ms,
             p99_ms: l.p99_ms,
-            lag_p99_ms: lag_p99(&a.schedule_lag),
+            lag_p99_ms: paced(&a.schedule_lag, |l| l.p99_ms),
         },
         start_skew: v.start_skew.map(|s| StartSkewStatus {
             skew_ms: s.skew_ms,
@@ -324,7 +324,7 @@ pub fn observation(v: &TestView) -> TestObservation {
                 errors: d.stats.error_total,
                 p99_ms: d.stats.latency.p99_ms,
                 lag_p50_ms: paced(&d.stats.schedule_lag, |l| l.median_ms),
-                lag_p99_ms: lag_p99(&d.stats.schedule_lag),
+                lag_p99_ms: paced(&d.stats.schedule_lag, |l| l.p99_ms),
                 lag_max_ms: paced(&d.stats.schedule_lag, |l| l.max_ms),
                 start_offset_ms: d
                     .start
@@ -347,12 +347,7 @@ pub fn observation(v: &TestView) -> TestObservation {
     }
 }
 
-/// A schedule lag's p99, when there was a schedule to be late for.
-fn lag_p99(lag: &floodgate::stats::LatencyStats) -> Option<f64> {
-    paced(lag, |l| l.p99_ms)
-}
-
-/// A figure of a schedule lag, absent when nothing was paced.
+/// A figure of a schedule lag, when there was a schedule to be late for.
 fn paced(
     lag: &floodgate::stats::LatencyStats,
     figure: impl Fn(&floodgate::stats::LatencyStats) -> Option<f64>,
